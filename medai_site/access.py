@@ -1,0 +1,32 @@
+"""Who may see which patient: the one rule every selector applies.
+
+A doctor (or integration client) sees a patient when they belong to one of the patient's care
+teams; hospital admins see every patient (and their reads are audited like anyone's).
+Objects outside the viewer's scope are reported as "not found" so existence does not leak.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, QuerySet
+
+from patients.models import CareTeam, Patient
+
+from .roles import is_admin
+
+
+def visible_patients(viewer: object) -> QuerySet[Patient]:
+    if not getattr(viewer, "is_authenticated", False):
+        return Patient.objects.none()
+    if is_admin(viewer):
+        return Patient.objects.all()
+    member_of_team = CareTeam.members.through.objects.filter(
+        user_id=viewer.pk,  # type: ignore[attr-defined]
+        careteam_id__in=Patient.care_teams.through.objects.filter(patient_id=OuterRef(OuterRef("pk"))).values(
+            "careteam_id"
+        ),
+    )
+    return Patient.objects.filter(Exists(member_of_team))
+
+
+def can_see_patient(viewer: object, patient_id: int) -> bool:
+    return visible_patients(viewer).filter(pk=patient_id).exists()

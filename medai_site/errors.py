@@ -1,0 +1,107 @@
+"""The domain error hierarchy, and the one place that turns it into an HTTP answer.
+
+Services raise these; the DRF exception handler below maps them (and DRF's own errors) to
+``{"error": {"code", "message", "fields"}}`` with the right 4xx status. Messages never carry PHI:
+they name fields and rules, not values.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_default_handler
+
+logger = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """Base of every error a service raises on purpose."""
+
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, *, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+class InvalidInput(DomainError):
+    code = "invalid"
+    status = 400
+
+    @classmethod
+    def from_django(cls, error: DjangoValidationError) -> InvalidInput:
+        if hasattr(error, "error_dict"):
+            fields = {name: [str(m) for e in errs for m in e.messages] for name, errs in error.error_dict.items()}
+            first = next(iter(fields.values()), ["Invalid input."])[0]
+            return cls(first, fields=fields)
+        return cls("; ".join(error.messages))
+
+
+class NotFound(DomainError):
+    """Also what a viewer gets for an object outside their care team: existence must not leak."""
+
+    code = "not_found"
+    status = 404
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+    status = 403
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status = 409
+
+
+class DecryptionFailed(DomainError):
+    """A stored value did not decrypt under any configured key: fail closed, never show ciphertext."""
+
+    code = "decryption_failed"
+    status = 500
+
+
+class EncryptedFieldMisuse(DomainError):
+    """A query that cannot work on ciphertext (``filter(name=...)``, SQL expressions in updates)."""
+
+    code = "encrypted_field_misuse"
+    status = 500
+
+
+def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's EXCEPTION_HANDLER: one error shape for every endpoint."""
+    if isinstance(exc, DjangoValidationError):
+        exc = InvalidInput.from_django(exc)
+    if isinstance(exc, DomainError):
+        if exc.status >= 500:
+            logger.error("domain error %s in %s", exc.code, context.get("view").__class__.__name__)
+        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
+    if isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+
+    response = drf_default_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, drf_exceptions.ValidationError):
+        detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        fields = {k: [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in detail.items()}
+        first = next(iter(fields.values()), ["Invalid input."])
+        response.data = error_body("invalid", str(first[0]) if first else "Invalid input.", fields)
+    else:
+        code = getattr(exc, "default_code", "error")
+        response.data = error_body(code, str(getattr(exc, "detail", exc)))
+    return response

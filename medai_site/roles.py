@@ -1,0 +1,31 @@
+"""Roles are Django groups; these names are the whole vocabulary."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+DOCTOR = "doctor"
+ADMIN = "admin"
+INTEGRATION = "integration client"
+ALL_ROLES = (DOCTOR, ADMIN, INTEGRATION)
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def has_role(user: object, role: str) -> bool:
+    if not getattr(user, "is_authenticated", False):
+        return False
+    cache = getattr(user, "_medai_roles", None)
+    if cache is None:
+        cache = set(user.groups.values_list("name", flat=True))  # type: ignore[attr-defined]
+        user._medai_roles = cache  # type: ignore[attr-defined]
+    return role in cache
+
+
+def is_admin(user: object) -> bool:
+    """Hospital administrators: superusers or members of the admin group."""
+    return bool(getattr(user, "is_superuser", False)) or has_role(user, ADMIN)
+
+
+def is_doctor(user: object) -> bool:
+    return has_role(user, DOCTOR)

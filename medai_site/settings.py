@@ -1,0 +1,261 @@
+"""MedAI settings, read from the environment (12-factor).
+
+Profiles (``MEDAI_PROFILE``):
+- ``local``: one machine, embedded defaults (SQLite under var/, kombu's filesystem transport,
+  per-machine secrets generated into var/local-secrets.json). DEBUG is on only here, and only
+  because the profile says so.
+- ``test``: the real PostgreSQL and Redis on 127.0.0.1 (CI and developers), fixed throw-away keys.
+- ``production``: everything secret must come from the environment; nothing has a default.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import environ
+from celery.schedules import crontab
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("MEDAI_VAR_DIR", default=str(BASE_DIR / "var")))
+
+env = environ.Env()
+PROFILE = env.str("MEDAI_PROFILE", default="production")
+if PROFILE not in {"local", "test", "production"}:
+    raise environ.ImproperlyConfigured(
+        f"MEDAI_PROFILE must be local, test or production, not {PROFILE!r}"
+    )
+
+
+def _local_secrets() -> dict[str, str]:
+    """Per-machine development secrets, generated once; never used in production."""
+    from cryptography.fernet import Fernet
+
+    path = VAR_DIR / "local-secrets.json"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            json.dumps(
+                {
+                    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+                    "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+                    "BLIND_INDEX_KEY": secrets.token_hex(32),
+                }
+            )
+        )
+        path.chmod(0o600)
+    return json.loads(path.read_text())
+
+
+# Throw-away keys for the test profile only: test data is synthetic and the keys are public.
+_TEST_SECRETS = {
+    "DJANGO_SECRET_KEY": "test-only-secret-key-not-for-any-real-deployment-0123456789",  # noqa: S105
+    "FIELD_ENCRYPTION_KEY": "rYq0O8lYbIEY1mRuHxMkTq4yAhG1Y4Pq0BqvJ1Hnj3c=",
+    "BLIND_INDEX_KEY": "7465737420626c696e6420696e646578206b6579206e6f7420666f7220757365",
+}
+_DEFAULT_SECRETS = {"local": _local_secrets, "test": lambda: _TEST_SECRETS}.get(PROFILE)
+_defaults = _DEFAULT_SECRETS() if _DEFAULT_SECRETS else {}
+
+
+def _secret(name: str) -> str:
+    if name in _defaults:
+        return env.str(name, default=_defaults[name])
+    return env.str(name)  # production: ImproperlyConfigured when missing
+
+
+DEBUG = env.bool("DJANGO_DEBUG", default=PROFILE == "local")
+SECRET_KEY = _secret("DJANGO_SECRET_KEY")
+ALLOWED_HOSTS = env.list(
+    "DJANGO_ALLOWED_HOSTS",
+    default=["localhost", "127.0.0.1", "[::1]"] if PROFILE != "production" else [],
+)
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- Encryption of PHI (see README "Data protection") -----------------------------------
+# Comma-separated Fernet keys; the FIRST encrypts, all decrypt (rotation: new,old -> rotate -> new).
+FIELD_ENCRYPTION_KEY = [k.strip() for k in _secret("FIELD_ENCRYPTION_KEY").split(",") if k.strip()]
+# Separate HMAC key for blind indexes: search without decrypting, and a leaked index
+# cannot be brute-forced without this key. Hex-encoded, at least 32 bytes.
+BLIND_INDEX_KEY = _secret("BLIND_INDEX_KEY")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "medai_site",
+    "patients",
+    "visits",
+    "predictions",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "medai_site.urls"
+WSGI_APPLICATION = "medai_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+            ],
+        },
+    },
+]
+
+_DATABASE_DEFAULTS = {
+    "local": f"sqlite:///{VAR_DIR / 'medai.sqlite3'}",
+    "test": "postgres://postgres@127.0.0.1:5432/medai",
+}
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=_DATABASE_DEFAULTS.get(PROFILE, environ.Env.NOTSET))
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # One writer at a time: wait for the worker's write instead of failing with "locked".
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+if PROFILE == "test":
+    # Hashing cost is not what the tests measure.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env.str("MEDAI_TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+MEDIA_ROOT = Path(env.str("MEDAI_MEDIA_ROOT", default=str(VAR_DIR / "media")))
+# Model artifacts (joblib files, sha256 recorded on ModelVersion).
+MODEL_ARTIFACT_DIR = Path(env.str("MEDAI_MODEL_DIR", default=str(VAR_DIR / "models")))
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+
+# --- Celery --------------------------------------------------------------------------------
+_BROKER_DEFAULTS = {"local": "filesystem://", "test": "redis://127.0.0.1:6379/15"}
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=_BROKER_DEFAULTS.get(PROFILE, environ.Env.NOTSET))
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = VAR_DIR / "broker"
+    for sub in ("queue", "processed"):
+        (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Must exceed the longest task's hard time limit, or Redis redelivers a running task.
+        "visibility_timeout": 2 * 60 * 60,
+    }
+# Results live in our own tables (Advice, TrainingJob); Celery's result store would be a second
+# copy and, for advice, a place PHI could leak to.
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+# JSON only: no pickle on the broker, and task arguments are ids (never PHI).
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# At-least-once delivery: acknowledge after the task ran; a worker killed mid-task hands the
+# message back. Tasks are idempotent (advice keyed by input hash, jobs by state).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Hard limit below the visibility timeout above (2 h), so Redis never redelivers a live task.
+CELERY_TASK_TIME_LIMIT = 60 * 60
+CELERY_TASK_SOFT_TIME_LIMIT = 55 * 60
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE = {
+    "relay-advice-outbox": {"task": "predictions.tasks.advice_outbox_relay", "schedule": 5.0},
+    "watch-training-jobs": {"task": "predictions.tasks.training_job_watchdog", "schedule": 60.0},
+    "nightly-training": {
+        "task": "predictions.tasks.training_nightly_start",
+        "schedule": crontab(hour=env.int("MEDAI_NIGHTLY_TRAINING_HOUR", default=2), minute=0),
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "EXCEPTION_HANDLER": "medai_site.errors.api_exception_handler",
+}
+
+# --- Logging: ids only, never PHI (see medai_site/logging_filters.py) ----------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("MEDAI_LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # Django logs the failing request's details on 500s; our error view records ids instead.
+        "django.request": {"level": "ERROR"},
+    },
+}
+
+# --- Security (production hardening; `manage.py check --deploy`) ---------------------------
+SESSION_COOKIE_AGE = env.int("MEDAI_SESSION_IDLE_SECONDS", default=15 * 60)
+SESSION_SAVE_EVERY_REQUEST = True  # inactivity timeout, not absolute
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if PROFILE == "production":
+    SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+
+# --- Product settings ------------------------------------------------------------------------
+# Registry: a challenger replaces the champion only if not worse on the same held-out data.
+MEDAI_PROMOTION_AUC_MARGIN = env.float("MEDAI_PROMOTION_AUC_MARGIN", default=0.01)
+MEDAI_PROMOTION_ECE_MARGIN = env.float("MEDAI_PROMOTION_ECE_MARGIN", default=0.02)
+# A training job with no heartbeat for this long is presumed dead with its worker.
+MEDAI_TRAINING_HEARTBEAT_TIMEOUT = env.int("MEDAI_TRAINING_HEARTBEAT_TIMEOUT", default=10 * 60)

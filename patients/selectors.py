@@ -1,0 +1,85 @@
+"""Every read of patients, scoped to what the viewer may see (medai_site.access)."""
+
+from __future__ import annotations
+
+import re
+
+from django.db.models import Q, QuerySet
+
+from medai_site.access import visible_patients
+from medai_site.audit import audit_record
+from medai_site.blind_index import blind_index, normalise
+from medai_site.errors import NotFound
+from medai_site.models import AuditEvent
+
+from .models import Patient
+
+_MRN_LIKE = re.compile(r"^[A-Za-z0-9-]{4,32}$")
+
+
+def patient_list(*, viewer: object, query: str | None = None) -> QuerySet[Patient]:
+    patients = visible_patients(viewer).prefetch_related("allergies")
+    if query:
+        return patient_search(viewer=viewer, query=query)
+    return patients
+
+
+def patient_search(*, viewer: object, query: str) -> QuerySet[Patient]:
+    """Exact search by MRN, full/given/family name, phone or national id, via blind indexes.
+
+    Candidates found through an index are decrypted and compared with the query, so an index
+    collision can never return the wrong patient.
+    """
+    text = (query or "").strip()
+    if not text:
+        return Patient.objects.none()
+    conditions = Q()
+    if _MRN_LIKE.match(text):
+        conditions |= Q(mrn=text.upper())
+    name_digest = blind_index(text, "name")
+    conditions |= Q(name_bidx=name_digest) | Q(given_name_bidx=name_digest) | Q(family_name_bidx=name_digest)
+    if phone_digest := blind_index(text, "phone"):
+        conditions |= Q(phone_bidx=phone_digest)
+    if id_digest := blind_index(text, "national_id"):
+        conditions |= Q(national_id_bidx=id_digest)
+
+    candidates = list(visible_patients(viewer).filter(conditions)[:200])
+    confirmed = [p.pk for p in candidates if _matches(p, text)]
+    for patient_id in confirmed:
+        audit_record(actor=viewer, action=AuditEvent.Action.SEARCH_HIT, patient_id=patient_id)
+    return Patient.objects.filter(pk__in=confirmed).prefetch_related("allergies")
+
+
+def _matches(patient: Patient, text: str) -> bool:
+    if patient.mrn == text.upper():
+        return True
+    name = normalise(text, "name")
+    if name in {
+        normalise(patient.full_name, "name"),
+        normalise(patient.given_name, "name"),
+        normalise(patient.family_name, "name"),
+    }:
+        return True
+    phone = normalise(text, "phone")
+    if phone and phone == normalise(patient.phone, "phone"):
+        return True
+    national_id = normalise(text, "national_id")
+    return bool(national_id) and national_id == normalise(patient.national_id, "national_id")
+
+
+def patient_get(*, viewer: object, patient_id: int, audit: bool = True) -> Patient:
+    try:
+        patient = visible_patients(viewer).prefetch_related("allergies", "care_teams").get(pk=patient_id)
+    except (Patient.DoesNotExist, ValueError, TypeError):
+        audit_record(actor=viewer, action=AuditEvent.Action.DENIED, patient_id=_as_int(patient_id))
+        raise NotFound("Patient not found.") from None
+    if audit:
+        audit_record(actor=viewer, action=AuditEvent.Action.VIEW, obj=patient, patient_id=patient.pk)
+    return patient
+
+
+def _as_int(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None

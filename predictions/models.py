@@ -1,0 +1,243 @@
+"""The model lifecycle (DESIGN.md): tasks, training jobs, immutable versions, advice, feedback."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from medai_site.encrypted_fields import EncryptedQuerySet, EncryptedTextField
+from visits.models import Diagnosis, Visit
+
+
+class PredictionTask(models.Model):
+    """What a model predicts, from which visits (``config``), and whether it may advise now."""
+
+    class Kind(models.TextChoices):
+        DIFFERENTIAL = "differential", "Differential diagnosis (multi-class)"
+        RISK = "risk", "Binary risk"
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=120)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # differential: {"min_class_visits": int, "max_classes": int}
+    # risk: {"positive_prefixes": ["I20", ...], "label": "coronary artery disease"}
+    config = models.JSONField(default=dict, blank=True)
+    intended_use = models.TextField(blank=True)
+    limitations = models.TextField(blank=True)
+    active_version = models.OneToOneField(
+        "ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="active_for"
+    )
+    # Kill switch: a disabled task gives no advice, whatever its active version.
+    enabled = models.BooleanField(default=True)
+    disabled_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TrainingJob(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        API = "api", "API"
+        PAGE = "page", "Page"
+        SCHEDULE = "schedule", "Nightly schedule"
+
+    task = models.ForeignKey(PredictionTask, on_delete=models.PROTECT, related_name="training_jobs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.ADMIN)
+    stage = models.CharField(max_length=60, blank=True)
+    percent = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Snapshot of the training set: ids of the visits, their hash, counts per class.
+    snapshot = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(percent__lte=100), name="training_percent_max_100"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Training job {self.pk} ({self.task_id}, {self.status})"
+
+
+class ModelVersion(models.Model):
+    """An immutable fitted model: written once by the training service, never edited."""
+
+    task = models.ForeignKey(PredictionTask, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    training_job = models.OneToOneField(
+        TrainingJob, null=True, blank=True, on_delete=models.PROTECT, related_name="model_version"
+    )
+    algorithm = models.CharField(max_length=40)
+    artifact_path = models.CharField(max_length=500)
+    artifact_sha256 = models.CharField(max_length=64)
+    artifact_size = models.PositiveBigIntegerField()
+    feature_schema = models.JSONField(default=dict)
+    label_map = models.JSONField(default=dict)
+    library_versions = models.JSONField(default=dict)
+    data_hash = models.CharField(max_length=64)
+    metrics = models.JSONField(default=dict)
+    holdout_metrics = models.JSONField(default=dict)
+    # Champion/challenger comparison on the same held-out visits, at creation time.
+    comparison = models.JSONField(default=dict, blank=True)
+    report = models.JSONField(default=dict)
+    plots = models.JSONField(default=dict, blank=True)  # name -> file path relative to the model dir
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["task", "-number"]
+        constraints = [models.UniqueConstraint(fields=["task", "number"], name="model_version_number")]
+
+    def __str__(self) -> str:
+        return f"{self.task.slug} v{self.number}"
+
+
+class ActivationEvent(models.Model):
+    """Append-only history of what was active when, who changed it, and why."""
+
+    class Action(models.TextChoices):
+        AUTO_PROMOTE = "auto_promote", "Promoted automatically (not worse than champion)"
+        PROMOTE = "promote", "Promoted by an admin"
+        ROLLBACK = "rollback", "Rolled back by an admin"
+        DISABLE = "disable", "Kill switch: disabled"
+        ENABLE = "enable", "Re-enabled"
+
+    task = models.ForeignKey(PredictionTask, on_delete=models.PROTECT, related_name="activations")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    from_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    to_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.TextField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.task_id} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class AdviceRequest(models.Model):
+    """The outbox row: written in the visit's transaction, relayed to Celery until done."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DISPATCHED = "dispatched", "Handed to the broker"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    visit = models.ForeignKey(Visit, on_delete=models.CASCADE, related_name="advice_requests")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    dispatch_attempts = models.PositiveIntegerField(default=0)
+    compute_attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)  # a readable reason, never PHI
+    request_id = models.CharField(max_length=64, blank=True)
+    advice = models.ForeignKey("Advice", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Advice request {self.pk} for visit {self.visit_id} ({self.status})"
+
+
+class Advice(models.Model):
+    """Advice computed for one visit's inputs by one set of model versions.
+
+    The payload (ranked diagnoses, risks, contributions, alerts, similar cases) quotes the visit's
+    findings and words of its free text, so it is encrypted like the free text itself.
+    """
+
+    visit = models.ForeignKey(Visit, on_delete=models.CASCADE, related_name="advice")
+    input_hash = models.CharField(max_length=64)
+    models_key = models.CharField(max_length=200)  # "task:version,..." of the models used
+    model_versions = models.ManyToManyField(ModelVersion, related_name="advice", blank=True)
+    payload = EncryptedTextField()
+    abstained = models.BooleanField(default=False)
+    alert_count = models.PositiveSmallIntegerField(default=0)
+    critical_alert_count = models.PositiveSmallIntegerField(default=0)
+    superseded = models.BooleanField(default=False, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    compute_ms = models.FloatField(default=0)
+
+    objects = EncryptedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Same inputs + same models = same advice, computed once.
+            models.UniqueConstraint(fields=["visit", "input_hash", "models_key"], name="advice_once_per_input"),
+            models.UniqueConstraint(
+                fields=["visit"], condition=Q(superseded=False), name="advice_one_current_per_visit"
+            ),
+        ]
+        verbose_name_plural = "advice"
+
+    def __str__(self) -> str:
+        return f"Advice {self.pk} for visit {self.visit_id}"
+
+
+class Feedback(models.Model):
+    class Decision(models.TextChoices):
+        ACCEPT = "accept", "Accept"
+        OVERRIDE = "override", "Override"
+
+    class Reason(models.TextChoices):
+        NONE = "", "—"
+        CLINICAL_JUDGEMENT = "clinical_judgement", "Clinical judgement differs"
+        MISSING_INFORMATION = "missing_information", "Model lacks information I have"
+        IMPLAUSIBLE = "implausible", "Suggestion is implausible"
+        ALREADY_EXCLUDED = "already_excluded", "Already excluded by tests"
+        OTHER = "other", "Other"
+
+    advice = models.ForeignKey(Advice, on_delete=models.CASCADE, related_name="feedback")
+    suggestion = models.CharField(max_length=40)  # the ICD-10 code or risk task slug
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    reason = models.CharField(max_length=24, choices=Reason.choices, blank=True)
+    comment = EncryptedTextField(blank=True, default="")
+    rank = models.PositiveSmallIntegerField(null=True, blank=True)  # 1 = top suggestion
+    diagnosis = models.ForeignKey(Diagnosis, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(auto_now_add=True)
+
+    objects = EncryptedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["advice", "suggestion"], name="feedback_once_per_suggestion")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.decision} {self.suggestion}"

@@ -1,0 +1,78 @@
+"""Every read of visits, scoped through the patient's care teams."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Prefetch, QuerySet
+
+from medai_site.access import visible_patients
+from medai_site.audit import audit_record
+from medai_site.errors import NotFound
+from medai_site.models import AuditEvent
+
+from .models import Diagnosis, Observation, ObservationDefinition, Visit
+
+
+def visible_visits(viewer: object) -> QuerySet[Visit]:
+    return Visit.objects.filter(patient__in=visible_patients(viewer).values("pk"))
+
+
+def visit_list(
+    *,
+    viewer: object,
+    patient_id: int | None = None,
+    visit_type: str | None = None,
+    status: str | None = None,
+    start_from: dt.datetime | None = None,
+    start_to: dt.datetime | None = None,
+) -> QuerySet[Visit]:
+    visits = visible_visits(viewer).select_related("patient", "attending")
+    if patient_id is not None:
+        visits = visits.filter(patient_id=patient_id)
+    if visit_type:
+        visits = visits.filter(visit_type=visit_type)
+    if status:
+        visits = visits.filter(status=status)
+    if start_from:
+        visits = visits.filter(start__gte=start_from)
+    if start_to:
+        visits = visits.filter(start__lt=start_to)
+    return visits
+
+
+def visit_get(*, viewer: object, visit_id: int, audit: bool = True) -> Visit:
+    try:
+        visit = (
+            visible_visits(viewer)
+            .select_related("patient", "attending")
+            .prefetch_related(
+                Prefetch("observations", queryset=Observation.objects.select_related("definition")),
+                Prefetch("diagnoses", queryset=Diagnosis.objects.all()),
+                "patient__allergies",
+            )
+            .get(pk=visit_id)
+        )
+    except (Visit.DoesNotExist, ValueError, TypeError):
+        audit_record(actor=viewer, action=AuditEvent.Action.DENIED, obj=None)
+        raise NotFound("Visit not found.") from None
+    if audit:
+        audit_record(actor=viewer, action=AuditEvent.Action.VIEW, obj=visit, patient_id=visit.patient_id)
+    return visit
+
+
+def problem_list(*, viewer: object, patient_id: int) -> QuerySet[Diagnosis]:
+    """The patient's confirmed diagnoses, newest first."""
+    return (
+        Diagnosis.objects.filter(
+            visit__patient_id=patient_id,
+            visit__patient__in=visible_patients(viewer).values("pk"),
+            status=Diagnosis.Status.CONFIRMED,
+        )
+        .select_related("visit")
+        .order_by("-visit__start")
+    )
+
+
+def observation_definitions() -> QuerySet[ObservationDefinition]:
+    return ObservationDefinition.objects.all()

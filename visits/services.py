@@ -1,0 +1,282 @@
+"""Every write to visits, observations and diagnoses (STYLE.md: one door for writes).
+
+Saving or closing a visit also writes an AdviceRequest in the same transaction (the outbox), so a
+request for advice is never lost between the database and the broker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from medai_site.audit import audit_record
+from medai_site.errors import Conflict, InvalidInput
+from medai_site.models import AuditEvent
+from patients.models import Patient
+
+from .icd10 import icd10_lookup
+from .models import Diagnosis, Observation, ObservationDefinition, Visit
+from .units import to_canonical
+
+VISIT_TEXT_FIELDS = (
+    "chief_complaint", "history_present_illness", "past_history", "allergy_history",
+    "physical_exam", "plan",
+)
+VISIT_FIELDS = ("start", "end", "visit_type", *VISIT_TEXT_FIELDS)
+MAX_AGE_YEARS = 90  # HIPAA Safe Harbor: ages over 89 are reported as one group
+
+
+@dataclass(frozen=True)
+class ObservationInput:
+    code: str
+    value: float | str
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class ValidatedObservation:
+    definition: ObservationDefinition
+    value: float
+    entered_value: float
+    entered_unit: str
+    interpretation: str
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def observation_validate(entry: ObservationInput, definition: ObservationDefinition | None) -> ValidatedObservation:
+    """Parse, convert to the canonical unit, reject impossible values, flag abnormal ones."""
+    if definition is None:
+        raise InvalidInput(f"Unknown observation code '{entry.code}'.", fields={entry.code: ["Unknown code."]})
+    try:
+        entered = float(str(entry.value).strip().replace(",", "."))
+    except (TypeError, ValueError):
+        raise InvalidInput(
+            f"{definition.display}: '{entry.value}' is not a number.",
+            fields={definition.code: ["Enter a number."]},
+        ) from None
+    if not math.isfinite(entered):
+        raise InvalidInput(f"{definition.display}: not a finite number.", fields={definition.code: ["Enter a number."]})
+    try:
+        value = to_canonical(definition.code, entered, entry.unit, definition.unit)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, fields={definition.code: [exc.message]}) from None
+    low, high = definition.plausible_low, definition.plausible_high
+    if (low is not None and value < low) or (high is not None and value > high):
+        message = (
+            f"{definition.display} {_fmt(entered)} {entry.unit or definition.unit} is outside the "
+            f"possible range {_fmt(low)}–{_fmt(high)} {definition.unit}; check the value and unit."
+        )
+        raise InvalidInput(message, fields={definition.code: [message]})
+    return ValidatedObservation(
+        definition=definition, value=round(value, max(definition.decimals, 2)), entered_value=entered,
+        entered_unit=entry.unit or definition.unit, interpretation=interpret(definition, value),
+    )
+
+
+def interpret(definition: ObservationDefinition, value: float) -> str:
+    I = Observation.Interpretation  # noqa: N806 (short alias for the choices)
+    if definition.critical_low is not None and value < definition.critical_low:
+        return I.CRITICAL_LOW
+    if definition.critical_high is not None and value > definition.critical_high:
+        return I.CRITICAL_HIGH
+    if definition.normal_low is None and definition.normal_high is None:
+        return I.UNKNOWN
+    if definition.normal_low is not None and value < definition.normal_low:
+        return I.LOW
+    if definition.normal_high is not None and value > definition.normal_high:
+        return I.HIGH
+    return I.NORMAL
+
+
+def observations_validate(entries: Iterable[ObservationInput]) -> list[ValidatedObservation]:
+    """Validate every entry before anything is written; all errors are reported together."""
+    entries = list(entries)
+    definitions = {d.code: d for d in ObservationDefinition.objects.filter(code__in=[e.code for e in entries])}
+    validated, errors = [], {}
+    for entry in entries:
+        try:
+            validated.append(observation_validate(entry, definitions.get(entry.code)))
+        except InvalidInput as exc:
+            errors.update(exc.fields)
+    if errors:
+        first = next(iter(errors.values()))[0]
+        raise InvalidInput(first, fields=errors)
+    return validated
+
+
+def _write_observations(visit: Visit, observations: Sequence[ValidatedObservation]) -> None:
+    now = timezone.now()
+    for obs in observations:
+        Observation.objects.update_or_create(
+            visit=visit, definition=obs.definition,
+            defaults={
+                "value": obs.value, "entered_value": obs.entered_value, "entered_unit": obs.entered_unit,
+                "interpretation": obs.interpretation, "recorded_at": now,
+            },
+        )
+
+
+def _full_clean(obj: Visit | Diagnosis) -> None:
+    try:
+        obj.full_clean()
+    except ValidationError as exc:
+        raise InvalidInput.from_django(exc) from None
+
+
+def _request_advice(visit: Visit, actor: object | None) -> None:
+    from predictions.outbox import advice_request_create  # predictions builds on visits
+
+    advice_request_create(visit=visit, actor=actor)
+
+
+@transaction.atomic
+def visit_create(
+    *,
+    patient: Patient,
+    attending: object,
+    start: dt.datetime | None = None,
+    visit_type: str = Visit.Type.OUTPATIENT,
+    observations: Iterable[ObservationInput] = (),
+    actor: object | None,
+    request_advice: bool = True,
+    **text: str,
+) -> Visit:
+    unknown = set(text) - set(VISIT_TEXT_FIELDS)
+    if unknown:
+        raise InvalidInput(f"Unknown visit field(s): {', '.join(sorted(unknown))}.")
+    start = start or timezone.now()
+    if timezone.is_naive(start):
+        raise InvalidInput("Visit start must include a time zone.", fields={"start": ["Time zone required."]})
+    validated = observations_validate(observations)
+    visit = Visit(
+        patient=patient, attending=attending, start=start, visit_type=visit_type,
+        age_years=min(patient.age_on(start.date()), MAX_AGE_YEARS),
+        **{name: (text.get(name) or "") for name in VISIT_TEXT_FIELDS},
+    )
+    _full_clean(visit)
+    visit.save()
+    _write_observations(visit, validated)
+    audit_record(actor=actor, action=AuditEvent.Action.CREATE, obj=visit, patient_id=patient.pk)
+    if request_advice:
+        _request_advice(visit, actor)
+    return visit
+
+
+@transaction.atomic
+def visit_update(
+    *,
+    visit: Visit,
+    actor: object | None,
+    observations: Iterable[ObservationInput] = (),
+    request_advice: bool = True,
+    **changes: object,
+) -> Visit:
+    unknown = set(changes) - set(VISIT_FIELDS)
+    if unknown:
+        raise InvalidInput(f"Unknown visit field(s): {', '.join(sorted(unknown))}.")
+    validated = observations_validate(observations)
+    visit = Visit.objects.select_for_update().get(pk=visit.pk)
+    if visit.status == Visit.Status.CLOSED:
+        raise Conflict("This visit is closed; it can no longer be edited.")
+    for name, value in changes.items():
+        setattr(visit, name, value if value is not None or name == "end" else "")
+    if "start" in changes:
+        visit.age_years = min(visit.patient.age_on(visit.start.date()), MAX_AGE_YEARS)
+    _full_clean(visit)
+    visit.save()
+    _write_observations(visit, validated)
+    audit_record(actor=actor, action=AuditEvent.Action.UPDATE, obj=visit, patient_id=visit.patient_id)
+    if request_advice:
+        _request_advice(visit, actor)
+    return visit
+
+
+@transaction.atomic
+def visit_close(*, visit: Visit, actor: object | None, end: dt.datetime | None = None) -> Visit:
+    visit = Visit.objects.select_for_update().get(pk=visit.pk)
+    if visit.status == Visit.Status.CLOSED:
+        raise Conflict("This visit is already closed.")
+    visit.status = Visit.Status.CLOSED
+    visit.end = end or max(timezone.now(), visit.start)
+    _full_clean(visit)
+    visit.save()
+    audit_record(actor=actor, action=AuditEvent.Action.UPDATE, obj=visit, patient_id=visit.patient_id)
+    _request_advice(visit, actor)
+    return visit
+
+
+@transaction.atomic
+def diagnosis_add(
+    *,
+    visit: Visit,
+    code: str,
+    rank: str = Diagnosis.Rank.PRIMARY,
+    status: str = Diagnosis.Status.PROVISIONAL,
+    source: str = Diagnosis.Source.DOCTOR,
+    actor: object | None,
+) -> Diagnosis:
+    code, display = icd10_lookup(code)
+    diagnosis = Diagnosis(
+        visit=visit, code=code, display=display, rank=rank, status=status, source=source,
+        recorded_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    _full_clean_unique_aware(diagnosis)
+    audit_record(actor=actor, action=AuditEvent.Action.UPDATE, obj=diagnosis, patient_id=visit.patient_id)
+    return diagnosis
+
+
+def _full_clean_unique_aware(diagnosis: Diagnosis) -> None:
+    try:
+        diagnosis.full_clean(validate_constraints=False)
+    except ValidationError as exc:
+        raise InvalidInput.from_django(exc) from None
+    try:
+        with transaction.atomic():
+            diagnosis.save()
+    except IntegrityError:
+        if Diagnosis.objects.filter(visit_id=diagnosis.visit_id, code=diagnosis.code).exists():
+            raise Conflict(f"{diagnosis.code} is already recorded on this visit.",
+                           fields={"code": ["Already recorded on this visit."]}) from None
+        raise Conflict("This visit already has a primary diagnosis; record this one as secondary.",
+                       fields={"rank": ["A primary diagnosis already stands."]}) from None
+
+
+@transaction.atomic
+def diagnosis_set_status(*, diagnosis: Diagnosis, status: str, actor: object | None) -> Diagnosis:
+    if status not in Diagnosis.Status.values:
+        raise InvalidInput(f"Unknown diagnosis status '{status}'.", fields={"status": ["Unknown status."]})
+    diagnosis = Diagnosis.objects.select_for_update().get(pk=diagnosis.pk)
+    diagnosis.status = status
+    _full_clean_unique_aware(diagnosis)
+    audit_record(actor=actor, action=AuditEvent.Action.UPDATE, obj=diagnosis,
+                 patient_id=diagnosis.visit.patient_id)
+    return diagnosis
+
+
+def catalogue_sync() -> int:
+    """Create or update ObservationDefinitions from visits.catalogue; returns how many changed."""
+    from .catalogue import CATALOGUE
+
+    changed = 0
+    for d in CATALOGUE:
+        _, created = ObservationDefinition.objects.update_or_create(
+            code=d.code,
+            defaults={
+                "display": d.display, "category": d.category, "unit": d.unit,
+                "alternative_units": list(d.alternative_units), "decimals": d.decimals,
+                "plausible_low": d.plausible[0], "plausible_high": d.plausible[1],
+                "normal_low": d.normal[0], "normal_high": d.normal[1],
+                "critical_low": d.critical[0], "critical_high": d.critical[1],
+            },
+        )
+        changed += 1
+    return changed
