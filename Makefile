@@ -1,0 +1,42 @@
+# The project's vocabulary: run, test, lint, bench. Each target installs what it needs first.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Re-install when the dependency list changes.
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: install run test test-fast lint bench demo services check
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned: this spec takes the CPU build on the machine's disk (see pyproject).
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+## run: the app on its embedded defaults (SQLite, filesystem broker, real worker + beat + relay)
+run: install
+	MEDAI_PROFILE=local $(BIN)/python manage.py migrate --no-input
+	MEDAI_PROFILE=local $(BIN)/python manage.py seed_demo --if-empty
+	MEDAI_PROFILE=local $(BIN)/python manage.py collectstatic --no-input -v0
+	@echo "MedAI on http://127.0.0.1:8000/  (Ctrl-C stops web, worker, beat and relay)"
+	MEDAI_PROFILE=local PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start -f Procfile
+
+## test: the whole suite against PostgreSQL and Redis on 127.0.0.1 (see README)
+test: install
+	MEDAI_PROFILE=test $(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	MEDAI_PROFILE=test $(BIN)/python manage.py check
+	MEDAI_PROFILE=test $(BIN)/python manage.py makemigrations --check --dry-run
+
+## bench: speed figures (medians and ratios in one run), written to var/bench/
+bench: install
+	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_engine.py
+	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_advice.py
