@@ -21,9 +21,9 @@ def visible_patients(viewer: object) -> QuerySet[Patient]:
         return Patient.objects.all()
     member_of_team = CareTeam.members.through.objects.filter(
         user_id=viewer.pk,  # type: ignore[attr-defined]
-        careteam_id__in=Patient.care_teams.through.objects.filter(patient_id=OuterRef(OuterRef("pk"))).values(
-            "careteam_id"
-        ),
+        careteam_id__in=Patient.care_teams.through.objects.filter(
+            patient_id=OuterRef(OuterRef("pk"))
+        ).values("careteam_id"),
     )
     return Patient.objects.filter(Exists(member_of_team))
 

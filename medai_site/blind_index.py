@@ -54,7 +54,9 @@ def blind_index(value: str | None, kind: str) -> str | None:
 class BlindIndexField(models.CharField):
     """A 64-hex-character blind index computed from ``sources`` on every save or insert."""
 
-    def __init__(self, *args: Any, sources: tuple[str, ...] = (), kind: str = "text", **kwargs: Any):
+    def __init__(
+        self, *args: Any, sources: tuple[str, ...] = (), kind: str = "text", **kwargs: Any
+    ):
         self.sources = tuple(sources)
         self.kind = kind
         kwargs.setdefault("max_length", 64)
@@ -67,7 +69,12 @@ class BlindIndexField(models.CharField):
         name, path, args, kwargs = super().deconstruct()
         kwargs["sources"] = self.sources
         kwargs["kind"] = self.kind
-        for key, default in (("max_length", 64), ("db_index", True), ("editable", False), ("null", True)):
+        for key, default in (
+            ("max_length", 64),
+            ("db_index", True),
+            ("editable", False),
+            ("null", True),
+        ):
             if kwargs.get(key) == default:
                 kwargs.pop(key, None)
         return name, path, args, kwargs

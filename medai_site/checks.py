@@ -32,7 +32,9 @@ def encryption_keys_decrypt_existing_data(app_configs: Any = None, **kwargs: Any
         fields = [f for f in model._meta.concrete_fields if isinstance(f, SafeEncryptedMixin)]
         if not fields or model._meta.db_table not in existing_tables:
             continue
-        rows = _sample_raw_rows(model._meta.db_table, model._meta.pk.column, [f.column for f in fields])
+        rows = _sample_raw_rows(
+            model._meta.db_table, model._meta.pk.column, [f.column for f in fields]
+        )
         columns = [f.column for f in fields]
         for row in rows:
             for column, token in zip(columns, row, strict=True):

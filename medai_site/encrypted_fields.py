@@ -126,7 +126,9 @@ def _encrypts(expression: Any, field: models.Field) -> bool:
     if isinstance(expression, When):
         return _encrypts(expression.result, field)
     if isinstance(expression, Cast):  # PostgreSQL: bulk_update wraps the Case in a Cast
-        return expression.output_field is field and _encrypts(expression.source_expressions[0], field)
+        return expression.output_field is field and _encrypts(
+            expression.source_expressions[0], field
+        )
     return False
 
 
@@ -143,7 +145,11 @@ class EncryptedQuerySet(models.QuerySet):
         }
         for name, value in kwargs.items():
             field = encrypted.get(name)
-            if field is not None and hasattr(value, "resolve_expression") and not _encrypts(value, field):
+            if (
+                field is not None
+                and hasattr(value, "resolve_expression")
+                and not _encrypts(value, field)
+            ):
                 raise EncryptedFieldMisuse(
                     f"Refusing an SQL expression in update() of encrypted field '{name}': it "
                     "would bypass encryption. Load, assign and save through the service instead."
@@ -156,7 +162,9 @@ class EncryptedQuerySet(models.QuerySet):
             )
         return super().update(**kwargs)
 
-    def bulk_update(self, objs: Iterable[models.Model], fields: Iterable[str], **kwargs: Any) -> int:
+    def bulk_update(
+        self, objs: Iterable[models.Model], fields: Iterable[str], **kwargs: Any
+    ) -> int:
         objs = list(objs)
         fields = list(fields)
         index_fields = _blind_index_fields(self.model)
@@ -178,5 +186,7 @@ def _blind_index_fields(model: type[models.Model]) -> list[Any]:
 def _stale_blind_indexes(model: type[models.Model], updated: Iterable[str]) -> list[str]:
     updated = set(updated)
     return [
-        f.name for f in _blind_index_fields(model) if set(f.sources) & updated and f.name not in updated
+        f.name
+        for f in _blind_index_fields(model)
+        if set(f.sources) & updated and f.name not in updated
     ]

@@ -39,7 +39,10 @@ class InvalidInput(DomainError):
     @classmethod
     def from_django(cls, error: DjangoValidationError) -> InvalidInput:
         if hasattr(error, "error_dict"):
-            fields = {name: [str(m) for e in errs for m in e.messages] for name, errs in error.error_dict.items()}
+            fields = {
+                name: [str(m) for e in errs for m in e.messages]
+                for name, errs in error.error_dict.items()
+            }
             first = next(iter(fields.values()), ["Invalid input."])[0]
             return cls(first, fields=fields)
         return cls("; ".join(error.messages))
@@ -98,7 +101,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return None
     if isinstance(exc, drf_exceptions.ValidationError):
         detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-        fields = {k: [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in detail.items()}
+        fields = {
+            k: [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in detail.items()
+        }
         first = next(iter(fields.values()), ["Invalid input."])
         response.data = error_body("invalid", str(first[0]) if first else "Invalid input.", fields)
     else:

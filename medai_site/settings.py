@@ -50,7 +50,7 @@ def _local_secrets() -> dict[str, str]:
 
 # Throw-away keys for the test profile only: test data is synthetic and the keys are public.
 _TEST_SECRETS = {
-    "DJANGO_SECRET_KEY": "test-only-secret-key-not-for-any-real-deployment-0123456789",  # noqa: S105
+    "DJANGO_SECRET_KEY": "test-only-secret-key-not-for-any-real-deployment-0123456789",
     "FIELD_ENCRYPTION_KEY": "rYq0O8lYbIEY1mRuHxMkTq4yAhG1Y4Pq0BqvJ1Hnj3c=",
     "BLIND_INDEX_KEY": "7465737420626c696e6420696e646578206b6579206e6f7420666f7220757365",
 }
@@ -130,7 +130,9 @@ _DATABASE_DEFAULTS = {
     "test": "postgres://postgres@127.0.0.1:5432/medai",
 }
 DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=_DATABASE_DEFAULTS.get(PROFILE, environ.Env.NOTSET))
+    "default": env.db_url(
+        "DATABASE_URL", default=_DATABASE_DEFAULTS.get(PROFILE, environ.Env.NOTSET)
+    )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # One writer at a time: wait for the worker's write instead of failing with "locked".
@@ -167,7 +169,9 @@ LOGIN_REDIRECT_URL = "/"
 
 # --- Celery --------------------------------------------------------------------------------
 _BROKER_DEFAULTS = {"local": "filesystem://", "test": "redis://127.0.0.1:6379/15"}
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=_BROKER_DEFAULTS.get(PROFILE, environ.Env.NOTSET))
+CELERY_BROKER_URL = env.str(
+    "CELERY_BROKER_URL", default=_BROKER_DEFAULTS.get(PROFILE, environ.Env.NOTSET)
+)
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
     for sub in ("queue", "processed"):
@@ -259,3 +263,11 @@ MEDAI_PROMOTION_AUC_MARGIN = env.float("MEDAI_PROMOTION_AUC_MARGIN", default=0.0
 MEDAI_PROMOTION_ECE_MARGIN = env.float("MEDAI_PROMOTION_ECE_MARGIN", default=0.02)
 # A training job with no heartbeat for this long is presumed dead with its worker.
 MEDAI_TRAINING_HEARTBEAT_TIMEOUT = env.int("MEDAI_TRAINING_HEARTBEAT_TIMEOUT", default=10 * 60)
+# Training: algorithms tried for each task (grouped CV picks one), and outer CV folds for the report.
+MEDAI_TRAINING_ALGORITHMS = env.list(
+    "MEDAI_TRAINING_ALGORITHMS", default=["logistic_regression", "gradient_boosting"]
+)
+MEDAI_TRAINING_CV_FOLDS = env.int("MEDAI_TRAINING_CV_FOLDS", default=5)
+# A dispatched advice request not done after this long is handed to the broker again (the
+# broker may have lost it, e.g. Redis restarted without persistence). Computing is idempotent.
+MEDAI_ADVICE_REDISPATCH_SECONDS = env.int("MEDAI_ADVICE_REDISPATCH_SECONDS", default=120)

@@ -4,4 +4,4 @@ import os
 
 os.environ.setdefault("MEDAI_PROFILE", "test")
 
-from .settings import *  # noqa: E402, F403
+from .settings import *  # noqa: F403

@@ -30,7 +30,9 @@ class CareTeam(models.Model):
     """A group of clinicians who share a panel of patients (ward, clinic, practice)."""
 
     name = models.CharField(max_length=120, unique=True)
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="care_teams", blank=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="care_teams", blank=True
+    )
 
     class Meta:
         ordering = ["name"]
@@ -107,7 +109,9 @@ class Allergy(models.Model):
     class Meta:
         ordering = ["substance"]
         constraints = [
-            models.UniqueConstraint(fields=["patient", "substance"], name="allergy_unique_substance")
+            models.UniqueConstraint(
+                fields=["patient", "substance"], name="allergy_unique_substance"
+            )
         ]
 
     def __str__(self) -> str:

@@ -37,7 +37,9 @@ def patient_search(*, viewer: object, query: str) -> QuerySet[Patient]:
     if _MRN_LIKE.match(text):
         conditions |= Q(mrn=text.upper())
     name_digest = blind_index(text, "name")
-    conditions |= Q(name_bidx=name_digest) | Q(given_name_bidx=name_digest) | Q(family_name_bidx=name_digest)
+    conditions |= (
+        Q(name_bidx=name_digest) | Q(given_name_bidx=name_digest) | Q(family_name_bidx=name_digest)
+    )
     if phone_digest := blind_index(text, "phone"):
         conditions |= Q(phone_bidx=phone_digest)
     if id_digest := blind_index(text, "national_id"):
@@ -69,12 +71,16 @@ def _matches(patient: Patient, text: str) -> bool:
 
 def patient_get(*, viewer: object, patient_id: int, audit: bool = True) -> Patient:
     try:
-        patient = visible_patients(viewer).prefetch_related("allergies", "care_teams").get(pk=patient_id)
+        patient = (
+            visible_patients(viewer).prefetch_related("allergies", "care_teams").get(pk=patient_id)
+        )
     except (Patient.DoesNotExist, ValueError, TypeError):
         audit_record(actor=viewer, action=AuditEvent.Action.DENIED, patient_id=_as_int(patient_id))
         raise NotFound("Patient not found.") from None
     if audit:
-        audit_record(actor=viewer, action=AuditEvent.Action.VIEW, obj=patient, patient_id=patient.pk)
+        audit_record(
+            actor=viewer, action=AuditEvent.Action.VIEW, obj=patient, patient_id=patient.pk
+        )
     return patient
 
 

@@ -17,8 +17,16 @@ from .models import Allergy, CareTeam, Patient
 
 # Fields a caller may set on a patient; everything else is derived (blind indexes, timestamps).
 PATIENT_FIELDS = (
-    "mrn", "sex", "given_name", "family_name", "birth_date", "phone", "email", "address",
-    "national_id", "emergency_contact",
+    "mrn",
+    "sex",
+    "given_name",
+    "family_name",
+    "birth_date",
+    "phone",
+    "email",
+    "address",
+    "national_id",
+    "emergency_contact",
 )
 
 
@@ -46,9 +54,15 @@ def _check_birth_date(birth_date: dt.date | None) -> None:
         return
     today = dt.date.today()  # noqa: DTZ011 (a calendar date, compared with a calendar date)
     if birth_date > today:
-        raise InvalidInput("Date of birth is in the future.", fields={"birth_date": ["Date of birth is in the future."]})
+        raise InvalidInput(
+            "Date of birth is in the future.",
+            fields={"birth_date": ["Date of birth is in the future."]},
+        )
     if birth_date.year < today.year - 130:
-        raise InvalidInput("Date of birth is implausibly old.", fields={"birth_date": ["Date of birth is implausibly old."]})
+        raise InvalidInput(
+            "Date of birth is implausibly old.",
+            fields={"birth_date": ["Date of birth is implausibly old."]},
+        )
 
 
 @transaction.atomic
@@ -71,19 +85,33 @@ def patient_create(
     _check_birth_date(birth_date)
     mrn = (mrn or "").strip().upper()
     if Patient.objects.filter(mrn=mrn).exists():
-        raise Conflict("A patient with this MRN already exists.", fields={"mrn": ["Already in use."]})
+        raise Conflict(
+            "A patient with this MRN already exists.", fields={"mrn": ["Already in use."]}
+        )
     patient = Patient(
-        mrn=mrn, sex=sex, given_name=(given_name or "").strip(), family_name=(family_name or "").strip(),
-        birth_date=birth_date, phone=(phone or "").strip(), email=(email or "").strip(),
-        address=address or "", national_id=(national_id or "").strip(),
+        mrn=mrn,
+        sex=sex,
+        given_name=(given_name or "").strip(),
+        family_name=(family_name or "").strip(),
+        birth_date=birth_date,
+        phone=(phone or "").strip(),
+        email=(email or "").strip(),
+        address=address or "",
+        national_id=(national_id or "").strip(),
         emergency_contact=emergency_contact or "",
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
     )
     _validated_save(patient)
     patient.care_teams.set(list(care_teams))
     for allergy in allergies:
-        allergy_add(patient=patient, substance=allergy.substance, reaction=allergy.reaction,
-                    severity=allergy.severity, actor=actor, _audit=False)
+        allergy_add(
+            patient=patient,
+            substance=allergy.substance,
+            reaction=allergy.reaction,
+            severity=allergy.severity,
+            actor=actor,
+            _audit=False,
+        )
     audit_record(actor=actor, action=AuditEvent.Action.CREATE, obj=patient, patient_id=patient.pk)
     return patient
 
@@ -98,7 +126,9 @@ def patient_update(*, patient: Patient, actor: object | None, **changes: object)
     if "mrn" in changes:
         changes["mrn"] = str(changes["mrn"]).strip().upper()
         if Patient.objects.filter(mrn=changes["mrn"]).exclude(pk=patient.pk).exists():
-            raise Conflict("A patient with this MRN already exists.", fields={"mrn": ["Already in use."]})
+            raise Conflict(
+                "A patient with this MRN already exists.", fields={"mrn": ["Already in use."]}
+            )
     patient = Patient.objects.select_for_update().get(pk=patient.pk)
     for name, value in changes.items():
         setattr(patient, name, value.strip() if isinstance(value, str) else value)
@@ -109,21 +139,34 @@ def patient_update(*, patient: Patient, actor: object | None, **changes: object)
 
 @transaction.atomic
 def allergy_add(
-    *, patient: Patient, substance: str, reaction: str = "", severity: str = Allergy.Severity.MODERATE,
-    actor: object | None, _audit: bool = True,
+    *,
+    patient: Patient,
+    substance: str,
+    reaction: str = "",
+    severity: str = Allergy.Severity.MODERATE,
+    actor: object | None,
+    _audit: bool = True,
 ) -> Allergy:
     substance = " ".join((substance or "").split()).lower()
     if patient.allergies.filter(substance=substance).exists():
-        raise Conflict("This allergy is already recorded.", fields={"substance": ["Already recorded."]})
-    allergy = Allergy(patient=patient, substance=substance, reaction=reaction or "", severity=severity)
+        raise Conflict(
+            "This allergy is already recorded.", fields={"substance": ["Already recorded."]}
+        )
+    allergy = Allergy(
+        patient=patient, substance=substance, reaction=reaction or "", severity=severity
+    )
     _validated_save(allergy)
     if _audit:
-        audit_record(actor=actor, action=AuditEvent.Action.UPDATE, obj=allergy, patient_id=patient.pk)
+        audit_record(
+            actor=actor, action=AuditEvent.Action.UPDATE, obj=allergy, patient_id=patient.pk
+        )
     return allergy
 
 
 @transaction.atomic
-def care_team_create(*, name: str, members: Iterable[object] = (), actor: object | None) -> CareTeam:
+def care_team_create(
+    *, name: str, members: Iterable[object] = (), actor: object | None
+) -> CareTeam:
     team = CareTeam(name=name.strip())
     try:
         team.full_clean()

@@ -53,7 +53,9 @@ class TrainingJob(models.Model):
         SCHEDULE = "schedule", "Nightly schedule"
 
     task = models.ForeignKey(PredictionTask, on_delete=models.PROTECT, related_name="training_jobs")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.ADMIN)
     stage = models.CharField(max_length=60, blank=True)
     percent = models.PositiveSmallIntegerField(default=0)
@@ -100,7 +102,9 @@ class ModelVersion(models.Model):
     # Champion/challenger comparison on the same held-out visits, at creation time.
     comparison = models.JSONField(default=dict, blank=True)
     report = models.JSONField(default=dict)
-    plots = models.JSONField(default=dict, blank=True)  # name -> file path relative to the model dir
+    plots = models.JSONField(
+        default=dict, blank=True
+    )  # name -> file path relative to the model dir
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -108,7 +112,9 @@ class ModelVersion(models.Model):
 
     class Meta:
         ordering = ["task", "-number"]
-        constraints = [models.UniqueConstraint(fields=["task", "number"], name="model_version_number")]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "number"], name="model_version_number")
+        ]
 
     def __str__(self) -> str:
         return f"{self.task.slug} v{self.number}"
@@ -155,7 +161,9 @@ class AdviceRequest(models.Model):
         FAILED = "failed", "Failed"
 
     visit = models.ForeignKey(Visit, on_delete=models.CASCADE, related_name="advice_requests")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -163,7 +171,9 @@ class AdviceRequest(models.Model):
     compute_attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)  # a readable reason, never PHI
     request_id = models.CharField(max_length=64, blank=True)
-    advice = models.ForeignKey("Advice", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    advice = models.ForeignKey(
+        "Advice", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -197,7 +207,9 @@ class Advice(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             # Same inputs + same models = same advice, computed once.
-            models.UniqueConstraint(fields=["visit", "input_hash", "models_key"], name="advice_once_per_input"),
+            models.UniqueConstraint(
+                fields=["visit", "input_hash", "models_key"], name="advice_once_per_input"
+            ),
             models.UniqueConstraint(
                 fields=["visit"], condition=Q(superseded=False), name="advice_one_current_per_visit"
             ),
@@ -227,7 +239,9 @@ class Feedback(models.Model):
     reason = models.CharField(max_length=24, choices=Reason.choices, blank=True)
     comment = EncryptedTextField(blank=True, default="")
     rank = models.PositiveSmallIntegerField(null=True, blank=True)  # 1 = top suggestion
-    diagnosis = models.ForeignKey(Diagnosis, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    diagnosis = models.ForeignKey(
+        Diagnosis, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     at = models.DateTimeField(auto_now_add=True)
 
@@ -236,7 +250,9 @@ class Feedback(models.Model):
     class Meta:
         ordering = ["-at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["advice", "suggestion"], name="feedback_once_per_suggestion")
+            models.UniqueConstraint(
+                fields=["advice", "suggestion"], name="feedback_once_per_suggestion"
+            )
         ]
 
     def __str__(self) -> str:

@@ -33,15 +33,19 @@ def advice_request_dispatch(*, request_id: int) -> bool:
 
     try:
         advice_compute.apply_async(args=[request_id], retry=False)
-    except Exception as exc:  # noqa: BLE001 (any broker failure: the relay retries later)
+    except Exception as exc:
         AdviceRequest.objects.filter(pk=request_id).update(
             dispatch_attempts=F("dispatch_attempts") + 1
         )
-        logger.warning("advice request %s not dispatched (%s); relay will retry", request_id, type(exc).__name__)
+        logger.warning(
+            "advice request %s not dispatched (%s); relay will retry",
+            request_id,
+            type(exc).__name__,
+        )
         return False
     AdviceRequest.objects.filter(pk=request_id, status=AdviceRequest.Status.PENDING).update(
-        status=AdviceRequest.Status.DISPATCHED, dispatched_at=timezone.now(),
+        status=AdviceRequest.Status.DISPATCHED,
+        dispatched_at=timezone.now(),
         dispatch_attempts=F("dispatch_attempts") + 1,
     )
     return True
-

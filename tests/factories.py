@@ -23,19 +23,30 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def role(self, create: bool, extracted: str | None, **kwargs: object) -> None:
-        if create and extracted:
-            self.groups.add(Group.objects.get(name=extracted))
-        if create:
-            self.save()
+        _grant_role(self, create, extracted)
 
 
+def _grant_role(user: User, create: bool, role: str | None) -> None:
+    if create and role:
+        user.groups.add(Group.objects.get(name=role))
+    if create:
+        user.save()
+
+
+# Subclasses redeclare the hook with their default role: a plain ``role = ...`` attribute would
+# replace the hook and reach User() as an unexpected keyword argument.
 class DoctorFactory(UserFactory):
-    role = roles.DOCTOR
+    @factory.post_generation
+    def role(self, create: bool, extracted: str | None, **kwargs: object) -> None:
+        _grant_role(self, create, extracted or roles.DOCTOR)
 
 
 class AdminFactory(UserFactory):
     is_staff = True
-    role = roles.ADMIN
+
+    @factory.post_generation
+    def role(self, create: bool, extracted: str | None, **kwargs: object) -> None:
+        _grant_role(self, create, extracted or roles.ADMIN)
 
 
 class CareTeamFactory(factory.django.DjangoModelFactory):

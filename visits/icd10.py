@@ -19,7 +19,11 @@ def normalise_code(code: str) -> str:
 def icd10_lookup(code: str) -> tuple[str, str]:
     """(dotted code, description) for a category or subcategory; InvalidInput otherwise."""
     normalised = normalise_code(code)
-    if not normalised or not icd.is_valid_item(normalised) or not icd.is_category_or_subcategory(normalised):
+    if (
+        not normalised
+        or not icd.is_valid_item(normalised)
+        or not icd.is_category_or_subcategory(normalised)
+    ):
         raise InvalidInput(
             f"'{code}' is not a valid ICD-10 code.", fields={"code": ["Not a valid ICD-10 code."]}
         )

@@ -28,7 +28,9 @@ class Visit(models.Model):
     start = models.DateTimeField(db_index=True)
     end = models.DateTimeField(null=True, blank=True)
     visit_type = models.CharField(max_length=16, choices=Type.choices, default=Type.OUTPATIENT)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN, db_index=True)
+    status = models.CharField(
+        max_length=8, choices=Status.choices, default=Status.OPEN, db_index=True
+    )
     # Age in whole years at the visit, capped at 90 (HIPAA Safe Harbor groups ages over 89):
     # lets models and reports use age without decrypting the date of birth.
     age_years = models.PositiveSmallIntegerField()
@@ -48,7 +50,8 @@ class Visit(models.Model):
         ordering = ["-start", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(end__isnull=True) | Q(end__gte=models.F("start")), name="visit_end_after_start"
+                condition=Q(end__isnull=True) | Q(end__gte=models.F("start")),
+                name="visit_end_after_start",
             ),
             models.CheckConstraint(condition=Q(age_years__lte=90), name="visit_age_capped"),
         ]
@@ -95,7 +98,9 @@ class Observation(models.Model):
         UNKNOWN = "", "No reference range"
 
     visit = models.ForeignKey(Visit, on_delete=models.CASCADE, related_name="observations")
-    definition = models.ForeignKey(ObservationDefinition, on_delete=models.PROTECT, related_name="+")
+    definition = models.ForeignKey(
+        ObservationDefinition, on_delete=models.PROTECT, related_name="+"
+    )
     value = models.FloatField(help_text="In the definition's canonical unit.")
     entered_value = models.FloatField()
     entered_unit = models.CharField(max_length=20)
@@ -118,7 +123,10 @@ class Observation(models.Model):
 
     @property
     def is_critical(self) -> bool:
-        return self.interpretation in (self.Interpretation.CRITICAL_LOW, self.Interpretation.CRITICAL_HIGH)
+        return self.interpretation in (
+            self.Interpretation.CRITICAL_LOW,
+            self.Interpretation.CRITICAL_HIGH,
+        )
 
 
 class Diagnosis(models.Model):
@@ -150,7 +158,9 @@ class Diagnosis(models.Model):
     class Meta:
         ordering = ["rank", "code"]
         constraints = [
-            models.UniqueConstraint(fields=["visit", "code"], name="diagnosis_unique_code_per_visit"),
+            models.UniqueConstraint(
+                fields=["visit", "code"], name="diagnosis_unique_code_per_visit"
+            ),
             # At most one primary diagnosis that still stands per visit.
             models.UniqueConstraint(
                 fields=["visit"],

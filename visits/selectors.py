@@ -57,7 +57,9 @@ def visit_get(*, viewer: object, visit_id: int, audit: bool = True) -> Visit:
         audit_record(actor=viewer, action=AuditEvent.Action.DENIED, obj=None)
         raise NotFound("Visit not found.") from None
     if audit:
-        audit_record(actor=viewer, action=AuditEvent.Action.VIEW, obj=visit, patient_id=visit.patient_id)
+        audit_record(
+            actor=viewer, action=AuditEvent.Action.VIEW, obj=visit, patient_id=visit.patient_id
+        )
     return visit
 
 

@@ -25,8 +25,12 @@ from .models import Diagnosis, Observation, ObservationDefinition, Visit
 from .units import to_canonical
 
 VISIT_TEXT_FIELDS = (
-    "chief_complaint", "history_present_illness", "past_history", "allergy_history",
-    "physical_exam", "plan",
+    "chief_complaint",
+    "history_present_illness",
+    "past_history",
+    "allergy_history",
+    "physical_exam",
+    "plan",
 )
 VISIT_FIELDS = ("start", "end", "visit_type", *VISIT_TEXT_FIELDS)
 MAX_AGE_YEARS = 90  # HIPAA Safe Harbor: ages over 89 are reported as one group
@@ -52,10 +56,14 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
-def observation_validate(entry: ObservationInput, definition: ObservationDefinition | None) -> ValidatedObservation:
+def observation_validate(
+    entry: ObservationInput, definition: ObservationDefinition | None
+) -> ValidatedObservation:
     """Parse, convert to the canonical unit, reject impossible values, flag abnormal ones."""
     if definition is None:
-        raise InvalidInput(f"Unknown observation code '{entry.code}'.", fields={entry.code: ["Unknown code."]})
+        raise InvalidInput(
+            f"Unknown observation code '{entry.code}'.", fields={entry.code: ["Unknown code."]}
+        )
     try:
         entered = float(str(entry.value).strip().replace(",", "."))
     except (TypeError, ValueError):
@@ -64,7 +72,10 @@ def observation_validate(entry: ObservationInput, definition: ObservationDefinit
             fields={definition.code: ["Enter a number."]},
         ) from None
     if not math.isfinite(entered):
-        raise InvalidInput(f"{definition.display}: not a finite number.", fields={definition.code: ["Enter a number."]})
+        raise InvalidInput(
+            f"{definition.display}: not a finite number.",
+            fields={definition.code: ["Enter a number."]},
+        )
     try:
         value = to_canonical(definition.code, entered, entry.unit, definition.unit)
     except InvalidInput as exc:
@@ -77,13 +88,16 @@ def observation_validate(entry: ObservationInput, definition: ObservationDefinit
         )
         raise InvalidInput(message, fields={definition.code: [message]})
     return ValidatedObservation(
-        definition=definition, value=round(value, max(definition.decimals, 2)), entered_value=entered,
-        entered_unit=entry.unit or definition.unit, interpretation=interpret(definition, value),
+        definition=definition,
+        value=round(value, max(definition.decimals, 2)),
+        entered_value=entered,
+        entered_unit=entry.unit or definition.unit,
+        interpretation=interpret(definition, value),
     )
 
 
 def interpret(definition: ObservationDefinition, value: float) -> str:
-    I = Observation.Interpretation  # noqa: N806 (short alias for the choices)
+    I = Observation.Interpretation  # noqa: E741 (short alias of the choices, read as 'Interpretation')
     if definition.critical_low is not None and value < definition.critical_low:
         return I.CRITICAL_LOW
     if definition.critical_high is not None and value > definition.critical_high:
@@ -100,16 +114,20 @@ def interpret(definition: ObservationDefinition, value: float) -> str:
 def observations_validate(entries: Iterable[ObservationInput]) -> list[ValidatedObservation]:
     """Validate every entry before anything is written; all errors are reported together."""
     entries = list(entries)
-    definitions = {d.code: d for d in ObservationDefinition.objects.filter(code__in=[e.code for e in entries])}
-    validated, errors = [], {}
+    definitions = {
+        d.code: d for d in ObservationDefinition.objects.filter(code__in=[e.code for e in entries])
+    }
+    validated, errors, messages = [], {}, []
     for entry in entries:
         try:
             validated.append(observation_validate(entry, definitions.get(entry.code)))
         except InvalidInput as exc:
             errors.update(exc.fields)
+            messages.append(exc.message)
     if errors:
-        first = next(iter(errors.values()))[0]
-        raise InvalidInput(first, fields=errors)
+        # The first error's full sentence ("Heart rate: 'x' is not a number."), not its terse
+        # per-field hint ("Enter a number."), which names neither the observation nor the value.
+        raise InvalidInput(messages[0], fields=errors)
     return validated
 
 
@@ -117,10 +135,14 @@ def _write_observations(visit: Visit, observations: Sequence[ValidatedObservatio
     now = timezone.now()
     for obs in observations:
         Observation.objects.update_or_create(
-            visit=visit, definition=obs.definition,
+            visit=visit,
+            definition=obs.definition,
             defaults={
-                "value": obs.value, "entered_value": obs.entered_value, "entered_unit": obs.entered_unit,
-                "interpretation": obs.interpretation, "recorded_at": now,
+                "value": obs.value,
+                "entered_value": obs.entered_value,
+                "entered_unit": obs.entered_unit,
+                "interpretation": obs.interpretation,
+                "recorded_at": now,
             },
         )
 
@@ -155,10 +177,15 @@ def visit_create(
         raise InvalidInput(f"Unknown visit field(s): {', '.join(sorted(unknown))}.")
     start = start or timezone.now()
     if timezone.is_naive(start):
-        raise InvalidInput("Visit start must include a time zone.", fields={"start": ["Time zone required."]})
+        raise InvalidInput(
+            "Visit start must include a time zone.", fields={"start": ["Time zone required."]}
+        )
     validated = observations_validate(observations)
     visit = Visit(
-        patient=patient, attending=attending, start=start, visit_type=visit_type,
+        patient=patient,
+        attending=attending,
+        start=start,
+        visit_type=visit_type,
         age_years=min(patient.age_on(start.date()), MAX_AGE_YEARS),
         **{name: (text.get(name) or "") for name in VISIT_TEXT_FIELDS},
     )
@@ -194,7 +221,9 @@ def visit_update(
     _full_clean(visit)
     visit.save()
     _write_observations(visit, validated)
-    audit_record(actor=actor, action=AuditEvent.Action.UPDATE, obj=visit, patient_id=visit.patient_id)
+    audit_record(
+        actor=actor, action=AuditEvent.Action.UPDATE, obj=visit, patient_id=visit.patient_id
+    )
     if request_advice:
         _request_advice(visit, actor)
     return visit
@@ -209,7 +238,9 @@ def visit_close(*, visit: Visit, actor: object | None, end: dt.datetime | None =
     visit.end = end or max(timezone.now(), visit.start)
     _full_clean(visit)
     visit.save()
-    audit_record(actor=actor, action=AuditEvent.Action.UPDATE, obj=visit, patient_id=visit.patient_id)
+    audit_record(
+        actor=actor, action=AuditEvent.Action.UPDATE, obj=visit, patient_id=visit.patient_id
+    )
     _request_advice(visit, actor)
     return visit
 
@@ -226,11 +257,18 @@ def diagnosis_add(
 ) -> Diagnosis:
     code, display = icd10_lookup(code)
     diagnosis = Diagnosis(
-        visit=visit, code=code, display=display, rank=rank, status=status, source=source,
+        visit=visit,
+        code=code,
+        display=display,
+        rank=rank,
+        status=status,
+        source=source,
         recorded_by=actor if getattr(actor, "is_authenticated", False) else None,
     )
     _full_clean_unique_aware(diagnosis)
-    audit_record(actor=actor, action=AuditEvent.Action.UPDATE, obj=diagnosis, patient_id=visit.patient_id)
+    audit_record(
+        actor=actor, action=AuditEvent.Action.UPDATE, obj=diagnosis, patient_id=visit.patient_id
+    )
     return diagnosis
 
 
@@ -243,40 +281,32 @@ def _full_clean_unique_aware(diagnosis: Diagnosis) -> None:
         with transaction.atomic():
             diagnosis.save()
     except IntegrityError:
-        if Diagnosis.objects.filter(visit_id=diagnosis.visit_id, code=diagnosis.code).exists():
-            raise Conflict(f"{diagnosis.code} is already recorded on this visit.",
-                           fields={"code": ["Already recorded on this visit."]}) from None
-        raise Conflict("This visit already has a primary diagnosis; record this one as secondary.",
-                       fields={"rank": ["A primary diagnosis already stands."]}) from None
+        # exclude(pk): on a status change the diagnosis itself is already stored with its code.
+        duplicate = Diagnosis.objects.filter(visit_id=diagnosis.visit_id, code=diagnosis.code)
+        if duplicate.exclude(pk=diagnosis.pk).exists():
+            raise Conflict(
+                f"{diagnosis.code} is already recorded on this visit.",
+                fields={"code": ["Already recorded on this visit."]},
+            ) from None
+        raise Conflict(
+            "This visit already has a primary diagnosis; record this one as secondary.",
+            fields={"rank": ["A primary diagnosis already stands."]},
+        ) from None
 
 
 @transaction.atomic
 def diagnosis_set_status(*, diagnosis: Diagnosis, status: str, actor: object | None) -> Diagnosis:
     if status not in Diagnosis.Status.values:
-        raise InvalidInput(f"Unknown diagnosis status '{status}'.", fields={"status": ["Unknown status."]})
+        raise InvalidInput(
+            f"Unknown diagnosis status '{status}'.", fields={"status": ["Unknown status."]}
+        )
     diagnosis = Diagnosis.objects.select_for_update().get(pk=diagnosis.pk)
     diagnosis.status = status
     _full_clean_unique_aware(diagnosis)
-    audit_record(actor=actor, action=AuditEvent.Action.UPDATE, obj=diagnosis,
-                 patient_id=diagnosis.visit.patient_id)
+    audit_record(
+        actor=actor,
+        action=AuditEvent.Action.UPDATE,
+        obj=diagnosis,
+        patient_id=diagnosis.visit.patient_id,
+    )
     return diagnosis
-
-
-def catalogue_sync() -> int:
-    """Create or update ObservationDefinitions from visits.catalogue; returns how many changed."""
-    from .catalogue import CATALOGUE
-
-    changed = 0
-    for d in CATALOGUE:
-        _, created = ObservationDefinition.objects.update_or_create(
-            code=d.code,
-            defaults={
-                "display": d.display, "category": d.category, "unit": d.unit,
-                "alternative_units": list(d.alternative_units), "decimals": d.decimals,
-                "plausible_low": d.plausible[0], "plausible_high": d.plausible[1],
-                "normal_low": d.normal[0], "normal_high": d.normal[1],
-                "critical_low": d.critical[0], "critical_high": d.critical[1],
-            },
-        )
-        changed += 1
-    return changed

@@ -11,10 +11,23 @@ from medai_site.errors import InvalidInput
 
 # Spellings people type, mapped to UCUM.
 _UNIT_ALIASES = {
-    "c": "Cel", "°c": "Cel", "cel": "Cel", "celsius": "Cel", "degc": "Cel",
-    "f": "[degF]", "°f": "[degF]", "[degf]": "[degF]", "fahrenheit": "[degF]", "degf": "[degF]",
-    "kg": "kg", "lb": "[lb_av]", "lbs": "[lb_av]", "[lb_av]": "[lb_av]", "pound": "[lb_av]",
-    "mg/dl": "mg/dL", "mmol/l": "mmol/L",
+    "c": "Cel",
+    "°c": "Cel",
+    "cel": "Cel",
+    "celsius": "Cel",
+    "degc": "Cel",
+    "f": "[degF]",
+    "°f": "[degF]",
+    "[degf]": "[degF]",
+    "fahrenheit": "[degF]",
+    "degf": "[degF]",
+    "kg": "kg",
+    "lb": "[lb_av]",
+    "lbs": "[lb_av]",
+    "[lb_av]": "[lb_av]",
+    "pound": "[lb_av]",
+    "mg/dl": "mg/dL",
+    "mmol/l": "mmol/L",
 }
 
 # mg/dL per mmol/L, from molar mass: glucose 180.16 g/mol, cholesterol 386.65 g/mol.

@@ -20,10 +20,16 @@ from medai_site.encrypted_fields import SafeEncryptedMixin, crypter
 
 
 class Command(BaseCommand):
-    help = "Re-encrypt encrypted columns under the first FIELD_ENCRYPTION_KEY (--check to only count)."
+    help = (
+        "Re-encrypt encrypted columns under the first FIELD_ENCRYPTION_KEY (--check to only count)."
+    )
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--check", action="store_true", help="Count values not yet under the newest key; exit 1 if any.")
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="Count values not yet under the newest key; exit 1 if any.",
+        )
         parser.add_argument("--batch-size", type=int, default=500)
 
     def handle(self, *args: Any, check: bool, batch_size: int, **options: Any) -> None:
@@ -31,14 +37,19 @@ class Command(BaseCommand):
         fernet = crypter()
         stale_total = rotated_total = 0
         for model in apps.get_models():
-            columns = [f.column for f in model._meta.concrete_fields if isinstance(f, SafeEncryptedMixin)]
+            columns = [
+                f.column for f in model._meta.concrete_fields if isinstance(f, SafeEncryptedMixin)
+            ]
             if not columns:
                 continue
             table, pk = model._meta.db_table, model._meta.pk.column
             stale, rotated = self._process(table, pk, columns, newest, fernet, check, batch_size)
             stale_total += stale
             rotated_total += rotated
-            self.stdout.write(f"{table}: {stale} value(s) not under the newest key" + ("" if check else f", {rotated} re-encrypted"))
+            self.stdout.write(
+                f"{table}: {stale} value(s) not under the newest key"
+                + ("" if check else f", {rotated} re-encrypted")
+            )
         if check:
             if stale_total:
                 raise CommandError(f"{stale_total} value(s) still need rotation.")
@@ -46,7 +57,16 @@ class Command(BaseCommand):
         else:
             self.stdout.write(self.style.SUCCESS(f"Done: {rotated_total} value(s) re-encrypted."))
 
-    def _process(self, table: str, pk: str, columns: list[str], newest: Any, fernet: Any, check: bool, batch_size: int) -> tuple[int, int]:
+    def _process(
+        self,
+        table: str,
+        pk: str,
+        columns: list[str],
+        newest: Any,
+        fernet: Any,
+        check: bool,
+        batch_size: int,
+    ) -> tuple[int, int]:
         qn = connection.ops.quote_name
         select = ", ".join(qn(c) for c in columns)
         last_pk, stale, rotated = None, 0, 0

@@ -34,7 +34,15 @@ class Command(BaseCommand):
         parser.add_argument("--if-empty", action="store_true", help="Do nothing if patients exist.")
         parser.add_argument("--allow-production", action="store_true")
 
-    def handle(self, *args: Any, visits: int, seed: int, if_empty: bool, allow_production: bool, **opts: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        visits: int,
+        seed: int,
+        if_empty: bool,
+        allow_production: bool,
+        **opts: Any,
+    ) -> None:
         from django.conf import settings
 
         if settings.PROFILE == "production" and not allow_production:
@@ -47,12 +55,14 @@ class Command(BaseCommand):
             with transaction.atomic():
                 teams, attendings = self._users_and_teams()
                 population = generate_population(n_visits=visits, seed=seed)
-                report = population_import(population=population, teams=teams, attendings=attendings)
+                report = population_import(
+                    population=population, teams=teams, attendings=attendings
+                )
             self.stdout.write(
                 f"Loaded {report.patients} patients, {report.visits} visits, {report.observations} "
                 f"observations, {report.diagnoses} diagnoses in {time.perf_counter() - started:.1f} s."
             )
-        self.stdout.write("Demo logins (password for all: %s):" % DEMO_PASSWORD)
+        self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for username, _, _, role, team in DEMO_USERS:
             self.stdout.write(f"  {username:<10} {role}{f' — care team {team}' if team else ''}")
 
@@ -60,9 +70,13 @@ class Command(BaseCommand):
         teams, attendings = [], []
         for username, first, last, role, team_name in DEMO_USERS:
             user, created = User.objects.get_or_create(
-                username=username, defaults={"first_name": first, "last_name": last,
-                                             "is_staff": role == roles.ADMIN,
-                                             "is_superuser": role == roles.ADMIN}
+                username=username,
+                defaults={
+                    "first_name": first,
+                    "last_name": last,
+                    "is_staff": role == roles.ADMIN,
+                    "is_superuser": role == roles.ADMIN,
+                },
             )
             if created:
                 user.set_password(DEMO_PASSWORD)

@@ -1,0 +1,229 @@
+"""Admin for patients, allergies and care teams.
+
+PHI is shown decrypted (never as ciphertext); search goes through the blind indexes
+(:func:`patients.selectors.patient_search`), scoped to the admin user like every other read;
+writes go through :mod:`patients.services`, so validation, normalisation and the audit trail are
+the same as on every other path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from medai_site.access import visible_patients
+from medai_site.admin import MedaiAdminMixin, ReadOnlyInlineMixin, copy_saved_state
+from medai_site.audit import audit_record
+from medai_site.errors import InvalidInput
+from medai_site.models import AuditEvent
+
+from .models import Allergy, CareTeam, Patient
+from .selectors import patient_search
+from .services import (
+    PATIENT_FIELDS,
+    _check_birth_date,
+    allergy_add,
+    care_team_create,
+    patient_create,
+    patient_update,
+)
+
+# Derived or audit-relevant: written by services and fields themselves, never typed in the admin.
+PATIENT_READONLY = (
+    "created_at",
+    "updated_at",
+    "created_by",
+    "name_bidx",
+    "given_name_bidx",
+    "family_name_bidx",
+    "phone_bidx",
+    "national_id_bidx",
+)
+
+
+class PatientAdminForm(forms.ModelForm):
+    class Meta:
+        model = Patient
+        fields = (*PATIENT_FIELDS, "care_teams")
+
+    def clean_birth_date(self) -> Any:
+        birth_date = self.cleaned_data.get("birth_date")
+        try:
+            _check_birth_date(birth_date)  # the service's own rule, reported on the form
+        except InvalidInput as exc:
+            raise ValidationError(exc.message) from None
+        return birth_date
+
+
+class AllergyInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = Allergy
+    fields = ("substance", "reaction", "severity", "recorded_at")
+    readonly_fields = fields
+
+
+@admin.register(Patient)
+class PatientAdmin(MedaiAdminMixin, admin.ModelAdmin):
+    form = PatientAdminForm
+    list_display = ("mrn", "name", "sex", "care_team_names", "created_at")
+    list_filter = ("sex", "care_teams", "created_at")
+    # The search box searches blind indexes, not these columns (see get_search_results).
+    search_fields = ("mrn",)
+    search_help_text = "Exact MRN, full name, given or family name, phone or national id."
+    readonly_fields = PATIENT_READONLY
+    filter_horizontal = ("care_teams",)
+    inlines = (AllergyInline,)
+    fieldsets = (
+        (None, {"fields": ("mrn", "sex", "care_teams")}),
+        (
+            "Identity and contact (encrypted)",
+            {
+                "fields": (
+                    "given_name",
+                    "family_name",
+                    "birth_date",
+                    "phone",
+                    "email",
+                    "address",
+                    "national_id",
+                    "emergency_contact",
+                ),
+            },
+        ),
+        ("Record", {"fields": ("created_at", "updated_at", "created_by")}),
+        (
+            "Search index (HMAC digests)",
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "name_bidx",
+                    "given_name_bidx",
+                    "family_name_bidx",
+                    "phone_bidx",
+                    "national_id_bidx",
+                ),
+            },
+        ),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Patient]:
+        return visible_patients(request.user).prefetch_related("care_teams")
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Patient], search_term: str
+    ) -> tuple[QuerySet[Patient], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        # patient_search is scoped to the viewer, compares decrypted candidates and audits hits.
+        hits = patient_search(viewer=request.user, query=term).values("pk")
+        return queryset.filter(pk__in=hits) | queryset.filter(mrn=term.upper()), False
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Any:
+        patient = super().get_object(request, object_id, from_field)
+        if patient is not None:
+            audit_record(
+                actor=request.user,
+                action=AuditEvent.Action.VIEW,
+                obj=patient,
+                patient_id=patient.pk,
+            )
+        return patient
+
+    @admin.display(description="Name")
+    def name(self, patient: Patient) -> str:
+        return patient.full_name
+
+    @admin.display(description="Care teams")
+    def care_team_names(self, patient: Patient) -> str:
+        return ", ".join(team.name for team in patient.care_teams.all())
+
+    def save_model(
+        self, request: HttpRequest, obj: Patient, form: forms.ModelForm, change: bool
+    ) -> None:
+        if change:
+            changes = {
+                name: form.cleaned_data[name]
+                for name in form.changed_data
+                if name in PATIENT_FIELDS
+            }
+            saved = patient_update(patient=obj, actor=request.user, **changes)
+        else:
+            values = {name: form.cleaned_data[name] for name in PATIENT_FIELDS}
+            saved = patient_create(
+                actor=request.user, care_teams=form.cleaned_data["care_teams"], **values
+            )
+        copy_saved_state(obj, saved)
+
+
+class AllergyAdminForm(forms.ModelForm):
+    class Meta:
+        model = Allergy
+        fields = ("patient", "substance", "reaction", "severity")
+
+    def clean_substance(self) -> str:
+        # As allergy_add stores it, so the uniqueness check below sees the stored spelling.
+        return " ".join(self.cleaned_data["substance"].split()).lower()
+
+
+@admin.register(Allergy)
+class AllergyAdmin(MedaiAdminMixin, admin.ModelAdmin):
+    """Allergies are added through the service; a recorded allergy is viewed, not edited here."""
+
+    form = AllergyAdminForm
+    list_display = ("patient", "substance", "severity", "recorded_at")
+    list_filter = ("severity",)
+    search_fields = ("=patient__mrn", "substance")
+    search_help_text = "Exact patient MRN, or part of a substance name."
+    list_select_related = ("patient",)
+    autocomplete_fields = ("patient",)
+    readonly_fields = ("recorded_at",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Allergy]:
+        return Allergy.objects.filter(patient__in=visible_patients(request.user).values("pk"))
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(
+        self, request: HttpRequest, obj: Allergy, form: forms.ModelForm, change: bool
+    ) -> None:
+        saved = allergy_add(
+            patient=form.cleaned_data["patient"],
+            substance=form.cleaned_data["substance"],
+            reaction=form.cleaned_data["reaction"],
+            severity=form.cleaned_data["severity"],
+            actor=request.user,
+        )
+        copy_saved_state(obj, saved)
+
+
+@admin.register(CareTeam)
+class CareTeamAdmin(MedaiAdminMixin, admin.ModelAdmin):
+    list_display = ("name", "member_count", "patient_count")
+    search_fields = ("name", "members__username")
+    filter_horizontal = ("members",)
+
+    @admin.display(description="Members")
+    def member_count(self, team: CareTeam) -> int:
+        return team.members.count()
+
+    @admin.display(description="Patients")
+    def patient_count(self, team: CareTeam) -> int:
+        return team.patients.count()
+
+    def save_model(
+        self, request: HttpRequest, obj: CareTeam, form: forms.ModelForm, change: bool
+    ) -> None:
+        if change:
+            super().save_model(request, obj, form, change)  # the name is the only plain field
+        else:
+            copy_saved_state(
+                obj, care_team_create(name=form.cleaned_data["name"], actor=request.user)
+            )

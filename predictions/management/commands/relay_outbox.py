@@ -1,0 +1,35 @@
+"""Run the advice outbox relay in a loop (its own process: it must work while the broker is down)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections
+
+from predictions.relay import relay_pending
+
+logger = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Hand pending advice requests to the broker, retrying while it is away."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--interval", type=float, default=1.0, help="Seconds between rounds.")
+        parser.add_argument("--once", action="store_true", help="One round, then exit.")
+
+    def handle(self, *args: Any, interval: float, once: bool, **options: Any) -> None:
+        while True:
+            close_old_connections()
+            try:
+                sent = relay_pending()
+                if sent:
+                    logger.info("relay dispatched %d advice request(s)", sent)
+            except Exception:
+                logger.exception("relay round failed; retrying")
+            if once:
+                return
+            time.sleep(interval)

@@ -1,0 +1,161 @@
+"""``python -m predictions.ml evaluate ...``: the command-line contract of DESIGN.md.
+
+Bad input (missing file, unknown column, one-class target, empty file) ends with one line on stderr
+and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from predictions.ml.algorithms import ALGORITHMS
+from predictions.ml.dataset import normalise_label, read_csv
+from predictions.ml.errors import DataError, EngineError
+from predictions.ml.evaluate import evaluate_predictions
+from predictions.ml.pipeline import ModelSpec, TrainedModel, train
+
+EXIT_BAD_INPUT = 2
+DEFAULT_OUT = "ml-report"
+DEFAULT_FOLDS = 10  # the published reference results are 10-fold cross-validated
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m predictions.ml", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    evaluate = commands.add_parser("evaluate", help="cross-validate, select, calibrate and report")
+    evaluate.add_argument("--data", required=True, type=Path, help="CSV file with a header")
+    evaluate.add_argument("--target", required=True, help="column to predict")
+    evaluate.add_argument("--positive", nargs="+", help="target values forming the positive class")
+    evaluate.add_argument("--group", help="patient id column for grouped splitting")
+    evaluate.add_argument("--external", nargs="+", type=Path, default=[], help="external validation CSVs")
+    evaluate.add_argument("--cv", type=int, default=DEFAULT_FOLDS, help="outer folds (default 10)")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--algorithms", nargs="+", choices=list(ALGORITHMS), help="default: all six")
+    evaluate.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="report directory")
+    return parser
+
+
+def _external_metrics(
+    model: TrainedModel, path: Path, target: str, positive: list[str] | None
+) -> dict[str, Any]:
+    frame = read_csv(path)
+    if target not in frame.columns:
+        raise DataError(f"external file {path}: target column {target!r} not found")
+    labels = frame[target].map(normalise_label)
+    if positive:
+        wanted = {normalise_label(v) for v in positive}
+        labels = labels.map(lambda v: None if v is None else ("positive" if v in wanted else "negative"))
+    usable = labels.isin(model.classes).to_numpy()
+    proba = model.predict_frame(frame[usable])
+    entry: dict[str, Any] = {
+        "path": str(path),
+        "rows": int(len(frame)),
+        "rows_scored": int(usable.sum()),
+        "rows_dropped_unknown_or_missing_label": int((~usable).sum()),
+    }
+    if usable.sum() and len(set(labels[usable])) >= 1:
+        entry["metrics"] = evaluate_predictions(labels[usable].to_numpy(), proba, model.classes)
+    else:
+        entry["metrics"] = None
+    return entry
+
+
+def _fmt(value: Any) -> str:
+    return "   -  " if value is None else f"{value:6.3f}"
+
+
+def print_table(report: dict[str, Any]) -> None:
+    multiclass = report["task"] == "multiclass"
+    data = report["dataset"]
+    print(
+        f"{data['rows']} rows ({data['rows_used']} used), {data['columns']} columns, "
+        f"{report['task']} over {len(report['classes'])} classes, "
+        f"{report['cv']['folds']}-fold grouped CV (seed {report['cv']['seed']})"
+    )
+    extra = "  top3" if multiclass else "  sens  spec"
+    print(f"{'model':<22}  acc   bal_acc  roc_auc  [95% CI]        brier  (base)   ece  log_loss{extra}")
+    for entry in report["models"]:
+        m = entry["metrics"]
+        lo, hi = m["roc_auc_ci"]
+        tail = (
+            f"  {_fmt(m.get('top3_accuracy'))}"
+            if multiclass
+            else f"  {_fmt(m.get('sensitivity'))} {_fmt(m.get('specificity'))}"
+        )
+        mark = "*" if entry["name"] == report["selected"]["name"] else " "
+        print(
+            f"{mark}{entry['name']:<21} {_fmt(m['accuracy'])} {_fmt(m['balanced_accuracy'])}  "
+            f"{_fmt(m['roc_auc'])} [{_fmt(lo)},{_fmt(hi)}] {_fmt(m['brier'])} ({_fmt(m['brier_baseline'])})"
+            f" {_fmt(m['ece'])} {_fmt(m['log_loss'])}{tail}"
+        )
+    print(f"* selected: {report['selected']['name']} ({report['selected']['selection_rule']})")
+    for ext in report["external"]:
+        m = ext["metrics"] or {}
+        print(
+            f"external {ext['path']}: {ext['rows_scored']} rows, accuracy {_fmt(m.get('accuracy'))}, "
+            f"roc_auc {_fmt(m.get('roc_auc'))}, brier {_fmt(m.get('brier'))}"
+        )
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    frame = read_csv(args.data)
+    for path in args.external:
+        if not path.is_file():
+            raise DataError(f"external file not found: {path}")
+    columns = set(frame.columns)
+    subgroups = {name: name for name in ("sex", "age") if name in columns}
+    spec = ModelSpec(
+        target=args.target, group=args.group, positive=args.positive, subgroup_columns=subgroups
+    )
+    result = train(
+        frame, spec, algorithms=args.algorithms, cv=args.cv, seed=args.seed, out_dir=args.out
+    )
+    report = result.report
+    report["external"] = [
+        _external_metrics(result.model, path, args.target, args.positive) for path in args.external
+    ]
+    from predictions.ml.artifacts import save_model
+
+    info = save_model(result.model, args.out / "model.joblib")
+    report["artifact"] = {"path": str(info.path), "sha256": info.sha256, "size_bytes": info.size_bytes}
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.json").write_text(json.dumps(report, indent=2, default=_json_default))
+    print_table(report)
+    print(f"report: {args.out / 'report.json'}  ({report['seconds']} s)")
+    return 0
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.filterwarnings("ignore", category=UserWarning)  # sklearn's rare-class fold warnings
+    try:
+        if args.command == "evaluate":
+            return run_evaluate(args)
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_BAD_INPUT  # pragma: no cover - argparse requires a command
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,459 @@
+"""Training and serving: the API the Celery tasks and the command line build on.
+
+``train`` cleans the frame, splits it into patient-grouped stratified folds, and for every outer
+fold fits the featuriser and each learner on the training part only (hyper-parameters by grouped
+inner cross-validation, calibration on the inner out-of-fold scores). The outer out-of-fold
+probabilities give honest metrics; the learner with the lowest out-of-fold log loss is selected
+and refitted the same way on all rows. ``TrainedModel`` is what gets saved and served.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import log_loss
+
+from predictions.ml.algorithms import ALGORITHMS, Algorithm, get_algorithms
+from predictions.ml.calibration import CalibratedModel, aligned_scores, fit_calibrator
+from predictions.ml.dataset import ColumnPlan, apply_plans, clean, clean_record, is_missing
+from predictions.ml.errors import DataError
+from predictions.ml.evaluate import age_band, evaluate_predictions
+from predictions.ml.explain import Explainer, global_importance
+from predictions.ml.features import Featurizer
+from predictions.ml.split import grouped_folds
+
+Progress = Callable[[str, int], None]
+
+INNER_FOLDS = 3
+# Abstain when more than this share of the structured inputs (numeric + categorical) is missing.
+MAX_MISSING_SHARE = 0.5
+# "Far outside the training range": beyond min/max by more than this share of the training span.
+RANGE_MARGIN = 0.5
+TOP_CONTRIBUTIONS = 8
+
+
+@dataclass
+class ModelSpec:
+    """What to learn and from which columns (None = infer the column kinds from the data)."""
+
+    target: str
+    group: str | None = None
+    numeric: list[str] | None = None
+    categorical: list[str] | None = None
+    text: list[str] = field(default_factory=list)
+    positive: list[Any] | None = None
+    subgroup_columns: dict[str, str] = field(default_factory=dict)
+    exclude: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Prediction:
+    """One visit's calibrated advice with its explanation and abstention verdict."""
+
+    probabilities: dict[str, float]
+    ranked: list[tuple[str, float]]
+    abstain: bool
+    abstain_reason: str | None
+    contributions: list[dict[str, Any]]
+    scale: str
+    baseline: float
+    output: float
+    predicted: str
+
+
+@dataclass
+class FittedLearner:
+    """One learner after grouped hyper-parameter search and calibration."""
+
+    model: CalibratedModel
+    params: dict[str, Any]
+    search: list[dict[str, Any]]
+    training_rows: int
+
+
+def fit_learner(
+    algorithm: Algorithm,
+    X: np.ndarray,
+    codes: np.ndarray,
+    groups: np.ndarray,
+    n_classes: int,
+    *,
+    seed: int = 0,
+    inner_folds: int = INNER_FOLDS,
+) -> FittedLearner:
+    """Grid search by grouped CV on (X, codes) only, Platt/temperature calibration, refit on all."""
+    rows = np.arange(len(X))
+    if algorithm.max_train_rows is not None and len(X) > algorithm.max_train_rows:
+        rng = np.random.default_rng(seed)
+        # Stratified subsample: the same share of every class.
+        rows = np.sort(
+            np.concatenate(
+                [
+                    rng.choice(
+                        members,
+                        size=max(1, round(len(members) * algorithm.max_train_rows / len(X))),
+                        replace=False,
+                    )
+                    for members in (np.flatnonzero(codes == c) for c in np.unique(codes))
+                ]
+            )
+        )
+    Xs, ys, gs = X[rows], codes[rows], groups[rows]
+    classes = np.arange(n_classes)
+    splits = grouped_folds(ys, gs, inner_folds, seed)
+    search: list[dict[str, Any]] = []
+    best: tuple[float, dict[str, Any], Any] | None = None
+    for params in algorithm.grid:
+        oof = np.zeros(len(Xs)) if n_classes == 2 else np.zeros((len(Xs), n_classes))
+        for train_idx, val_idx in splits:
+            estimator = algorithm.build(params, seed).fit(Xs[train_idx], ys[train_idx])
+            oof[val_idx] = aligned_scores(estimator, Xs[val_idx], classes)
+        calibrator = fit_calibrator(oof, ys)
+        loss = float(log_loss(ys, calibrator.probabilities(oof), labels=list(classes)))
+        search.append({"params": params, "cv_log_loss": loss})
+        if best is None or loss < best[0]:
+            best = (loss, params, calibrator)
+    assert best is not None  # noqa: S101 - every algorithm has a non-empty grid
+    _, params, calibrator = best
+    estimator = algorithm.build(params, seed).fit(Xs, ys)
+    return FittedLearner(CalibratedModel(estimator, calibrator, classes), params, search, len(rows))
+
+
+@dataclass
+class TrainedModel:
+    """A fitted, calibrated model ready to serve; pickled whole into the artifact."""
+
+    algorithm: str
+    params: dict[str, Any]
+    classes: list[str]
+    task: str
+    featurizer: Featurizer
+    model: CalibratedModel
+    metadata: dict[str, Any] = field(default_factory=dict)
+    max_missing_share: float = MAX_MISSING_SHARE
+    range_margin: float = RANGE_MARGIN
+    min_confidence: float | None = None
+    _explainer: Explainer | None = field(default=None, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_explainer"] = None  # rebuilt on first use; keeps the artifact small
+        return state
+
+    @property
+    def feature_schema(self) -> dict[str, Any]:
+        return self.featurizer.schema()
+
+    @property
+    def plans(self) -> dict[str, ColumnPlan]:
+        return self.featurizer.plans
+
+    @property
+    def explainer(self) -> Explainer:
+        if self._explainer is None:
+            method = ALGORITHMS[self.algorithm].explain
+            self._explainer = Explainer(self.model, self.featurizer, method)
+        return self._explainer
+
+    def prepare(self, record: dict[str, Any]) -> np.ndarray:
+        """Record -> (1, d) feature row (cleaning + featurising, no model)."""
+        return self.featurizer.transform_record(clean_record(record, self.plans))
+
+    def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities (n, k) for every row, columns in ``classes`` order."""
+        if frame.empty:
+            return np.zeros((0, len(self.classes)))
+        return self.model.predict_proba(self.featurizer.transform(apply_plans(frame, self.plans)))
+
+    def predict_one(self, record: dict[str, Any], top_k: int = TOP_CONTRIBUTIONS) -> Prediction:
+        """Calibrated probabilities, ranking, explanation and abstention for one visit."""
+        cleaned = clean_record(record, self.plans)
+        row = self.featurizer.transform_record(cleaned)
+        proba = self.model.predict_proba(row)[0]
+        order = np.argsort(-proba, kind="stable")
+        predicted = int(order[0])
+        explanation = self.explainer.explain(row, predicted)
+        top = sorted(explanation.contributions.items(), key=lambda kv: -abs(kv[1]))[:top_k]
+        contributions = [
+            {"feature": name, "value": _display(cleaned.get(name)), "contribution": value}
+            for name, value in top
+        ]
+        reasons = self._abstention_reasons(record, cleaned, float(proba[predicted]))
+        probabilities = {c: float(p) for c, p in zip(self.classes, proba, strict=True)}
+        return Prediction(
+            probabilities=probabilities,
+            ranked=[(self.classes[i], float(proba[i])) for i in order],
+            abstain=bool(reasons),
+            abstain_reason="; ".join(reasons) if reasons else None,
+            contributions=contributions,
+            scale=explanation.scale,
+            baseline=explanation.baseline,
+            output=explanation.output,
+            predicted=self.classes[predicted],
+        )
+
+    def _abstention_reasons(
+        self, record: dict[str, Any], cleaned: dict[str, Any], confidence: float
+    ) -> list[str]:
+        reasons: list[str] = []
+        structured = [n for n, p in self.plans.items() if p.kind != "text"]
+        missing = [
+            n for n in structured if cleaned[n] is None or (isinstance(cleaned[n], float) and math.isnan(cleaned[n]))
+        ]
+        if structured and len(missing) / len(structured) > self.max_missing_share:
+            reasons.append(
+                f"{len(missing)} of {len(structured)} inputs are missing "
+                f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})"
+            )
+        featurizer = self.featurizer
+        for i, name in enumerate(featurizer.numeric):
+            value = cleaned[name]
+            raw = record.get(name)
+            if math.isnan(value):
+                plan = self.plans[name]
+                if plan.plausible is not None and not is_missing(raw):
+                    reasons.append(f"{name} = {raw} is physiologically impossible (ignored)")
+                continue
+            low, high = featurizer.train_min[i], featurizer.train_max[i]
+            margin = self.range_margin * max(high - low, 1e-9)
+            if value < low - margin or value > high + margin:
+                reasons.append(
+                    f"{name} = {value:g} is far outside the training range {low:g} to {high:g}"
+                )
+        if self.min_confidence is not None and confidence < self.min_confidence:
+            reasons.append(
+                f"top probability {confidence:.2f} is below the confidence floor {self.min_confidence:.2f}"
+            )
+        return reasons
+
+
+def _display(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, str) and len(value) > 80:
+        return value[:77] + "..."
+    return value
+
+
+@dataclass
+class TrainResult:
+    model: TrainedModel
+    report: dict[str, Any]
+    plots: dict[str, Path] = field(default_factory=dict)
+    oof_probabilities: np.ndarray | None = None
+    labels: np.ndarray | None = None
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of every library whose objects live inside an artifact."""
+    import joblib
+    import scipy
+    import sklearn
+
+    versions = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "scipy": scipy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "joblib": joblib.__version__,
+    }
+    try:
+        import torch
+
+        versions["torch"] = torch.__version__
+    except ImportError:  # pragma: no cover - torch is a declared dependency
+        pass
+    return versions
+
+
+def _subgroups(
+    raw: pd.DataFrame, spec: ModelSpec, index: pd.Index
+) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for name, column in spec.subgroup_columns.items():
+        if column not in raw.columns:
+            continue
+        values = raw.loc[index, column]
+        if "age" in name.lower() or "age" in column.lower():
+            out[f"{name}_band" if not name.endswith("band") else name] = np.array(
+                [age_band(_number_or_none(v)) for v in values]
+            )
+        else:
+            out[name] = np.array(
+                ["unknown" if is_missing(v) else str(v).strip().lower() for v in values]
+            )
+    return out
+
+
+def _number_or_none(value: Any) -> float | None:
+    from predictions.ml.dataset import to_number
+
+    number = to_number(value)
+    return None if math.isnan(number) else number
+
+
+def train(
+    frame: pd.DataFrame,
+    spec: ModelSpec,
+    algorithms: Sequence[str] | None = None,
+    cv: int = 5,
+    seed: int = 0,
+    progress: Progress | None = None,
+    out_dir: Path | None = None,
+    *,
+    inner_folds: int = INNER_FOLDS,
+    n_bootstrap: int = 200,
+) -> TrainResult:
+    """Clean, split by patient, search, calibrate, evaluate out-of-fold, select and refit."""
+    report_progress = progress or (lambda stage, percent: None)
+    chosen = get_algorithms(list(algorithms) if algorithms is not None else None)
+    if cv < 2:
+        raise DataError("--cv must be at least 2")
+    report_progress("cleaning", 0)
+    data = clean(
+        frame,
+        target=spec.target,
+        group=spec.group,
+        positive=spec.positive,
+        numeric=spec.numeric,
+        categorical=spec.categorical,
+        text=spec.text or None,
+        exclude=spec.exclude,
+    )
+    classes = data.classes
+    code_of = {c: i for i, c in enumerate(classes)}
+    codes = np.array([code_of[v] for v in data.labels])
+    k = len(classes)
+    task = "binary" if k == 2 else "multiclass"
+    subgroups = _subgroups(frame.reset_index(drop=True), spec, data.raw_index)
+    outer = grouped_folds(codes, data.groups, cv, seed)
+
+    oof = {a.name: np.zeros((len(codes), k)) for a in chosen}
+    params_per_fold: dict[str, list[dict[str, Any]]] = {a.name: [] for a in chosen}
+    total_steps = len(outer) * len(chosen) + 1
+    step = 0
+    for fold, (train_idx, test_idx) in enumerate(outer):
+        featurizer = Featurizer(data.plans).fit(data.frame.iloc[train_idx])
+        X_train = featurizer.transform(data.frame.iloc[train_idx])
+        X_test = featurizer.transform(data.frame.iloc[test_idx])
+        for algorithm in chosen:
+            report_progress(f"fold {fold + 1}/{len(outer)}: {algorithm.name}", int(90 * step / total_steps))
+            fitted = fit_learner(
+                algorithm, X_train, codes[train_idx], data.groups[train_idx], k,
+                seed=seed, inner_folds=inner_folds,
+            )
+            oof[algorithm.name][test_idx] = fitted.model.predict_proba(X_test)
+            params_per_fold[algorithm.name].append(fitted.params)
+            step += 1
+
+    report_progress("evaluating", 90)
+    models = []
+    for algorithm in chosen:
+        metrics = evaluate_predictions(
+            data.labels, oof[algorithm.name], classes, subgroups=subgroups,
+            n_bootstrap=n_bootstrap, seed=seed,
+        )
+        common = Counter(repr(sorted(p.items())) for p in params_per_fold[algorithm.name])
+        most_common = next(
+            p for p in params_per_fold[algorithm.name] if repr(sorted(p.items())) == common.most_common(1)[0][0]
+        )
+        entry: dict[str, Any] = {
+            "name": algorithm.name,
+            "params": most_common,
+            "params_per_fold": params_per_fold[algorithm.name],
+            "metrics": metrics,
+            "explanation_method": algorithm.explain,
+        }
+        if algorithm.max_train_rows is not None:
+            entry["max_train_rows"] = algorithm.max_train_rows
+        if algorithm.notes:
+            entry["notes"] = algorithm.notes
+        models.append(entry)
+    selected_entry = min(models, key=lambda m: m["metrics"]["log_loss"])
+    selected = ALGORITHMS[selected_entry["name"]]
+
+    report_progress(f"refitting {selected.name} on all data", 93)
+    featurizer = Featurizer(data.plans).fit(data.frame)
+    X_all = featurizer.transform(data.frame)
+    fitted = fit_learner(selected, X_all, codes, data.groups, k, seed=seed, inner_folds=inner_folds)
+    model = TrainedModel(
+        algorithm=selected.name,
+        params=fitted.params,
+        classes=classes,
+        task=task,
+        featurizer=featurizer,
+        model=fitted.model,
+    )
+    importance = global_importance(model.explainer, X_all, codes, seed=seed)
+    report: dict[str, Any] = {
+        "dataset": {
+            "rows": data.report.rows_in,
+            "columns": data.report.columns_in,
+            "rows_used": data.report.rows_out,
+            "features": featurizer.n_features,
+            "patients": len(np.unique(data.groups)),
+            "cleaning": data.report.to_dict(),
+            "data_hash": data.data_hash,
+        },
+        "task": task,
+        "classes": classes,
+        "cv": {
+            "folds": len(outer),
+            "seed": seed,
+            "inner_folds": inner_folds,
+            "grouped_by": spec.group or "row (each row its own patient)",
+            "stratified": True,
+        },
+        "models": models,
+        "selected": {
+            "name": selected.name,
+            "params": fitted.params,
+            "metrics": selected_entry["metrics"],
+            "selection_rule": "lowest out-of-fold log loss of calibrated probabilities",
+            "final_search": fitted.search,
+            "final_training_rows": fitted.training_rows,
+            "explanation_scale": model.explainer.scale_for(k - 1 if k == 2 else 0),
+        },
+        "external": [],
+        "feature_importance": importance,
+        "feature_importance_method": (
+            "mean absolute per-prediction contribution over up to 200 training rows "
+            f"({model.explainer.method} attribution)"
+        ),
+    }
+    model.metadata = {
+        "feature_schema": featurizer.schema(),
+        "label_map": dict(enumerate(classes)),
+        "positive_values": [str(v) for v in spec.positive] if spec.positive else None,
+        "target": spec.target,
+        "library_versions": library_versions(),
+        "data_hash": data.data_hash,
+        "metrics": selected_entry["metrics"],
+        "cleaning": data.report.to_dict(),
+    }
+    plots: dict[str, Path] = {}
+    if out_dir is not None:
+        from predictions.ml.plots import write_plots
+
+        plots = write_plots(
+            Path(out_dir), data.labels, oof[selected.name], classes, selected_entry["metrics"],
+            title=selected.name,
+        )
+        report["plots"] = {name: str(path) for name, path in plots.items()}
+    report_progress("done", 100)
+    return TrainResult(
+        model=model,
+        report=report,
+        plots=plots,
+        oof_probabilities=oof[selected.name],
+        labels=data.labels,
+    )

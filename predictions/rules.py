@@ -1,0 +1,172 @@
+"""Clinical rules that run beside the models on every advice. Pure functions of plain data.
+
+Alerts carry a severity (critical > high > warning), the rule's name and a message in plain words.
+Thresholds follow widely used criteria: hypertensive crisis SBP >= 180 or DBP >= 120 mmHg;
+hypoxaemia SpO2 < 92 % (critical < 88 %); qSOFA (Singer et al., JAMA 2016) >= 2 of RR >= 22/min,
+SBP <= 100 mmHg, altered mentation.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+SEVERITY_ORDER = {"critical": 0, "high": 1, "warning": 2}
+
+
+@dataclass(frozen=True)
+class ObservationFact:
+    code: str
+    display: str
+    value: float
+    unit: str
+    interpretation: str  # "", N, L, H, LL, HH
+    critical_low: float | None
+    critical_high: float | None
+
+
+@dataclass(frozen=True)
+class Alert:
+    rule: str
+    severity: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+# First-line treatments a suggested diagnosis usually leads to, and the allergy substances they
+# conflict with (substance names as recorded, lower case; a class name matches its members).
+TREATMENT_CONFLICTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "J18": ("amoxicillin", ("penicillin", "amoxicillin", "beta-lactam")),
+    "J06": ("amoxicillin (if bacterial)", ("penicillin", "amoxicillin")),
+    "N39": (
+        "trimethoprim-sulfamethoxazole",
+        ("sulfonamide", "sulfonamides", "sulfa", "trimethoprim"),
+    ),
+    "I21": ("aspirin", ("aspirin", "nsaid", "nsaids")),
+    "I20": ("aspirin", ("aspirin", "nsaid", "nsaids")),
+    "I25": ("aspirin", ("aspirin", "nsaid", "nsaids")),
+    "G43": ("NSAIDs", ("nsaid", "nsaids", "ibuprofen", "aspirin")),
+    "A41": ("piperacillin-tazobactam", ("penicillin", "beta-lactam", "piperacillin")),
+    "K35": ("cefazolin + metronidazole", ("cephalosporin", "cephalosporins", "metronidazole")),
+}
+
+_CONFUSION = re.compile(
+    r"\b(confus\w*|disorient\w*|drows\w*|altered mental|gcs\s*(1[0-4]|[3-9])\b)", re.I
+)
+
+
+def _value(facts: dict[str, ObservationFact], code: str) -> float | None:
+    fact = facts.get(code)
+    return None if fact is None else fact.value
+
+
+def critical_observations(facts: dict[str, ObservationFact]) -> list[Alert]:
+    alerts = []
+    for fact in facts.values():
+        if fact.interpretation == "HH":
+            alerts.append(
+                Alert(
+                    "critical_value",
+                    "critical",
+                    f"{fact.display} {fact.value:g} {fact.unit} is critically high (above {fact.critical_high:g}).",
+                )
+            )
+        elif fact.interpretation == "LL":
+            alerts.append(
+                Alert(
+                    "critical_value",
+                    "critical",
+                    f"{fact.display} {fact.value:g} {fact.unit} is critically low (below {fact.critical_low:g}).",
+                )
+            )
+    return alerts
+
+
+def hypertensive_crisis(facts: dict[str, ObservationFact]) -> list[Alert]:
+    sbp, dbp = _value(facts, "8480-6"), _value(facts, "8462-4")
+    if (sbp is not None and sbp >= 180) or (dbp is not None and dbp >= 120):
+        return [
+            Alert(
+                "hypertensive_crisis",
+                "critical",
+                f"Blood pressure {sbp or '?'}/{dbp or '?'} mmHg meets hypertensive crisis "
+                "criteria (≥180 systolic or ≥120 diastolic): assess for end-organ damage.",
+            )
+        ]
+    return []
+
+
+def hypoxaemia(facts: dict[str, ObservationFact]) -> list[Alert]:
+    spo2 = _value(facts, "2708-6")
+    if spo2 is None or spo2 >= 92:
+        return []
+    severity = "critical" if spo2 < 88 else "high"
+    return [
+        Alert(
+            "hypoxaemia",
+            severity,
+            f"Oxygen saturation {spo2:g} % indicates hypoxaemia (below 92 %).",
+        )
+    ]
+
+
+def qsofa(facts: dict[str, ObservationFact], free_text: str) -> list[Alert]:
+    rr, sbp = _value(facts, "9279-1"), _value(facts, "8480-6")
+    criteria = []
+    if rr is not None and rr >= 22:
+        criteria.append(f"respiratory rate {rr:g}/min")
+    if sbp is not None and sbp <= 100:
+        criteria.append(f"systolic BP {sbp:g} mmHg")
+    if _CONFUSION.search(free_text or ""):
+        criteria.append("altered mentation noted")
+    if len(criteria) >= 2:
+        return [
+            Alert(
+                "sepsis_qsofa",
+                "high",
+                f"qSOFA {len(criteria)}/3 ({'; '.join(criteria)}): screen for sepsis.",
+            )
+        ]
+    return []
+
+
+def allergy_conflicts(suggested_codes: list[str], allergies: list[str]) -> list[Alert]:
+    recorded = {a.strip().lower() for a in allergies}
+    alerts = []
+    for code in suggested_codes:
+        conflict = TREATMENT_CONFLICTS.get(code[:3])
+        if conflict is None:
+            continue
+        treatment, substances = conflict
+        clashes = sorted(s for s in recorded if any(term in s for term in substances))
+        if clashes:
+            alerts.append(
+                Alert(
+                    "allergy_conflict",
+                    "high",
+                    f"Suggested {code}: usual first-line treatment ({treatment}) conflicts "
+                    f"with recorded allergy to {', '.join(clashes)}.",
+                )
+            )
+    return alerts
+
+
+def evaluate_rules(
+    *,
+    facts: dict[str, ObservationFact],
+    free_text: str,
+    suggested_codes: list[str],
+    allergies: list[str],
+) -> list[dict[str, Any]]:
+    alerts = [
+        *critical_observations(facts),
+        *hypertensive_crisis(facts),
+        *hypoxaemia(facts),
+        *qsofa(facts, free_text),
+        *allergy_conflicts(suggested_codes, allergies),
+    ]
+    alerts.sort(key=lambda a: (SEVERITY_ORDER[a.severity], a.rule))
+    return [a.as_dict() for a in alerts]

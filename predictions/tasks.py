@@ -1,0 +1,70 @@
+"""Celery tasks: thin wrappers that take ids (never PHI), re-fetch, and call one service."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import OperationalError
+
+from medai_site.audit import current_interface
+from medai_site.models import AuditEvent
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="predictions.tasks.advice_compute",
+    queue="advice",
+    autoretry_for=(OperationalError,),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=5,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def advice_compute(request_id: int) -> None:
+    from .advice import advice_compute as compute
+
+    current_interface.set(AuditEvent.Interface.WORKER)
+    compute(request_id=request_id)
+
+
+@shared_task(name="predictions.tasks.training_job_run", queue="training")
+def training_job_run(job_id: int) -> None:
+    from .training import training_job_execute
+
+    current_interface.set(AuditEvent.Interface.WORKER)
+    training_job_execute(job_id=job_id)
+
+
+@shared_task(name="predictions.tasks.advice_outbox_relay", queue="advice")
+def advice_outbox_relay() -> int:
+    from .relay import relay_pending
+
+    return relay_pending()
+
+
+@shared_task(name="predictions.tasks.training_job_watchdog")
+def training_job_watchdog() -> dict[str, int]:
+    from .training import training_job_watchdog as watchdog
+
+    return watchdog()
+
+
+@shared_task(name="predictions.tasks.training_nightly_start")
+def training_nightly_start() -> int:
+    from medai_site.errors import Conflict
+
+    from .models import PredictionTask, TrainingJob
+    from .training import training_job_start
+
+    started = 0
+    for task in PredictionTask.objects.all():
+        try:
+            training_job_start(task=task, actor=None, trigger=TrainingJob.Trigger.SCHEDULE)
+            started += 1
+        except Conflict:
+            logger.info("nightly training of %s skipped: a job is already running", task.slug)
+    return started

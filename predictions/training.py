@@ -1,0 +1,319 @@
+"""Training jobs: snapshot the labelled visits, run the engine, write an immutable ModelVersion.
+
+The job row is the single source of truth for its state (queued → running with stage and percent
+→ succeeded/failed with a readable reason). The worker beats a heartbeat into it; the watchdog
+fails or requeues jobs whose worker died.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from medai_site.errors import Conflict
+from predictions.ml.artifacts import file_sha256, load_model, save_model
+from predictions.ml.dataset import normalise_label
+from predictions.ml.errors import EngineError
+from predictions.ml.evaluate import evaluate_predictions
+from predictions.ml.pipeline import ModelSpec, train
+from predictions.ml.split import holdout_split
+
+from . import registry
+from .models import ActivationEvent, ModelVersion, PredictionTask, TrainingJob
+from .visit_records import (
+    CATEGORICAL_COLUMNS,
+    OTHER_CLASS,
+    TEXT_COLUMNS,
+    differential_labels,
+    labelled_visits,
+    risk_labels,
+    visits_frame,
+)
+
+logger = logging.getLogger(__name__)
+HOLDOUT_SHARE = 0.2  # patients held out to compare challenger and champion on the same visits
+MAX_ATTEMPTS = 2  # a job whose worker died is requeued once, then failed
+MIN_TRAINING_VISITS = 50
+
+
+class TrainingDataError(Exception):
+    """The snapshot cannot train a model (too few visits, one class); the message says why."""
+
+
+def algorithms_for(task: PredictionTask) -> list[str]:
+    configured = task.config.get("algorithms") or settings.MEDAI_TRAINING_ALGORITHMS
+    return list(configured)
+
+
+@transaction.atomic
+def training_job_start(*, task: PredictionTask, actor: object | None, trigger: str) -> TrainingJob:
+    if task.training_jobs.filter(
+        status__in=[TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING]
+    ).exists():
+        raise Conflict(f"A training job for {task} is already queued or running.")
+    job = TrainingJob.objects.create(
+        task=task,
+        trigger=trigger,
+        started_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    transaction.on_commit(lambda: _enqueue(job.pk))
+    return job
+
+
+def _enqueue(job_id: int) -> None:
+    from .tasks import training_job_run
+
+    try:
+        training_job_run.apply_async(args=[job_id], retry=False)
+    except Exception:
+        logger.warning("training job %s not enqueued; watchdog will retry", job_id)
+
+
+def _progress(job_id: int, stage: str, percent: int) -> None:
+    TrainingJob.objects.filter(pk=job_id).update(
+        stage=stage[:60], percent=max(0, min(100, int(percent))), heartbeat_at=timezone.now()
+    )
+
+
+def training_snapshot(task: PredictionTask) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The labelled frame for ``task`` and its snapshot (visit ids, hash, counts per class)."""
+    frame = visits_frame(labelled_visits())
+    if task.kind == PredictionTask.Kind.DIFFERENTIAL:
+        labels = differential_labels(
+            frame.index,
+            min_class_visits=task.config.get("min_class_visits", 30),
+            max_classes=task.config.get("max_classes", 20),
+        )
+    else:
+        labels = risk_labels(frame.index, positive_prefixes=task.config["positive_prefixes"])
+    frame["label"] = labels.reindex(frame.index).astype(object)
+    visit_ids = [int(v) for v in frame.index]
+    counts = {str(k): int(v) for k, v in frame["label"].value_counts().sort_index().items()}
+    data_hash = hashlib.sha256(
+        pd.util.hash_pandas_object(frame.drop(columns=TEXT_COLUMNS), index=True).values.tobytes()
+        + json.dumps(frame[TEXT_COLUMNS].values.tolist()).encode()
+    ).hexdigest()
+    return frame, {
+        "visit_ids": visit_ids,
+        "rows": len(visit_ids),
+        "hash": data_hash,
+        "class_counts": counts,
+    }
+
+
+def _spec(task: PredictionTask) -> ModelSpec:
+    return ModelSpec(
+        target="label",
+        group="patient_id",
+        categorical=CATEGORICAL_COLUMNS,
+        text=TEXT_COLUMNS,
+        subgroup_columns={"sex": "sex", "age": "age"},
+        exclude=["visit_id"],
+        positive=["1"] if task.kind == PredictionTask.Kind.RISK else None,
+    )
+
+
+def _holdout_metrics(model: Any, frame: pd.DataFrame) -> dict[str, Any]:
+    """Metrics of ``model`` on ``frame``; labels it never learned count as its 'other' class."""
+    classes = list(model.classes)
+    labels = frame["label"].map(normalise_label)  # the engine's class names are normalised
+    if OTHER_CLASS in classes:
+        labels = labels.where(labels.isin(classes), OTHER_CLASS)
+    keep = labels.isin(classes).to_numpy()
+    proba = model.predict_frame(frame[keep])
+    return evaluate_predictions(labels[keep].to_numpy(), proba, classes, n_bootstrap=200)
+
+
+def training_job_execute(*, job_id: int) -> TrainingJob:
+    job = TrainingJob.objects.select_related("task").get(pk=job_id)
+    if job.status in (TrainingJob.Status.SUCCEEDED, TrainingJob.Status.FAILED):
+        return job  # redelivered message for finished work
+    TrainingJob.objects.filter(pk=job_id).update(
+        status=TrainingJob.Status.RUNNING,
+        started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+        attempts=job.attempts + 1,
+        stage="snapshot",
+        percent=1,
+        error="",
+    )
+    try:
+        version = _train_version(job)
+    except (TrainingDataError, EngineError) as exc:
+        return _finish(job_id, TrainingJob.Status.FAILED, error=str(exc))
+    except Exception as exc:
+        logger.exception("training job %s failed", job_id)
+        _finish(
+            job_id,
+            TrainingJob.Status.FAILED,
+            error=f"Unexpected error: {type(exc).__name__}. See the worker log.",
+        )
+        raise
+    return _finish(job_id, TrainingJob.Status.SUCCEEDED, version=version)
+
+
+def _finish(
+    job_id: int, status: str, *, error: str = "", version: ModelVersion | None = None
+) -> TrainingJob:
+    TrainingJob.objects.filter(pk=job_id).update(
+        status=status,
+        error=error[:2000],
+        finished_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+        percent=100
+        if status == TrainingJob.Status.SUCCEEDED
+        else TrainingJob.objects.get(pk=job_id).percent,
+        stage="done" if status == TrainingJob.Status.SUCCEEDED else "failed",
+    )
+    return TrainingJob.objects.get(pk=job_id)
+
+
+def _train_version(job: TrainingJob) -> ModelVersion:
+    task = job.task
+    frame, snapshot = training_snapshot(task)
+    TrainingJob.objects.filter(pk=job.pk).update(snapshot=snapshot)
+    if len(frame) < MIN_TRAINING_VISITS:
+        raise TrainingDataError(
+            f"Only {len(frame)} visits have a confirmed primary diagnosis; at least {MIN_TRAINING_VISITS} are needed."
+        )
+    if frame["label"].nunique() < 2:
+        raise TrainingDataError(
+            "Every labelled visit has the same outcome; a model needs at least two classes."
+        )
+
+    train_idx, holdout_idx = holdout_split(
+        frame["label"].astype(str).to_numpy(), frame["patient_id"].to_numpy(), HOLDOUT_SHARE, seed=0
+    )
+    train_frame, holdout = frame.iloc[train_idx], frame.iloc[holdout_idx]
+    number = (task.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+    out_dir = Path(settings.MODEL_ARTIFACT_DIR) / task.slug / f"v{number}-job{job.pk}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def progress(stage: str, percent: int) -> None:
+        _progress(job.pk, stage, 5 + int(percent * 0.85))  # 5–90 %: the engine's share
+
+    result = train(
+        train_frame.drop(columns=["visit_id"]),
+        _spec(task),
+        algorithms=algorithms_for(task),
+        cv=settings.MEDAI_TRAINING_CV_FOLDS,
+        seed=0,
+        progress=progress,
+        out_dir=out_dir,
+    )
+    _progress(job.pk, "held-out comparison", 92)
+    model = result.model
+    holdout_metrics = _holdout_metrics(model, holdout)
+    champion_metrics = None
+    if task.active_version is not None:
+        try:
+            champion = load_model(
+                task.active_version.artifact_path, task.active_version.artifact_sha256
+            )
+            champion_metrics = _holdout_metrics(champion, holdout)
+        except EngineError as exc:
+            logger.warning(
+                "champion of %s unusable for comparison: %s", task.slug, type(exc).__name__
+            )
+            champion_metrics = {}
+    comparison = registry.compare(holdout_metrics, champion_metrics)
+    comparison["holdout_visits"] = len(holdout)
+
+    _progress(job.pk, "saving artifact", 96)
+    info = save_model(model, out_dir / "model.joblib")
+    neighbours = _similar_case_index(model, frame, out_dir)
+    with transaction.atomic():
+        version = ModelVersion.objects.create(
+            task=task,
+            number=number,
+            training_job=job,
+            algorithm=model.algorithm,
+            artifact_path=str(info.path),
+            artifact_sha256=info.sha256,
+            artifact_size=info.size_bytes,
+            feature_schema=model.feature_schema,
+            label_map={str(i): c for i, c in enumerate(model.classes)},
+            library_versions=model.metadata.get("library_versions", {}),
+            data_hash=snapshot["hash"],
+            metrics=result.report.get("selected", {}).get("metrics", {}),
+            holdout_metrics=holdout_metrics,
+            comparison=comparison,
+            report={**result.report, "similar_cases_index": neighbours},
+            plots={name: str(path) for name, path in result.plots.items()},
+            created_by=job.started_by,
+        )
+        if comparison["promote"]:
+            registry.version_activate(
+                version=version,
+                action=ActivationEvent.Action.AUTO_PROMOTE,
+                reason=" ".join(comparison["reasons"]),
+                actor=job.started_by,
+            )
+    return version
+
+
+def _similar_case_index(model: Any, frame: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
+    """Probability vectors of every labelled visit: 'similar' = seen alike by the model.
+
+    Holds visit ids and numbers only (no PHI); used to show up to three similar past visits.
+    """
+    proba = model.predict_frame(frame.drop(columns=["visit_id", "label"]))
+    path = out_dir / "similar_cases.joblib"
+    joblib.dump(
+        {
+            "visit_ids": np.asarray(frame.index, dtype=np.int64),
+            "patient_ids": frame["patient_id"].to_numpy(),
+            "vectors": proba.astype(np.float32),
+        },
+        path,
+        compress=3,
+    )
+    return {"path": str(path), "sha256": file_sha256(path)}
+
+
+def training_job_watchdog() -> dict[str, int]:
+    """Jobs whose worker died: requeue (once) or fail; queued jobs never enqueued: enqueue."""
+    timeout = timedelta(seconds=settings.MEDAI_TRAINING_HEARTBEAT_TIMEOUT)
+    stale_before = timezone.now() - timeout
+    requeued = failed = 0
+    for job in TrainingJob.objects.filter(
+        status=TrainingJob.Status.RUNNING, heartbeat_at__lt=stale_before
+    ):
+        if job.attempts < MAX_ATTEMPTS:
+            updated = TrainingJob.objects.filter(
+                pk=job.pk, status=TrainingJob.Status.RUNNING
+            ).update(
+                status=TrainingJob.Status.QUEUED,
+                stage="requeued after its worker stopped",
+                percent=0,
+                heartbeat_at=timezone.now(),
+            )
+            if updated:
+                requeued += 1
+                _enqueue(job.pk)
+        else:
+            TrainingJob.objects.filter(pk=job.pk, status=TrainingJob.Status.RUNNING).update(
+                status=TrainingJob.Status.FAILED,
+                finished_at=timezone.now(),
+                stage="failed",
+                error=f"The worker stopped responding {job.attempts} times (no heartbeat for "
+                f"{timeout.seconds // 60} min); the job was abandoned.",
+            )
+            failed += 1
+    for job in TrainingJob.objects.filter(
+        status=TrainingJob.Status.QUEUED, created_at__lt=stale_before
+    ):
+        _enqueue(job.pk)
+    return {"requeued": requeued, "failed": failed}

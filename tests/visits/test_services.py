@@ -1,0 +1,284 @@
+"""Visits, observations and diagnoses: validation, flags, unit conversion, ICD-10, lifecycle."""
+
+from __future__ import annotations
+
+import pytest
+
+from medai_site.errors import Conflict, InvalidInput
+from medai_site.models import AuditEvent
+from predictions.models import AdviceRequest
+from tests.factories import PatientFactory
+from visits.models import Diagnosis, Observation, Visit
+from visits.services import (
+    ObservationInput,
+    diagnosis_add,
+    diagnosis_set_status,
+    visit_close,
+    visit_create,
+    visit_update,
+)
+
+pytestmark = pytest.mark.django_db
+
+TEMPERATURE, SPO2, HEART_RATE, WEIGHT = "8310-5", "2708-6", "8867-4", "29463-7"
+GLUCOSE, CHOLESTEROL = "2345-7", "2093-3"
+
+
+@pytest.fixture
+def patient(team_a):
+    return PatientFactory(care_teams=[team_a])
+
+
+def create(patient, doctor, *observations, **text):
+    return visit_create(
+        patient=patient,
+        attending=doctor,
+        actor=doctor,
+        request_advice=False,
+        observations=[ObservationInput(*o) for o in observations],
+        **text,
+    )
+
+
+def observation(visit, code):
+    return Observation.objects.get(visit=visit, definition__code=code)
+
+
+# --- plausible ranges ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        (
+            (TEMPERATURE, 420, "Cel"),
+            ["Body temperature", "420", "outside the possible range", "25–45"],
+        ),
+        ((SPO2, 130, "%"), ["Oxygen saturation", "130", "outside the possible range", "50–100"]),
+        (
+            (TEMPERATURE, 420, "[degF]"),
+            ["Body temperature", "420", "[degF]"],
+        ),  # checked after conversion
+    ],
+)
+def test_impossible_values_are_rejected_with_a_clear_message(patient, doctor_a, entry, words):
+    with pytest.raises(InvalidInput) as excinfo:
+        create(patient, doctor_a, entry)
+    for word in words:
+        assert word in excinfo.value.message
+    assert entry[0] in excinfo.value.fields
+
+
+def test_nothing_is_saved_when_any_observation_is_invalid(patient, doctor_a):
+    with pytest.raises(InvalidInput) as excinfo:
+        create(
+            patient,
+            doctor_a,
+            (HEART_RATE, 80, "/min"),
+            (SPO2, 130, "%"),
+            (TEMPERATURE, "abc", "Cel"),
+            chief_complaint="fever",
+        )
+    assert set(excinfo.value.fields) == {SPO2, TEMPERATURE}  # every error reported at once
+    assert not Visit.objects.exists()
+    assert not Observation.objects.exists()
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.CREATE).exists()
+
+
+def test_an_invalid_update_changes_nothing(patient, doctor_a):
+    visit = create(patient, doctor_a, (HEART_RATE, 80, "/min"), chief_complaint="fever")
+    with pytest.raises(InvalidInput):
+        visit_update(
+            visit=visit,
+            actor=doctor_a,
+            request_advice=False,
+            chief_complaint="changed",
+            observations=[ObservationInput(HEART_RATE, 90), ObservationInput(SPO2, 130)],
+        )
+    visit.refresh_from_db()
+    assert visit.chief_complaint == "fever"
+    assert observation(visit, HEART_RATE).value == 80
+
+
+def test_unknown_code_and_non_numeric_values_are_rejected(patient, doctor_a):
+    with pytest.raises(InvalidInput, match="Unknown observation code"):
+        create(patient, doctor_a, ("0000-0", 1, ""))
+    with pytest.raises(InvalidInput, match="not a number"):
+        create(patient, doctor_a, (HEART_RATE, "eighty", "/min"))
+    with pytest.raises(InvalidInput, match="not a finite number"):
+        create(patient, doctor_a, (HEART_RATE, "nan", "/min"))
+
+
+# --- flags ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "value", "interpretation"),
+    [
+        (TEMPERATURE, 36.8, "N"),
+        (TEMPERATURE, 38.2, "H"),
+        (TEMPERATURE, 40.5, "HH"),
+        (TEMPERATURE, 34.0, "LL"),
+        (HEART_RATE, 52, "L"),
+        (HEART_RATE, 140, "HH"),
+        (SPO2, 93, "L"),
+        (SPO2, 85, "LL"),
+        (WEIGHT, 70, ""),  # no reference range: not flagged either way
+    ],
+)
+def test_values_are_flagged_normal_abnormal_or_critical_not_rejected(
+    patient, doctor_a, code, value, interpretation
+):
+    visit = create(patient, doctor_a, (code, value, ""))
+    saved = observation(visit, code)
+    assert saved.interpretation == interpretation
+    assert saved.is_abnormal == (interpretation not in ("", "N"))
+    assert saved.is_critical == (interpretation in ("LL", "HH"))
+
+
+# --- unit conversion -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "value", "unit", "canonical"),
+    [
+        (TEMPERATURE, 98.6, "[degF]", 37.0),
+        (TEMPERATURE, 101.3, "°F", 38.5),
+        (TEMPERATURE, 37.2, "°C", 37.2),
+        (WEIGHT, 154, "lb", 69.85),
+        (WEIGHT, 70, "kg", 70.0),
+        (GLUCOSE, 5.5, "mmol/L", 99.09),
+        (GLUCOSE, 110, "mg/dL", 110.0),
+        (CHOLESTEROL, 5.2, "mmol/l", 201.08),
+    ],
+)
+def test_units_are_converted_on_entry_and_the_entered_unit_is_kept(
+    patient, doctor_a, code, value, unit, canonical
+):
+    visit = create(patient, doctor_a, (code, value, unit))
+    saved = observation(visit, code)
+    assert saved.value == pytest.approx(canonical, abs=0.01)
+    assert (saved.entered_value, saved.entered_unit) == (value, unit)
+
+
+@pytest.mark.parametrize(
+    ("code", "unit"),
+    [(TEMPERATURE, "K"), (HEART_RATE, "mmol/L"), (WEIGHT, "stone"), (SPO2, "mg/dL")],
+)
+def test_a_unit_the_code_cannot_take_is_rejected(patient, doctor_a, code, unit):
+    with pytest.raises(InvalidInput, match="is not accepted") as excinfo:
+        create(patient, doctor_a, (code, 50, unit))
+    assert code in excinfo.value.fields
+    assert not Visit.objects.exists()
+
+
+# --- ICD-10 ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def visit(patient, doctor_a):
+    return create(patient, doctor_a, chief_complaint="chest pain")
+
+
+@pytest.mark.parametrize("code", ["I21.9", "i219", " I21.9 ", "I21"])
+def test_valid_icd10_codes_are_accepted_and_normalised(visit, doctor_a, code):
+    diagnosis = diagnosis_add(visit=visit, code=code, actor=doctor_a)
+    assert diagnosis.code == code.strip().upper().replace("I219", "I21.9")
+    assert "myocardial infarction" in diagnosis.display.lower()
+    assert diagnosis.recorded_by == doctor_a
+    assert diagnosis.source == Diagnosis.Source.DOCTOR
+
+
+@pytest.mark.parametrize("code", ["XYZ", "Z99.99", "I20-I25", "IX", "", "I21.99"])
+def test_invalid_icd10_codes_are_rejected(visit, doctor_a, code):
+    with pytest.raises(InvalidInput, match="not a valid ICD-10 code"):
+        diagnosis_add(visit=visit, code=code, actor=doctor_a)
+    assert not Diagnosis.objects.exists()
+
+
+def test_one_standing_primary_diagnosis_per_visit(visit, doctor_a):
+    first = diagnosis_add(visit=visit, code="I21.9", actor=doctor_a)
+    with pytest.raises(Conflict, match="primary"):
+        diagnosis_add(visit=visit, code="I20.0", actor=doctor_a)
+    diagnosis_add(visit=visit, code="E11.9", rank=Diagnosis.Rank.SECONDARY, actor=doctor_a)
+    with pytest.raises(Conflict, match="already recorded"):
+        diagnosis_add(visit=visit, code="i219", rank=Diagnosis.Rank.SECONDARY, actor=doctor_a)
+    # Refuting the primary frees the slot; un-refuting it while another stands is refused.
+    diagnosis_set_status(diagnosis=first, status=Diagnosis.Status.REFUTED, actor=doctor_a)
+    diagnosis_add(visit=visit, code="I20.0", actor=doctor_a)
+    with pytest.raises(Conflict, match="primary"):
+        diagnosis_set_status(diagnosis=first, status=Diagnosis.Status.CONFIRMED, actor=doctor_a)
+    with pytest.raises(InvalidInput):
+        diagnosis_set_status(diagnosis=first, status="maybe", actor=doctor_a)
+
+
+# --- lifecycle -----------------------------------------------------------------------------------
+
+
+def test_visit_create_stores_age_capped_and_encrypted_text(team_a, doctor_a):
+    import datetime as dt
+
+    old = PatientFactory(birth_date=dt.date(1920, 1, 1), care_teams=[team_a])
+    visit = create(old, doctor_a, chief_complaint="fall at home")
+    visit.refresh_from_db()
+    assert visit.age_years == 90
+    assert visit.status == Visit.Status.OPEN
+    assert visit.end is None
+    assert visit.chief_complaint == "fall at home"
+
+
+def test_visit_save_writes_an_advice_request_in_the_same_transaction(
+    patient, doctor_a, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        visit = visit_create(patient=patient, attending=doctor_a, actor=doctor_a)
+    assert AdviceRequest.objects.filter(visit=visit).count() == 1
+    assert len(callbacks) == 1  # the broker is only told after commit
+
+
+def test_open_visit_closes_once_and_is_then_read_only(
+    visit, doctor_a, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        closed = visit_close(visit=visit, actor=doctor_a)
+    assert closed.status == Visit.Status.CLOSED
+    assert closed.end is not None
+    assert closed.end >= closed.start
+    assert AdviceRequest.objects.filter(visit=visit).exists()
+    with pytest.raises(Conflict, match="already closed"):
+        visit_close(visit=visit, actor=doctor_a)
+    with pytest.raises(Conflict, match="closed"):
+        visit_update(visit=visit, actor=doctor_a, request_advice=False, plan="changed")
+    with pytest.raises(Conflict, match="closed"):
+        visit_update(
+            visit=visit,
+            actor=doctor_a,
+            request_advice=False,
+            observations=[ObservationInput(HEART_RATE, 70)],
+        )
+    visit.refresh_from_db()
+    assert visit.plan == ""
+    assert not visit.observations.exists()
+
+
+def test_reentering_a_vital_replaces_it(visit, doctor_a):
+    visit_update(
+        visit=visit,
+        actor=doctor_a,
+        request_advice=False,
+        observations=[ObservationInput(HEART_RATE, 80)],
+    )
+    visit_update(
+        visit=visit,
+        actor=doctor_a,
+        request_advice=False,
+        observations=[ObservationInput(HEART_RATE, 95)],
+    )
+    assert observation(visit, HEART_RATE).value == 95
+
+
+def test_unknown_visit_fields_are_refused(patient, doctor_a, visit):
+    with pytest.raises(InvalidInput, match="Unknown visit field"):
+        create(patient, doctor_a, diagnosis="flu")
+    with pytest.raises(InvalidInput, match="Unknown visit field"):
+        visit_update(visit=visit, actor=doctor_a, request_advice=False, status="closed")
