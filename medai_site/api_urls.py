@@ -1,0 +1,3 @@
+"""The REST API (/api/v1/...), schema (/api/schema/) and health endpoints (/healthz, /readyz)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""The clinician's pages (server-rendered)."""
+
+urlpatterns: list = []
