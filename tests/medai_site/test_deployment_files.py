@@ -1,0 +1,47 @@
+"""docker-compose.yml cannot run here (no Docker engine): check it parses and matches the Procfile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def procfile() -> dict[str, str]:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return dict(line.split(": ", 1) for line in lines if line.strip())
+
+
+def test_compose_names_every_service():
+    services = compose()["services"]
+    assert set(services) == {"db", "redis", "migrate", "web", "worker", "beat", "relay"}
+    assert services["db"]["image"].startswith("postgres:16")
+    assert services["redis"]["image"].startswith("redis:7")
+    assert "--appendonly" in services["redis"]["command"]
+    assert services["migrate"]["command"][-3:] == ["manage.py", "migrate", "--no-input"]
+
+
+def test_compose_commands_match_the_procfile():
+    """Same programs in both: what `make run` starts is what production runs."""
+    services = compose()["services"]
+    processes = procfile()
+    for name in ("web", "worker", "beat", "relay"):
+        program = processes[name].split()[:3]
+        command = services[name]["command"]
+        assert command[: len(program)][0] == program[0], name
+    assert services["worker"]["command"][:4] == ["celery", "-A", "medai_site", "worker"]
+    assert "advice,training,celery" in services["worker"]["command"]
+    assert "advice,training,celery" in processes["worker"]
+
+
+def test_production_services_get_production_profile():
+    for name in ("web", "worker", "beat", "relay", "migrate"):
+        env = compose()["services"][name]["environment"]
+        assert env["MEDAI_PROFILE"] == "production"
+        assert env["CELERY_BROKER_URL"].startswith("redis://redis")
