@@ -104,7 +104,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "medai_site.session_idle.SessionIdleMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "medai_site.urls"
@@ -206,8 +208,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = 55 * 60
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# The outbox relay is its own process (Procfile "relay"): it must keep trying while the broker
+# is down, which a beat-scheduled task sent through that broker could not.
 CELERY_BEAT_SCHEDULE = {
-    "relay-advice-outbox": {"task": "predictions.tasks.advice_outbox_relay", "schedule": 5.0},
     "watch-training-jobs": {"task": "predictions.tasks.training_job_watchdog", "schedule": 60.0},
     "nightly-training": {
         "task": "predictions.tasks.training_nightly_start",
@@ -245,6 +248,22 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy (django-csp): the app's own origin only. No inline scripts or styles
+# (pages load JS and CSS from static/), no eval (htmx runs with allowEval=false), no framing.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    }
+}
 if PROFILE == "production":
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
     SESSION_COOKIE_SECURE = True
@@ -272,3 +291,9 @@ MEDAI_TRAINING_CV_FOLDS = env.int("MEDAI_TRAINING_CV_FOLDS", default=5)
 # A dispatched advice request not done after this long is handed to the broker again (the
 # broker may have lost it, e.g. Redis restarted without persistence). Computing is idempotent.
 MEDAI_ADVICE_REDISPATCH_SECONDS = env.int("MEDAI_ADVICE_REDISPATCH_SECONDS", default=120)
+# Test-only hooks (integration tests kill a worker mid-task): seconds an advice computation waits
+# before storing, and a training job waits after its snapshot. Always 0 outside the test profile.
+MEDAI_TEST_ADVICE_DELAY = env.float("MEDAI_TEST_ADVICE_DELAY", default=0) if PROFILE == "test" else 0
+MEDAI_TEST_TRAINING_DELAY = (
+    env.float("MEDAI_TEST_TRAINING_DELAY", default=0) if PROFILE == "test" else 0
+)

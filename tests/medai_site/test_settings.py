@@ -26,7 +26,7 @@ def test_celery_reliability_settings_reach_the_app():
     assert conf.task_always_eager is False
     assert conf.task_ignore_result is True
     assert conf.task_time_limit < conf.broker_transport_options["visibility_timeout"]
-    assert "relay-advice-outbox" in conf.beat_schedule
+    assert "watch-training-jobs" in conf.beat_schedule
     assert "nightly-training" in conf.beat_schedule
 
 
