@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import contextvars
-
 from django.db import models
 
 from .models import AuditEvent
+from .request_context import current_interface, current_request_id
 
-# Set by the request middleware / task wrapper so services need not pass it around.
-current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
-current_interface: contextvars.ContextVar[str] = contextvars.ContextVar(
-    "interface", default=AuditEvent.Interface.COMMAND
-)
+__all__ = ["audit_record", "current_interface", "current_request_id"]
 
 
 def audit_record(

@@ -177,12 +177,13 @@ CELERY_BROKER_URL = env.str(
 )
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),  # kombu's default is ./control
         "store_processed": False,
     }
 else:
@@ -228,14 +229,27 @@ REST_FRAMEWORK = {
 }
 
 # --- Logging: ids only, never PHI (see medai_site/logging_filters.py) ----------------------
+LOG_FORMAT = env.str("MEDAI_LOG_FORMAT", default="plain" if PROFILE == "local" else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "medai_site.log_context.RequestContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        # One JSON object per line: timestamp, level, logger, message, request_id, interface.
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(interface)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}
+    },
     "root": {"handlers": ["console"], "level": env.str("MEDAI_LOG_LEVEL", default="INFO")},
     "loggers": {
-        # Django logs the failing request's details on 500s; our error view records ids instead.
+        # Django's own 500 log line carries the request (URL, possibly PHI in query strings):
+        # keep it at ERROR and let medai_site's error views record ids instead.
         "django.request": {"level": "ERROR"},
     },
 }

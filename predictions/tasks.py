@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 from django.db import OperationalError
 
-from medai_site.audit import current_interface
+from medai_site.audit import current_interface, current_request_id
 from medai_site.models import AuditEvent
 
 logger = logging.getLogger(__name__)
@@ -26,8 +26,12 @@ logger = logging.getLogger(__name__)
 )
 def advice_compute(request_id: int) -> None:
     from .advice import advice_compute as compute
+    from .models import AdviceRequest
 
     current_interface.set(AuditEvent.Interface.WORKER)
+    # Continue the id of the page/API request that saved the visit, so its logs join up.
+    origin = AdviceRequest.objects.filter(pk=request_id).values_list("request_id", flat=True).first()
+    current_request_id.set(origin or f"advice-request-{request_id}")
     compute(request_id=request_id)
 
 
@@ -36,6 +40,7 @@ def training_job_run(job_id: int) -> None:
     from .training import training_job_execute
 
     current_interface.set(AuditEvent.Interface.WORKER)
+    current_request_id.set(f"training-job-{job_id}")
     training_job_execute(job_id=job_id)
 
 

@@ -1,0 +1,65 @@
+"""What every clinician page shares: who may open it, and how domain errors become pages.
+
+Pages are for doctors and hospital admins; an integration client's login is for the API only.
+A service's ``NotFound`` (which is also what an object outside the viewer's care team raises)
+becomes the 404 page, ``Forbidden`` the 403 page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+
+from .errors import Forbidden, NotFound
+from .roles import is_admin, is_doctor
+
+View = Callable[..., HttpResponse]
+
+
+def may_use_pages(user: object) -> bool:
+    return is_doctor(user) or is_admin(user)
+
+
+def may_view_models(user: object) -> bool:
+    """Model reports are open to every doctor (a suggestion's evidence) and to admins."""
+    return may_use_pages(user)
+
+
+def may_train_models(user: object) -> bool:
+    """Starting training: admins, or a doctor granted ``predictions.add_trainingjob``."""
+    return is_admin(user) or (
+        is_doctor(user) and user.has_perm("predictions.add_trainingjob")  # type: ignore[attr-defined]
+    )
+
+
+def page(
+    view: View | None = None, *, allowed: Callable[[object], bool] = may_use_pages
+) -> Any:
+    """Decorator for page views: signed in, allowed, domain errors as 403/404 pages."""
+
+    def decorate(func: View) -> View:
+        @wraps(func)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not allowed(request.user):
+                raise PermissionDenied
+            try:
+                return func(request, *args, **kwargs)
+            except NotFound as exc:
+                raise Http404(exc.message) from None
+            except Forbidden:
+                raise PermissionDenied from None
+
+        return wrapper
+
+    return decorate(view) if view is not None else decorate
+
+
+def is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
