@@ -1,15 +1,16 @@
 """Who may see which patient: the one rule every selector applies.
 
 A doctor (or integration client) sees a patient when they belong to one of the patient's care
-teams; hospital admins see every patient (and their reads are audited like anyone's).
+teams, or holds an unexpired break-the-glass grant for them (patients/break_glass.py); hospital admins see every patient (and their reads are audited like anyone's).
 Objects outside the viewer's scope are reported as "not found" so existence does not leak.
 """
 
 from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
 
-from patients.models import CareTeam, Patient
+from patients.models import BreakGlassGrant, CareTeam, Patient
 
 from .roles import is_admin
 
@@ -25,7 +26,12 @@ def visible_patients(viewer: object) -> QuerySet[Patient]:
             patient_id=OuterRef(OuterRef("pk"))
         ).values("careteam_id"),
     )
-    return Patient.objects.filter(Exists(member_of_team))
+    emergency_access = BreakGlassGrant.objects.filter(
+        grantee_id=viewer.pk,  # type: ignore[attr-defined]
+        patient_id=OuterRef("pk"),
+        expires_at__gt=timezone.now(),
+    )
+    return Patient.objects.filter(Exists(member_of_team) | Exists(emergency_access))
 
 
 def can_see_patient(viewer: object, patient_id: int) -> bool:

@@ -15,7 +15,6 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_default_handler
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +94,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf_exceptions.PermissionDenied()
+
+    # Imported here: rest_framework.views loads DRF's settings, whose authentication classes
+    # import this module (a cycle at import time).
+    from rest_framework.views import exception_handler as drf_default_handler
 
     response = drf_default_handler(exc, context)
     if response is None:

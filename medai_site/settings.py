@@ -88,6 +88,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # vendored Swagger UI / Redoc assets: no CDN
     "medai_site",
     "patients",
     "visits",
@@ -221,11 +223,41 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 REST_FRAMEWORK = {
+    # Integration clients send "Authorization: Bearer <token>"; the browser's own calls use the
+    # session (with CSRF). The bearer class comes first so a 401 names the Bearer scheme.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "medai_site.api_auth.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "medai_site.api_auth.HasScope",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["medai_site.api_auth.ClientRateThrottle"],
+    # JSON in and out only: any other request content type is a 415.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "medai_site.api_schema.MedaiAutoSchema",
     "EXCEPTION_HANDLER": "medai_site.errors.api_exception_handler",
+}
+# Requests per client (API token, or user for session calls) and per IP for anonymous calls.
+MEDAI_API_RATE = env.str("MEDAI_API_RATE", default="600/min")
+MEDAI_API_ANON_RATE = env.str("MEDAI_API_ANON_RATE", default="60/min")
+SPECTACULAR_SETTINGS = {
+    "TITLE": "MedAI integration API",
+    "DESCRIPTION": (
+        "Patients, visits, observations, diagnoses, asynchronous advice and model management "
+        "for hospital systems. Every error has the shape "
+        '{"error": {"code", "message", "fields"}}.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Logging: ids only, never PHI (see medai_site/logging_filters.py) ----------------------
@@ -311,3 +343,5 @@ MEDAI_TEST_ADVICE_DELAY = env.float("MEDAI_TEST_ADVICE_DELAY", default=0) if PRO
 MEDAI_TEST_TRAINING_DELAY = (
     env.float("MEDAI_TEST_TRAINING_DELAY", default=0) if PROFILE == "test" else 0
 )
+# Break-the-glass: how long emergency access to a patient outside the care team lasts.
+MEDAI_BREAK_GLASS_MINUTES = env.int("MEDAI_BREAK_GLASS_MINUTES", default=60)

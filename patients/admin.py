@@ -13,22 +13,23 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.http import HttpRequest
 
 from medai_site.access import visible_patients
 from medai_site.admin import MedaiAdminMixin, ReadOnlyInlineMixin, copy_saved_state
 from medai_site.audit import audit_record
-from medai_site.errors import InvalidInput
+from medai_site.errors import Conflict, InvalidInput
 from medai_site.models import AuditEvent
 
-from .models import Allergy, CareTeam, Patient
+from .break_glass import break_glass_review
+from .models import Allergy, BreakGlassGrant, CareTeam, Patient
 from .selectors import patient_search
 from .services import (
     PATIENT_FIELDS,
-    _check_birth_date,
     allergy_add,
     care_team_create,
+    check_birth_date,
     patient_create,
     patient_update,
 )
@@ -54,7 +55,7 @@ class PatientAdminForm(forms.ModelForm):
     def clean_birth_date(self) -> Any:
         birth_date = self.cleaned_data.get("birth_date")
         try:
-            _check_birth_date(birth_date)  # the service's own rule, reported on the form
+            check_birth_date(birth_date)  # the service's own rule, reported on the form
         except InvalidInput as exc:
             raise ValidationError(exc.message) from None
         return birth_date
@@ -227,3 +228,54 @@ class CareTeamAdmin(MedaiAdminMixin, admin.ModelAdmin):
             copy_saved_state(
                 obj, care_team_create(name=form.cleaned_data["name"], actor=request.user)
             )
+
+
+@admin.register(BreakGlassGrant)
+class BreakGlassGrantAdmin(MedaiAdminMixin, admin.ModelAdmin):
+    """The review list: every emergency access stays here, unreviewed first, until signed off."""
+
+    list_display = ("created_at", "grantee", "patient", "expires_at", "reviewed_by", "reviewed_at")
+    list_filter = (("reviewed_at", admin.EmptyFieldListFilter), "created_at")
+    list_select_related = ("grantee", "patient", "reviewed_by")
+    readonly_fields = (
+        "patient",
+        "grantee",
+        "reason",
+        "created_at",
+        "expires_at",
+        "reviewed_by",
+        "reviewed_at",
+        "review_note",
+    )
+    actions = ("sign_off",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[BreakGlassGrant]:
+        # Unreviewed first: the review list is the point of this page.
+        return (
+            super()
+            .get_queryset(request)
+            .order_by(F("reviewed_at").asc(nulls_first=True), "-created_at")
+        )
+
+    @admin.action(description="Sign off the selected emergency accesses as reviewed")
+    def sign_off(self, request: HttpRequest, queryset: QuerySet[BreakGlassGrant]) -> None:
+        signed = refused = 0
+        for grant in queryset.filter(reviewed_at__isnull=True):
+            try:
+                break_glass_review(grant=grant, reviewer=request.user)
+                signed += 1
+            except (InvalidInput, Conflict):
+                refused += 1
+        self.message_user(
+            request,
+            f"Signed off {signed}; {refused} could not be (own access or already reviewed).",
+        )
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False  # grants come from the doctor's emergency-access form only
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -116,3 +116,40 @@ class Allergy(models.Model):
 
     def __str__(self) -> str:
         return f"Allergy {self.substance} ({self.severity})"
+
+
+class BreakGlassGrant(models.Model):
+    """Emergency access to a patient outside the doctor's care teams ("break the glass").
+
+    Time-limited, with a stated reason; shown on every page of the chart while active and listed
+    for review until an admin signs it off.
+    """
+
+    patient = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, related_name="break_glass_grants"
+    )
+    grantee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="break_glass_grants"
+    )
+    reason = EncryptedTextField()  # free text about a patient's emergency: PHI
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
+
+    objects = EncryptedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Emergency access {self.pk} to patient {self.patient_id}"
+
+    @property
+    def is_active(self) -> bool:
+        from django.utils import timezone
+
+        return self.expires_at > timezone.now()

@@ -49,7 +49,7 @@ def _validated_save(obj: Patient | Allergy, *, exclude: Iterable[str] = ()) -> N
         raise Conflict("This record conflicts with an existing one.") from exc
 
 
-def _check_birth_date(birth_date: dt.date | None) -> None:
+def check_birth_date(birth_date: dt.date | None) -> None:
     if birth_date is None:
         return
     today = dt.date.today()  # noqa: DTZ011 (a calendar date, compared with a calendar date)
@@ -82,7 +82,7 @@ def patient_create(
     allergies: Iterable[AllergyInput] = (),
     actor: object | None,
 ) -> Patient:
-    _check_birth_date(birth_date)
+    check_birth_date(birth_date)
     mrn = (mrn or "").strip().upper()
     if Patient.objects.filter(mrn=mrn).exists():
         raise Conflict(
@@ -122,7 +122,7 @@ def patient_update(*, patient: Patient, actor: object | None, **changes: object)
     if unknown:
         raise InvalidInput(f"Unknown patient field(s): {', '.join(sorted(unknown))}.")
     if "birth_date" in changes:
-        _check_birth_date(changes["birth_date"])  # type: ignore[arg-type]
+        check_birth_date(changes["birth_date"])  # type: ignore[arg-type]
     if "mrn" in changes:
         changes["mrn"] = str(changes["mrn"]).strip().upper()
         if Patient.objects.filter(mrn=changes["mrn"]).exclude(pk=patient.pk).exists():

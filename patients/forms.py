@@ -1,0 +1,157 @@
+"""Forms for the patient pages. Writes go through ``patients.services``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from medai_site.errors import DomainError
+from medai_site.roles import is_admin
+
+from .models import Allergy, CareTeam, Patient
+from .services import AllergyInput, patient_create
+
+ALLERGY_ROWS = 3
+
+
+class PatientSearchForm(forms.Form):
+    q = forms.CharField(
+        label=_("Name, MRN, phone or national ID"),
+        max_length=100,
+        required=False,
+        widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off", "autofocus": True}),
+    )
+
+
+def form_errors_from(form: forms.Form, exc: DomainError, *, aliases: dict[str, str]) -> None:
+    """Put a service's field errors next to the form's fields (unknown ones at the top)."""
+    placed = False
+    for name, messages in exc.fields.items():
+        target = aliases.get(name, name)
+        if target in form.fields:
+            for message in messages:
+                form.add_error(target, message)
+            placed = True
+    if not placed:
+        form.add_error(None, exc.message)
+
+
+class PatientRegisterForm(forms.Form):
+    mrn = forms.CharField(
+        label=_("MRN"),
+        max_length=32,
+        help_text=_("4–32 capital letters, digits or hyphens."),
+    )
+    given_name = forms.CharField(label=_("Given name"), max_length=100)
+    family_name = forms.CharField(label=_("Family name"), max_length=100)
+    sex = forms.ChoiceField(
+        label=_("Sex"),
+        choices=[
+            ("", "—"),
+            ("female", _("Female")),
+            ("male", _("Male")),
+            ("other", _("Other")),
+            ("unknown", _("Unknown")),
+        ],
+    )
+    birth_date = forms.DateField(
+        label=_("Date of birth"),
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        input_formats=["%Y-%m-%d"],
+    )
+    phone = forms.CharField(label=_("Phone"), max_length=40, required=False)
+    email = forms.EmailField(label=_("E-mail"), required=False)
+    national_id = forms.CharField(label=_("National ID"), max_length=40, required=False)
+    address = forms.CharField(
+        label=_("Address"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    emergency_contact = forms.CharField(
+        label=_("Emergency contact"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    care_teams = forms.ModelMultipleChoiceField(
+        label=_("Care teams"),
+        queryset=CareTeam.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("The doctors of these teams will see the patient."),
+    )
+
+    def __init__(self, *args: Any, user: object, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        # Choices only: a doctor registers patients into their own teams, an admin into any.
+        teams = (
+            CareTeam.objects.all() if is_admin(user) else CareTeam.objects.filter(members=user)  # type: ignore[misc]
+        )
+        self.fields["care_teams"].queryset = teams
+        if not self.is_bound and not is_admin(user):
+            self.initial.setdefault("care_teams", list(teams))
+        severities = [
+            (Allergy.Severity.MILD, _("Mild")),
+            (Allergy.Severity.MODERATE, _("Moderate")),
+            (Allergy.Severity.SEVERE, _("Severe")),
+        ]
+        for i in range(ALLERGY_ROWS):
+            self.fields[f"allergy_{i}_substance"] = forms.CharField(
+                label=_("Substance"), max_length=100, required=False
+            )
+            self.fields[f"allergy_{i}_reaction"] = forms.CharField(
+                label=_("Reaction"), max_length=200, required=False
+            )
+            self.fields[f"allergy_{i}_severity"] = forms.ChoiceField(
+                label=_("Severity"), choices=severities, initial=Allergy.Severity.MODERATE
+            )
+
+    @property
+    def allergy_rows(self) -> list[tuple[forms.BoundField, forms.BoundField, forms.BoundField]]:
+        return [
+            (
+                self[f"allergy_{i}_substance"],
+                self[f"allergy_{i}_reaction"],
+                self[f"allergy_{i}_severity"],
+            )
+            for i in range(ALLERGY_ROWS)
+        ]
+
+    def clean_mrn(self) -> str:
+        return self.cleaned_data["mrn"].strip().upper()
+
+    def clean_birth_date(self) -> dt.date:
+        born = self.cleaned_data["birth_date"]
+        if born > dt.date.today():  # noqa: DTZ011 (a calendar date, compared with one)
+            raise forms.ValidationError(_("Date of birth is in the future."))
+        return born
+
+    def save(self) -> Patient | None:
+        """Register through ``patient_create``; on a domain error, errors land on fields."""
+        data = self.cleaned_data
+        allergies = [
+            AllergyInput(
+                substance=data[f"allergy_{i}_substance"],
+                reaction=data[f"allergy_{i}_reaction"],
+                severity=data[f"allergy_{i}_severity"],
+            )
+            for i in range(ALLERGY_ROWS)
+            if data.get(f"allergy_{i}_substance", "").strip()
+        ]
+        try:
+            return patient_create(
+                mrn=data["mrn"],
+                sex=data["sex"],
+                given_name=data["given_name"],
+                family_name=data["family_name"],
+                birth_date=data["birth_date"],
+                phone=data["phone"],
+                email=data["email"],
+                address=data["address"],
+                national_id=data["national_id"],
+                emergency_contact=data["emergency_contact"],
+                care_teams=data["care_teams"],
+                allergies=allergies,
+                actor=self.user,
+            )
+        except DomainError as exc:
+            form_errors_from(self, exc, aliases={"substance": "allergy_0_substance"})
+            return None

@@ -1,0 +1,68 @@
+"""Patient pages: search, register, chart. Thin: forms validate, selectors read, services write."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
+
+from medai_site.pages import page
+from visits.charts import (
+    patient_series,
+    patient_timeline,
+    problem_entries,
+    series_svg,
+)
+from visits.selectors import problem_list
+
+from .forms import PatientRegisterForm, PatientSearchForm
+from .selectors import patient_get, patient_search
+
+
+@page
+@require_GET
+def patient_search_view(request: HttpRequest) -> HttpResponse:
+    form = PatientSearchForm(request.GET or None)
+    results = None
+    if form.is_bound and form.is_valid() and form.cleaned_data["q"].strip():
+        results = list(patient_search(viewer=request.user, query=form.cleaned_data["q"]))
+    return render(request, "patients/search.html", {"form": form, "results": results})
+
+
+@page
+@require_http_methods(["GET", "POST"])
+def patient_register_view(request: HttpRequest) -> HttpResponse:
+    form = PatientRegisterForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        patient = form.save()
+        if patient is not None:
+            messages.success(request, _("Patient registered."))
+            return redirect("patient_chart", patient_id=patient.pk)
+    status = 400 if form.is_bound and form.errors else 200
+    return render(request, "patients/register.html", {"form": form}, status=status)
+
+
+@page
+@require_GET
+def patient_chart_view(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = patient_get(viewer=request.user, patient_id=patient_id)
+    show_all = request.GET.get("visits") == "all"
+    visits, visit_count = patient_timeline(
+        viewer=request.user, patient_id=patient.pk, limit=None if show_all else 25
+    )
+    vitals, labs = patient_series(viewer=request.user, patient_id=patient.pk)
+    return render(
+        request,
+        "patients/chart.html",
+        {
+            "patient": patient,
+            "problems": problem_entries(problem_list(viewer=request.user, patient_id=patient.pk)),
+            "visits": visits,
+            "visit_count": visit_count,
+            "show_all": show_all,
+            "vital_charts": [(s, series_svg(s, chart_id=f"v{i}")) for i, s in enumerate(vitals)],
+            "lab_charts": [(s, series_svg(s, chart_id=f"l{i}")) for i, s in enumerate(labs)],
+        },
+    )
