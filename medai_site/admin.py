@@ -13,12 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.http import HttpRequest, HttpResponse
 
 from .audit import current_interface
-from .models import AuditEvent
+from .models import ApiToken, AuditEvent
 from .roles import is_admin
 
 
@@ -125,3 +127,96 @@ class AuditEventAdmin(MedaiAdminMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ApiTokenAddForm(forms.ModelForm):
+    """Creating a token: who, for which client, which scopes, how long. The secret is generated."""
+
+    scopes = forms.MultipleChoiceField(
+        choices=ApiToken.Scope.choices, widget=forms.CheckboxSelectMultiple
+    )
+    days = forms.IntegerField(min_value=1, max_value=366, initial=90, help_text="Lifetime in days.")
+
+    class Meta:
+        model = ApiToken
+        fields = ("user", "name")
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(MedaiAdminMixin, admin.ModelAdmin):
+    """Tokens are created here (secret shown once) and revoked, never edited or deleted."""
+
+    list_display = (
+        "prefix",
+        "name",
+        "user",
+        "scope_list",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    )
+    list_filter = ("revoked_at", "expires_at")
+    search_fields = ("=prefix", "name", "=user__username")
+    list_select_related = ("user",)
+    actions = ["revoke_tokens"]
+
+    @admin.display(description="scopes")
+    def scope_list(self, token: ApiToken) -> str:
+        return ", ".join(token.scopes)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = ApiTokenAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ("user", "name", "scopes", "days")
+        return (
+            "prefix",
+            "name",
+            "user",
+            "scopes",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return () if obj is None else self.get_fields(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
+        if change:
+            return  # tokens are immutable; revoke and create a new one instead
+        from .api_auth import api_token_create
+        from .errors import InvalidInput
+
+        try:
+            token, secret = api_token_create(
+                user=form.cleaned_data["user"],
+                name=form.cleaned_data["name"],
+                scopes=form.cleaned_data["scopes"],
+                days=form.cleaned_data["days"],
+                actor=request.user,
+            )
+        except InvalidInput as exc:
+            raise ValidationError(exc.message) from None
+        copy_saved_state(obj, token)
+        messages.warning(
+            request,
+            f"Token secret (shown once, copy it now): {secret}",
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke_tokens(self, request: HttpRequest, queryset: models.QuerySet) -> None:
+        from .api_auth import api_token_revoke
+
+        revoked = 0
+        for token in queryset.filter(revoked_at__isnull=True):
+            api_token_revoke(token=token, actor=request.user)
+            revoked += 1
+        messages.success(request, f"Revoked {revoked} token(s).")

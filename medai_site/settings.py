@@ -90,6 +90,10 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # vendored Swagger UI / Redoc assets: no CDN
+    "django_prometheus",  # request/latency/status metrics for /metrics (medai_site/metrics.py)
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
     "medai_site",
     "patients",
     "visits",
@@ -97,6 +101,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First and (nearly) last: django-prometheus times every request and counts it by view/status.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "medai_site.middleware.RequestContextMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -105,10 +111,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "medai_site.session_idle.SessionIdleMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last, as django-axes requires: turns a locked-out sign-in into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "medai_site.urls"
@@ -151,9 +161,32 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Argon2id first (OWASP's recommendation); the others only verify and upgrade older hashes.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
 if PROFILE == "test":
-    # Hashing cost is not what the tests measure.
-    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Hashing cost is not what most tests measure; test_signin checks Argon2 with its own override.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]
+
+# Sign-in hardening: lockout after repeated failures (django-axes), per account; admins unlock
+# from the admin ("Access attempts") or with `manage.py axes_reset_username NAME`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("MEDAI_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("MEDAI_LOCKOUT_HOURS", default=1.0)
+AXES_LOCKOUT_PARAMETERS = ["username"]
+# Per account, deliberately not per IP: a ward's PCs share one address behind the hospital NAT,
+# and an IP lockout would lock out every clinician on the ward at once.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Two-factor (TOTP, django-otp): required for the admin site, available to doctors.
+OTP_TOTP_ISSUER = "MedAI"
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
@@ -205,6 +238,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Advice (seconds) never waits behind training (minutes): separate queues, one worker may take both.
+CELERY_TASK_ROUTES = {
+    "predictions.tasks.advice_compute": {"queue": "advice"},
+    "predictions.tasks.advice_outbox_relay": {"queue": "advice"},
+    "predictions.tasks.training_job_run": {"queue": "training"},
+}
 # Hard limit below the visibility timeout above (2 h), so Redis never redelivers a live task.
 CELERY_TASK_TIME_LIMIT = 60 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 55 * 60
@@ -215,6 +254,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # is down, which a beat-scheduled task sent through that broker could not.
 CELERY_BEAT_SCHEDULE = {
     "watch-training-jobs": {"task": "predictions.tasks.training_job_watchdog", "schedule": 60.0},
+    "model-monitoring": {
+        "task": "predictions.tasks.monitoring_run",
+        "schedule": crontab(hour=env.int("MEDAI_MONITORING_HOUR", default=4), minute=0),
+    },
     "nightly-training": {
         "task": "predictions.tasks.training_nightly_start",
         "schedule": crontab(hour=env.int("MEDAI_NIGHTLY_TRAINING_HOUR", default=2), minute=0),
@@ -258,6 +301,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "status"; name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "VisitStatusEnum": "visits.models.Visit.Status",
+        "DiagnosisStatusEnum": "visits.models.Diagnosis.Status",
+        "AdviceRequestStatusEnum": "predictions.models.AdviceRequest.Status",
+        "TrainingJobStatusEnum": "predictions.models.TrainingJob.Status",
+        "AdviceStateStatusEnum": ["none", "pending", "done", "failed"],
+        "HealthStatusEnum": ["ok", "unavailable"],
+    },
 }
 
 # --- Logging: ids only, never PHI (see medai_site/logging_filters.py) ----------------------
@@ -345,3 +397,13 @@ MEDAI_TEST_TRAINING_DELAY = (
 )
 # Break-the-glass: how long emergency access to a patient outside the care team lasts.
 MEDAI_BREAK_GLASS_MINUTES = env.int("MEDAI_BREAK_GLASS_MINUTES", default=60)
+
+# --- Monitoring (predictions/monitoring.py, medai_site/metrics.py; README "Operations") -------
+# Visits of the last N days are compared with the active model's training snapshot.
+MEDAI_MONITORING_WINDOW_DAYS = env.int("MEDAI_MONITORING_WINDOW_DAYS", default=30)
+# When a snapshot's status is "act", switch the task off (the registry's kill switch, reason
+# recorded). Off by default: a governance decision, not a technical one.
+MEDAI_MONITORING_AUTO_DISABLE = env.bool("MEDAI_MONITORING_AUTO_DISABLE", default=False)
+# /metrics: HTTP basic auth with this token as password (any user name), or a staff session.
+# Empty = staff session only. Prometheus: basic_auth {username: metrics, password: <token>}.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

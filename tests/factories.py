@@ -6,6 +6,7 @@ import datetime as dt
 
 import factory
 from django.contrib.auth.models import Group, User
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from django.utils import timezone
 
 from medai_site import roles
@@ -47,6 +48,12 @@ class AdminFactory(UserFactory):
     @factory.post_generation
     def role(self, create: bool, extracted: str | None, **kwargs: object) -> None:
         _grant_role(self, create, extracted or roles.ADMIN)
+
+    @factory.post_generation
+    def totp_device(self, create: bool, extracted: object, **kwargs: object) -> None:
+        """Admins must have a second factor: every admin gets a confirmed TOTP device."""
+        if create:
+            TOTPDevice.objects.create(user=self, name="authenticator", confirmed=True)
 
 
 class CareTeamFactory(factory.django.DjangoModelFactory):

@@ -64,6 +64,17 @@ LABELS: dict[str, dict[str, Any]] = {
         "succeeded": gettext_lazy("Succeeded"),
         "failed": gettext_lazy("Failed"),
     },
+    "metric": {
+        "roc_auc": gettext_lazy("ROC AUC"),
+        "accuracy": gettext_lazy("Accuracy (top 1)"),
+        "balanced_accuracy": gettext_lazy("Balanced accuracy"),
+        "top3_accuracy": gettext_lazy("Top-3 accuracy"),
+        "brier": gettext_lazy("Brier score"),
+        "ece": gettext_lazy("Calibration error (ECE)"),
+        "n": gettext_lazy("Visits"),
+        "sensitivity": gettext_lazy("Sensitivity"),
+        "log_loss": gettext_lazy("Log loss"),
+    },
     "activation": {
         "auto_promote": gettext_lazy("Promoted automatically (not worse than the active model)"),
         "promote": gettext_lazy("Promoted by an admin"),
@@ -182,3 +193,22 @@ def get(mapping: Any, key: Any) -> Any:
         return mapping.get(key)
     except AttributeError:
         return None
+
+
+@register.simple_tag
+def idle_seconds() -> int:
+    """The inactivity limit, for the page's idle timer (the server enforces it regardless)."""
+    from django.conf import settings
+
+    return int(settings.SESSION_COOKIE_AGE)
+
+
+@register.filter
+def age(patient: Any) -> int | str:
+    """Age in whole years today (local date)."""
+    from django.utils import timezone
+
+    try:
+        return patient.age_on(timezone.localdate())
+    except (AttributeError, TypeError, ValueError):
+        return "–"

@@ -8,8 +8,10 @@ from typing import Any
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from medai_site import roles
+from medai_site.management.commands.totp_enroll import enrolment_text
 from patients.models import CareTeam, Patient
 from patients.services import care_team_create
 from visits.demo_import import population_import
@@ -65,6 +67,12 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for username, _, _, role, team in DEMO_USERS:
             self.stdout.write(f"  {username:<10} {role}{f' — care team {team}' if team else ''}")
+        admin = User.objects.get(username="admin")
+        device = TOTPDevice.objects.filter(user=admin).first() or TOTPDevice.objects.create(
+            user=admin, name="authenticator", confirmed=True
+        )
+        self.stdout.write("The admin site also asks for a one-time code (two-factor):")
+        self.stdout.write("  " + enrolment_text(device))
 
     def _users_and_teams(self) -> tuple[list[CareTeam], list[User]]:
         teams, attendings = [], []

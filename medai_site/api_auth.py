@@ -1,0 +1,182 @@
+"""Who is calling the REST API, what they may do, and how often.
+
+* **Tokens** (:class:`~medai_site.models.ApiToken`): ``Authorization: Bearer medai_<secret>``.
+  Only the sha256 of the token is stored; it expires, can be revoked and carries scopes. The
+  token's user is the viewer in every selector, so care-team scoping applies unchanged.
+* **Sessions**: the browser's own calls (CSRF enforced by DRF's SessionAuthentication). A session
+  carries every scope its user's role allows.
+* **Scopes**: each view names the scope each HTTP method needs (``required_scopes``).
+* **Throttling**: one bucket per client (token, else user, else IP).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from rest_framework import exceptions, permissions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle
+
+from .errors import Conflict, InvalidInput
+from .models import ApiToken
+from .roles import is_admin
+
+Scope = ApiToken.Scope
+TOKEN_PREFIX = "medai_"  # noqa: S105 (a public marker that makes leaked tokens greppable, not a secret)
+MAX_TOKEN_DAYS = 366  # a token outlives no more than a year; clients rotate
+# last_used_at is informational; writing it at most once a minute keeps reads read-only.
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@transaction.atomic
+def api_token_create(
+    *, user: Any, name: str, scopes: Iterable[str], days: int, actor: object | None
+) -> tuple[ApiToken, str]:
+    """Create a token; returns it with its secret, which is never stored and never shown again."""
+    scopes = sorted(set(scopes))
+    unknown = sorted(set(scopes) - set(Scope.values))
+    if unknown:
+        raise InvalidInput(
+            f"Unknown scope(s): {', '.join(unknown)}.", fields={"scopes": ["Unknown scope."]}
+        )
+    if not scopes:
+        raise InvalidInput("A token needs at least one scope.", fields={"scopes": ["Required."]})
+    if not 1 <= days <= MAX_TOKEN_DAYS:
+        raise InvalidInput(
+            f"A token lives 1–{MAX_TOKEN_DAYS} days.",
+            fields={"days": [f"Between 1 and {MAX_TOKEN_DAYS}."]},
+        )
+    if not (name or "").strip():
+        raise InvalidInput("Name the client the token is for.", fields={"name": ["Required."]})
+    if not getattr(user, "is_active", False):
+        raise InvalidInput("The token's user is inactive.", fields={"user": ["Inactive user."]})
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        name=name.strip(),
+        user=user,
+        prefix=secret[: len(TOKEN_PREFIX) + 8],
+        token_hash=token_hash(secret),
+        scopes=scopes,
+        expires_at=timezone.now() + dt.timedelta(days=days),
+    )
+    return token, secret
+
+
+@transaction.atomic
+def api_token_revoke(*, token: ApiToken, actor: object | None) -> ApiToken:
+    token = ApiToken.objects.select_for_update().get(pk=token.pk)
+    if token.revoked_at is not None:
+        raise Conflict("This token is already revoked.")
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    return token
+
+
+class BearerTokenAuthentication(BaseAuthentication):
+    """``Authorization: Bearer <token>`` → (token's user, ApiToken)."""
+
+    keyword = b"bearer"
+
+    def authenticate(self, request: Request) -> tuple[Any, ApiToken] | None:
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != self.keyword:
+            return None  # not ours: session authentication may still apply
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Malformed Authorization header.")
+        try:
+            raw = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("Invalid token.") from None
+        token = ApiToken.objects.select_related("user").filter(token_hash=token_hash(raw)).first()
+        now = timezone.now()
+        if token is None or token.revoked_at is not None or not token.user.is_active:
+            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        if token.expires_at <= now:
+            raise exceptions.AuthenticationFailed("This token has expired.")
+        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        return token.user, token
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+def request_scopes(request: Request) -> set[str]:
+    """Scopes of the caller: a token's own; for a session, what the user's role allows."""
+    if isinstance(request.auth, ApiToken):
+        return set(request.auth.scopes)
+    if not getattr(request.user, "is_authenticated", False):
+        return set()
+    granted = set(Scope.values)
+    if not is_admin(request.user):
+        granted.discard(Scope.MODELS_MANAGE)
+    return granted
+
+
+class HasScope(permissions.BasePermission):
+    """The scope a view names for the request's method (``required_scopes``), if any."""
+
+    message = "This token lacks the scope this operation needs."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        needed = getattr(view, "required_scopes", {}).get(request.method)
+        if needed is None:
+            return True
+        if needed in request_scopes(request):
+            return True
+        self.message = f"This operation needs the '{needed}' scope."
+        return False
+
+
+class IsHospitalAdmin(permissions.BasePermission):
+    message = "Only hospital administrators may do this."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return is_admin(request.user)
+
+
+class ClientRateThrottle(SimpleRateThrottle):
+    """One request budget per client: the API token, else the user, else the IP address.
+
+    The rate is read from settings on every request (not at import), so deployments and tests
+    can change ``MEDAI_API_RATE`` / ``MEDAI_API_ANON_RATE``.
+    """
+
+    scope = "client"
+
+    def __init__(self) -> None:  # SimpleRateThrottle reads a class-level rate table; we don't
+        pass
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        authenticated = getattr(request.user, "is_authenticated", False)
+        self.rate = settings.MEDAI_API_RATE if authenticated else settings.MEDAI_API_ANON_RATE
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request: Request, view: Any) -> str:
+        if isinstance(request.auth, ApiToken):
+            ident = f"token:{request.auth.pk}"
+        elif getattr(request.user, "is_authenticated", False):
+            ident = f"user:{request.user.pk}"
+        else:
+            ident = f"ip:{self.get_ident(request)}"
+        return f"throttle_{self.scope}_{ident}"
+
+
+def client_id(request: Request) -> str:
+    """The idempotency and throttling identity of the caller."""
+    if isinstance(request.auth, ApiToken):
+        return f"token:{request.auth.pk}"
+    return f"user:{request.user.pk}"

@@ -1,0 +1,64 @@
+"""Cursor pagination for list endpoints (stable under inserts, no COUNT(*) over PHI tables)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework import serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+
+class ApiCursorPagination(CursorPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+    ordering = "id"
+
+
+def paginated_response(
+    *,
+    queryset: QuerySet,
+    serializer_class: type[serializers.Serializer],
+    request: Request,
+    view: Any,
+    ordering: str = "id",
+) -> Response:
+    paginator = ApiCursorPagination()
+    paginator.ordering = ordering
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    data = serializer_class(page, many=True, context={"request": request}).data
+    return paginator.get_paginated_response(data)
+
+
+def paginated(serializer_class: type[serializers.Serializer], name: str) -> type:
+    """The response schema of a page: ``{"next", "previous", "results": [...]}``."""
+    return type(
+        f"{name}Serializer",
+        (serializers.Serializer,),
+        {
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer_class(many=True),
+            "Meta": type("Meta", (), {"ref_name": name}),
+        },
+    )
+
+
+def page_parameters() -> list[Any]:
+    from drf_spectacular.utils import OpenApiParameter
+
+    return [
+        OpenApiParameter(
+            "cursor", str, OpenApiParameter.QUERY, description="Opaque cursor from next/previous."
+        ),
+        OpenApiParameter(
+            "page_size",
+            int,
+            OpenApiParameter.QUERY,
+            description=f"Rows per page (default {ApiCursorPagination.page_size}, "
+            f"at most {ApiCursorPagination.max_page_size}).",
+        ),
+    ]

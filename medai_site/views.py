@@ -1,0 +1,97 @@
+"""Site-wide pages: dashboard, sign in/out, the idle check, and the friendly error pages."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils.html import escape
+from django.views.decorators.http import require_GET
+
+from . import dashboard
+from .errors import error_body
+from .pages import page
+from .session_idle import idle_minutes
+
+logger = logging.getLogger(__name__)
+
+
+@page
+@require_GET
+def dashboard_view(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "patients": dashboard.my_patients(viewer=user),
+            "patient_count": dashboard.my_patient_count(viewer=user),
+            "visits": dashboard.todays_and_open_visits(viewer=user),
+            "reviews": dashboard.advice_awaiting_review(viewer=user),
+            "alerts": dashboard.recent_critical_alerts(viewer=user),
+        },
+    )
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs: object) -> dict[str, object]:
+        context = super().get_context_data(**kwargs)
+        context["session_expired"] = getattr(self.request, "session_expired", False) or (
+            self.request.GET.get("expired") == "1"
+        )
+        context["idle_minutes"] = idle_minutes()
+        return context
+
+
+class LogoutView(auth_views.LogoutView):
+    """POST only (Django's default): a link cannot sign a doctor out by accident."""
+
+    next_page = "login"
+
+
+@require_GET
+def session_check(request: HttpRequest) -> HttpResponse:
+    """The page's idle timer asks here (as a poll: it keeps nothing alive) whether to leave."""
+    if request.user.is_authenticated:
+        response = HttpResponse(status=204)
+    else:
+        response = HttpResponse(status=401)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def error_403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _api(request):
+        return JsonResponse(error_body("forbidden", "Not allowed."), status=403)
+    return render(request, "errors/403.html", status=403)
+
+
+def error_404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _api(request):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return render(request, "errors/404.html", status=404)
+
+
+def error_500(request: HttpRequest) -> HttpResponse:
+    # Only the request id: the failing request's details may carry PHI.
+    request_id = getattr(request, "request_id", "")
+    logger.error("page error, request %s", request_id)
+    if _api(request):
+        return JsonResponse(error_body("server_error", "Server error."), status=500)
+    try:
+        return render(request, "errors/500.html", {"request_id": request_id}, status=500)
+    except Exception:  # the templates themselves may be what failed
+        return HttpResponse(
+            "<!doctype html><title>MedAI</title><h1>Something went wrong</h1>"
+            f"<p>Reference: {escape(request_id)}</p>",
+            status=500,
+        )
