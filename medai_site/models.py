@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class AuditEvent(models.Model):
     """One access to (or change of) patient data: who, which patient, what, when, through what.
 
-    Append-only by contract: written only by ``medai_site.audit.audit_record``. Holds ids and
-    action names, never PHI.
+    Append-only: written only by ``medai_site.audit.audit_record``; a database trigger refuses
+    UPDATE and DELETE (migration 0004). Each record carries the SHA-256 of its content chained to
+    the previous record's hash, so ``manage.py audit_verify`` detects an altered or missing one.
+    Holds ids and action names, never PHI.
     """
 
     class Action(models.TextChoices):
@@ -29,7 +32,7 @@ class AuditEvent(models.Model):
         WORKER = "worker"
         COMMAND = "command"
 
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -39,6 +42,8 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=64, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
+    prev_hash = models.CharField(max_length=64, editable=False)
+    hash = models.CharField(max_length=64, editable=False, unique=True)
 
     class Meta:
         ordering = ["-at", "-id"]

@@ -225,6 +225,10 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Must exceed the longest task's hard time limit, or Redis redelivers a running task.
         "visibility_timeout": 2 * 60 * 60,
+        # A publish (a visit save's after-commit dispatch, the relay) fails at once while Redis
+        # is down instead of retrying inside the request (~6 s per save): the outbox row stays
+        # pending and the relay sends it later. Workers reconnect by broker_connection_* rules.
+        "max_retries": 0,
     }
 # Results live in our own tables (Advice, TrainingJob); Celery's result store would be a second
 # copy and, for advice, a place PHI could leak to.
@@ -328,13 +332,18 @@ LOGGING = {
         },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
     },
     "root": {"handlers": ["console"], "level": env.str("MEDAI_LOG_LEVEL", default="INFO")},
     "loggers": {
         # Django's own 500 log line carries the request (URL, possibly PHI in query strings):
         # keep it at ERROR and let medai_site's error views record ids instead.
         "django.request": {"level": "ERROR"},
+        "axes": {"level": "WARNING"},  # it announces its configuration at every start-up
     },
 }
 
@@ -391,7 +400,9 @@ MEDAI_TRAINING_CV_FOLDS = env.int("MEDAI_TRAINING_CV_FOLDS", default=5)
 MEDAI_ADVICE_REDISPATCH_SECONDS = env.int("MEDAI_ADVICE_REDISPATCH_SECONDS", default=120)
 # Test-only hooks (integration tests kill a worker mid-task): seconds an advice computation waits
 # before storing, and a training job waits after its snapshot. Always 0 outside the test profile.
-MEDAI_TEST_ADVICE_DELAY = env.float("MEDAI_TEST_ADVICE_DELAY", default=0) if PROFILE == "test" else 0
+MEDAI_TEST_ADVICE_DELAY = (
+    env.float("MEDAI_TEST_ADVICE_DELAY", default=0) if PROFILE == "test" else 0
+)
 MEDAI_TEST_TRAINING_DELAY = (
     env.float("MEDAI_TEST_TRAINING_DELAY", default=0) if PROFILE == "test" else 0
 )

@@ -75,7 +75,13 @@ def patient_get(*, viewer: object, patient_id: int, audit: bool = True) -> Patie
             visible_patients(viewer).prefetch_related("allergies", "care_teams").get(pk=patient_id)
         )
     except (Patient.DoesNotExist, ValueError, TypeError):
-        audit_record(actor=viewer, action=AuditEvent.Action.DENIED, patient_id=_as_int(patient_id))
+        audit_record(
+            actor=viewer,
+            action=AuditEvent.Action.DENIED,
+            patient_id=_as_int(patient_id),
+            object_type="patients.patient",
+            object_id=str(patient_id)[:64],
+        )
         raise NotFound("Patient not found.") from None
     if audit:
         audit_record(

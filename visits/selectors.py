@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from django.db.models import Prefetch, QuerySet
 
@@ -41,11 +42,23 @@ def visit_list(
     return visits
 
 
-def visit_get(*, viewer: object, visit_id: int, audit: bool = True) -> Visit:
+def visit_get(
+    *,
+    viewer: object,
+    visit_id: int,
+    audit: bool = True,
+    defer_patient_fields: Sequence[str] = (),
+) -> Visit:
+    """One visit with its observations, diagnoses, patient and allergies.
+
+    ``defer_patient_fields``: patient columns the caller will not show (e.g. the API's visit
+    detail defers contact data), so their ciphertext is not decrypted.
+    """
     try:
         visit = (
             visible_visits(viewer)
             .select_related("patient", "attending")
+            .defer(*(f"patient__{name}" for name in defer_patient_fields))
             .prefetch_related(
                 Prefetch("observations", queryset=Observation.objects.select_related("definition")),
                 Prefetch("diagnoses", queryset=Diagnosis.objects.all()),
@@ -54,7 +67,12 @@ def visit_get(*, viewer: object, visit_id: int, audit: bool = True) -> Visit:
             .get(pk=visit_id)
         )
     except (Visit.DoesNotExist, ValueError, TypeError):
-        audit_record(actor=viewer, action=AuditEvent.Action.DENIED, obj=None)
+        audit_record(
+            actor=viewer,
+            action=AuditEvent.Action.DENIED,
+            object_type="visits.visit",
+            object_id=str(visit_id),
+        )
         raise NotFound("Visit not found.") from None
     if audit:
         audit_record(
