@@ -1,0 +1,242 @@
+"""Admin for model monitoring: the monitoring page, snapshots, and alerts to acknowledge.
+
+"Monitoring snapshots" in the admin index opens the monitoring page: per task, the latest status
+in plain words (ok / watch / act), its open alerts, and plots over time of the largest input PSI,
+live agreement and Brier score (inline SVG drawn on the server: no JavaScript, nothing inline
+that the Content-Security-Policy would block). Snapshots are written only by
+``predictions.monitoring``; alerts change only by being acknowledged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.utils.html import escape, format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+
+from .admin import ReadOnlyAdminMixin, _pretty_json
+from .models import ModelAlert, MonitoringSnapshot, PredictionTask
+
+HISTORY = 60  # snapshots per plot: two months of nightly runs
+STATUS_WORDS = {
+    "ok": "OK — the model behaves as on the day it was promoted.",
+    "watch": "Watch — something moved. Read the alerts; no action is forced yet.",
+    "act": "Act — the model may be unsafe as it is. Review it, retrain or switch it off.",
+}
+
+
+@dataclass
+class Series:
+    title: str
+    values: list[float | None]
+    bands: tuple[tuple[float, str], ...] = ()
+    y_max: float | None = None
+
+
+def svg_plot(series: Series, *, width: int = 320, height: int = 110) -> SafeString:
+    """A small line plot (oldest left, newest right) with optional threshold lines."""
+    pad_l, pad_r, pad_t, pad_b = 34, 8, 16, 14
+    points = [(i, v) for i, v in enumerate(series.values) if v is not None]
+    top = max([v for _, v in points] + [b for b, _ in series.bands] + [series.y_max or 0, 1e-9])
+    if series.y_max is not None:
+        top = max(series.y_max, top)
+    inner_w, inner_h = width - pad_l - pad_r, height - pad_t - pad_b
+    count = max(len(series.values) - 1, 1)
+
+    def x(i: int) -> float:
+        return pad_l + inner_w * i / count
+
+    def y(v: float) -> float:
+        return pad_t + inner_h * (1 - v / top)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(series.title)}">',
+        f'<text x="{pad_l}" y="11" font-size="11" fill="#333">{escape(series.title)}</text>',
+        f'<line x1="{pad_l}" y1="{pad_t + inner_h}" x2="{width - pad_r}" y2="{pad_t + inner_h}" '
+        'stroke="#999" stroke-width="1"/>',
+        f'<text x="2" y="{pad_t + 8}" font-size="9" fill="#666">{top:.2f}</text>',
+        f'<text x="2" y="{pad_t + inner_h}" font-size="9" fill="#666">0</text>',
+    ]
+    for value, label in series.bands:
+        parts.append(
+            f'<line x1="{pad_l}" y1="{y(value):.1f}" x2="{width - pad_r}" y2="{y(value):.1f}" '
+            'stroke="#d08020" stroke-width="1" stroke-dasharray="4 3"/>'
+            f'<text x="{width - pad_r - 2}" y="{y(value) - 2:.1f}" font-size="9" fill="#d08020" '
+            f'text-anchor="end">{escape(label)}</text>'
+        )
+    if not points:
+        parts.append(
+            f'<text x="{pad_l + 6}" y="{pad_t + inner_h / 2:.1f}" font-size="10" fill="#666">'
+            "no data yet</text>"
+        )
+    else:
+        path = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in points)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="#1f5fa8" stroke-width="1.5"/>')
+        last_i, last_v = points[-1]
+        parts.append(
+            f'<circle cx="{x(last_i):.1f}" cy="{y(last_v):.1f}" r="2.5" fill="#1f5fa8"/>'
+            f'<text x="{min(x(last_i) + 4, width - 40):.1f}" y="{y(last_v) - 4:.1f}" '
+            f'font-size="9" fill="#1f5fa8">{last_v:.3f}</text>'
+        )
+    parts.append("</svg>")
+    # Every interpolated string above is a number or escaped text.
+    return mark_safe("".join(parts))  # noqa: S308
+
+
+def _value(data: dict[str, Any], *path: str) -> float | None:
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)  # type: ignore[assignment]
+    return data if isinstance(data, int | float) else None
+
+
+def task_panel(task: PredictionTask) -> dict[str, Any]:
+    history = list(
+        MonitoringSnapshot.objects.filter(task=task)
+        .select_related("version")
+        .order_by("-computed_at", "-id")[:HISTORY]
+    )[::-1]
+    latest = history[-1] if history else None
+    risk = task.kind == PredictionTask.Kind.RISK
+    plots = [
+        Series(
+            "Largest input PSI",
+            [_value(s.input_drift, "psi_max") for s in history],
+            bands=((0.1, "0.1 watch"), (0.25, "0.25 act")),
+        ),
+        Series(
+            "Live ROC AUC" if risk else "Live top-1 agreement",
+            [_value(s.performance, "roc_auc" if risk else "top1", "value") for s in history],
+            y_max=1.0,
+        ),
+        Series("Live Brier score", [_value(s.performance, "brier", "value") for s in history]),
+    ]
+    return {
+        "task": task,
+        "latest": latest,
+        "status_words": STATUS_WORDS.get(latest.status, "") if latest else "Not monitored yet.",
+        "open_alerts": list(
+            ModelAlert.objects.filter(task=task, acknowledged_at__isnull=True).order_by(
+                "-created_at"
+            )[:10]
+        ),
+        "plots": [svg_plot(p) for p in plots],
+    }
+
+
+@admin.register(MonitoringSnapshot)
+class MonitoringSnapshotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("computed_at", "task", "version", "status", "window_days")
+    list_filter = ("status", "task")
+    list_select_related = ("task", "version")
+    fields = (
+        "task",
+        "version",
+        "computed_at",
+        "window_days",
+        "status",
+        "alerts_list",
+        "input_drift_json",
+        "output_drift_json",
+        "performance_json",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="Alerts")
+    def alerts_list(self, snapshot: MonitoringSnapshot) -> str:
+        if not snapshot.alerts:
+            return "—"
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "", "<li>[{}] {}</li>", ((a["severity"], a["message"]) for a in snapshot.alerts)
+            ),
+        )
+
+    @admin.display(description="Input drift")
+    def input_drift_json(self, snapshot: MonitoringSnapshot) -> str:
+        return _pretty_json(snapshot.input_drift)
+
+    @admin.display(description="Output drift")
+    def output_drift_json(self, snapshot: MonitoringSnapshot) -> str:
+        return _pretty_json(snapshot.output_drift)
+
+    @admin.display(description="Live performance")
+    def performance_json(self, snapshot: MonitoringSnapshot) -> str:
+        return _pretty_json(snapshot.performance)
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        """The monitoring page; "Run monitoring now" queues a run for every active model."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if request.method == "POST" and "run_monitoring" in request.POST:
+            from .tasks import monitoring_run
+
+            try:
+                monitoring_run.apply_async(retry=False)
+                self.message_user(
+                    request, "Monitoring queued: the page updates when the worker is done."
+                )
+            except Exception:
+                self.message_user(
+                    request,
+                    "The broker is unreachable: monitoring could not be queued.",
+                    messages.ERROR,
+                )
+            return HttpResponseRedirect(request.path)
+        tasks = PredictionTask.objects.select_related("active_version").order_by("slug")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Model monitoring",
+            "opts": self.model._meta,
+            "panels": [task_panel(task) for task in tasks],
+            "recent": MonitoringSnapshot.objects.select_related("task", "version")[:20],
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/predictions/monitoring.html", context)
+
+
+@admin.register(ModelAlert)
+class ModelAlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "task",
+        "version",
+        "severity",
+        "message",
+        "acknowledged_by",
+        "acknowledged_at",
+    )
+    list_filter = ("severity", ("acknowledged_at", admin.EmptyFieldListFilter), "task")
+    list_select_related = ("task", "version", "acknowledged_by")
+    fields = (
+        "task",
+        "version",
+        "snapshot",
+        "severity",
+        "key",
+        "message",
+        "created_at",
+        "acknowledged_by",
+        "acknowledged_at",
+    )
+    readonly_fields = fields
+    actions = ("acknowledge",)
+
+    @admin.action(description="Acknowledge the selected alerts")
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[ModelAlert]) -> None:
+        from .monitoring import alert_acknowledge
+
+        count = 0
+        for alert in queryset.filter(acknowledged_at__isnull=True):
+            alert_acknowledge(alert=alert, actor=request.user)
+            count += 1
+        self.message_user(request, f"{count} alert(s) acknowledged.")

@@ -1,0 +1,633 @@
+"""Model monitoring: is each active model still as good as on the day it was promoted?
+
+``monitoring_run`` takes one :class:`MonitoringSnapshot` per active model version, comparing the
+training snapshot (``TrainingJob.snapshot['visit_ids']``) with the visits of the last
+``MEDAI_MONITORING_WINDOW_DAYS`` days:
+
+- input drift per feature (predictions/drift.py: PSI, KS or chi-square, missing and out-of-range
+  rates, with the n behind each figure);
+- output drift: what the model predicts on the window vs on its training visits (probability
+  distribution, top class), and what was actually served (abstention, alert rate per rule);
+- live performance once labels arrive: served advice against confirmed diagnoses (top-1/top-3
+  agreement, ROC AUC and Brier with bootstrap CIs) and clinician feedback (accept/override).
+
+The status is the worst of the parts: ok, watch (something moved: look at it) or act (the model
+may be unsafe as is). Each watch/act reason becomes a :class:`ModelAlert` for admins, raised
+once until acknowledged; with ``MEDAI_MONITORING_AUTO_DISABLE`` an ``act`` switches the task off
+through the registry's kill switch, with the reason recorded. Snapshots hold figures, never PHI.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from sklearn.metrics import roc_auc_score
+
+from medai_site.errors import Conflict
+from predictions.ml.artifacts import load_model
+from predictions.ml.errors import EngineError
+from visits.catalogue import BY_CODE
+from visits.models import Diagnosis, ObservationDefinition, Visit
+
+from . import drift, registry
+from .models import Advice, Feedback, ModelAlert, ModelVersion, MonitoringSnapshot, PredictionTask
+from .visit_records import OTHER_CLASS, visits_frame
+
+logger = logging.getLogger(__name__)
+
+# The reference sample is capped: PSI and the tests are as informative on 5000 visits as on
+# 50000, and the snapshot must stay cheap enough to run on demand.
+MAX_REFERENCE_VISITS = 5000
+BOOTSTRAP_SAMPLES = 500
+BOOTSTRAP_SEED = 0
+# Labelled visits needed before live performance can raise an alert (CIs too wide below).
+MIN_LABELLED = 30
+# Live figures this far below the promotion-day held-out figure are a real loss of performance.
+PERFORMANCE_DROP = 0.05
+# A clinician overriding this share of suggestions is a signal to look at (feedback ≥ MIN_LABELLED).
+OVERRIDE_WATCH = 0.5
+
+
+# --- entry points ------------------------------------------------------------------------------
+
+
+def monitoring_run(
+    *, task_id: int | None = None, now: datetime | None = None
+) -> list[MonitoringSnapshot]:
+    """One snapshot per task with an active version (only ``task_id`` when given)."""
+    tasks = PredictionTask.objects.filter(active_version__isnull=False).select_related(
+        "active_version__training_job"
+    )
+    if task_id is not None:
+        tasks = tasks.filter(pk=task_id)
+    snapshots = []
+    for task in tasks.order_by("slug"):
+        try:
+            snapshots.append(snapshot_take(task=task, now=now))
+        except EngineError as exc:
+            # An unusable artifact is the registry's and the advice path's concern; monitoring
+            # reports it and moves on to the other tasks.
+            logger.warning("monitoring of %s skipped: %s", task.slug, type(exc).__name__)
+    return snapshots
+
+
+def snapshot_take(
+    *, task: PredictionTask, now: datetime | None = None, window_days: int | None = None
+) -> MonitoringSnapshot:
+    """Compute and store one snapshot of ``task``'s active version; raise its alerts."""
+    version = task.active_version
+    if version is None:
+        raise Conflict(f"{task} has no active model to monitor.")
+    now = now or timezone.now()
+    window_days = window_days or settings.MEDAI_MONITORING_WINDOW_DAYS
+    since = now - timedelta(days=window_days)
+
+    reference = visits_frame(Visit.objects.filter(pk__in=_reference_ids(version)))
+    window = visits_frame(Visit.objects.filter(start__gte=since, start__lte=now))
+    input_drift = input_drift_compute(version, reference, window)
+    output_drift = output_drift_compute(task, version, reference, window, since, now)
+    performance = performance_compute(task, version, since, now)
+
+    alerts = [
+        *input_drift.pop("alerts"),
+        *output_drift.pop("alerts"),
+        *performance.pop("alerts"),
+    ]
+    status = drift.worst(a["severity"] for a in alerts)
+    with transaction.atomic():
+        snapshot = MonitoringSnapshot.objects.create(
+            task=task,
+            version=version,
+            window_days=window_days,
+            status=status,
+            input_drift=input_drift,
+            output_drift=output_drift,
+            performance=performance,
+            alerts=alerts,
+        )
+        open_alerts = set(
+            ModelAlert.objects.filter(version=version, acknowledged_at__isnull=True).values_list(
+                "key", "severity"
+            )
+        )
+        ModelAlert.objects.bulk_create(
+            ModelAlert(
+                task=task,
+                version=version,
+                snapshot=snapshot,
+                severity=a["severity"],
+                key=a["key"][:80],
+                message=a["message"],
+            )
+            for a in alerts
+            if (a["key"][:80], a["severity"]) not in open_alerts
+        )
+    logger.info(
+        "monitoring snapshot %s: %s v%s is %s (%d alerts)",
+        snapshot.pk,
+        task.slug,
+        version.number,
+        status,
+        len(alerts),
+    )
+    if status == MonitoringSnapshot.Status.ACT and settings.MEDAI_MONITORING_AUTO_DISABLE:
+        _auto_disable(task, snapshot, alerts)
+    return snapshot
+
+
+def alert_acknowledge(*, alert: ModelAlert, actor: object) -> ModelAlert:
+    if alert.acknowledged_at is None:
+        ModelAlert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(
+            acknowledged_at=timezone.now(), acknowledged_by=actor
+        )
+        alert.refresh_from_db()
+    return alert
+
+
+def _auto_disable(task: PredictionTask, snapshot: MonitoringSnapshot, alerts: list[dict]) -> None:
+    task.refresh_from_db(fields=["enabled"])
+    if not task.enabled:
+        return
+    reasons = "; ".join(a["message"] for a in alerts if a["severity"] == "act")
+    try:
+        registry.task_set_enabled(
+            task=task,
+            enabled=False,
+            reason=(
+                f"Switched off automatically by monitoring (snapshot {snapshot.pk}, status act, "
+                f"MEDAI_MONITORING_AUTO_DISABLE on): {reasons}"
+            ),
+            actor=None,
+        )
+    except Conflict:
+        return  # switched off by someone else meanwhile
+    logger.warning("monitoring switched %s off (snapshot %s)", task.slug, snapshot.pk)
+
+
+def _reference_ids(version: ModelVersion) -> list[int]:
+    job = version.training_job
+    ids = list((job.snapshot or {}).get("visit_ids", [])) if job is not None else []
+    if len(ids) > MAX_REFERENCE_VISITS:
+        rng = np.random.default_rng(BOOTSTRAP_SEED)
+        ids = sorted(rng.choice(ids, size=MAX_REFERENCE_VISITS, replace=False).tolist())
+    return [int(i) for i in ids]
+
+
+# --- input drift -------------------------------------------------------------------------------
+
+
+def feature_display(name: str) -> str:
+    if name.startswith("obs_"):
+        definition = BY_CODE.get(name[4:])
+        return f"{definition.display} ({name[4:]})" if definition else name
+    return name.replace("_", " ")
+
+
+def input_drift_compute(
+    version: ModelVersion, reference: pd.DataFrame, window: pd.DataFrame
+) -> dict[str, Any]:
+    schema = version.feature_schema or {}
+    numeric = list((schema.get("numeric") or {}).keys())
+    categorical = list((schema.get("categorical") or {}).keys())
+    definitions = {
+        d.code: d
+        for d in ObservationDefinition.objects.filter(
+            code__in=[n[4:] for n in numeric if n.startswith("obs_")]
+        )
+    }
+    features = []
+    for name in numeric + categorical:
+        kind = "numeric" if name in numeric else "categorical"
+        definition = definitions.get(name[4:]) if name.startswith("obs_") else None
+        features.append(
+            drift.feature_drift(
+                name,
+                kind,
+                _column(reference, name),
+                _column(window, name),
+                plausible=(definition.plausible_low, definition.plausible_high)
+                if definition
+                else None,
+                normal=(definition.normal_low, definition.normal_high) if definition else None,
+            )
+        )
+    drift.drift_status(features)
+    alerts = [
+        {
+            "severity": f["status"],
+            "key": f"input:{f['feature']}",
+            "source": "input drift",
+            "message": f"Input {feature_display(f['feature'])}: {'; '.join(f['reasons'])}.",
+        }
+        for f in features
+        if f["status"] in ("watch", "act")
+    ]
+    psis = [f["psi"] for f in features if f["psi"] is not None and drift.enough_values(f)]
+    return {
+        "reference_n": len(reference),
+        "window_n": len(window),
+        "psi_max": max(psis) if psis else None,
+        "status": drift.worst(f["status"] for f in features),
+        "features": {f["feature"]: f for f in features},
+        "alerts": alerts,
+    }
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name in frame.columns:
+        return frame[name]
+    return pd.Series([None] * len(frame), index=frame.index, dtype=object)
+
+
+# --- output drift ------------------------------------------------------------------------------
+
+
+def output_drift_compute(
+    task: PredictionTask,
+    version: ModelVersion,
+    reference: pd.DataFrame,
+    window: pd.DataFrame,
+    since: datetime,
+    now: datetime,
+) -> dict[str, Any]:
+    """What the model predicts on the window vs its training visits; what was served."""
+    model = load_model(version.artifact_path, version.artifact_sha256)
+    result: dict[str, Any] = {"alerts": []}
+    predicted = {}
+    for side, frame in (("reference", reference), ("window", window)):
+        proba = model.predict_frame(frame.drop(columns=["visit_id"], errors="ignore"))
+        predicted[side] = _summarise_predictions(task, model.classes, proba)
+    if task.kind == PredictionTask.Kind.RISK:
+        result["probabilities"] = {
+            "what": "probability of the positive class",
+            "reference": drift.distribution_summary(predicted["reference"]["score"]),
+            "window": drift.distribution_summary(predicted["window"]["score"]),
+        }
+    else:
+        result["probabilities"] = {
+            "what": "probability of the top-ranked class",
+            "reference": drift.distribution_summary(predicted["reference"]["score"]),
+            "window": drift.distribution_summary(predicted["window"]["score"]),
+        }
+    result["top_class"] = {
+        "reference": _shares(predicted["reference"]["top"]),
+        "window": _shares(predicted["window"]["top"]),
+    }
+    checks = [
+        drift.feature_drift(
+            "predicted probability",
+            "numeric",
+            pd.Series(predicted["reference"]["score"]),
+            pd.Series(predicted["window"]["score"]),
+        ),
+        drift.feature_drift(
+            "predicted top class",
+            "categorical",
+            pd.Series(predicted["reference"]["top"], dtype=object),
+            pd.Series(predicted["window"]["top"], dtype=object),
+        ),
+    ]
+    drift.drift_status(checks)
+    result["checks"] = {c["feature"]: _brief(c) for c in checks}
+    for c in checks:
+        if c["status"] == "act":
+            # The reference is the model's predictions on its own training visits (in-sample,
+            # so a little more confident than on new visits): only a major, significant shift
+            # raises an alert. And output drift alone is a symptom, not proof of harm: it asks
+            # for a look (watch); input drift and live performance decide when to act.
+            result["alerts"].append(
+                {
+                    "severity": "watch",
+                    "key": f"output:{c['feature']}",
+                    "source": "output drift",
+                    "message": f"Output {c['feature']}: {'; '.join(c['reasons'])}.",
+                }
+            )
+    result["served"] = _served(version, since, now)
+    return result
+
+
+def _summarise_predictions(
+    task: PredictionTask, classes: list[str], proba: np.ndarray
+) -> dict[str, list]:
+    if not len(proba):
+        return {"score": [], "top": []}
+    if task.kind == PredictionTask.Kind.RISK:
+        positive = classes.index("1") if "1" in classes else len(classes) - 1
+        score = proba[:, positive]
+    else:
+        score = proba.max(axis=1)
+    top = [classes[i] for i in proba.argmax(axis=1)]
+    return {"score": [float(s) for s in score], "top": top}
+
+
+def _brief(check: dict[str, Any]) -> dict[str, Any]:
+    keys = ("n_reference", "n_window", "psi", "psi_band", "test", "status", "reasons")
+    return {k: check.get(k) for k in keys}
+
+
+def _shares(values: list[str]) -> dict[str, Any]:
+    counts = Counter(values)
+    n = sum(counts.values())
+    return {"n": n, "shares": {k: round(v / n, 4) for k, v in counts.most_common()} if n else {}}
+
+
+def _window_advice(version: ModelVersion, since: datetime, now: datetime):
+    return Advice.objects.filter(
+        model_versions=version, created_at__gte=since, created_at__lte=now, superseded=False
+    )
+
+
+def _served(version: ModelVersion, since: datetime, now: datetime) -> dict[str, Any]:
+    """Advice this version actually served in the window: abstention, alerts per rule, latency."""
+    rows = list(
+        _window_advice(version, since, now).values_list("payload", "abstained", "compute_ms")
+    )
+    n = len(rows)
+    if not n:
+        return {"n": 0}
+    per_rule: Counter[str] = Counter()
+    for payload, _, _ in rows:
+        per_rule.update({a["rule"] for a in json.loads(payload).get("alerts", [])})
+    latency = np.array([r[2] for r in rows], dtype=float)
+    return {
+        "n": n,
+        "abstention_rate": round(sum(r[1] for r in rows) / n, 4),
+        "alert_rate_per_rule": {rule: round(c / n, 4) for rule, c in sorted(per_rule.items())},
+        "compute_ms": {
+            "median": round(float(np.median(latency)), 1),
+            "p95": round(float(np.quantile(latency, 0.95)), 1),
+        },
+    }
+
+
+# --- live performance --------------------------------------------------------------------------
+
+
+def performance_compute(
+    task: PredictionTask, version: ModelVersion, since: datetime, now: datetime
+) -> dict[str, Any]:
+    """Served advice of the window against confirmed diagnoses, and clinician feedback."""
+    advice = list(_window_advice(version, since, now).values_list("pk", "visit_id", "payload"))
+    visit_ids = [v for _, v, _ in advice]
+    if task.kind == PredictionTask.Kind.RISK:
+        result = _risk_performance(task, advice, visit_ids)
+    else:
+        result = _differential_performance(version, advice, visit_ids)
+    result["feedback"] = _feedback(task, [pk for pk, _, _ in advice])
+    result["reference"] = {
+        k: (version.holdout_metrics or {}).get(k) for k in ("roc_auc", "brier", "accuracy")
+    }
+    result["alerts"] = _performance_alerts(task, result)
+    return result
+
+
+def _differential_performance(
+    version: ModelVersion, advice: list[tuple[int, int, str]], visit_ids: list[int]
+) -> dict[str, Any]:
+    confirmed = dict(
+        Diagnosis.objects.filter(
+            visit_id__in=visit_ids,
+            rank=Diagnosis.Rank.PRIMARY,
+            status=Diagnosis.Status.CONFIRMED,
+        ).values_list("visit_id", "code")
+    )
+    # The payload's codes: engine classes upper-cased, "other" kept (predictions/advice.py).
+    known = {c if c == OTHER_CLASS else c.upper() for c in (version.label_map or {}).values()}
+    top1, top3, scores, labels = [], [], [], []
+    for _, visit_id, payload in advice:
+        code = confirmed.get(visit_id)
+        if code is None:
+            continue
+        truth = code[:3].upper()
+        truth = truth if truth in known else OTHER_CLASS
+        shown = json.loads(payload).get("diagnoses", [])
+        ranked = [d["code"] for d in shown]
+        top1.append(float(ranked[:1] == [truth]))
+        top3.append(float(truth in ranked[:3]))
+        for d in shown:
+            scores.append(float(d["probability"]))
+            labels.append(int(d["code"] == truth))
+    return {
+        "n": len(top1),
+        "n_advice": len(advice),
+        "top1": proportion_ci(top1),
+        "top3": proportion_ci(top3),
+        # One-vs-rest, micro-averaged over the suggestions shown (the payload keeps the top 5).
+        "roc_auc": auc_ci(np.array(scores), np.array(labels)),
+        "brier": brier_ci(np.array(scores), np.array(labels)),
+        "scoring": "micro-averaged over the suggestions shown (top 5 per visit)",
+    }
+
+
+def _risk_performance(
+    task: PredictionTask, advice: list[tuple[int, int, str]], visit_ids: list[int]
+) -> dict[str, Any]:
+    prefixes = tuple(task.config.get("positive_prefixes", []))
+    labelled = set(
+        Diagnosis.objects.filter(
+            visit_id__in=visit_ids,
+            rank=Diagnosis.Rank.PRIMARY,
+            status=Diagnosis.Status.CONFIRMED,
+        ).values_list("visit_id", flat=True)
+    )
+    positive = {
+        visit_id
+        for visit_id, code in Diagnosis.objects.filter(
+            visit_id__in=visit_ids, status=Diagnosis.Status.CONFIRMED
+        ).values_list("visit_id", "code")
+        if code.startswith(prefixes)
+    }
+    scores, labels = [], []
+    for _, visit_id, payload in advice:
+        if visit_id not in labelled:
+            continue
+        risk = next(
+            (r for r in json.loads(payload).get("risks", []) if r["task"] == task.slug), None
+        )
+        if risk is None:
+            continue
+        scores.append(float(risk["probability"]))
+        labels.append(int(visit_id in positive))
+    return {
+        "n": len(scores),
+        "n_advice": len(advice),
+        "positives": int(sum(labels)),
+        "roc_auc": auc_ci(np.array(scores), np.array(labels)),
+        "brier": brier_ci(np.array(scores), np.array(labels)),
+    }
+
+
+def _feedback(task: PredictionTask, advice_ids: list[int]) -> dict[str, Any]:
+    rows = Feedback.objects.filter(advice_id__in=advice_ids)
+    risk_slugs = set(
+        PredictionTask.objects.filter(kind=PredictionTask.Kind.RISK).values_list("slug", flat=True)
+    )
+    if task.kind == PredictionTask.Kind.RISK:
+        rows = rows.filter(suggestion=task.slug)
+    else:
+        rows = rows.exclude(suggestion__in=risk_slugs)
+    pairs = list(rows.values_list("decision", "reason"))
+    n = len(pairs)
+    decisions = Counter(d for d, _ in pairs)
+    reasons = Counter(r or "unspecified" for d, r in pairs if d == Feedback.Decision.OVERRIDE)
+    return {
+        "n": n,
+        "accepted": decisions[Feedback.Decision.ACCEPT],
+        "overridden": decisions[Feedback.Decision.OVERRIDE],
+        "acceptance_rate": round(decisions[Feedback.Decision.ACCEPT] / n, 4) if n else None,
+        "override_rate": round(decisions[Feedback.Decision.OVERRIDE] / n, 4) if n else None,
+        "override_reasons": dict(reasons.most_common()),
+    }
+
+
+def _performance_alerts(task: PredictionTask, perf: dict[str, Any]) -> list[dict[str, Any]]:
+    alerts: list[dict[str, Any]] = []
+    reference = perf["reference"]
+    enough = perf["n"] >= MIN_LABELLED
+
+    def check(key: str, live: dict[str, Any], ref: float | None, higher_is_better: bool) -> None:
+        value = live.get("value")
+        if not enough or value is None or ref is None:
+            return
+        ci = live.get("ci") or [None, None]
+        if higher_is_better:
+            drop = ref - value
+            whole_ci_worse = ci[1] is not None and ci[1] < ref - PERFORMANCE_DROP
+        else:
+            drop = value - ref
+            whole_ci_worse = ci[0] is not None and ci[0] > ref + PERFORMANCE_DROP
+        if drop < PERFORMANCE_DROP:
+            return
+        severity = "act" if whole_ci_worse else "watch"
+        alerts.append(
+            {
+                "severity": severity,
+                "key": f"performance:{key}",
+                "source": "live performance",
+                "message": (
+                    f"Live {_METRIC_WORDS[key]} {value:.3f} (95% CI {_fmt(ci[0])}–{_fmt(ci[1])}, "
+                    f"n={perf['n']}) against {ref:.3f} on the held-out visits at promotion."
+                ),
+            }
+        )
+
+    if task.kind == PredictionTask.Kind.RISK:
+        check("roc_auc", perf["roc_auc"], reference.get("roc_auc"), True)
+        check("brier", perf["brier"], reference.get("brier"), False)
+    else:
+        check("top1", perf["top1"], reference.get("accuracy"), True)
+    feedback = perf["feedback"]
+    if feedback["n"] >= MIN_LABELLED and (feedback["override_rate"] or 0) >= OVERRIDE_WATCH:
+        alerts.append(
+            {
+                "severity": "watch",
+                "key": "feedback:override_rate",
+                "source": "clinician feedback",
+                "message": (
+                    f"Clinicians overrode {feedback['override_rate']:.0%} of {feedback['n']} "
+                    f"suggestions; most given reason: {next(iter(feedback['override_reasons']), 'none')}."
+                ),
+            }
+        )
+    return alerts
+
+
+_METRIC_WORDS = {
+    "roc_auc": "ROC AUC",
+    "brier": "Brier score",
+    "top1": "top-1 agreement with the confirmed diagnosis",
+}
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+# --- metrics with bootstrap confidence intervals (pure) ----------------------------------------
+
+
+def _bootstrap(
+    n: int, statistic: Any, *, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED
+) -> list[float | None]:
+    """Percentile 95 % interval of ``statistic(indices)`` over ``samples`` resamples."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(samples):
+        value = statistic(rng.integers(0, n, n))
+        if value is not None and not math.isnan(value):
+            values.append(value)
+    if not values:
+        return [None, None]
+    low, high = np.quantile(values, [0.025, 0.975])
+    return [round(float(low), 4), round(float(high), 4)]
+
+
+def proportion_ci(hits: list[float]) -> dict[str, Any]:
+    arr = np.asarray(hits, dtype=float)
+    if not len(arr):
+        return {"value": None, "ci": [None, None], "n": 0}
+    return {
+        "value": round(float(arr.mean()), 4),
+        "ci": _bootstrap(len(arr), lambda idx: float(arr[idx].mean())),
+        "n": len(arr),
+    }
+
+
+def auc_ci(scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """ROC AUC with a bootstrap CI; None while only one class has been seen."""
+    n = len(labels)
+    if n == 0 or len(set(labels.tolist())) < 2:
+        return {"value": None, "ci": [None, None], "n": int(n)}
+
+    def statistic(idx: np.ndarray) -> float | None:
+        y = labels[idx]
+        if y.min() == y.max():
+            return None
+        return float(roc_auc_score(y, scores[idx]))
+
+    return {
+        "value": round(float(roc_auc_score(labels, scores)), 4),
+        "ci": _bootstrap(n, statistic),
+        "n": int(n),
+    }
+
+
+def brier_ci(scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    n = len(labels)
+    if n == 0:
+        return {"value": None, "ci": [None, None], "n": 0}
+    squared = (scores - labels) ** 2
+    return {
+        "value": round(float(squared.mean()), 4),
+        "ci": _bootstrap(n, lambda idx: float(squared[idx].mean())),
+        "n": int(n),
+    }
+
+
+# --- reads for the monitoring page and /metrics ------------------------------------------------
+
+
+def latest_snapshots() -> list[MonitoringSnapshot]:
+    """The newest snapshot of each task (of its currently active version where there is one)."""
+    latest = []
+    for task in PredictionTask.objects.select_related("active_version").order_by("slug"):
+        snapshot = (
+            MonitoringSnapshot.objects.filter(task=task)
+            .select_related("version", "task")
+            .order_by("-computed_at", "-id")
+            .first()
+        )
+        if snapshot is not None:
+            latest.append(snapshot)
+    return latest
