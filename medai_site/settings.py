@@ -153,6 +153,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # One writer at a time: wait for the worker's write instead of failing with "locked".
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Keep connections between requests and Celery tasks (a fresh PostgreSQL connection costs
+# milliseconds on every advice task); checked before reuse, so a restarted database is survived.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -392,7 +396,7 @@ MEDAI_PROMOTION_ECE_MARGIN = env.float("MEDAI_PROMOTION_ECE_MARGIN", default=0.0
 MEDAI_TRAINING_HEARTBEAT_TIMEOUT = env.int("MEDAI_TRAINING_HEARTBEAT_TIMEOUT", default=10 * 60)
 # Training: algorithms tried for each task (grouped CV picks one), and outer CV folds for the report.
 MEDAI_TRAINING_ALGORITHMS = env.list(
-    "MEDAI_TRAINING_ALGORITHMS", default=["logistic_regression", "gradient_boosting"]
+    "MEDAI_TRAINING_ALGORITHMS", default=["logistic_regression", "mlp"]
 )
 MEDAI_TRAINING_CV_FOLDS = env.int("MEDAI_TRAINING_CV_FOLDS", default=5)
 # A dispatched advice request not done after this long is handed to the broker again (the

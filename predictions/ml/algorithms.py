@@ -94,6 +94,14 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X: np.ndarray, y: np.ndarray) -> TorchMLPClassifier:
         import torch  # imported here: loading a fitted model for serving needs no torch
 
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # small layers: thread hand-offs cost more than they save
+        try:
+            return self._fit(torch, X, y)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, torch: Any, X: np.ndarray, y: np.ndarray) -> TorchMLPClassifier:
         self.classes_, codes = np.unique(y, return_inverse=True)
         k = len(self.classes_)
         torch.manual_seed(self.seed)
@@ -145,7 +153,10 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         network.load_state_dict(best_state)
         self.best_validation_loss_ = best_loss
         self.weights_ = [
-            (layer.weight.detach().numpy().T.astype(float), layer.bias.detach().numpy().astype(float))
+            (
+                layer.weight.detach().numpy().T.astype(float),
+                layer.bias.detach().numpy().astype(float),
+            )
             for layer in (network[0], network[3])
         ]
         return self
@@ -227,8 +238,13 @@ ALGORITHMS: dict[str, Algorithm] = {
             "gradient_boosting",
             lambda p, seed: HistGradientBoostingClassifier(random_state=seed, **p),
             [
-                {"learning_rate": 0.05, "max_iter": 150, "max_depth": 3},
-                {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 15},
+                {"learning_rate": 0.1, "max_iter": 100, "max_depth": 3},
+                {
+                    "learning_rate": 0.1,
+                    "max_iter": 100,
+                    "max_leaf_nodes": 15,
+                    "min_samples_leaf": 40,
+                },
             ],
             "boosting",
         ),
@@ -253,9 +269,7 @@ def get_algorithms(names: list[str] | tuple[str, ...] | None) -> list[Algorithm]
         return list(ALGORITHMS.values())
     unknown = [n for n in names if n not in ALGORITHMS]
     if unknown:
-        raise DataError(
-            f"unknown algorithm {unknown[0]!r}; choose from: {', '.join(ALGORITHMS)}"
-        )
+        raise DataError(f"unknown algorithm {unknown[0]!r}; choose from: {', '.join(ALGORITHMS)}")
     return [ALGORITHMS[n] for n in names]
 
 

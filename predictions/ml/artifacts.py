@@ -10,7 +10,7 @@ silently different numbers) deep inside scikit-learn.
 from __future__ import annotations
 
 import hashlib
-import pickle  # noqa: S403 - only files whose sha256 matches the database record are unpickled
+import pickle
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +62,9 @@ def save_model(model: TrainedModel, path: str | Path) -> ArtifactInfo:
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata = dict(model.metadata)
     metadata["library_versions"] = library_versions()
-    metadata.update(algorithm=model.algorithm, params=model.params, classes=model.classes, task=model.task)
+    metadata.update(
+        algorithm=model.algorithm, params=model.params, classes=model.classes, task=model.task
+    )
     blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
     payload: dict[str, Any] = {"format": ARTIFACT_FORMAT, "metadata": metadata, "model": blob}
     temporary = path.with_suffix(path.suffix + ".tmp")

@@ -35,10 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--target", required=True, help="column to predict")
     evaluate.add_argument("--positive", nargs="+", help="target values forming the positive class")
     evaluate.add_argument("--group", help="patient id column for grouped splitting")
-    evaluate.add_argument("--external", nargs="+", type=Path, default=[], help="external validation CSVs")
+    evaluate.add_argument(
+        "--external", nargs="+", type=Path, default=[], help="external validation CSVs"
+    )
     evaluate.add_argument("--cv", type=int, default=DEFAULT_FOLDS, help="outer folds (default 10)")
     evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--algorithms", nargs="+", choices=list(ALGORITHMS), help="default: all six")
+    evaluate.add_argument(
+        "--algorithms", nargs="+", choices=list(ALGORITHMS), help="default: all six"
+    )
     evaluate.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="report directory")
     return parser
 
@@ -52,12 +56,14 @@ def _external_metrics(
     labels = frame[target].map(normalise_label)
     if positive:
         wanted = {normalise_label(v) for v in positive}
-        labels = labels.map(lambda v: None if v is None else ("positive" if v in wanted else "negative"))
+        labels = labels.map(
+            lambda v: None if v is None else ("positive" if v in wanted else "negative")
+        )
     usable = labels.isin(model.classes).to_numpy()
     proba = model.predict_frame(frame[usable])
     entry: dict[str, Any] = {
         "path": str(path),
-        "rows": int(len(frame)),
+        "rows": len(frame),
         "rows_scored": int(usable.sum()),
         "rows_dropped_unknown_or_missing_label": int((~usable).sum()),
     }
@@ -81,7 +87,9 @@ def print_table(report: dict[str, Any]) -> None:
         f"{report['cv']['folds']}-fold grouped CV (seed {report['cv']['seed']})"
     )
     extra = "  top3" if multiclass else "  sens  spec"
-    print(f"{'model':<22}  acc   bal_acc  roc_auc  [95% CI]        brier  (base)   ece  log_loss{extra}")
+    print(
+        f"{'model':<22}  acc   bal_acc  roc_auc  [95% CI]        brier  (base)   ece  log_loss{extra}"
+    )
     for entry in report["models"]:
         m = entry["metrics"]
         lo, hi = m["roc_auc_ci"]
@@ -126,7 +134,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from predictions.ml.artifacts import save_model
 
     info = save_model(result.model, args.out / "model.joblib")
-    report["artifact"] = {"path": str(info.path), "sha256": info.sha256, "size_bytes": info.size_bytes}
+    report["artifact"] = {
+        "path": str(info.path),
+        "sha256": info.sha256,
+        "size_bytes": info.size_bytes,
+    }
     report["seconds"] = round(time.perf_counter() - started, 2)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=2, default=_json_default))

@@ -73,7 +73,9 @@ PARSE_SHARE = 0.95
 # A string column whose values average this many words or more is free text, not a category.
 TEXT_MIN_WORDS = 4.0
 
-_NUMBER_RE = re.compile(r"^\s*([-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z%°/\[µ].*)?$")
+_NUMBER_RE = re.compile(
+    r"^\s*([-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z%°/\[µ].*)?$"
+)
 _THOUSANDS_RE = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
 _SPACES_RE = re.compile(r"\s+")
 
@@ -107,7 +109,9 @@ def to_number(value: Any) -> float:
     number = match.group(1)
     if "," in number:
         # "1,234" is a thousands separator; "38,2" is a decimal comma.
-        number = number.replace(",", "") if _THOUSANDS_RE.match(number) else number.replace(",", ".")
+        number = (
+            number.replace(",", "") if _THOUSANDS_RE.match(number) else number.replace(",", ".")
+        )
     try:
         return float(number)
     except ValueError:
@@ -280,8 +284,20 @@ def infer_plan(series: pd.Series, name: str) -> ColumnPlan | None:
 
 
 def normalise_label(value: Any) -> str | None:
-    """Target values compare as normalised strings, so ``1``, ``1.0`` and `` 1 `` are one class."""
-    return to_category(value)
+    """Target values compare as trimmed strings, so ``1``, ``1.0`` and `` 1 `` are one class.
+
+    Case is kept: ICD-10 codes and other labels are shown to users as written.
+    """
+    if is_missing(value):
+        return None
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    text = _SPACES_RE.sub(" ", str(value).strip())
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
 
 
 def clean(
@@ -303,7 +319,9 @@ def clean(
     if frame.empty or len(frame.columns) == 0:
         raise DataError("the data has no rows")
     if target not in frame.columns:
-        raise DataError(f"target column {target!r} not found; columns are: {', '.join(frame.columns)}")
+        raise DataError(
+            f"target column {target!r} not found; columns are: {', '.join(frame.columns)}"
+        )
     if group is not None and group not in frame.columns:
         raise DataError(f"group column {group!r} not found")
     report = CleaningReport(rows_in=len(frame), columns_in=len(frame.columns))
@@ -480,6 +498,10 @@ def apply_plans(frame: pd.DataFrame, plans: dict[str, ColumnPlan]) -> pd.DataFra
     """Clean a whole frame for scoring with the training plans (absent columns become missing)."""
     columns: dict[str, pd.Series] = {}
     for name, plan in plans.items():
-        raw = frame[name] if name in frame.columns else pd.Series([None] * len(frame), index=frame.index)
+        raw = (
+            frame[name]
+            if name in frame.columns
+            else pd.Series([None] * len(frame), index=frame.index)
+        )
         columns[name], _ = _convert_column(raw, plan)
     return pd.DataFrame(columns, index=frame.index).reset_index(drop=True)

@@ -140,16 +140,11 @@ def calibration_table(
     return float(ece), curve
 
 
-def _core_metrics(
-    codes: np.ndarray, proba: np.ndarray, threshold: float
-) -> dict[str, Any]:
+def _core_metrics(codes: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, Any]:
     """Metrics that also make sense inside a subgroup."""
     k = proba.shape[1]
     onehot = np.eye(k)[codes]
-    if k == 2:
-        predicted = (proba[:, 1] >= threshold).astype(int)
-    else:
-        predicted = proba.argmax(axis=1)
+    predicted = (proba[:, 1] >= threshold).astype(int) if k == 2 else proba.argmax(axis=1)
     auc = _macro_auc(codes, proba, np.ones((1, len(codes))))[0]
     prevalence = onehot.mean(axis=0)
     metrics: dict[str, Any] = {
@@ -159,7 +154,9 @@ def _core_metrics(
         # Multi-class Brier is the sum over classes (0 = perfect, 2 = worst); binary Brier is the
         # usual mean squared error of P(positive), i.e. half the two-column sum.
         "brier": float(((proba - onehot) ** 2).sum(axis=1).mean() / (2 if k == 2 else 1)),
-        "brier_baseline": float(((prevalence - onehot) ** 2).sum(axis=1).mean() / (2 if k == 2 else 1)),
+        "brier_baseline": float(
+            ((prevalence - onehot) ** 2).sum(axis=1).mean() / (2 if k == 2 else 1)
+        ),
     }
     if k == 2:
         metrics["n_positive"] = int(codes.sum())
@@ -204,13 +201,22 @@ def evaluate_predictions(
     )
     metrics["log_loss"] = float(log_loss(codes, np.clip(proba, 1e-15, 1), labels=list(range(k))))
     rng = np.random.default_rng(seed)
-    weights = np.vstack(
-        [np.bincount(rng.integers(0, len(codes), len(codes)), minlength=len(codes)) for _ in range(n_bootstrap)]
-    ) if n_bootstrap else np.zeros((0, len(codes)))
+    weights = (
+        np.vstack(
+            [
+                np.bincount(rng.integers(0, len(codes), len(codes)), minlength=len(codes))
+                for _ in range(n_bootstrap)
+            ]
+        )
+        if n_bootstrap
+        else np.zeros((0, len(codes)))
+    )
     boot = _macro_auc(codes, proba, weights) if n_bootstrap else np.array([np.nan])
     boot = boot[~np.isnan(boot)]
     metrics["roc_auc_ci"] = (
-        [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))] if len(boot) else [math.nan, math.nan]
+        [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))]
+        if len(boot)
+        else [math.nan, math.nan]
     )
     metrics["roc_auc_ci_method"] = f"percentile bootstrap, {n_bootstrap} resamples, seed {seed}"
     present = [c for c in range(k) if (codes == c).any()]
@@ -242,8 +248,12 @@ def evaluate_predictions(
         metrics["per_class"] = {
             classes[c]: {
                 "n": int(counts[c]),
-                "sensitivity": float((predicted[codes == c] == c).mean()) if counts[c] else math.nan,
-                "ppv": float((codes[predicted == c] == c).mean()) if (predicted == c).any() else math.nan,
+                "sensitivity": float((predicted[codes == c] == c).mean())
+                if counts[c]
+                else math.nan,
+                "ppv": float((codes[predicted == c] == c).mean())
+                if (predicted == c).any()
+                else math.nan,
             }
             for c in range(k)
         }

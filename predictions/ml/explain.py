@@ -65,10 +65,16 @@ class _Tree:
 class Explainer:
     """Explains one fitted, calibrated model; heavy preparation happens once, here."""
 
-    def __init__(self, model: CalibratedModel, featurizer: Featurizer, method: ExplainMethod):
+    def __init__(
+        self,
+        model: CalibratedModel,
+        featurizer: Featurizer,
+        method: ExplainMethod,
+        class_names: list[str] | None = None,
+    ):
         self.model = model
         self.method = method
-        self.classes = [str(c) for c in model.classes]
+        self.classes = class_names or [str(c) for c in model.classes]
         self.binary = len(self.classes) == 2
         self.reference = featurizer.feature_means.copy()
         sources = featurizer.feature_source
@@ -141,7 +147,9 @@ class Explainer:
             return base, w * delta
         t = calibrator.temperature
         coef = estimator.coef_[target] / t
-        return (estimator.coef_[target] @ self.reference + estimator.intercept_[target]) / t, coef * delta
+        return (
+            estimator.coef_[target] @ self.reference + estimator.intercept_[target]
+        ) / t, coef * delta
 
     def _prepare_boosting(self, estimator: HistGradientBoostingClassifier) -> None:
         # Leaf values are stored already multiplied by the learning rate; internal node values are
@@ -246,7 +254,4 @@ def global_importance(
         totals += np.abs([explanation.contributions[c] for c in explainer.columns])
     means = totals / max(1, len(rows))
     ranked = np.argsort(-means, kind="stable")
-    return [
-        {"feature": explainer.columns[j], "importance": float(means[j])}
-        for j in ranked
-    ]
+    return [{"feature": explainer.columns[j], "importance": float(means[j])} for j in ranked]

@@ -12,6 +12,7 @@ feature row with dict look-ups instead of a one-row DataFrame (which would cost 
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -65,7 +66,9 @@ class Featurizer:
         names: list[str] = []
         sources: list[str] = []
 
-        values = frame[self.numeric].to_numpy(dtype=float) if self.numeric else np.zeros((len(frame), 0))
+        values = (
+            frame[self.numeric].to_numpy(dtype=float) if self.numeric else np.zeros((len(frame), 0))
+        )
         with np.errstate(all="ignore"):
             medians = np.nanmedian(values, axis=0) if values.size else np.zeros(0)
         self.medians = np.nan_to_num(medians, nan=0.0)
@@ -75,8 +78,12 @@ class Featurizer:
         self.scales = np.where(scales > 0, scales, 1.0)  # a constant column stays 0, not NaN
         finite = np.where(np.isnan(values), np.nan, values)
         with np.errstate(all="ignore"):
-            self.train_min = np.nan_to_num(np.nanmin(finite, axis=0), nan=0.0) if values.size else np.zeros(0)
-            self.train_max = np.nan_to_num(np.nanmax(finite, axis=0), nan=0.0) if values.size else np.zeros(0)
+            self.train_min = (
+                np.nan_to_num(np.nanmin(finite, axis=0), nan=0.0) if values.size else np.zeros(0)
+            )
+            self.train_max = (
+                np.nan_to_num(np.nanmax(finite, axis=0), nan=0.0) if values.size else np.zeros(0)
+            )
         names += self.numeric
         sources += self.numeric
         self.indicator_columns = [
@@ -181,7 +188,7 @@ class Featurizer:
         counts: dict[int, int] = {}
         grams = list(tokens)
         if TEXT_NGRAMS[1] >= 2:
-            grams += [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
+            grams += [f"{a} {b}" for a, b in itertools.pairwise(tokens)]
         for gram in grams:
             index = column.vocabulary.get(gram)
             if index is not None:

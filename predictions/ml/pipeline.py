@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss
+from threadpoolctl import threadpool_limits
 
 from predictions.ml.algorithms import ALGORITHMS, Algorithm, get_algorithms
 from predictions.ml.calibration import CalibratedModel, aligned_scores, fit_calibrator
@@ -38,6 +39,9 @@ MAX_MISSING_SHARE = 0.5
 # "Far outside the training range": beyond min/max by more than this share of the training span.
 RANGE_MARGIN = 0.5
 TOP_CONTRIBUTIONS = 8
+# Fits run single-threaded: workers already run in parallel processes, and OpenMP threads that
+# spin-wait for a busy core turned a 7 s gradient-boosting fit into 130 s on a 2-core machine.
+FIT_THREADS = 1
 
 
 @dataclass
@@ -88,25 +92,58 @@ def fit_learner(
     *,
     seed: int = 0,
     inner_folds: int = INNER_FOLDS,
+    max_search_rows: int | None = None,
 ) -> FittedLearner:
-    """Grid search by grouped CV on (X, codes) only, Platt/temperature calibration, refit on all."""
+    """Grid search by grouped CV on (X, codes) only, Platt/temperature calibration, refit on all.
+
+    ``max_search_rows`` bounds the search (and calibration) to a stratified subsample on large
+    data; the chosen learner is still refitted on every row (SVM: up to its own row cap).
+    """
+    with threadpool_limits(limits=FIT_THREADS):
+        return _fit_learner(
+            algorithm,
+            X,
+            codes,
+            groups,
+            n_classes,
+            seed=seed,
+            inner_folds=inner_folds,
+            max_search_rows=max_search_rows,
+        )
+
+
+def _stratified_subsample(codes: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Row indices: the same share of every class, at least one row of each."""
+    rng = np.random.default_rng(seed)
+    share = size / len(codes)
+    return np.sort(
+        np.concatenate(
+            [
+                rng.choice(members, size=max(1, round(len(members) * share)), replace=False)
+                for members in (np.flatnonzero(codes == c) for c in np.unique(codes))
+            ]
+        )
+    )
+
+
+def _fit_learner(
+    algorithm: Algorithm,
+    X: np.ndarray,
+    codes: np.ndarray,
+    groups: np.ndarray,
+    n_classes: int,
+    *,
+    seed: int,
+    inner_folds: int,
+    max_search_rows: int | None,
+) -> FittedLearner:
     rows = np.arange(len(X))
     if algorithm.max_train_rows is not None and len(X) > algorithm.max_train_rows:
-        rng = np.random.default_rng(seed)
-        # Stratified subsample: the same share of every class.
-        rows = np.sort(
-            np.concatenate(
-                [
-                    rng.choice(
-                        members,
-                        size=max(1, round(len(members) * algorithm.max_train_rows / len(X))),
-                        replace=False,
-                    )
-                    for members in (np.flatnonzero(codes == c) for c in np.unique(codes))
-                ]
-            )
-        )
-    Xs, ys, gs = X[rows], codes[rows], groups[rows]
+        rows = _stratified_subsample(codes, algorithm.max_train_rows, seed)
+    search_rows = rows
+    if max_search_rows is not None and len(rows) > max_search_rows:
+        search_rows = rows[_stratified_subsample(codes[rows], max_search_rows, seed)]
+    Xs, ys, gs = X[search_rows], codes[search_rows], groups[search_rows]
     classes = np.arange(n_classes)
     splits = grouped_folds(ys, gs, inner_folds, seed)
     search: list[dict[str, Any]] = []
@@ -123,7 +160,7 @@ def fit_learner(
             best = (loss, params, calibrator)
     assert best is not None  # noqa: S101 - every algorithm has a non-empty grid
     _, params, calibrator = best
-    estimator = algorithm.build(params, seed).fit(Xs, ys)
+    estimator = algorithm.build(params, seed).fit(X[rows], codes[rows])
     return FittedLearner(CalibratedModel(estimator, calibrator, classes), params, search, len(rows))
 
 
@@ -141,6 +178,9 @@ class TrainedModel:
     max_missing_share: float = MAX_MISSING_SHARE
     range_margin: float = RANGE_MARGIN
     min_confidence: float | None = None
+    # Inputs recorded on most training rows; labs ordered only sometimes are not expected, so
+    # their absence is no reason to abstain.
+    usual_inputs: list[str] = field(default_factory=list)
     _explainer: Explainer | None = field(default=None, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -160,7 +200,7 @@ class TrainedModel:
     def explainer(self) -> Explainer:
         if self._explainer is None:
             method = ALGORITHMS[self.algorithm].explain
-            self._explainer = Explainer(self.model, self.featurizer, method)
+            self._explainer = Explainer(self.model, self.featurizer, method, self.classes)
         return self._explainer
 
     def prepare(self, record: dict[str, Any]) -> np.ndarray:
@@ -204,13 +244,11 @@ class TrainedModel:
         self, record: dict[str, Any], cleaned: dict[str, Any], confidence: float
     ) -> list[str]:
         reasons: list[str] = []
-        structured = [n for n, p in self.plans.items() if p.kind != "text"]
-        missing = [
-            n for n in structured if cleaned[n] is None or (isinstance(cleaned[n], float) and math.isnan(cleaned[n]))
-        ]
-        if structured and len(missing) / len(structured) > self.max_missing_share:
+        expected = self.usual_inputs
+        missing = [n for n in expected if _is_blank(cleaned[n])]
+        if expected and len(missing) / len(expected) > self.max_missing_share:
             reasons.append(
-                f"{len(missing)} of {len(structured)} inputs are missing "
+                f"{len(missing)} of {len(expected)} usually recorded inputs are missing "
                 f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})"
             )
         featurizer = self.featurizer
@@ -233,6 +271,19 @@ class TrainedModel:
                 f"top probability {confidence:.2f} is below the confidence floor {self.min_confidence:.2f}"
             )
         return reasons
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+
+
+def usual_inputs(frame: pd.DataFrame, plans: dict[str, ColumnPlan]) -> list[str]:
+    """Structured input columns present on at least half of the training rows."""
+    return [
+        name
+        for name, plan in plans.items()
+        if plan.kind != "text" and frame[name].map(_is_blank).mean() < MAX_MISSING_SHARE
+    ]
 
 
 def _display(value: Any) -> Any:
@@ -275,9 +326,7 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _subgroups(
-    raw: pd.DataFrame, spec: ModelSpec, index: pd.Index
-) -> dict[str, np.ndarray]:
+def _subgroups(raw: pd.DataFrame, spec: ModelSpec, index: pd.Index) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for name, column in spec.subgroup_columns.items():
         if column not in raw.columns:
@@ -346,10 +395,17 @@ def train(
         X_train = featurizer.transform(data.frame.iloc[train_idx])
         X_test = featurizer.transform(data.frame.iloc[test_idx])
         for algorithm in chosen:
-            report_progress(f"fold {fold + 1}/{len(outer)}: {algorithm.name}", int(90 * step / total_steps))
+            report_progress(
+                f"fold {fold + 1}/{len(outer)}: {algorithm.name}", int(90 * step / total_steps)
+            )
             fitted = fit_learner(
-                algorithm, X_train, codes[train_idx], data.groups[train_idx], k,
-                seed=seed, inner_folds=inner_folds,
+                algorithm,
+                X_train,
+                codes[train_idx],
+                data.groups[train_idx],
+                k,
+                seed=seed,
+                inner_folds=inner_folds,
             )
             oof[algorithm.name][test_idx] = fitted.model.predict_proba(X_test)
             params_per_fold[algorithm.name].append(fitted.params)
@@ -359,12 +415,18 @@ def train(
     models = []
     for algorithm in chosen:
         metrics = evaluate_predictions(
-            data.labels, oof[algorithm.name], classes, subgroups=subgroups,
-            n_bootstrap=n_bootstrap, seed=seed,
+            data.labels,
+            oof[algorithm.name],
+            classes,
+            subgroups=subgroups,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
         )
         common = Counter(repr(sorted(p.items())) for p in params_per_fold[algorithm.name])
         most_common = next(
-            p for p in params_per_fold[algorithm.name] if repr(sorted(p.items())) == common.most_common(1)[0][0]
+            p
+            for p in params_per_fold[algorithm.name]
+            if repr(sorted(p.items())) == common.most_common(1)[0][0]
         )
         entry: dict[str, Any] = {
             "name": algorithm.name,
@@ -392,6 +454,7 @@ def train(
         task=task,
         featurizer=featurizer,
         model=fitted.model,
+        usual_inputs=usual_inputs(data.frame, data.plans),
     )
     importance = global_importance(model.explainer, X_all, codes, seed=seed)
     report: dict[str, Any] = {
@@ -445,7 +508,11 @@ def train(
         from predictions.ml.plots import write_plots
 
         plots = write_plots(
-            Path(out_dir), data.labels, oof[selected.name], classes, selected_entry["metrics"],
+            Path(out_dir),
+            data.labels,
+            oof[selected.name],
+            classes,
+            selected_entry["metrics"],
             title=selected.name,
         )
         report["plots"] = {name: str(path) for name, path in plots.items()}

@@ -10,9 +10,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never a display (workers and CI have none)
 
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen before pyplot loads
-import numpy as np  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import roc_curve
 
 MAX_ROC_CLASSES = 8  # more curves than this is unreadable; the most frequent classes are drawn
 
@@ -47,8 +47,11 @@ def write_plots(
                 fpr, tpr, _ = roc_curve(codes == c, proba[:, c])
                 ax.plot(fpr, tpr, lw=1, label=classes[c])
     ax.plot([0, 1], [0, 1], "k:", lw=1)
-    ax.set(xlabel="1 - specificity", ylabel="sensitivity",
-           title=f"ROC, {title} (macro AUC {metrics['roc_auc']:.3f})")
+    ax.set(
+        xlabel="1 - specificity",
+        ylabel="sensitivity",
+        title=f"ROC, {title} (macro AUC {metrics['roc_auc']:.3f})",
+    )
     ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     fig.savefig(paths["roc"])
@@ -57,9 +60,13 @@ def write_plots(
     curve = metrics["calibration_curve"]
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "k:", lw=1, label="perfect")
-    ax.plot(curve["predicted"], curve["observed"], "o-", label=f"{title} (ECE {metrics['ece']:.3f})")
+    ax.plot(
+        curve["predicted"], curve["observed"], "o-", label=f"{title} (ECE {metrics['ece']:.3f})"
+    )
     what = f"P({classes[1]})" if len(classes) == 2 else "top-class probability"
-    ax.set(xlabel=f"predicted {what}", ylabel="observed frequency", title="Calibration (out-of-fold)")
+    ax.set(
+        xlabel=f"predicted {what}", ylabel="observed frequency", title="Calibration (out-of-fold)"
+    )
     ax.legend(loc="upper left", fontsize="small")
     fig.tight_layout()
     fig.savefig(paths["calibration"])

@@ -26,9 +26,7 @@ def effective_folds(labels: np.ndarray, groups: np.ndarray, folds: int) -> int:
     return max(2, min(folds, n_groups))
 
 
-def grouped_folds(
-    labels: np.ndarray, groups: np.ndarray, folds: int, seed: int
-) -> list[Split]:
+def grouped_folds(labels: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> list[Split]:
     """``folds`` (train, test) index pairs: stratified by label, no patient in both halves."""
     k = effective_folds(labels, groups, folds)
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
@@ -45,9 +43,7 @@ def iter_patient_overlap(splits: list[Split], groups: np.ndarray) -> Iterator[st
         yield from set(groups[train]) & set(groups[test])
 
 
-def holdout_split(
-    labels: np.ndarray, groups: np.ndarray, test_share: float, seed: int
-) -> Split:
+def holdout_split(labels: np.ndarray, groups: np.ndarray, test_share: float, seed: int) -> Split:
     """One grouped, stratified train/validation split of roughly ``test_share`` (>= 2 folds)."""
     folds = max(2, round(1 / test_share))
     return grouped_folds(labels, groups, folds, seed)[0]

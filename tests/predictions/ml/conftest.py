@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +38,11 @@ def make_clinical_frame(n: int = 240, seed: int = 0, *, classes: int = 2) -> pd.
         label = np.digitize(risk, np.quantile(risk, np.linspace(0, 1, classes + 1)[1:-1])).astype(
             str
         )
+    # The note agrees with the label only loosely, as real complaints do.
     words = np.where(
-        risk > 0.3, "chest pain and shortness of breath", "routine check no complaints"
+        risk + rng.normal(0, 1.5, n) > 0.3,
+        "chest pain and shortness of breath",
+        "routine check no complaints",
     )
     frame = pd.DataFrame(
         {
@@ -58,6 +62,7 @@ def make_clinical_frame(n: int = 240, seed: int = 0, *, classes: int = 2) -> pd.
     return frame
 
 
-@pytest.fixture
-def clinical_frame() -> pd.DataFrame:
-    return make_clinical_frame()
+@pytest.fixture(scope="session")
+def make_frame() -> Callable[..., pd.DataFrame]:
+    """Factory for small clinical frames (``make_frame(n=..., seed=..., classes=...)``)."""
+    return make_clinical_frame
