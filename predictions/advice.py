@@ -16,6 +16,7 @@ from typing import Any
 
 import joblib
 import numpy as np
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -35,6 +36,10 @@ logger = logging.getLogger(__name__)
 RULES_VERSION = 1  # bump when rules change: new inputs hash, so advice is recomputed
 TOP_DIAGNOSES = 5
 SIMILAR_CASES = 3
+# A request whose computation never finishes (its worker killed each time, an unexpected error)
+# is redelivered by the broker and re-dispatched by the relay; after this many starts it is
+# marked failed with a reason instead of cycling forever (the retry cap on redelivery).
+MAX_COMPUTE_ATTEMPTS = 5
 
 
 class AdviceFailed(Exception):
@@ -78,11 +83,30 @@ def advice_compute(*, request_id: int) -> Advice | None:
         request = AdviceRequest.objects.select_for_update().get(pk=request_id)
         if request.status in (AdviceRequest.Status.DONE, AdviceRequest.Status.FAILED):
             return request.advice
+        if request.compute_attempts >= MAX_COMPUTE_ATTEMPTS:
+            _fail(
+                request_id,
+                f"Advice computation started {request.compute_attempts} times without finishing "
+                "(worker stopped or unexpected error each time); given up. See the worker log.",
+            )
+            return None
         AdviceRequest.objects.filter(pk=request_id).update(
             compute_attempts=request.compute_attempts + 1
         )
     visit = (
         Visit.objects.select_related("patient")
+        # Decrypt only what advice reads (no name, contact or plan): PHI stays ciphertext.
+        .only(
+            "id",
+            "patient_id",
+            "age_years",
+            "visit_type",
+            "chief_complaint",
+            "history_present_illness",
+            "physical_exam",
+            "patient__id",
+            "patient__sex",
+        )
         .prefetch_related("observations__definition", "patient__allergies")
         .get(pk=request.visit_id)
     )
@@ -94,23 +118,31 @@ def advice_compute(*, request_id: int) -> Advice | None:
     digest = input_hash(record, extra={"allergies": allergies, "rules": RULES_VERSION})
 
     advice = Advice.objects.filter(visit=visit, input_hash=digest, models_key=models_key).first()
+    payload = None
     if advice is None:
         try:
             payload = _payload(visit, record, tasks, allergies)
         except AdviceFailed as exc:
             _fail(request_id, str(exc))
             return None
-        advice = _store(
-            visit, digest, models_key, tasks, payload, (time.perf_counter() - started) * 1000
+        compute_ms = (time.perf_counter() - started) * 1000
+        if settings.MEDAI_TEST_ADVICE_DELAY:
+            # Test-only (0 outside the test profile): a window in which integration tests kill
+            # the worker between computing and storing, deterministically.
+            time.sleep(settings.MEDAI_TEST_ADVICE_DELAY)
+    # One transaction stores the advice, marks the request done and audits it: a worker dying
+    # here leaves either all of it or none (then the request is computed again).
+    with transaction.atomic():
+        if advice is None:
+            advice = _store(visit, digest, models_key, tasks, payload, compute_ms)
+        _complete(request_id, advice)
+        audit_record(
+            actor=None,
+            action=AuditEvent.Action.ADVICE,
+            obj=advice,
+            patient_id=visit.patient_id,
+            interface=AuditEvent.Interface.WORKER,
         )
-    _complete(request_id, advice)
-    audit_record(
-        actor=None,
-        action=AuditEvent.Action.ADVICE,
-        obj=advice,
-        patient_id=visit.patient_id,
-        interface=AuditEvent.Interface.WORKER,
-    )
     return advice
 
 
@@ -197,9 +229,7 @@ def _payload(
             {**c, "label": feature_label(c["feature"])} for c in prediction.contributions
         ]
         if task.kind == PredictionTask.Kind.DIFFERENTIAL:
-            for rank, (label, probability) in enumerate(
-                prediction.ranked[:TOP_DIAGNOSES], start=1
-            ):
+            for rank, (label, probability) in enumerate(prediction.ranked[:TOP_DIAGNOSES], start=1):
                 # The engine's class names are normalised to lower case; codes are upper case.
                 category = label if label == OTHER_CLASS else label.upper()
                 diagnoses.append(
@@ -297,6 +327,7 @@ def similar_cases(
         v.pk: v
         for v in Visit.objects.filter(pk__in=visit_ids)
         .select_related("patient")
+        .only("id", "age_years", "visit_type", "start", "patient__id", "patient__sex")
         .prefetch_related("diagnoses")
     }
     cases = []

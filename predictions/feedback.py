@@ -13,6 +13,7 @@ from visits.models import Diagnosis
 from visits.services import diagnosis_add
 
 from .models import Advice, Feedback
+from .visit_records import OTHER_CLASS
 
 
 @transaction.atomic
@@ -47,7 +48,13 @@ def feedback_record(
     if Feedback.objects.filter(advice=advice, suggestion=suggestion).exists():
         raise Conflict("Feedback on this suggestion is already recorded.")
     diagnosis = None
-    if decision == Feedback.Decision.ACCEPT and ranked[suggestion] is not None:
+    # A risk (rank None) or the "other" group is no ICD-10 code: accepting it records agreement
+    # for monitoring but makes no diagnosis.
+    if (
+        decision == Feedback.Decision.ACCEPT
+        and ranked[suggestion] is not None
+        and suggestion != OTHER_CLASS
+    ):
         visit = advice.visit
         has_primary = visit.diagnoses.filter(rank=Diagnosis.Rank.PRIMARY).exclude(
             status=Diagnosis.Status.REFUTED
@@ -92,7 +99,7 @@ def live_agreement() -> dict[int, dict[str, Any]]:
         ).values_list("visit_id", "code")
     }
     advice = Advice.objects.filter(superseded=False, visit_id__in=list(confirmed)).prefetch_related(
-        "model_versions"
+        "model_versions__task"
     )
     for item in advice:
         versions = [v for v in item.model_versions.all() if v.task.kind == "differential"]
@@ -100,6 +107,9 @@ def live_agreement() -> dict[int, dict[str, Any]]:
             continue
         ranked = [d["code"] for d in json.loads(item.payload).get("diagnoses", [])]
         truth = confirmed[item.visit_id]
+        learned = {c if c == OTHER_CLASS else c.upper() for c in versions[0].label_map.values()}
+        if truth not in learned and OTHER_CLASS in learned:
+            truth = OTHER_CLASS  # the model learned rare categories as one "other" class
         entry = stats[versions[0].pk]
         entry["n"] += 1
         entry["top1"] += int(ranked[:1] == [truth])

@@ -257,3 +257,67 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.decision} {self.suggestion}"
+
+
+class MonitoringSnapshot(models.Model):
+    """One look at an active model version over a recent window (predictions/monitoring.py).
+
+    Figures only, never PHI: per-feature drift with the n behind each figure, output drift, live
+    performance against confirmed diagnoses and feedback, and the alerts it raised.
+    """
+
+    class Status(models.TextChoices):
+        OK = "ok", "OK: behaving as on the day it was promoted"
+        WATCH = "watch", "Watch: something moved, look at it"
+        ACT = "act", "Act: the model may be unsafe to use as is"
+
+    task = models.ForeignKey(PredictionTask, on_delete=models.CASCADE, related_name="snapshots")
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="snapshots")
+    computed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    window_days = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OK)
+    # {"reference_n", "window_n", "features": {name: {...}}, "psi_max", "status"}
+    input_drift = models.JSONField(default=dict, blank=True)
+    # {"probabilities": {...}, "top_class": {...}, "served": {...}, "alerts_per_rule": {...}}
+    output_drift = models.JSONField(default=dict, blank=True)
+    # {"n", "top1", "top3", "roc_auc", "brier" (each with CI), "feedback": {...}}
+    performance = models.JSONField(default=dict, blank=True)
+    # [{"severity", "message", "source"}]: the reasons behind the status, in plain words.
+    alerts = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-computed_at", "-id"]
+        indexes = [models.Index(fields=["task", "-computed_at"], name="snapshot_task_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.version} {self.status} at {self.computed_at:%Y-%m-%d %H:%M}"
+
+
+class ModelAlert(models.Model):
+    """A monitoring threshold crossed: shown to admins until someone acknowledges it."""
+
+    class Severity(models.TextChoices):
+        WATCH = "watch", "Watch"
+        ACT = "act", "Act"
+
+    task = models.ForeignKey(PredictionTask, on_delete=models.CASCADE, related_name="alerts")
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="alerts")
+    snapshot = models.ForeignKey(
+        MonitoringSnapshot, on_delete=models.CASCADE, related_name="model_alerts"
+    )
+    severity = models.CharField(max_length=8, choices=Severity.choices)
+    # What crossed the threshold ("input:obs_8310-5", "performance:roc_auc"): an open alert with
+    # the same key and severity is not raised again by the next run, so admins see it once.
+    key = models.CharField(max_length=80)
+    message = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.message[:60]}"

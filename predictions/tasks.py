@@ -15,7 +15,6 @@ logger = logging.getLogger(__name__)
 
 @shared_task(
     name="predictions.tasks.advice_compute",
-    queue="advice",
     autoretry_for=(OperationalError,),
     retry_backoff=2,
     retry_backoff_max=60,
@@ -30,12 +29,14 @@ def advice_compute(request_id: int) -> None:
 
     current_interface.set(AuditEvent.Interface.WORKER)
     # Continue the id of the page/API request that saved the visit, so its logs join up.
-    origin = AdviceRequest.objects.filter(pk=request_id).values_list("request_id", flat=True).first()
+    origin = (
+        AdviceRequest.objects.filter(pk=request_id).values_list("request_id", flat=True).first()
+    )
     current_request_id.set(origin or f"advice-request-{request_id}")
     compute(request_id=request_id)
 
 
-@shared_task(name="predictions.tasks.training_job_run", queue="training")
+@shared_task(name="predictions.tasks.training_job_run")
 def training_job_run(job_id: int) -> None:
     from .training import training_job_execute
 
@@ -44,7 +45,7 @@ def training_job_run(job_id: int) -> None:
     training_job_execute(job_id=job_id)
 
 
-@shared_task(name="predictions.tasks.advice_outbox_relay", queue="advice")
+@shared_task(name="predictions.tasks.advice_outbox_relay")
 def advice_outbox_relay() -> int:
     from .relay import relay_pending
 
@@ -73,3 +74,13 @@ def training_nightly_start() -> int:
         except Conflict:
             logger.info("nightly training of %s skipped: a job is already running", task.slug)
     return started
+
+
+@shared_task(name="predictions.tasks.monitoring_run")
+def monitoring_run(task_id: int | None = None) -> list[str]:
+    """Nightly (beat) and on demand (admin): one monitoring snapshot per active model version."""
+    from .monitoring import monitoring_run as run
+
+    current_interface.set(AuditEvent.Interface.WORKER)
+    current_request_id.set(f"monitoring-{task_id or 'all'}")
+    return [f"{s.task.slug}:{s.status}" for s in run(task_id=task_id)]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,8 @@ import joblib
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Max
+from django.db import connection, transaction
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from medai_site.errors import Conflict
@@ -125,11 +127,14 @@ def _spec(task: PredictionTask) -> ModelSpec:
     )
 
 
-def _holdout_metrics(model: Any, frame: pd.DataFrame) -> dict[str, Any]:
+def _holdout_metrics(model: Any, frame: pd.DataFrame, task: PredictionTask) -> dict[str, Any]:
     """Metrics of ``model`` on ``frame``; labels it never learned count as its 'other' class."""
     classes = list(model.classes)
     labels = frame["label"].map(normalise_label)  # the engine's class names are normalised
-    if OTHER_CLASS in classes:
+    if task.kind == PredictionTask.Kind.RISK:
+        # The engine names the two classes of a binary target (--positive) negative/positive.
+        labels = labels.map(lambda v: classes[1] if v == "1" else classes[0])
+    elif OTHER_CLASS in classes:
         labels = labels.where(labels.isin(classes), OTHER_CLASS)
     keep = labels.isin(classes).to_numpy()
     proba = model.predict_frame(frame[keep])
@@ -140,15 +145,33 @@ def training_job_execute(*, job_id: int) -> TrainingJob:
     job = TrainingJob.objects.select_related("task").get(pk=job_id)
     if job.status in (TrainingJob.Status.SUCCEEDED, TrainingJob.Status.FAILED):
         return job  # redelivered message for finished work
-    TrainingJob.objects.filter(pk=job_id).update(
-        status=TrainingJob.Status.RUNNING,
-        started_at=timezone.now(),
-        heartbeat_at=timezone.now(),
-        attempts=job.attempts + 1,
-        stage="snapshot",
-        percent=1,
-        error="",
+    if ModelVersion.objects.filter(training_job_id=job_id).exists():
+        # The worker died after writing the version but before marking the job done.
+        return _finish(job_id, TrainingJob.Status.SUCCEEDED, version=job.model_version)
+    # Claim the job: a duplicate message (broker redelivery beside a watchdog requeue) must not
+    # train it twice at once. A running job may be taken over only once its heartbeat is stale.
+    stale_before = timezone.now() - timedelta(seconds=settings.MEDAI_TRAINING_HEARTBEAT_TIMEOUT)
+    claimed = (
+        TrainingJob.objects.filter(pk=job_id)
+        .filter(
+            Q(status=TrainingJob.Status.QUEUED)
+            | Q(status=TrainingJob.Status.RUNNING, heartbeat_at__lt=stale_before)
+        )
+        .update(
+            status=TrainingJob.Status.RUNNING,
+            started_at=timezone.now(),
+            heartbeat_at=timezone.now(),
+            attempts=F("attempts") + 1,
+            stage="snapshot",
+            percent=1,
+            error="",
+        )
     )
+    if not claimed:
+        logger.info("training job %s is already running elsewhere; message skipped", job_id)
+        return TrainingJob.objects.get(pk=job_id)
+    heartbeat = _Heartbeat(job_id)
+    heartbeat.start()
     try:
         version = _train_version(job)
     except (TrainingDataError, EngineError) as exc:
@@ -161,7 +184,36 @@ def training_job_execute(*, job_id: int) -> TrainingJob:
             error=f"Unexpected error: {type(exc).__name__}. See the worker log.",
         )
         raise
+    finally:
+        heartbeat.stop()
     return _finish(job_id, TrainingJob.Status.SUCCEEDED, version=version)
+
+
+class _Heartbeat(threading.Thread):
+    """Beats while the job runs, so a long engine stage (one fold of a slow learner can outlast
+    the timeout) never looks like a dead worker to the watchdog. Dies with its process."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(name=f"training-heartbeat-{job_id}", daemon=True)
+        self.job_id = job_id
+        # Three beats per timeout, at most one a minute, at least one a second.
+        self.interval = max(1.0, min(60.0, settings.MEDAI_TRAINING_HEARTBEAT_TIMEOUT / 3))
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self._stopped.wait(self.interval):
+                TrainingJob.objects.filter(
+                    pk=self.job_id, status=TrainingJob.Status.RUNNING
+                ).update(heartbeat_at=timezone.now())
+        except Exception:
+            logger.exception("training job %s: heartbeat failed", self.job_id)
+        finally:
+            connection.close()  # this thread's own connection
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join(timeout=5)
 
 
 def _finish(
@@ -184,6 +236,10 @@ def _train_version(job: TrainingJob) -> ModelVersion:
     task = job.task
     frame, snapshot = training_snapshot(task)
     TrainingJob.objects.filter(pk=job.pk).update(snapshot=snapshot)
+    if settings.MEDAI_TEST_TRAINING_DELAY:
+        # Test-only (0 outside the test profile): integration tests kill the worker here.
+        _progress(job.pk, "snapshot taken", 3)
+        time.sleep(settings.MEDAI_TEST_TRAINING_DELAY)
     if len(frame) < MIN_TRAINING_VISITS:
         raise TrainingDataError(
             f"Only {len(frame)} visits have a confirmed primary diagnosis; at least {MIN_TRAINING_VISITS} are needed."
@@ -215,14 +271,14 @@ def _train_version(job: TrainingJob) -> ModelVersion:
     )
     _progress(job.pk, "held-out comparison", 92)
     model = result.model
-    holdout_metrics = _holdout_metrics(model, holdout)
+    holdout_metrics = _holdout_metrics(model, holdout, task)
     champion_metrics = None
     if task.active_version is not None:
         try:
             champion = load_model(
                 task.active_version.artifact_path, task.active_version.artifact_sha256
             )
-            champion_metrics = _holdout_metrics(champion, holdout)
+            champion_metrics = _holdout_metrics(champion, holdout, task)
         except EngineError as exc:
             logger.warning(
                 "champion of %s unusable for comparison: %s", task.slug, type(exc).__name__
@@ -309,7 +365,7 @@ def training_job_watchdog() -> dict[str, int]:
                 finished_at=timezone.now(),
                 stage="failed",
                 error=f"The worker stopped responding {job.attempts} times (no heartbeat for "
-                f"{timeout.seconds // 60} min); the job was abandoned.",
+                f"{_duration(timeout)}); the job was abandoned.",
             )
             failed += 1
     for job in TrainingJob.objects.filter(
@@ -317,3 +373,8 @@ def training_job_watchdog() -> dict[str, int]:
     ):
         _enqueue(job.pk)
     return {"requeued": requeued, "failed": failed}
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    return f"{seconds // 60} min" if seconds >= 120 else f"{seconds} s"

@@ -132,19 +132,25 @@ def observations_validate(entries: Iterable[ObservationInput]) -> list[Validated
 
 
 def _write_observations(visit: Visit, observations: Sequence[ValidatedObservation]) -> None:
+    """Insert the values in one statement; a code entered again replaces its earlier value."""
+    if not observations:
+        return
     now = timezone.now()
-    for obs in observations:
-        Observation.objects.update_or_create(
+    Observation.objects.filter(
+        visit=visit, definition__in=[obs.definition for obs in observations]
+    ).delete()
+    Observation.objects.bulk_create(
+        Observation(
             visit=visit,
             definition=obs.definition,
-            defaults={
-                "value": obs.value,
-                "entered_value": obs.entered_value,
-                "entered_unit": obs.entered_unit,
-                "interpretation": obs.interpretation,
-                "recorded_at": now,
-            },
+            value=obs.value,
+            entered_value=obs.entered_value,
+            entered_unit=obs.entered_unit,
+            interpretation=obs.interpretation,
+            recorded_at=now,
         )
+        for obs in {obs.definition.code: obs for obs in observations}.values()
+    )
 
 
 def _full_clean(obj: Visit | Diagnosis) -> None:

@@ -1,0 +1,243 @@
+"""Real processes for the reliability tests: a private Redis and real Celery workers.
+
+* ``redis_server`` (session): a redis-server of our own on a free port, with its own data
+  directory and AOF persistence like production, so a test may stop and start it without
+  touching the machine's shared Redis. The test process's Celery app publishes to it.
+* ``workers``: starts ``celery -A medai_site worker`` subprocesses against the pytest test
+  database (committed data: tests use ``transactional_db``) and that Redis; every worker is
+  killed (its whole process group) in teardown, before the database is flushed.
+
+Everything waits by polling with generous timeouts; nothing sleeps a fixed time to "let it
+settle", so a slow, noisy machine makes the tests slower, not flaky.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 90.0  # seconds any awaited condition may take on a loaded 2-core machine
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RedisServer:
+    port: int
+    directory: Path
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_connect_timeout=1, socket_timeout=5)
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+            ],
+            stdout=(self.directory / "redis.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(self.ping, f"redis-server on port {self.port}")
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client().ping())
+        except redis.RedisError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+def _use_broker(url: str) -> str:
+    """Point this process's Celery app at ``url``; returns the previous URL."""
+    from medai_site.celery import app
+
+    previous = app.conf.broker_url
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app.conf.broker_url = url
+    app._pool = None
+    app.amqp._producer_pool = None
+    return previous
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
+    server = RedisServer(port=_free_port(), directory=tmp_path_factory.mktemp("redis"))
+    server.start()
+    previous = _use_broker(server.url)
+    try:
+        yield server
+    finally:
+        _use_broker(previous)
+        server.stop()
+
+
+@pytest.fixture
+def broker(redis_server) -> RedisServer:
+    """The private Redis, running and empty at the start of each test."""
+    if not redis_server.ping():
+        redis_server.start()
+    redis_server.client().flushall()
+    return redis_server
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen
+    log: Path
+    env: dict[str, str] = field(repr=False)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and pool children): a crash, not a shutdown."""
+        if self.alive():
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def pool_children(self) -> list[int]:
+        result = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
+        )
+        return [int(pid) for pid in result.stdout.split()]
+
+
+def worker_env(broker_url: str, model_dir: Path, **overrides: str) -> dict[str, str]:
+    from django.db import connection
+
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "MEDAI_PROFILE": "test",
+        "DJANGO_SETTINGS_MODULE": "medai_site.settings",
+        "DATABASE_URL": (
+            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        ),
+        "CELERY_BROKER_URL": broker_url,
+        "MEDAI_MODEL_DIR": str(model_dir),
+        "MEDAI_TRAINING_ALGORITHMS": "logistic_regression",
+        "MEDAI_TRAINING_CV_FOLDS": "2",
+        "MEDAI_LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+def workers(broker, tmp_path) -> Iterator[Callable[..., Worker]]:
+    """``start(**env)`` starts a real worker and waits until it consumes; all die in teardown."""
+    started: list[Worker] = []
+
+    def start(**env_overrides: str) -> Worker:
+        log = tmp_path / f"worker-{len(started)}.log"
+        env = worker_env(broker.url, tmp_path / "models", **env_overrides)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "medai_site",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "1",
+                "--queues",
+                "advice,training,celery",
+                "--hostname",
+                f"itest-{uuid.uuid4().hex[:8]}@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: kill() takes the pool children too
+        )
+        worker = Worker(process=process, log=log, env=env)
+        started.append(worker)
+        wait_for(
+            lambda: " ready." in worker.output() or not worker.alive(),
+            "the Celery worker to be ready",
+        )
+        assert worker.alive(), worker.output()[-3000:]
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill()
+
+
+def relay_once(broker_url: str) -> subprocess.CompletedProcess:
+    """One round of the relay command, as its own process (as in production)."""
+    env = worker_env(broker_url, Path("/nonexistent"), MEDAI_ADVICE_REDISPATCH_SECONDS="2")
+    return subprocess.run(
+        [sys.executable, "manage.py", "relay_outbox", "--once"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )

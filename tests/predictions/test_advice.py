@@ -1,0 +1,363 @@
+"""Advice: the outbox row in the visit's transaction, what advice holds, computed once, superseded."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from django.db import connection, transaction
+
+from medai_site.errors import InvalidInput
+from patients.services import allergy_add
+from predictions.advice import MAX_COMPUTE_ATTEMPTS, advice_compute
+from predictions.models import Advice, AdviceRequest, ModelVersion, PredictionTask
+from predictions.registry import task_set_enabled
+from predictions.rules import TREATMENT_CONFLICTS
+from tests.factories import PatientFactory
+from visits.models import Diagnosis, Visit
+from visits.services import ObservationInput, visit_close, visit_create, visit_update
+
+pytestmark = pytest.mark.django_db
+
+CIPHERTEXT = "gAAAAA"
+# A febrile, breathless, confused visit: every vital-sign rule has something to say.
+ALARMING = [
+    ("8310-5", 39.4, "Cel"),
+    ("8867-4", 124, "/min"),
+    ("9279-1", 26, "/min"),
+    ("8480-6", 192, "mm[Hg]"),
+    ("8462-4", 126, "mm[Hg]"),
+    ("2708-6", 85, "%"),
+]
+ORDINARY = [
+    ("8310-5", 37.9, "Cel"),
+    ("8867-4", 92, "/min"),
+    ("9279-1", 18, "/min"),
+    ("8480-6", 128, "mm[Hg]"),
+    ("8462-4", 80, "mm[Hg]"),
+    ("2708-6", 97, "%"),
+]
+
+
+@pytest.fixture
+def patient(team_a):
+    return PatientFactory(care_teams=[team_a], given_name="Zebedee", family_name="Quuxley")
+
+
+def save_visit(patient, doctor, observations=ORDINARY, **text) -> Visit:
+    text.setdefault("chief_complaint", "cough, sore throat and runny nose for three days")
+    return visit_create(
+        patient=patient,
+        attending=doctor,
+        actor=doctor,
+        observations=[ObservationInput(*o) for o in observations],
+        **text,
+    )
+
+
+def compute_latest(visit: Visit) -> tuple[AdviceRequest, Advice | None]:
+    request = visit.advice_requests.order_by("-id").first()
+    advice = advice_compute(request_id=request.pk)
+    request.refresh_from_db()
+    return request, advice
+
+
+def payload(advice: Advice) -> dict:
+    return json.loads(advice.payload)
+
+
+# --- the outbox ---------------------------------------------------------------------------------
+
+
+def test_saving_a_visit_writes_one_pending_request_and_dispatches_only_after_commit(
+    patient, doctor_a, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        visit = save_visit(patient, doctor_a)
+    request = visit.advice_requests.get()
+    assert request.status == AdviceRequest.Status.PENDING
+    assert len(callbacks) == 1  # the broker is told after commit, never inside the transaction
+
+
+def test_a_rolled_back_visit_save_leaves_no_advice_request(patient, doctor_a):
+    class Abandoned(Exception):
+        """The rest of the request failed after the visit was saved."""
+
+    def save_then_fail():
+        with transaction.atomic():
+            save_visit(patient, doctor_a)
+            assert AdviceRequest.objects.count() == 1
+            raise Abandoned
+
+    with pytest.raises(Abandoned):
+        save_then_fail()
+    assert not Visit.objects.exists()
+    assert not AdviceRequest.objects.exists()
+
+    with pytest.raises(InvalidInput):  # a rejected value rejects the whole save
+        save_visit(patient, doctor_a, observations=[("2708-6", 130, "%")])
+    assert not AdviceRequest.objects.exists()
+
+
+def test_editing_and_closing_a_visit_each_request_advice(patient, doctor_a):
+    visit = save_visit(patient, doctor_a)
+    visit_update(visit=visit, actor=doctor_a, plan="chest x-ray")
+    visit_close(visit=visit, actor=doctor_a)
+    assert visit.advice_requests.count() == 3
+
+
+# --- what advice holds ------------------------------------------------------------------------------
+
+
+def test_advice_ranks_diagnoses_with_probabilities_codes_and_texts_and_scores_the_risk(
+    trained, patient, doctor_a
+):
+    visit = save_visit(patient, doctor_a)
+    request, advice = compute_latest(visit)
+
+    assert (request.status, request.advice, request.error) == ("done", advice, "")
+    assert request.compute_attempts == 1
+    data = payload(advice)
+    diagnoses = data["diagnoses"]
+    assert 1 <= len(diagnoses) <= 5
+    assert [d["rank"] for d in diagnoses] == list(range(1, len(diagnoses) + 1))
+    probabilities = [d["probability"] for d in diagnoses]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert all(0 <= p <= 1 for p in probabilities)
+    assert sum(probabilities) <= 1 + 1e-3
+    for d in diagnoses:
+        assert d["code"] == "other" or re.fullmatch(r"[A-Z]\d\d", d["code"])
+        assert d["display"]
+        assert d["display"] != d["code"]
+    learned = set(trained.differential.label_map.values())
+    assert {d["code"] for d in diagnoses} <= {c if c == "other" else c.upper() for c in learned}
+
+    (risk,) = data["risks"]
+    assert (risk["task"], risk["version"]) == ("cad-risk", trained.risk.number)
+    assert 0 <= risk["probability"] <= 1
+    assert risk["label"] == "coronary artery disease (I20–I25)"
+
+    contributions = data["explanation"]["contributions"]
+    assert contributions
+    assert all({"feature", "label", "contribution"} <= set(c) for c in contributions)
+    assert risk["contributions"]
+
+    assert (
+        advice.models_key
+        == f"cad-risk:{trained.risk.number},differential:{trained.differential.number}"
+    )
+    assert set(advice.model_versions.all()) == {trained.differential, trained.risk}
+    assert {m["version_id"] for m in data["models"]} == {trained.differential.pk, trained.risk.pk}
+    assert re.fullmatch(r"[0-9a-f]{64}", advice.input_hash)
+    assert advice.compute_ms > 0
+    assert not advice.abstained
+
+
+def test_advice_is_encrypted_at_rest(trained, patient, doctor_a):
+    visit = save_visit(patient, doctor_a, chief_complaint="wheeze after the Quuxley barbecue")
+    _, advice = compute_latest(visit)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT payload FROM predictions_advice WHERE id = %s", [advice.pk])
+        (raw,) = cursor.fetchone()
+    assert raw.startswith(CIPHERTEXT)
+    assert "Quuxley" not in raw
+    assert "diagnoses" not in raw
+
+
+def test_advice_shows_up_to_three_similar_past_visits_of_other_patients(trained, patient, doctor_a):
+    visit = save_visit(patient, doctor_a)
+    _, advice = compute_latest(visit)
+    similar = payload(advice)["similar_cases"]
+    assert 1 <= len(similar) <= 3
+    for case in similar:
+        past = Visit.objects.get(pk=case["visit_id"])
+        assert past.patient_id != patient.pk
+        confirmed = {
+            f"{d.code} {d.display}"
+            for d in past.diagnoses.filter(status=Diagnosis.Status.CONFIRMED)
+        }
+        assert case["diagnoses"]
+        assert set(case["diagnoses"]) <= confirmed
+    distances = [c["distance"] for c in similar]
+    assert distances == sorted(distances)
+
+
+def test_advice_abstains_with_a_reason_on_a_visit_unlike_the_training_data(
+    trained, patient, doctor_a
+):
+    visit = save_visit(
+        patient, doctor_a, observations=[("2345-7", 1900, "mg/dL")], chief_complaint="unwell"
+    )
+    _, advice = compute_latest(visit)
+    data = payload(advice)
+    assert advice.abstained
+    assert data["abstained"]
+    reasons = " ".join(data["abstain_reasons"])
+    assert "Differential diagnosis:" in reasons
+    assert "obs_2345-7 = 1900 is far outside the training range" in reasons or "missing" in reasons
+
+
+def test_rules_raise_critical_vital_hypertensive_crisis_hypoxaemia_and_qsofa_alerts(
+    trained, patient, doctor_a
+):
+    visit = save_visit(
+        patient, doctor_a, observations=ALARMING, chief_complaint="fever, new confusion"
+    )
+    _, advice = compute_latest(visit)
+    alerts = payload(advice)["alerts"]
+    rules = [a["rule"] for a in alerts]
+    assert {"critical_value", "hypertensive_crisis", "hypoxaemia", "sepsis_qsofa"} <= set(rules)
+    hypoxaemia = next(a for a in alerts if a["rule"] == "hypoxaemia")
+    assert hypoxaemia["severity"] == "critical"
+    assert "85 %" in hypoxaemia["message"]
+    critical = [a["message"] for a in alerts if a["rule"] == "critical_value"]
+    assert any("Diastolic blood pressure 126" in m and "critically high" in m for m in critical)
+    assert any("Oxygen saturation 85" in m and "critically low" in m for m in critical)
+    qsofa = next(a for a in alerts if a["rule"] == "sepsis_qsofa")
+    assert "respiratory rate 26/min" in qsofa["message"]
+    assert "altered mentation" in qsofa["message"]
+    severities = [a["severity"] for a in alerts]
+    assert severities == sorted(severities, key=["critical", "high", "warning"].index)
+    assert advice.alert_count == len(alerts)
+    assert advice.critical_alert_count == severities.count("critical")
+
+
+def test_a_suggestion_that_conflicts_with_a_recorded_allergy_raises_an_alert(
+    trained, patient, doctor_a
+):
+    # Allergic to a substance of every first-line treatment the rules know, so whichever coded
+    # suggestion reaches the top three, its conflict must be flagged.
+    for substance in ("penicillin", "aspirin", "sulfonamide", "cephalosporin", "metronidazole"):
+        allergy_add(patient=patient, substance=substance, actor=doctor_a)
+    visit = save_visit(
+        patient,
+        doctor_a,
+        chief_complaint="crushing chest pain radiating to the left arm, sweating",
+        observations=[*ORDINARY, ("10839-9", 2.5, "ng/mL")],
+    )
+    _, advice = compute_latest(visit)
+    data = payload(advice)
+    top3 = [d["code"] for d in data["diagnoses"][:3] if d["code"] != "other"]
+    expected = {c for c in top3 if c in TREATMENT_CONFLICTS}
+    flagged = {
+        a["message"].split(":")[0].removeprefix("Suggested ")
+        for a in data["alerts"]
+        if a["rule"] == "allergy_conflict"
+    }
+    assert expected, f"no conflicting suggestion in the top three {top3}; pick another visit"
+    assert flagged == expected
+
+
+# --- computed once, superseded on edit, failures ------------------------------------------------------
+
+
+def test_the_same_inputs_and_models_are_computed_once(trained, patient, doctor_a):
+    visit = save_visit(patient, doctor_a)
+    _, first = compute_latest(visit)
+    visit_update(visit=visit, actor=doctor_a)  # saved again without changes: a second request
+    request, second = compute_latest(visit)
+    assert second.pk == first.pk
+    assert request.advice_id == first.pk
+    assert Advice.objects.filter(visit=visit).count() == 1
+    assert visit.advice_requests.filter(status="done").count() == 2
+
+
+def test_an_edited_visit_gets_fresh_advice_and_the_old_one_is_superseded(
+    trained, patient, doctor_a
+):
+    visit = save_visit(patient, doctor_a)
+    _, old = compute_latest(visit)
+    visit_update(
+        visit=visit,
+        actor=doctor_a,
+        chief_complaint="crushing chest pain",
+        observations=[ObservationInput("8480-6", 184, "mm[Hg]")],
+    )
+    _, new = compute_latest(visit)
+    assert new.pk != old.pk
+    assert new.input_hash != old.input_hash
+    old.refresh_from_db()
+    assert old.superseded
+    assert not new.superseded
+    assert list(Advice.objects.filter(visit=visit, superseded=False)) == [new]
+    assert "hypertensive_crisis" in {a["rule"] for a in payload(new)["alerts"]}
+
+
+def test_the_kill_switch_stops_advice_from_a_task_without_deleting_its_versions(
+    trained, patient, admin_user, doctor_a
+):
+    differential = PredictionTask.objects.get(slug="differential")
+    task_set_enabled(task=differential, enabled=False, reason="under review", actor=admin_user)
+    visit = save_visit(patient, doctor_a, observations=ALARMING)
+    _, advice = compute_latest(visit)
+    assert advice.models_key == f"cad-risk:{trained.risk.number}"
+    assert payload(advice)["diagnoses"] == []
+    assert payload(advice)["similar_cases"] == []
+    assert list(advice.model_versions.all()) == [trained.risk]
+
+    task_set_enabled(
+        task=PredictionTask.objects.get(slug="cad-risk"),
+        enabled=False,
+        reason="under review",
+        actor=admin_user,
+    )
+    visit_update(visit=visit, actor=doctor_a)
+    _, rules_only = compute_latest(visit)
+    assert rules_only.models_key == "rules-only"
+    assert payload(rules_only)["risks"] == []
+    assert payload(rules_only)["alerts"]  # the clinical rules still run
+    assert (
+        ModelVersion.objects.filter(pk__in=[trained.differential.pk, trained.risk.pk]).count() == 2
+    )
+
+
+def test_a_model_failing_its_integrity_check_fails_the_request_with_a_reason(
+    trained, patient, doctor_a, admin_user
+):
+    artifact = Path(trained.differential.artifact_path)
+    artifact.write_bytes(artifact.read_bytes() + b"tampered")
+    visit = save_visit(patient, doctor_a)
+    request, advice = compute_latest(visit)
+    assert advice is None
+    assert request.status == AdviceRequest.Status.FAILED
+    assert request.error.startswith(
+        f"Model differential v{trained.differential.number} cannot be used: model artifact "
+        "model.joblib has sha256"
+    )
+    assert "roll back or switch the model off" in request.error
+    assert request.finished_at is not None
+    assert not Advice.objects.filter(visit=visit).exists()
+
+    task_set_enabled(
+        task=PredictionTask.objects.get(slug="differential"),
+        enabled=False,
+        reason="artifact corrupt",
+        actor=admin_user,
+    )
+    visit_update(visit=visit, actor=doctor_a)
+    request, advice = compute_latest(visit)
+    assert request.status == AdviceRequest.Status.DONE
+    assert advice.models_key == f"cad-risk:{trained.risk.number}"
+
+
+def test_a_request_that_never_finishes_is_failed_after_the_attempt_cap(patient, doctor_a):
+    visit = save_visit(patient, doctor_a)
+    request = visit.advice_requests.get()
+    AdviceRequest.objects.filter(pk=request.pk).update(
+        status=AdviceRequest.Status.DISPATCHED, compute_attempts=MAX_COMPUTE_ATTEMPTS
+    )
+    assert advice_compute(request_id=request.pk) is None
+    request.refresh_from_db()
+    assert request.status == AdviceRequest.Status.FAILED
+    assert f"started {MAX_COMPUTE_ATTEMPTS} times without finishing" in request.error
+
+
+def test_a_finished_request_is_not_computed_again(patient, doctor_a):
+    visit = save_visit(patient, doctor_a)
+    request, advice = compute_latest(visit)  # no trained models: rules only
+    assert advice.models_key == "rules-only"
+    assert advice_compute(request_id=request.pk) == advice
+    request.refresh_from_db()
+    assert request.compute_attempts == 1
