@@ -6,8 +6,8 @@ import datetime as dt
 
 import factory
 from django.contrib.auth.models import Group, User
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from medai_site import roles
 from patients.models import CareTeam, Patient
