@@ -15,11 +15,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
 
 from .audit import current_interface
+from .audit_report import AuditReportForm, audit_csv, audit_events_for
 from .models import ApiToken, AuditEvent
 from .roles import is_admin
 
@@ -127,6 +130,34 @@ class AuditEventAdmin(MedaiAdminMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def get_urls(self) -> list[Any]:
+        report = self.admin_site.admin_view(self.report_view)
+        return [path("report/", report, name="medai_site_auditevent_report"), *super().get_urls()]
+
+    def report_view(self, request: HttpRequest) -> HttpResponse:
+        """Per patient ("who looked at my record") or per user ("what did this account open")."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = AuditReportForm(request.GET or None)
+        events = None
+        if form.is_valid():
+            events = audit_events_for(**form.cleaned_data)
+            if request.GET.get("format") == "csv":
+                response = HttpResponse(
+                    audit_csv(events, exported_by=request.user), content_type="text/csv"
+                )
+                response["Content-Disposition"] = 'attachment; filename="audit-report.csv"'
+                return response
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Audit report",
+            "form": form,
+            "events": events[:500] if events is not None else None,
+            "count": events.count() if events is not None else 0,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/medai_site/audit_report.html", context)
 
 
 class ApiTokenAddForm(forms.ModelForm):

@@ -6,9 +6,11 @@ database cannot store, and its FloatField lets ``float(10**400)`` raise Overflow
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any
 
+from django.utils import timezone
 from rest_framework import serializers
 
 MAX_BIGINT = 2**63 - 1
@@ -42,3 +44,20 @@ class UserSummarySerializer(serializers.Serializer):
 
     class Meta:
         ref_name = "UserSummary"
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 date-time that states its offset (RFC 3339, as the schema says).
+
+    DRF would read a naive time in the server's zone; for clinical timestamps sent by another
+    system that guess can be hours off, so it is refused instead.
+    """
+
+    default_error_messages = {
+        "naive": "Include a time-zone offset, e.g. 2025-01-31T09:30:00+01:00."
+    }
+
+    def enforce_timezone(self, value: Any) -> Any:
+        if isinstance(value, dt.datetime) and timezone.is_naive(value):
+            self.fail("naive")
+        return super().enforce_timezone(value)

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,6 +17,18 @@ class ApiCursorPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
     ordering = "id"
+
+    def get_page_size(self, request: Request) -> int:
+        """A page_size that is not an integer in 1..max_page_size is a 400, not silently ignored."""
+        values = request.query_params.getlist(self.page_size_query_param)
+        if not values:
+            return self.page_size
+        raw = values[-1]
+        if len(values) > 1 or not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            raise ValidationError(
+                {self.page_size_query_param: [f"An integer from 1 to {self.max_page_size}."]}
+            )
+        return int(raw)
 
 
 def paginated_response(
@@ -56,7 +69,7 @@ def page_parameters() -> list[Any]:
         ),
         OpenApiParameter(
             "page_size",
-            int,
+            {"type": "integer", "minimum": 1, "maximum": ApiCursorPagination.max_page_size},
             OpenApiParameter.QUERY,
             description=f"Rows per page (default {ApiCursorPagination.page_size}, "
             f"at most {ApiCursorPagination.max_page_size}).",

@@ -69,7 +69,7 @@ class MedaiAutoSchema(AutoSchema):
             params.append(
                 OpenApiParameter(
                     "Idempotency-Key",
-                    str,
+                    {"type": "string", "pattern": "^[!-~]{1,255}$"},
                     OpenApiParameter.HEADER,
                     required=False,
                     description=(

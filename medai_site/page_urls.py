@@ -23,9 +23,7 @@ urlpatterns = [
     path("visits/<int:visit_id>/", visit_views.visit_detail_view, name="visit_detail"),
     path("visits/<int:visit_id>/edit/", visit_views.visit_edit_view, name="visit_edit"),
     path("visits/<int:visit_id>/close/", visit_views.visit_close_view, name="visit_close"),
-    path(
-        "visits/<int:visit_id>/advice/", prediction_views.advice_panel_view, name="advice_panel"
-    ),
+    path("visits/<int:visit_id>/advice/", prediction_views.advice_panel_view, name="advice_panel"),
     path(
         "visits/<int:visit_id>/advice/feedback/",
         prediction_views.advice_feedback_view,

@@ -37,9 +37,7 @@ def may_train_models(user: object) -> bool:
     )
 
 
-def page(
-    view: View | None = None, *, allowed: Callable[[object], bool] = may_use_pages
-) -> Any:
+def page(view: View | None = None, *, allowed: Callable[[object], bool] = may_use_pages) -> Any:
     """Decorator for page views: signed in, allowed, domain errors as 403/404 pages."""
 
     def decorate(func: View) -> View:

@@ -9,4 +9,6 @@ import contextvars
 
 # Set by RequestContextMiddleware for pages/API/admin and by the Celery tasks for the worker.
 current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
-current_interface: contextvars.ContextVar[str] = contextvars.ContextVar("interface", default="command")
+current_interface: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "interface", default="command"
+)

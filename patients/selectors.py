@@ -91,7 +91,10 @@ def patient_get(*, viewer: object, patient_id: int, audit: bool = True) -> Patie
 
 
 def _as_int(value: object) -> int | None:
+    """The id for the audit row, or None when it is no id the column could hold."""
     try:
-        return int(value)  # type: ignore[arg-type]
+        number = int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
+    # An id past bigint (e.g. a fuzzed URL) would make the audit INSERT itself fail with a 500.
+    return number if -(2**63) <= number < 2**63 else None

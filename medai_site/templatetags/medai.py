@@ -40,7 +40,10 @@ LABELS: dict[str, dict[str, Any]] = {
         "refuted": gettext_lazy("Refuted"),
     },
     "diagnosis_rank": {"primary": gettext_lazy("Primary"), "secondary": gettext_lazy("Secondary")},
-    "diagnosis_source": {"doctor": gettext_lazy("Doctor"), "advice": gettext_lazy("Accepted advice")},
+    "diagnosis_source": {
+        "doctor": gettext_lazy("Doctor"),
+        "advice": gettext_lazy("Accepted advice"),
+    },
     "interpretation": {
         "N": gettext_lazy("Normal"),
         "L": gettext_lazy("Low"),
@@ -66,7 +69,7 @@ LABELS: dict[str, dict[str, Any]] = {
     },
     "metric": {
         "roc_auc": gettext_lazy("ROC AUC"),
-        "accuracy": gettext_lazy("Accuracy (top 1)"),
+        "accuracy": gettext_lazy("Accuracy"),
         "balanced_accuracy": gettext_lazy("Balanced accuracy"),
         "top3_accuracy": gettext_lazy("Top-3 accuracy"),
         "brier": gettext_lazy("Brier score"),

@@ -1,0 +1,227 @@
+"""Patients over the REST API: list/search, register, read, update.
+
+Thin views (STYLE.md): validate → selector/service → serialize. Scoping to the caller's care
+teams is the selectors' job; a patient outside it is a 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from medai_site.api_auth import Scope
+from medai_site.api_fields import IdField
+from medai_site.api_pagination import page_parameters, paginated, paginated_response
+from medai_site.errors import InvalidInput
+from medai_site.idempotency import idempotent_create
+from medai_site.roles import is_admin
+from patients.models import Allergy, CareTeam, Patient
+from patients.selectors import patient_get, patient_list
+from patients.services import AllergyInput, patient_create, patient_update
+
+# What a list row returns, and so the only encrypted columns a list decrypts.
+LIST_FIELDS = ("id", "mrn", "sex", "given_name", "family_name", "birth_date")
+
+
+class AllergySerializer(serializers.Serializer):
+    substance = serializers.CharField(max_length=100)
+    reaction = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    severity = serializers.ChoiceField(
+        choices=Allergy.Severity.choices, required=False, default=Allergy.Severity.MODERATE
+    )
+
+    class Meta:
+        ref_name = "Allergy"
+
+
+class CareTeamSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+    class Meta:
+        ref_name = "CareTeam"
+
+
+class PatientSummarySerializer(serializers.Serializer):
+    """A list row: enough to identify the patient, nothing more is decrypted."""
+
+    id = serializers.IntegerField()
+    mrn = serializers.CharField()
+    name = serializers.CharField(source="full_name")
+    sex = serializers.ChoiceField(choices=Patient.Sex.choices)
+    birth_date = serializers.DateField()
+
+    class Meta:
+        ref_name = "PatientSummary"
+
+
+class PatientDetailSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    mrn = serializers.CharField()
+    sex = serializers.ChoiceField(choices=Patient.Sex.choices)
+    given_name = serializers.CharField()
+    family_name = serializers.CharField()
+    birth_date = serializers.DateField()
+    phone = serializers.CharField()
+    email = serializers.CharField()
+    address = serializers.CharField()
+    national_id = serializers.CharField()
+    emergency_contact = serializers.CharField()
+    allergies = AllergySerializer(many=True)
+    care_teams = CareTeamSerializer(many=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "PatientDetail"
+
+
+class _PatientFieldsSerializer(serializers.Serializer):
+    """The writable fields (limits mirror the model, so a too-long value is a 400)."""
+
+    mrn = serializers.RegexField(
+        r"^[A-Za-z0-9][A-Za-z0-9-]{3,31}$",
+        max_length=32,
+        help_text="4–32 letters, digits or hyphens; stored in capitals.",
+    )
+    sex = serializers.ChoiceField(choices=Patient.Sex.choices)
+    given_name = serializers.CharField(max_length=100)
+    family_name = serializers.CharField(max_length=100)
+    birth_date = serializers.DateField()
+    phone = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
+    address = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    national_id = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    emergency_contact = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+
+def _care_teams_for(actor: Any, team_ids: list[int] | None) -> QuerySet[CareTeam]:
+    """A doctor registers patients into their own teams (default: all of them); an admin into any."""
+    allowed = CareTeam.objects.all() if is_admin(actor) else CareTeam.objects.filter(members=actor)
+    if team_ids is None:
+        if is_admin(actor):
+            return CareTeam.objects.none()
+        if not allowed.exists():
+            raise InvalidInput(
+                "You belong to no care team, so no one could see this patient.",
+                fields={"care_team_ids": ["Join a care team first, or name one."]},
+            )
+        return allowed
+    teams = allowed.filter(pk__in=team_ids)
+    if teams.count() != len(set(team_ids)):
+        raise InvalidInput(
+            "Unknown care team, or one you do not belong to.",
+            fields={"care_team_ids": ["Unknown care team, or not yours."]},
+        )
+    return teams
+
+
+def _detail(request: Request, patient_id: int, status: int = 200) -> Response:
+    patient = patient_get(viewer=request.user, patient_id=patient_id, audit=False)
+    return Response(PatientDetailSerializer(patient).data, status=status)
+
+
+class PatientListCreateApi(APIView):
+    required_scopes = {"GET": Scope.PATIENTS_READ, "POST": Scope.PATIENTS_WRITE}
+    idempotent = True
+
+    class FilterSerializer(serializers.Serializer):
+        q = serializers.CharField(
+            max_length=200, required=False, allow_blank=True, help_text="Search text."
+        )
+
+    class InputSerializer(_PatientFieldsSerializer):
+        allergies = AllergySerializer(many=True, required=False)
+        care_team_ids = serializers.ListField(child=IdField(), required=False, max_length=50)
+
+        class Meta:
+            ref_name = "PatientCreate"
+
+    @extend_schema(
+        operation_id="patients_list",
+        tags=["patients"],
+        summary="List or search patients",
+        description=(
+            "Patients of the caller's care teams, by id. With `q`: exact search by MRN, full, "
+            "given or family name, phone or national id (through blind indexes)."
+        ),
+        parameters=[FilterSerializer, *page_parameters()],
+        responses={200: paginated(PatientSummarySerializer, "PatientPage")},
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        patients = patient_list(viewer=request.user, query=filters.validated_data.get("q"))
+        patients = patients.prefetch_related(None).only(*LIST_FIELDS)
+        return paginated_response(
+            queryset=patients, serializer_class=PatientSummarySerializer, request=request, view=self
+        )
+
+    @extend_schema(
+        operation_id="patients_create",
+        tags=["patients"],
+        summary="Register a patient",
+        description=(
+            "`care_team_ids` defaults to all of the caller's care teams (admins: none). "
+            "A duplicate MRN is a 409."
+        ),
+        request=InputSerializer,
+        responses={201: PatientDetailSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        def create() -> tuple[int, int]:
+            serializer = self.InputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            data = dict(serializer.validated_data)
+            allergies = [AllergyInput(**a) for a in data.pop("allergies", [])]
+            teams = _care_teams_for(request.user, data.pop("care_team_ids", None))
+            patient = patient_create(
+                **data, care_teams=teams, allergies=allergies, actor=request.user
+            )
+            return 201, patient.pk
+
+        return idempotent_create(
+            request, create=create, respond=lambda status, pk: _detail(request, pk, status)
+        )
+
+
+class PatientDetailApi(APIView):
+    required_scopes = {"GET": Scope.PATIENTS_READ, "PATCH": Scope.PATIENTS_WRITE}
+
+    class UpdateInputSerializer(_PatientFieldsSerializer):
+        class Meta:
+            ref_name = "PatientUpdate"
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, partial=True, **kwargs)
+
+    @extend_schema(
+        operation_id="patients_retrieve",
+        tags=["patients"],
+        summary="Read a patient",
+        responses={200: PatientDetailSerializer},
+    )
+    def get(self, request: Request, patient_id: int) -> Response:
+        patient = patient_get(viewer=request.user, patient_id=patient_id)
+        return Response(PatientDetailSerializer(patient).data)
+
+    @extend_schema(
+        operation_id="patients_update",
+        tags=["patients"],
+        summary="Update a patient",
+        description="Only the fields sent change. Changing the MRN to one in use is a 409.",
+        request=UpdateInputSerializer,
+        responses={200: PatientDetailSerializer},
+    )
+    def patch(self, request: Request, patient_id: int) -> Response:
+        patient = patient_get(viewer=request.user, patient_id=patient_id, audit=False)
+        serializer = self.UpdateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        patient_update(patient=patient, actor=request.user, **serializer.validated_data)
+        return _detail(request, patient.pk)
