@@ -68,7 +68,7 @@ def _sample_raw_rows(table: str, pk: str, columns: list[str]) -> list[tuple[Any,
             for direction in ("ASC", "DESC"):
                 # Identifiers come from model metadata and are quoted; the limit is a parameter.
                 cursor.execute(
-                    f"SELECT {select} FROM {qn(table)} ORDER BY {qn(pk)} {direction} LIMIT %s",  # noqa: S608  # nosec B608 (quoted identifiers from model metadata; values are parameters)
+                    f"SELECT {select} FROM {qn(table)} ORDER BY {qn(pk)} {direction} LIMIT %s",  # noqa: S608  # nosec B608  # quoted identifiers from model metadata; values are parameters
                     [SAMPLE_ROWS],
                 )
                 rows.extend(cursor.fetchall())

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
@@ -90,6 +91,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         if exc.status >= 500:
             logger.error("domain error %s in %s", exc.code, context.get("view").__class__.__name__)
         return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
+    if isinstance(exc, RequestDataTooBig):
+        # Raised while DRF reads the body; unhandled it would become Django's HTML 400.
+        return Response(
+            error_body("too_large", "The request body is larger than this server accepts."),
+            status=413,
+        )
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -104,12 +111,32 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return None
     if isinstance(exc, drf_exceptions.ValidationError):
         detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-        fields = {
-            k: [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in detail.items()
-        }
+        fields = {k: _flat_messages(v) for k, v in detail.items()}
         first = next(iter(fields.values()), ["Invalid input."])
         response.data = error_body("invalid", str(first[0]) if first else "Invalid input.", fields)
     else:
         code = getattr(exc, "default_code", "error")
         response.data = error_body(code, str(getattr(exc, "detail", exc)))
     return response
+
+
+def _flat_messages(detail: Any, prefix: str = "") -> list[str]:
+    """A nested serializer's errors as readable sentences ("item 2: substance: Required.")."""
+    if isinstance(detail, dict):
+        return [
+            m
+            for key, value in detail.items()
+            for m in _flat_messages(
+                value, prefix if key == "non_field_errors" else f"{prefix}{key}: "
+            )
+        ]
+    if isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            return [f"{prefix}{item}" for item in detail]
+        return [
+            m
+            for i, item in enumerate(detail, start=1)
+            if item
+            for m in _flat_messages(item, f"{prefix}item {i}: ")
+        ]
+    return [f"{prefix}{detail}"]

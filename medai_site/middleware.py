@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from urllib.parse import unquote_to_bytes
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 from .audit import current_interface, current_request_id
 from .models import AuditEvent
@@ -39,3 +40,50 @@ class RequestContextMiddleware:
             current_interface.reset(interface_token)
         response["X-Request-ID"] = request_id
         return response
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+_BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class FormBodyMiddleware:
+    """Outside the API, a request body is a UTF-8 form, or the request is refused unread.
+
+    Django decodes form fields with ``errors="replace"``, so invalid UTF-8 would be stored as
+    U+FFFD instead of being refused; and a page view handed a JSON or XML body sees an empty form
+    and answers 200. Here such bodies get a 400 (invalid UTF-8) or a 415 (not a form), with no
+    side effect. The API (``/api/``) parses its own JSON and answers its own 4xx.
+    MedAI accepts no file uploads, so a multipart body is text throughout; a future upload
+    field would need its parts exempted here.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method in _BODY_METHODS and not request.path.startswith("/api/"):
+            refused = self._refusal(request)
+            if refused is not None:
+                return refused
+        return self.get_response(request)
+
+    @staticmethod
+    def _refusal(request: HttpRequest) -> HttpResponse | None:
+        if not int(request.META.get("CONTENT_LENGTH") or 0):
+            return None  # a bodiless POST (sign-out, close a visit)
+        if request.content_type not in FORM_TYPES:
+            return HttpResponse(
+                "Unsupported media type: send the form as a browser does.",
+                status=415,
+                content_type="text/plain; charset=utf-8",
+            )
+        body = request.body  # RequestDataTooBig above DATA_UPLOAD_MAX_MEMORY_SIZE: a 400
+        if request.content_type == FORM_TYPES[0]:
+            body = unquote_to_bytes(body.replace(b"+", b" "))
+        try:
+            body.decode(request.encoding or "utf-8")
+        except (UnicodeDecodeError, LookupError):
+            return HttpResponseBadRequest(
+                "The form is not valid UTF-8 text.", content_type="text/plain; charset=utf-8"
+            )
+        return None

@@ -105,6 +105,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "medai_site.middleware.RequestContextMiddleware",
+    # Page and admin bodies must be forms in UTF-8 (415/400 otherwise), before anything parses them.
+    "medai_site.middleware.FormBodyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -286,7 +288,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_THROTTLE_CLASSES": ["medai_site.api_auth.ClientRateThrottle"],
     # JSON in and out only: any other request content type is a 415.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["medai_site.api_parsers.JSONParser"],  # DRF's, deep nesting = 400
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "medai_site.api_schema.MedaiAutoSchema",
     "EXCEPTION_HANDLER": "medai_site.errors.api_exception_handler",
@@ -352,6 +354,10 @@ LOGGING = {
 }
 
 # --- Security (production hardening; `manage.py check --deploy`) ---------------------------
+# Request bodies above this are refused with a 400 (pages) or 413 (API) before any parsing.
+# Django's default (2.5 MB), stated: the largest legitimate body, a visit with all its free text,
+# is a few kilobytes. No file uploads exist; DATA_UPLOAD_MAX_NUMBER_FIELDS keeps its 1000.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MEDAI_MAX_REQUEST_BYTES", default=2_621_440)
 SESSION_COOKIE_AGE = env.int("MEDAI_SESSION_IDLE_SECONDS", default=15 * 60)
 SESSION_SAVE_EVERY_REQUEST = True  # inactivity timeout, not absolute
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True

@@ -101,7 +101,10 @@ class PatientRegisterForm(forms.Form):
                 label=_("Reaction"), max_length=200, required=False
             )
             self.fields[f"allergy_{i}_severity"] = forms.ChoiceField(
-                label=_("Severity"), choices=severities, initial=Allergy.Severity.MODERATE
+                label=_("Severity"),
+                choices=severities,
+                initial=Allergy.Severity.MODERATE,
+                required=False,
             )
 
     @property
@@ -131,7 +134,7 @@ class PatientRegisterForm(forms.Form):
             AllergyInput(
                 substance=data[f"allergy_{i}_substance"],
                 reaction=data[f"allergy_{i}_reaction"],
-                severity=data[f"allergy_{i}_severity"],
+                severity=data[f"allergy_{i}_severity"] or Allergy.Severity.MODERATE,
             )
             for i in range(ALLERGY_ROWS)
             if data.get(f"allergy_{i}_substance", "").strip()

@@ -165,6 +165,8 @@ def percent(value: Any, digits: int = 0) -> str:
         return "–"
     from django.utils.formats import number_format
 
+    if 0 < number < 0.5 and not int(digits):
+        return "<1%"  # "0%" would read as "impossible"
     return f"{number_format(number, int(digits))}%"
 
 

@@ -59,7 +59,7 @@ def generated_client(live_server, tmp_path, monkeypatch):
         del sys.modules[name]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_generated_client_registers_a_patient_posts_a_visit_and_reads_advice(
     generated_client, live_server
 ):

@@ -52,7 +52,7 @@ def _population(name: str):
     return doctor, patients, token
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.timeout(600)
 def test_schemathesis_finds_no_server_error_and_no_cross_team_read(live_server, settings, tmp_path):
     settings.MEDAI_API_RATE = "1000000/min"  # throttling has its own test; here it would only slow

@@ -76,7 +76,7 @@ class Command(BaseCommand):
                 # Identifiers come from model metadata and are quoted; values are parameters.
                 where = f"WHERE {qn(pk)} > %s " if last_pk is not None else ""
                 cursor.execute(
-                    f"SELECT {qn(pk)}, {select} FROM {qn(table)} {where}ORDER BY {qn(pk)} LIMIT %s{lock}",  # noqa: S608  # nosec B608 (quoted identifiers from model metadata; values are parameters)
+                    f"SELECT {qn(pk)}, {select} FROM {qn(table)} {where}ORDER BY {qn(pk)} LIMIT %s{lock}",  # noqa: S608  # nosec B608  # quoted identifiers from model metadata; values are parameters
                     ([last_pk] if last_pk is not None else []) + [batch_size],
                 )
                 rows = cursor.fetchall()
@@ -98,7 +98,7 @@ class Command(BaseCommand):
                     if changes:
                         assignments = ", ".join(f"{qn(c)} = %s" for c in changes)
                         cursor.execute(
-                            f"UPDATE {qn(table)} SET {assignments} WHERE {qn(pk)} = %s",  # noqa: S608  # nosec B608 (quoted identifiers from model metadata; values are parameters)
+                            f"UPDATE {qn(table)} SET {assignments} WHERE {qn(pk)} = %s",  # noqa: S608  # nosec B608  # quoted identifiers from model metadata; values are parameters
                             [*changes.values(), row[0]],
                         )
                         rotated += len(changes)

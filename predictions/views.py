@@ -1,0 +1,211 @@
+"""Advice panel (htmx partials) and the model pages: versions, reports, plots, training."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from medai_site.errors import Conflict, InvalidInput
+from medai_site.pages import is_htmx, may_train_models, may_view_models, page
+from visits.charts import problem_entries
+from visits.selectors import problem_list, visit_get
+
+from . import reports
+from .feedback import feedback_record
+from .forms import OVERRIDE_REASONS, FeedbackForm
+from .models import TrainingJob
+from .selectors import (
+    activation_history,
+    advice_get,
+    advice_state,
+    task_get,
+    task_list,
+    training_job_get,
+    version_get,
+)
+from .training import training_job_start
+
+
+def _panel(
+    request: HttpRequest, visit_id: int, *, error: str = "", **extra: object
+) -> HttpResponse:
+    visit = visit_get(viewer=request.user, visit_id=visit_id, audit=False)
+    context = {
+        "visit": visit,
+        "state": advice_state(viewer=request.user, visit_id=visit.pk),
+        "feedback_error": error,
+        "reasons": OVERRIDE_REASONS,
+        **extra,
+    }
+    return render(request, "predictions/_advice_panel.html", context)
+
+
+@page
+@require_GET
+def advice_panel_view(request: HttpRequest, visit_id: int) -> HttpResponse:
+    """The advice panel alone; while advice is pending it polls itself every 2 seconds."""
+    response = _panel(request, visit_id)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@page
+@require_POST
+def advice_feedback_view(request: HttpRequest, visit_id: int) -> HttpResponse:
+    """Accept or override one suggestion; answers with the refreshed panel and problem list."""
+    visit = visit_get(viewer=request.user, visit_id=visit_id, audit=False)
+    form = FeedbackForm(request.POST)
+    error = ""
+    if form.is_valid():
+        advice = advice_get(viewer=request.user, advice_id=form.cleaned_data["advice"])
+        if advice.visit_id != visit.pk:
+            error = _("This advice belongs to another visit.")
+        else:
+            try:
+                feedback_record(
+                    advice=advice,
+                    suggestion=form.cleaned_data["suggestion"],
+                    decision=form.cleaned_data["decision"],
+                    reason=form.cleaned_data["reason"],
+                    actor=request.user,
+                )
+            except Conflict:
+                error = _("Your decision on this suggestion is already recorded.")
+            except InvalidInput as exc:
+                error = exc.message
+    else:
+        error = next(iter(form.errors.values()))[0]
+    if not is_htmx(request):
+        if error:
+            messages.error(request, error)
+        return redirect("visit_detail", visit_id=visit.pk)
+    problems = problem_entries(problem_list(viewer=request.user, patient_id=visit.patient_id))
+    return _panel(
+        request,
+        visit.pk,
+        error=error,
+        problems=problems,
+        include_problems=True,
+        patient=visit.patient,
+    )
+
+
+# --- model pages ------------------------------------------------------------------------------
+
+
+@page(allowed=may_view_models)
+@require_GET
+def model_list_view(request: HttpRequest) -> HttpResponse:
+    tasks = list(task_list())
+    rows = [
+        {
+            "task": task,
+            "active": task.active_version,
+            "candidates": [v for v in task.versions.all() if v.pk != task.active_version_id],
+            "running": reports.training_job_running(task=task),
+        }
+        for task in tasks
+    ]
+    return render(
+        request,
+        "predictions/model_list.html",
+        {"rows": rows, "may_train": may_train_models(request.user)},
+    )
+
+
+@page(allowed=may_view_models)
+@require_GET
+def task_detail_view(request: HttpRequest, slug: str) -> HttpResponse:
+    task = task_get(slug=slug)
+    return render(
+        request,
+        "predictions/task_detail.html",
+        {
+            "task": task,
+            "versions": list(task.versions.all()),
+            "history": activation_history(task=task),
+            "jobs": reports.training_jobs_recent(task=task, limit=10),
+            "running": reports.training_job_running(task=task),
+            "may_train": may_train_models(request.user),
+        },
+    )
+
+
+@page(allowed=may_view_models)
+@require_GET
+def version_report_view(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = version_get(version_id=version_id)
+    task = version.task
+    metrics = version.metrics or {}
+    report = version.report or {}
+    subgroups = reports.subgroup_rows(metrics)
+    snapshot = (version.training_job.snapshot if version.training_job else {}) or {}
+    dataset = report.get("dataset") or {}
+    return render(
+        request,
+        "predictions/version_report.html",
+        {
+            "version": version,
+            "task": task,
+            "is_active": task.active_version_id == version.pk,
+            "metrics": metrics,
+            "holdout": version.holdout_metrics or {},
+            "comparison": version.comparison or {},
+            "summary_keys": reports.SUMMARY_METRICS,
+            "subgroups": subgroups,
+            "subgroup_keys": reports.subgroup_keys(subgroups),
+            "per_class": reports.per_class_rows(metrics),
+            "candidates": report.get("models") or [],
+            "dataset": dataset,
+            "training_rows": dataset.get("rows_used") or snapshot.get("rows"),
+            "cv": report.get("cv") or {},
+            "snapshot": snapshot,
+            "classes": [reports.class_display(c) for c in (report.get("classes") or [])],
+            "plots": reports.plot_names(version),
+            "history": activation_history(task=task),
+        },
+    )
+
+
+@page(allowed=may_view_models)
+@require_GET
+def version_plot_view(request: HttpRequest, version_id: int, name: str) -> FileResponse:
+    version = version_get(version_id=version_id)
+    path = reports.plot_path(version=version, name=name)
+    response = FileResponse(path.open("rb"), content_type=reports.PLOT_TYPES[path.suffix.lower()])
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@page(allowed=may_train_models)
+@require_POST
+def training_start_view(request: HttpRequest, slug: str) -> HttpResponse:
+    task = task_get(slug=slug)
+    try:
+        job = training_job_start(task=task, actor=request.user, trigger=TrainingJob.Trigger.PAGE)
+    except Conflict:
+        messages.error(request, _("A training job for this model is already queued or running."))
+        return redirect("task_detail", slug=task.slug)
+    return redirect("training_job", job_id=job.pk)
+
+
+@page(allowed=may_view_models)
+@require_GET
+def training_job_view(request: HttpRequest, job_id: int) -> HttpResponse:
+    return render(
+        request, "predictions/training_job.html", {"job": training_job_get(job_id=job_id)}
+    )
+
+
+@page(allowed=may_view_models)
+@require_GET
+def training_progress_view(request: HttpRequest, job_id: int) -> HttpResponse:
+    """htmx partial: the progress bar; polls itself until the job has finished."""
+    response = render(
+        request, "predictions/_training_progress.html", {"job": training_job_get(job_id=job_id)}
+    )
+    response["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,123 @@
+"""The advice panel: pending (polls), failed, done; accept/override in one click each."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from predictions.models import AdviceRequest
+from predictions.selectors import advice_state
+from visits.selectors import problem_list
+
+pytestmark = pytest.mark.django_db
+HX = {"HX-Request": "true"}
+
+
+def test_pending_panel_polls_every_two_seconds(client_a, visit_a):
+    html = client_a.get(reverse("visit_detail", args=[visit_a.pk])).content.decode()
+    assert "Computing advice" in html
+    assert 'hx-trigger="every 2s"' in html
+    assert reverse("advice_panel", args=[visit_a.pk]) in html
+    assert '"X-MedAI-Poll": "1"' in html
+
+
+def test_failed_advice_is_shown_clearly(client_a, visit_a):
+    AdviceRequest.objects.filter(visit=visit_a).update(
+        status="failed", error="Model v3 failed its integrity check."
+    )
+    html = client_a.get(reverse("advice_panel", args=[visit_a.pk]), headers=HX).content.decode()
+    assert "Advice could not be computed" in html
+    assert "integrity check" in html
+    assert "every 2s" not in html
+
+
+def test_done_panel_shows_everything_and_stops_polling(
+    client_a, visit_a, make_advice, model_version
+):
+    make_advice(visit_a, abstained=True, version=model_version)
+    html = client_a.get(reverse("advice_panel", args=[visit_a.pk]), headers=HX).content.decode()
+    assert "every 2s" not in html
+    assert "outside the model&#x27;s experience" in html or "outside the model's experience" in html
+    assert "J18" in html
+    assert "62%" in html
+    assert 'width="62.0%"' in html
+    assert "Oxygen saturation" in html
+    assert "complaint mentions" in html
+    critical, high, warning = (
+        html.index(t) for t in ("critically low", "indicates hypoxaemia", "avoid amoxicillin")
+    )
+    assert critical < high < warning  # alerts by severity
+    assert "2025-02-01" in html  # similar case
+    assert reverse("version_report", args=[model_version.pk]) in html
+    assert html.count('value="accept"') == 2  # not for "other"
+
+
+def test_accept_adds_to_problem_list_in_one_click(client_a, visit_a, make_advice, doctor_a):
+    advice = make_advice(visit_a)
+    response = client_a.post(
+        reverse("advice_feedback", args=[visit_a.pk]),
+        {
+            "advice": advice.pk,
+            "suggestion": "J18",
+            "decision": "accept",
+            "reason": "clinical_judgement",
+        },
+        headers=HX,
+    )
+    html = response.content.decode()
+    assert "Accepted: added to the problem list" in html
+    assert 'hx-swap-oob="true"' in html
+    assert 'id="problem-list"' in html
+    assert "J18" in html[html.index('id="problem-list"') :]
+    assert [d.code for d in problem_list(viewer=doctor_a, patient_id=visit_a.patient_id)] == ["J18"]
+    feedback = advice_state(viewer=doctor_a, visit_id=visit_a.pk).feedback["J18"]
+    assert feedback.decision == "accept"
+    assert feedback.reason == ""
+
+
+def test_override_records_the_reason(client_a, visit_a, make_advice, doctor_a):
+    advice = make_advice(visit_a)
+    client_a.post(
+        reverse("advice_feedback", args=[visit_a.pk]),
+        {
+            "advice": advice.pk,
+            "suggestion": "J06",
+            "decision": "override",
+            "reason": "already_excluded",
+        },
+        headers=HX,
+    )
+    feedback = advice_state(viewer=doctor_a, visit_id=visit_a.pk).feedback["J06"]
+    assert (feedback.decision, feedback.reason) == ("override", "already_excluded")
+    assert not problem_list(viewer=doctor_a, patient_id=visit_a.patient_id).exists()
+
+
+def test_second_decision_on_a_suggestion_is_refused_politely(client_a, visit_a, make_advice):
+    advice = make_advice(visit_a)
+    data = {"advice": advice.pk, "suggestion": "J18", "decision": "accept"}
+    client_a.post(reverse("advice_feedback", args=[visit_a.pk]), data, headers=HX)
+    html = client_a.post(
+        reverse("advice_feedback", args=[visit_a.pk]), data, headers=HX
+    ).content.decode()
+    assert "already recorded" in html
+
+
+def test_feedback_without_htmx_redirects_back(client_a, visit_a, make_advice):
+    advice = make_advice(visit_a)
+    response = client_a.post(
+        reverse("advice_feedback", args=[visit_a.pk]),
+        {"advice": advice.pk, "suggestion": "J18", "decision": "accept"},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("visit_detail", args=[visit_a.pk])
+
+
+def test_other_team_cannot_give_feedback(client, doctor_b, visit_a, make_advice):
+    advice = make_advice(visit_a)
+    client.force_login(doctor_b)
+    response = client.post(
+        reverse("advice_feedback", args=[visit_a.pk]),
+        {"advice": advice.pk, "suggestion": "J18", "decision": "accept"},
+        headers=HX,
+    )
+    assert response.status_code == 404

@@ -1,0 +1,110 @@
+"""Model pages: versions, the report with its plots, training with a live progress bar."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+
+from predictions.models import TrainingJob
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _no_broker(monkeypatch):
+    """Starting a job enqueues it after commit; these page tests need no worker."""
+    monkeypatch.setattr("predictions.training._enqueue", lambda job_id: None)
+
+
+def test_model_list_shows_active_and_candidates(client_a, model_version):
+    from predictions.registry import version_activate
+
+    version_activate(version=model_version, action="promote", reason="first", actor=None)
+    html = client_a.get(reverse("model_list")).content.decode()
+    assert "Differential diagnosis" in html
+    assert "Coronary artery disease risk" in html
+    assert reverse("version_report", args=[model_version.pk]) in html
+    assert "0.910" in html
+    assert "0.880–0.940" in html
+
+
+def test_version_report(client_a, model_version):
+    html = client_a.get(reverse("version_report", args=[model_version.pk])).content.decode()
+    for text in (
+        "Intended use",
+        "Limitations",
+        "95% CI 0.880–0.940",
+        "Subgroups",
+        "female",
+        "Training data",
+        "250",
+        "Activation history",
+        "Per diagnosis",
+        "J18 Pneumonia",
+    ):
+        assert text in html, text
+    assert reverse("version_plot", args=[model_version.pk, "roc"]) in html
+
+
+def test_registered_plot_is_served_to_signed_in_users_only(client, client_a, model_version):
+    url = reverse("version_plot", args=[model_version.pk, "roc"])
+    response = client_a.get(url)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/svg+xml"
+    assert b"<svg" in b"".join(response.streaming_content)
+    client.logout()
+    assert client.get(url).status_code == 302
+
+
+def test_unregistered_or_outside_plot_files_are_404(client_a, model_version, tmp_path):
+    assert (
+        client_a.get(reverse("version_plot", args=[model_version.pk, "calibration"])).status_code
+        == 404
+    )
+    outside = tmp_path.parent / "secret.svg"
+    outside.write_text("<svg/>")
+    model_version.plots = {"roc": str(outside)}
+    model_version.save(update_fields=["plots"])  # test setup: a tampered registry row
+    assert client_a.get(reverse("version_plot", args=[model_version.pk, "roc"])).status_code == 404
+
+
+def test_integration_client_cannot_see_model_pages(client, db):
+    from medai_site import roles
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(role=roles.INTEGRATION))
+    assert client.get(reverse("model_list")).status_code == 403
+
+
+def test_doctor_without_the_permission_cannot_start_training(client_a):
+    html = client_a.get(reverse("model_list")).content.decode()
+    assert "Train a new version" not in html
+    assert client_a.post(reverse("training_start", args=["differential"])).status_code == 403
+
+
+def test_admin_starts_training_and_watches_progress(admin_client_):
+    response = admin_client_.post(reverse("training_start", args=["differential"]))
+    job = TrainingJob.objects.get()
+    assert response["Location"] == reverse("training_job", args=[job.pk])
+    assert job.trigger == TrainingJob.Trigger.PAGE
+    html = admin_client_.get(response["Location"]).content.decode()
+    assert '<progress class="training" max="100" value="0"' in html
+    assert "every 2s" in html
+    TrainingJob.objects.filter(pk=job.pk).update(status="running", percent=40, stage="fold 1/2")
+    html = admin_client_.get(reverse("training_progress", args=[job.pk])).content.decode()
+    assert 'value="40"' in html
+    assert "fold 1/2" in html
+    assert "every 2s" in html
+    TrainingJob.objects.filter(pk=job.pk).update(status="failed", error="Only 3 visits.")
+    html = admin_client_.get(reverse("training_progress", args=[job.pk])).content.decode()
+    assert "every 2s" not in html
+    assert "Only 3 visits." in html
+
+
+def test_doctor_with_the_permission_can_train_and_a_second_job_is_refused(client_a, doctor_a):
+    doctor_a.user_permissions.add(Permission.objects.get(codename="add_trainingjob"))
+    assert client_a.post(reverse("training_start", args=["cad-risk"])).status_code == 302
+    response = client_a.post(reverse("training_start", args=["cad-risk"]), follow=True)
+    assert "already queued or running" in response.content.decode()
+    assert TrainingJob.objects.count() == 1

@@ -1,0 +1,138 @@
+"""Recording and editing visits: units, ranges, field-level messages, ICD-10 search."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from visits.selectors import visit_list
+
+pytestmark = pytest.mark.django_db
+
+
+def _post(client, patient, **fields):
+    data = {
+        "visit_type": "outpatient",
+        "chief_complaint": "",
+        "unit_8310_5": "Cel",
+        "unit_29463_7": "kg",
+        "unit_2345_7": "mg/dL",
+        "unit_2093_3": "mg/dL",
+    }
+    data.update(fields)
+    return client.post(reverse("visit_new", args=[patient.pk]), data)
+
+
+def test_visit_form_shows_units_and_normal_ranges(client_a, patient_a):
+    html = client_a.get(reverse("visit_new", args=[patient_a.pk])).content.decode()
+    assert "Heart rate" in html
+    assert "60–100 /min" in html
+    assert "Troponin I" in html
+    assert "ng/mL" in html
+    assert '<option value="[degF]">°F</option>' in html
+    assert 'for="id_obs_8867_4"' in html  # every input has a label
+
+
+def test_record_visit_with_vitals_requests_advice(client_a, patient_a, doctor_a):
+    from predictions.models import AdviceRequest
+
+    response = _post(
+        client_a,
+        patient_a,
+        chief_complaint="chest pain on exertion",
+        obs_8867_4="88",
+        obs_8480_6="150",
+        obs_8310_5="98.6",
+        unit_8310_5="[degF]",
+        diagnosis_code="I20.9 Angina pectoris, unspecified",
+    )
+    assert response.status_code == 302
+    visit = visit_list(viewer=doctor_a, patient_id=patient_a.pk).get()
+    assert visit.chief_complaint == "chest pain on exertion"
+    values = {o.definition.code: o.value for o in visit.observations.all()}
+    assert values["8867-4"] == 88
+    assert round(values["8310-5"], 1) == 37.0
+    assert [d.code for d in visit.diagnoses.all()] == ["I20.9"]
+    assert AdviceRequest.objects.filter(visit=visit).exists()
+
+
+def test_impossible_vital_is_reported_next_to_the_field_and_nothing_is_lost(
+    client_a, patient_a, doctor_a
+):
+    response = _post(
+        client_a,
+        patient_a,
+        chief_complaint="dizzy since this morning",
+        obs_8867_4="400",
+        obs_8480_6="132",
+        obs_8310_5="37.2",
+    )
+    assert response.status_code == 400
+    form = response.context["form"]
+    assert list(form.errors) == ["obs_8867_4"]
+    message = form.errors["obs_8867_4"][0]
+    assert "400" in message
+    assert "20–250" in message
+    html = response.content.decode()
+    row = html[html.index('for="id_obs_8867_4"') : html.index('for="id_obs_8480_6"')]
+    assert "outside the possible range" in row  # the message sits right under the field
+    assert "dizzy since this morning" in html
+    assert 'value="132"' in html
+    assert 'value="37.2"' in html
+    assert 'value="400"' in html
+    assert not visit_list(viewer=doctor_a, patient_id=patient_a.pk).exists()
+
+
+def test_not_a_number_and_bad_icd_code(client_a, patient_a):
+    response = _post(client_a, patient_a, obs_2708_6="ninety", diagnosis_code="ZZZ.9")
+    errors = response.context["form"].errors
+    assert errors["obs_2708_6"] == ["Enter a number."]
+    assert "not a valid ICD-10 code" in errors["diagnosis_code"][0]
+
+
+def test_icd10_search_as_you_type(client_a):
+    response = client_a.get(
+        reverse("icd10_search"), {"diagnosis_code": "pneumonia"}, headers={"HX-Request": "true"}
+    )
+    html = response.content.decode()
+    assert 'data-icd-code="J18.9"' in html
+    assert "<html" not in html  # a fragment for htmx
+    assert (
+        client_a.get(reverse("icd10_search"), {"diagnosis_code": "j1"}).content.count(
+            b"data-icd-code"
+        )
+        > 0
+    )
+
+
+def test_edit_and_close_visit(client_a, visit_a, doctor_a):
+    response = client_a.get(reverse("visit_edit", args=[visit_a.pk]))
+    assert 'value="112"' in response.content.decode()
+    response = client_a.post(
+        reverse("visit_edit", args=[visit_a.pk]),
+        {
+            "visit_type": "emergency",
+            "chief_complaint": "worse cough",
+            "obs_8867_4": "120",
+            "unit_8310_5": "Cel",
+            "unit_29463_7": "kg",
+            "unit_2345_7": "mg/dL",
+            "unit_2093_3": "mg/dL",
+        },
+    )
+    assert response.status_code == 302
+    detail = client_a.get(reverse("visit_detail", args=[visit_a.pk])).content.decode()
+    assert "worse cough" in detail
+    assert "Emergency" in detail
+    client_a.post(reverse("visit_close", args=[visit_a.pk]))
+    detail = client_a.get(reverse("visit_detail", args=[visit_a.pk])).content.decode()
+    assert "Closed" in detail
+    assert reverse("visit_edit", args=[visit_a.pk]) not in detail
+    assert client_a.get(reverse("visit_edit", args=[visit_a.pk])).status_code == 302
+
+
+def test_another_teams_visit_is_a_404(client, doctor_b, visit_a):
+    client.force_login(doctor_b)
+    for name in ("visit_detail", "visit_edit", "advice_panel"):
+        assert client.get(reverse(name, args=[visit_a.pk])).status_code == 404
+    assert client.post(reverse("visit_close", args=[visit_a.pk])).status_code == 404

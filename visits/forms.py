@@ -1,0 +1,287 @@
+"""The visit form: vitals and labs with units and ranges, free text, a provisional diagnosis.
+
+Validation runs every entered value through ``visits.services.observation_validate`` (the same
+check the services apply), so an impossible value is reported next to its field before anything
+is written, together with every other error, and the form keeps all the input.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.db import transaction
+from django.utils.translation import gettext_lazy as _
+
+from medai_site.errors import DomainError, InvalidInput
+from medai_site.templatetags.medai import unit_display
+from patients.forms import form_errors_from
+from patients.models import Patient
+
+from .charts import LAB_CODES, VITAL_CODES
+from .icd10 import icd10_lookup, normalise_code
+from .models import Diagnosis, ObservationDefinition, Visit
+from .services import (
+    ObservationInput,
+    diagnosis_add,
+    observation_validate,
+    visit_create,
+    visit_update,
+)
+from .units import to_canonical
+
+TEXT_FIELDS = (
+    "chief_complaint",
+    "history_present_illness",
+    "past_history",
+    "physical_exam",
+    "plan",
+)
+
+
+def field_name(code: str) -> str:
+    return "obs_" + code.replace("-", "_")
+
+
+def unit_field_name(code: str) -> str:
+    return "unit_" + code.replace("-", "_")
+
+
+def _number(value: float | None, decimals: int) -> str:
+    from django.utils.formats import number_format
+
+    return "" if value is None else number_format(value, decimals)
+
+
+def range_text(low: float | None, high: float | None, decimals: int) -> str:
+    if low is None and high is None:
+        return ""
+    if low is None:
+        return f"≤ {_number(high, decimals)}"
+    if high is None:
+        return f"≥ {_number(low, decimals)}"
+    return f"{_number(low, decimals)}–{_number(high, decimals)}"
+
+
+@dataclass
+class ObservationRow:
+    definition: ObservationDefinition
+    value: forms.BoundField
+    unit: forms.BoundField | None
+    normal: str
+    plausible: str
+
+    @property
+    def unit_label(self) -> str:
+        return unit_display(self.definition.unit)
+
+
+class VisitForm(forms.Form):
+    visit_type = forms.ChoiceField(
+        label=_("Visit type"),
+        choices=[
+            (Visit.Type.OUTPATIENT, _("Outpatient")),
+            (Visit.Type.EMERGENCY, _("Emergency")),
+            (Visit.Type.INPATIENT, _("Inpatient")),
+            (Visit.Type.TELEMEDICINE, _("Telemedicine")),
+        ],
+    )
+    chief_complaint = forms.CharField(
+        label=_("Chief complaint"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    history_present_illness = forms.CharField(
+        label=_("History of present illness"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+    past_history = forms.CharField(
+        label=_("Past history"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    physical_exam = forms.CharField(
+        label=_("Physical examination"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    plan = forms.CharField(
+        label=_("Plan"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    diagnosis_code = forms.CharField(
+        label=_("Provisional diagnosis (ICD-10)"),
+        required=False,
+        max_length=300,
+        help_text=_("Type a code or words, then choose from the list."),
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        definitions: list[ObservationDefinition],
+        user: object,
+        visit: Visit | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.visit = visit
+        # Clinical reading order (the chart's), then anything else the catalogue holds.
+        order = {code: i for i, code in enumerate((*VITAL_CODES, *LAB_CODES))}
+        definitions = sorted(definitions, key=lambda d: (order.get(d.code, len(order)), d.code))
+        self.definitions = {d.code: d for d in definitions}
+        for d in definitions:
+            self.fields[field_name(d.code)] = forms.CharField(
+                label=_(d.display),
+                required=False,
+                max_length=20,
+                widget=forms.TextInput(
+                    attrs={"inputmode": "decimal", "autocomplete": "off", "class": "num"}
+                ),
+            )
+            if d.alternative_units:
+                self.fields[unit_field_name(d.code)] = forms.ChoiceField(
+                    label=_("Unit of %(name)s") % {"name": _(d.display)},
+                    choices=[(u, unit_display(u)) for u in [d.unit, *d.alternative_units]],
+                    initial=d.unit,
+                )
+        if visit is not None and not self.is_bound:
+            self.initial.update(
+                {"visit_type": visit.visit_type, **{n: getattr(visit, n) for n in TEXT_FIELDS}}
+            )
+            for obs in visit.observations.all():
+                code = obs.definition.code
+                self.initial[field_name(code)] = f"{obs.entered_value:g}"
+                if (d := self.definitions.get(code)) and d.alternative_units:
+                    self.initial[unit_field_name(code)] = obs.entered_unit
+
+    def _rows(self, category: str) -> list[ObservationRow]:
+        return [
+            ObservationRow(
+                definition=d,
+                value=self[field_name(d.code)],
+                unit=self[unit_field_name(d.code)] if d.alternative_units else None,
+                normal=range_text(d.normal_low, d.normal_high, d.decimals),
+                plausible=range_text(d.plausible_low, d.plausible_high, d.decimals),
+            )
+            for d in self.definitions.values()
+            if d.category == category
+        ]
+
+    @property
+    def vital_rows(self) -> list[ObservationRow]:
+        return self._rows(ObservationDefinition.Category.VITAL)
+
+    @property
+    def lab_rows(self) -> list[ObservationRow]:
+        return self._rows(ObservationDefinition.Category.LAB)
+
+    def clean_diagnosis_code(self) -> str:
+        text = self.cleaned_data["diagnosis_code"].strip()
+        if not text:
+            return ""
+        code = normalise_code(text.split()[0])
+        try:
+            code, _display = icd10_lookup(code)
+        except InvalidInput:
+            raise forms.ValidationError(
+                _("“%(code)s” is not a valid ICD-10 code."), params={"code": text[:20]}
+            ) from None
+        return code
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        self.observations: list[ObservationInput] = []
+        for code, d in self.definitions.items():
+            raw = (data.get(field_name(code)) or "").strip()
+            if not raw:
+                continue
+            unit = data.get(unit_field_name(code), d.unit) if d.alternative_units else d.unit
+            entry = ObservationInput(code=code, value=raw, unit=unit)
+            try:
+                observation_validate(entry, d)
+            except InvalidInput:
+                self.add_error(field_name(code), self._observation_message(d, raw, unit))
+                continue
+            self.observations.append(entry)
+        return data
+
+    @staticmethod
+    def _observation_message(d: ObservationDefinition, raw: str, unit: str) -> str:
+        """The service rejected the value: say why in the reader's language."""
+        try:
+            entered = float(raw.replace(",", "."))
+        except ValueError:
+            return str(_("Enter a number."))
+        if not math.isfinite(entered):
+            return str(_("Enter a number."))
+        try:
+            to_canonical(d.code, entered, unit, d.unit)
+        except InvalidInput:
+            return str(_("This unit cannot be used here; use %(unit)s.")) % {
+                "unit": unit_display(d.unit)
+            }
+        return str(
+            _(
+                "%(value)s %(unit)s is outside the possible range %(range)s %(canonical)s; "
+                "check the value and unit."
+            )
+        ) % {
+            "value": raw,
+            "unit": unit_display(unit),
+            "range": range_text(d.plausible_low, d.plausible_high, d.decimals),
+            "canonical": unit_display(d.unit),
+        }
+
+    def save(self, *, patient: Patient | None = None) -> Visit | None:
+        """Create (``patient``) or update (``self.visit``) the visit; None if a service refused."""
+        data = self.cleaned_data
+        texts = {name: data[name] for name in TEXT_FIELDS}
+        aliases = {
+            **{code: field_name(code) for code in self.definitions},
+            "code": "diagnosis_code",
+            "rank": "diagnosis_code",
+        }
+        try:
+            with transaction.atomic():
+                if self.visit is None:
+                    assert patient is not None  # noqa: S101 (a programming error, not input)
+                    visit = visit_create(
+                        patient=patient,
+                        attending=self.user,
+                        visit_type=data["visit_type"],
+                        observations=self.observations,
+                        actor=self.user,
+                        **texts,
+                    )
+                    has_primary = False
+                    recorded: set[str] = set()
+                else:
+                    visit = visit_update(
+                        visit=self.visit,
+                        actor=self.user,
+                        observations=self.observations,
+                        visit_type=data["visit_type"],
+                        **texts,
+                    )
+                    standing = [
+                        d
+                        for d in self.visit.diagnoses.all()
+                        if d.status != Diagnosis.Status.REFUTED
+                    ]
+                    has_primary = any(d.rank == Diagnosis.Rank.PRIMARY for d in standing)
+                    recorded = {d.code for d in self.visit.diagnoses.all()}
+                code = data.get("diagnosis_code")
+                if code and code not in recorded:
+                    diagnosis_add(
+                        visit=visit,
+                        code=code,
+                        rank=Diagnosis.Rank.SECONDARY if has_primary else Diagnosis.Rank.PRIMARY,
+                        status=Diagnosis.Status.PROVISIONAL,
+                        actor=self.user,
+                    )
+        except DomainError as exc:
+            form_errors_from(self, exc, aliases=aliases)
+            return None
+        return visit

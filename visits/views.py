@@ -1,0 +1,127 @@
+"""Visit pages: record, view, edit and close a visit; ICD-10 search-as-you-type."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from medai_site.errors import Conflict
+from medai_site.pages import page
+from patients.selectors import patient_get
+from predictions.selectors import advice_state
+from visits.charts import problem_entries
+
+from .forms import VisitForm
+from .icd10 import icd10_search
+from .selectors import observation_definitions, problem_list, visit_get
+from .services import visit_close
+
+
+def _problems(request: HttpRequest, patient_id: int) -> list[dict[str, object]]:
+    return problem_entries(problem_list(viewer=request.user, patient_id=patient_id))
+
+
+@page
+@require_http_methods(["GET", "POST"])
+def visit_new_view(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = patient_get(viewer=request.user, patient_id=patient_id)
+    form = VisitForm(
+        request.POST or None, definitions=list(observation_definitions()), user=request.user
+    )
+    if request.method == "POST" and form.is_valid():
+        visit = form.save(patient=patient)
+        if visit is not None:
+            messages.success(request, _("Visit recorded. Advice is being computed."))
+            return redirect("visit_detail", visit_id=visit.pk)
+    return render(
+        request,
+        "visits/form.html",
+        {"form": form, "patient": patient, "visit": None},
+        status=400 if form.is_bound and form.errors else 200,
+    )
+
+
+@page
+@require_GET
+def visit_detail_view(request: HttpRequest, visit_id: int) -> HttpResponse:
+    visit = visit_get(viewer=request.user, visit_id=visit_id)
+    return render(
+        request,
+        "visits/detail.html",
+        {
+            "visit": visit,
+            "patient": visit.patient,
+            "problems": _problems(request, visit.patient_id),
+            "state": advice_state(viewer=request.user, visit_id=visit.pk),
+        },
+    )
+
+
+@page
+@require_http_methods(["GET", "POST"])
+def visit_edit_view(request: HttpRequest, visit_id: int) -> HttpResponse:
+    visit = visit_get(viewer=request.user, visit_id=visit_id)
+    if visit.status == visit.Status.CLOSED:
+        messages.error(request, _("This visit is closed; it can no longer be edited."))
+        return redirect("visit_detail", visit_id=visit.pk)
+    form = VisitForm(
+        request.POST or None,
+        definitions=list(observation_definitions()),
+        user=request.user,
+        visit=visit,
+    )
+    if request.method == "POST" and form.is_valid():
+        saved = form.save()
+        if saved is not None:
+            messages.success(request, _("Visit updated. Advice is being recomputed."))
+            return redirect("visit_detail", visit_id=visit.pk)
+    return render(
+        request,
+        "visits/form.html",
+        {"form": form, "patient": visit.patient, "visit": visit},
+        status=400 if form.is_bound and form.errors else 200,
+    )
+
+
+@page
+@require_POST
+def visit_close_view(request: HttpRequest, visit_id: int) -> HttpResponse:
+    visit = visit_get(viewer=request.user, visit_id=visit_id)
+    try:
+        visit_close(visit=visit, actor=request.user)
+    except Conflict:
+        messages.error(request, _("This visit is already closed."))
+    else:
+        messages.success(request, _("Visit closed."))
+    return redirect("visit_detail", visit_id=visit.pk)
+
+
+def _most_relevant(
+    query: str, hits: list[tuple[str, str]], limit: int = 12
+) -> list[tuple[str, str]]:
+    """Code-prefix hits first; then descriptions that start with the words, shorter first."""
+    text = query.strip().casefold()
+    code_like = text[:1].isalpha() and text[1:2].isdigit()
+
+    def key(hit: tuple[str, str]) -> tuple[int, str, int, int]:
+        code, description = hit
+        if code_like and code.casefold().startswith(text[:3]):
+            return (0, code, 0, 0)
+        starts = description.casefold().startswith(text)
+        return (1, "", 0 if starts else 1, len(description))
+
+    return sorted(hits, key=key)[:limit]
+
+
+@page
+@require_GET
+def icd10_search_view(request: HttpRequest) -> HttpResponse:
+    """htmx partial: up to 12 ICD-10 codes matching what the doctor has typed so far."""
+    query = request.GET.get("diagnosis_code", request.GET.get("q", ""))[:100]
+    results = (
+        _most_relevant(query, icd10_search(query, limit=400)) if len(query.strip()) >= 2 else []
+    )
+    return render(request, "visits/_icd10_results.html", {"results": results, "query": query})
