@@ -33,6 +33,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/bandit -q -r medai_site patients visits predictions -ll -x '*/migrations/*'
 	MEDAI_PROFILE=test $(BIN)/python manage.py check
 	MEDAI_PROFILE=test $(BIN)/python manage.py makemigrations --check --dry-run
 

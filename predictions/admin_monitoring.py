@@ -86,8 +86,10 @@ def svg_plot(series: Series, *, width: int = 320, height: int = 110) -> SafeStri
             f'font-size="9" fill="#1f5fa8">{last_v:.3f}</text>'
         )
     parts.append("</svg>")
-    # Every interpolated string above is a number or escaped text.
-    return mark_safe("".join(parts))  # noqa: S308
+    # Reviewed: every interpolated value above is either a number (the plot's integer sizes, and
+    # values formatted with numeric format specs, which raise on anything else) or text passed
+    # through escape(); nothing reaches the markup raw.
+    return mark_safe("".join(parts))  # noqa: S308  # nosec B308, B703  # reviewed above
 
 
 def _value(data: dict[str, Any], *path: str) -> float | None:
