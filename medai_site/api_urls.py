@@ -15,6 +15,7 @@ from .errors import error_body
 v1 = [
     # Patients
     path("patients", patients.PatientListCreateApi.as_view(), name="patient-list"),
+    path("patients/search", patients.PatientSearchApi.as_view(), name="patient-search"),
     path("patients/<int:patient_id>", patients.PatientDetailApi.as_view(), name="patient-detail"),
     path(
         "patients/<int:patient_id>/visits",

@@ -131,11 +131,6 @@ class PatientListCreateApi(APIView):
     required_scopes = {"GET": Scope.PATIENTS_READ, "POST": Scope.PATIENTS_WRITE}
     idempotent = True
 
-    class FilterSerializer(serializers.Serializer):
-        q = serializers.CharField(
-            max_length=200, required=False, allow_blank=True, help_text="Search text."
-        )
-
     class InputSerializer(_PatientFieldsSerializer):
         allergies = AllergySerializer(many=True, required=False)
         care_team_ids = serializers.ListField(child=IdField(), required=False, max_length=50)
@@ -146,19 +141,16 @@ class PatientListCreateApi(APIView):
     @extend_schema(
         operation_id="patients_list",
         tags=["patients"],
-        summary="List or search patients",
+        summary="List patients",
         description=(
-            "Patients of the caller's care teams, by id. With `q`: exact search by MRN, full, "
-            "given or family name, phone or national id (through blind indexes)."
+            "Patients of the caller's care teams, by id. To search, POST to "
+            "/api/v1/patients/search: search terms are PHI and must not travel in URLs."
         ),
-        parameters=[FilterSerializer, *page_parameters()],
+        parameters=[*page_parameters()],
         responses={200: paginated(PatientSummarySerializer, "PatientPage")},
     )
     def get(self, request: Request) -> Response:
-        filters = self.FilterSerializer(data=request.query_params.dict())
-        filters.is_valid(raise_exception=True)
-        patients = patient_list(viewer=request.user, query=filters.validated_data.get("q"))
-        patients = patients.prefetch_related(None).only(*LIST_FIELDS)
+        patients = patient_list(viewer=request.user).prefetch_related(None).only(*LIST_FIELDS)
         return paginated_response(
             queryset=patients, serializer_class=PatientSummarySerializer, request=request, view=self
         )
@@ -189,6 +181,35 @@ class PatientListCreateApi(APIView):
         return idempotent_create(
             request, create=create, respond=lambda status, pk: _detail(request, pk, status)
         )
+
+
+class PatientSearchApi(APIView):
+    """Search in the request body: names, phones and ids are PHI and stay out of URLs and logs."""
+
+    required_scopes = {"POST": Scope.PATIENTS_READ}
+
+    class InputSerializer(serializers.Serializer):
+        q = serializers.CharField(
+            max_length=200, help_text="MRN, full/given/family name, phone or national id."
+        )
+
+    @extend_schema(
+        operation_id="patients_search",
+        tags=["patients"],
+        summary="Search patients",
+        description=(
+            "Exact search by MRN, full, given or family name, phone or national id, through blind "
+            "indexes, among the caller's care teams. At most 200 matches."
+        ),
+        request=InputSerializer,
+        responses={200: PatientSummarySerializer(many=True)},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        patients = patient_list(viewer=request.user, query=serializer.validated_data["q"])
+        patients = patients.prefetch_related(None).only(*LIST_FIELDS).order_by("pk")
+        return Response(PatientSummarySerializer(patients, many=True).data)
 
 
 class PatientDetailApi(APIView):

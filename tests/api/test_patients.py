@@ -150,16 +150,22 @@ def test_search_by_mrn_name_phone_and_national_id(api_a, team_a, query):
         national_id="ID-0000000",
     )
     PatientFactory(care_teams=[team_a], given_name="Someone", family_name="Else")
-    response = api_a.get("/api/v1/patients", {"q": query})
-    assert [r["id"] for r in response.json()["results"]] == [patient.pk]
+    response = api_a.post("/api/v1/patients/search", {"q": query}, format="json")
+    assert [r["id"] for r in response.json()] == [patient.pk]
     assert AuditEvent.objects.filter(
         action=AuditEvent.Action.SEARCH_HIT, patient_id=patient.pk
     ).exists()
 
 
 def test_search_never_finds_another_teams_patient(api_a, patient_b):
-    response = api_a.get("/api/v1/patients", {"q": patient_b.mrn})
-    assert response.json()["results"] == []
+    response = api_a.post("/api/v1/patients/search", {"q": patient_b.mrn}, format="json")
+    assert response.json() == []
+
+
+def test_search_terms_are_not_accepted_in_the_url(api_a, patient_a):
+    """PHI stays out of URLs: a ?q= on the list is ignored, not a search."""
+    listed = api_a.get("/api/v1/patients", {"q": "no such name"}).json()["results"]
+    assert [r["id"] for r in listed] == [patient_a.pk]
 
 
 def test_read_is_audited_as_api(api_a, patient_a):

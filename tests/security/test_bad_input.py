@@ -174,7 +174,7 @@ def test_sql_fragments_are_stored_verbatim_through_page_and_api(page, api, team_
     assert created["Content-Type"] == "application/json"  # never rendered as HTML
     # Search treats the fragment as a value: no error, no rows beyond the exact match.
     for query in (SQL_OR, "%", "' OR 1=1 --"):
-        assert api.get("/api/v1/patients", {"q": query}).status_code == 200
+        assert api.post("/api/v1/patients/search", {"q": query}, format="json").status_code == 200
         assert page.get(reverse("patient_search"), {"q": query}).status_code == 200
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM patients_patient")
