@@ -62,14 +62,18 @@ def fit_calibrator(scores: np.ndarray, codes: np.ndarray) -> Calibrator:
 
 def aligned_scores(estimator: Any, X: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """Scores in the order of ``classes`` even when a fold's learner missed a rare class."""
-    scores = raw_scores(estimator, X)
+    return align_scores(raw_scores(estimator, X), estimator, classes)
+
+
+def align_scores(scores: np.ndarray, estimator: Any, classes: np.ndarray) -> np.ndarray:
+    """``estimator``'s raw scores (:func:`raw_scores`) laid out in the order of ``classes``."""
     if len(classes) == 2:
         return scores
     if len(estimator.classes_) == len(classes):
         return scores
     if scores.ndim == 1:  # the fold's learner saw two classes only: binary log-odds
         scores = np.column_stack([-scores / 2, scores / 2])
-    full = np.full((len(X), len(classes)), ABSENT_CLASS_LOGIT)
+    full = np.full((len(scores), len(classes)), ABSENT_CLASS_LOGIT)
     full[:, np.searchsorted(classes, estimator.classes_)] = scores
     return full
 

@@ -9,7 +9,8 @@ The output and its scale depend on the learner (always stated in ``Explanation.s
 * **boosting** (histogram gradient boosting): Saabas path attribution on the same calibrated
   log-odds/logit scale: each split on the path of each tree is credited with the change in node
   value it causes; the sum telescopes to the leaf values, i.e. the raw score, which calibration
-  maps affinely.
+  maps affinely. The walk runs over all of the class's trees at once on the flattened arrays of
+  :class:`~predictions.ml.algorithms.BoostedForest`.
 * **tree** (decision tree): Saabas path attribution on the *calibrated probability*: node class
   mixes are mapped through the calibrator, so the telescoping sum ends exactly at the calibrated
   probability of the leaf the record reaches.
@@ -17,7 +18,9 @@ The output and its scale depend on the learner (always stated in ``Explanation.s
   Input columns are replaced one at a time by their training mean feature values, largest single
   effect first; each column is credited with the change its replacement causes. The sum telescopes
   from the model's output at the record to its output at the training mean (the baseline). This is
-  one ordering of the Shapley-value average: exact in sum, approximate in attribution.
+  one ordering of the Shapley-value average: exact in sum, approximate in attribution. For an RBF
+  SVM the occluded variants are scored from squared distances to the support vectors, updated per
+  column instead of recomputed per row (the same numbers to rounding, several times faster).
 
 Contributions are reported per *input column* (one-hot levels, missing indicators and TF-IDF terms
 are summed into the column they came from), so a doctor reads "heart rate", not "heart rate=...".
@@ -34,8 +37,14 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
-from predictions.ml.algorithms import PROBA_FLOOR, ExplainMethod
-from predictions.ml.calibration import CalibratedModel
+from predictions.ml.algorithms import (
+    PROBA_FLOOR,
+    ExplainMethod,
+    boosted_forest,
+    one_blas_thread,
+    rbf_svc_kernel,
+)
+from predictions.ml.calibration import CalibratedModel, align_scores
 from predictions.ml.features import Featurizer
 
 
@@ -48,18 +57,6 @@ class Explanation:
     baseline: float
     output: float
     contributions: dict[str, float]
-
-
-@dataclass
-class _Tree:
-    """A tree flattened to arrays for a fast path walk (values already on the output scale)."""
-
-    feature: np.ndarray
-    threshold: np.ndarray
-    left: np.ndarray
-    right: np.ndarray
-    is_leaf: np.ndarray
-    value: np.ndarray
 
 
 class Explainer:
@@ -90,6 +87,12 @@ class Explainer:
             method = self.method = "occlusion"
         if method == "boosting":
             self._prepare_boosting(estimator)
+        # RBF SVM occlusion works on squared distances to the support vectors (same numbers as
+        # predicting every occluded row, to rounding; ~6x faster, see _occlusion_from_distances).
+        self._kernel = rbf_svc_kernel(estimator) if self.method == "occlusion" else None
+        if self._kernel is not None:
+            self._grouping = np.zeros((len(self.source_code), len(self.columns)))
+            self._grouping[np.arange(len(self.source_code)), self.source_code] = 1.0
 
     # -- scale names ----------------------------------------------------------------------------
     def scale_for(self, target: int) -> str:
@@ -152,43 +155,15 @@ class Explainer:
         ) / t, coef * delta
 
     def _prepare_boosting(self, estimator: HistGradientBoostingClassifier) -> None:
-        # Leaf values are stored already multiplied by the learning rate; internal node values are
-        # not (sklearn shrinks leaves only), so they are scaled here to sit on the same scale.
-        rate = estimator.learning_rate
-        self._trees: list[list[_Tree]] = []  # [class][iteration]
-        k = 1 if self.binary else len(self.classes)
-        self._boost_base = np.asarray(estimator._baseline_prediction, dtype=float).reshape(-1)
-        per_class: list[list[_Tree]] = [[] for _ in range(k)]
-        for iteration in estimator._predictors:
-            for c, predictor in enumerate(iteration):
-                nodes = predictor.nodes
-                leaf = nodes["is_leaf"].astype(bool)
-                value = np.where(leaf, nodes["value"], nodes["value"] * rate).astype(float)
-                per_class[c].append(
-                    _Tree(
-                        nodes["feature_idx"].astype(int),
-                        nodes["num_threshold"].astype(float),
-                        nodes["left"].astype(int),
-                        nodes["right"].astype(int),
-                        leaf,
-                        value,
-                    )
-                )
-        self._trees = per_class
-        self._root_sum = np.array([sum(t.value[0] for t in trees) for trees in per_class])
+        forest = boosted_forest(estimator)
+        if forest is None:  # native categorical splits: not flattened; explain by occlusion
+            self.method = "occlusion"
+        self._forest = forest
 
     def _boosting(self, row: np.ndarray, target: int) -> tuple[float, np.ndarray]:
         calibrator = self.model.calibrator
-        c = 0 if self.binary else target
-        per_feature = np.zeros(len(row))
-        for tree in self._trees[c]:
-            node = 0
-            while not tree.is_leaf[node]:
-                f = tree.feature[node]
-                child = tree.left[node] if row[f] <= tree.threshold[node] else tree.right[node]
-                per_feature[f] += tree.value[child] - tree.value[node]
-                node = child
-        raw_base = self._boost_base[c] + self._root_sum[c]
+        assert self._forest is not None  # noqa: S101 - method is "boosting" only with a forest
+        raw_base, per_feature = self._forest.path_contributions(row, 0 if self.binary else target)
         if self.binary:
             sign = 1.0 if target == 1 else -1.0
             base = sign * (calibrator.slope * raw_base + calibrator.intercept)
@@ -217,6 +192,8 @@ class Explainer:
         return values[0], per_feature
 
     def _occlusion(self, row: np.ndarray, target: int) -> Explanation:
+        if self._kernel is not None:
+            return self._occlusion_from_distances(row, target)
         n_columns = len(self.columns)
         singles = np.repeat(row[None, :], n_columns + 1, axis=0)
         for c in range(n_columns):
@@ -228,7 +205,34 @@ class Explainer:
         for step, c in enumerate(order, start=1):
             path[step:, self.source_code == c] = self.reference[self.source_code == c]
         q = self.model.predict_proba(path)[:, target]
-        contributions = np.zeros(n_columns)
+        return self._occlusion_result(target, order, q)
+
+    def _occlusion_from_distances(self, row: np.ndarray, target: int) -> Explanation:
+        """The same sequential occlusion for an RBF SVM without building the occluded rows.
+
+        Predicting the 2 x (columns + 1) occluded rows costs libsvm a full kernel row each (rows x
+        support vectors x features). Here the squared distances of the row are computed once and
+        each column's replacement changes them by a precomputed term; a path of replacements is a
+        cumulative sum of those terms. Only the exp and the dual-coefficient products remain per
+        variant. Equal to :meth:`_occlusion` on the generic path to rounding (tested to 1e-9).
+        """
+        kernel = self._kernel
+        assert kernel is not None  # noqa: S101 - only called with a kernel
+        model = self.model
+        with one_blas_thread():
+            base = kernel.distances(row)  # (1, n_support)
+            change = kernel.column_distance_changes(row, self.reference, self._grouping)
+            singles = np.vstack([base, base + change])
+            scores = kernel.decision_from_distances(singles)
+            p = model.calibrator.probabilities(align_scores(scores, model.estimator, model.classes))
+            order = np.argsort(-np.abs(p[0, target] - p[1:, target]), kind="stable")
+            path = np.vstack([base, base + np.cumsum(change[order], axis=0)])
+            scores = kernel.decision_from_distances(path)
+            q = model.calibrator.probabilities(align_scores(scores, model.estimator, model.classes))
+        return self._occlusion_result(target, order, q[:, target])
+
+    def _occlusion_result(self, target: int, order: np.ndarray, q: np.ndarray) -> Explanation:
+        contributions = np.zeros(len(self.columns))
         contributions[order] = q[:-1] - q[1:]
         return Explanation(
             target_class=self.classes[target],

@@ -126,6 +126,21 @@ def _stratified_subsample(codes: np.ndarray, size: int, seed: int) -> np.ndarray
     )
 
 
+def _fit_estimator(
+    algorithm: Algorithm,
+    params: dict[str, Any],
+    seed: int,
+    X: np.ndarray,
+    codes: np.ndarray,
+    groups: np.ndarray,
+) -> Any:
+    """Build and fit one estimator, passing patient groups to learners that split internally."""
+    estimator = algorithm.build(params, seed)
+    if algorithm.fit_takes_groups:
+        return estimator.fit(X, codes, groups=groups)
+    return estimator.fit(X, codes)
+
+
 def _fit_learner(
     algorithm: Algorithm,
     X: np.ndarray,
@@ -151,7 +166,9 @@ def _fit_learner(
     for params in algorithm.grid:
         oof = np.zeros(len(Xs)) if n_classes == 2 else np.zeros((len(Xs), n_classes))
         for train_idx, val_idx in splits:
-            estimator = algorithm.build(params, seed).fit(Xs[train_idx], ys[train_idx])
+            estimator = _fit_estimator(
+                algorithm, params, seed, Xs[train_idx], ys[train_idx], gs[train_idx]
+            )
             oof[val_idx] = aligned_scores(estimator, Xs[val_idx], classes)
         calibrator = fit_calibrator(oof, ys)
         loss = float(log_loss(ys, calibrator.probabilities(oof), labels=list(classes)))
@@ -160,7 +177,7 @@ def _fit_learner(
             best = (loss, params, calibrator)
     assert best is not None  # noqa: S101 - every algorithm has a non-empty grid
     _, params, calibrator = best
-    estimator = algorithm.build(params, seed).fit(X[rows], codes[rows])
+    estimator = _fit_estimator(algorithm, params, seed, X[rows], codes[rows], groups[rows])
     return FittedLearner(CalibratedModel(estimator, calibrator, classes), params, search, len(rows))
 
 

@@ -2,7 +2,7 @@
 prediction path (clean -> features -> calibrated probabilities -> contributions) against bare
 ``predict_proba`` of the same fitted estimator on an already-built numpy row.
 
-Run: ``python tests/bench/bench_engine.py [--visits 100000]``. Prints a table and writes
+Run: ``python tests/bench/bench_engine.py [--visits 100000]`` (``--rows`` is the same option). Prints a table and writes
 ``var/bench/engine.json``. Timings are reported, never asserted (STYLE.md).
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from predictions.ml.algorithms import ALGORITHMS  # noqa: E402 - after the path fix above
+from predictions.ml.algorithms import ALGORITHMS, boosted_forest  # noqa: E402 - after path fix
 from predictions.ml.dataset import clean, clean_record  # noqa: E402
 from predictions.ml.evaluate import evaluate_predictions  # noqa: E402
 from predictions.ml.features import Featurizer  # noqa: E402
@@ -45,9 +45,13 @@ def time_prediction(model: TrainedModel, records: list[dict[str, Any]]) -> dict[
     estimator = model.model.estimator
     # SVC without Platt's internal CV has no predict_proba; its decision_function is the bare call.
     bare_call = getattr(estimator, "predict_proba", None) or estimator.decision_function
+    # Gradient boosting: sklearn's one-row predict_proba pays an OpenMP region per tree; the engine
+    # scores single rows with the numpy BoostedForest, whose predict_proba is timed as well.
+    forest = boosted_forest(estimator)
+    fast_call = forest.predict_proba if forest is not None else None
     for record in records[:20]:  # warm caches (explainer preparation, first-call overheads)
         model.predict_one(record)
-    full, bare, cleaning, featurising, calibrated, explaining = [], [], [], [], [], []
+    full, bare, fast, cleaning, featurising, calibrated, explaining = [], [], [], [], [], [], []
     for record, row in zip(records, rows, strict=True):
         t0 = time.perf_counter()
         model.predict_one(record)
@@ -55,6 +59,10 @@ def time_prediction(model: TrainedModel, records: list[dict[str, Any]]) -> dict[
         t0 = time.perf_counter()
         bare_call(row)
         bare.append(time.perf_counter() - t0)
+        if fast_call is not None:
+            t0 = time.perf_counter()
+            fast_call(row)
+            fast.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         cleaned = clean_record(record, model.plans)
         t1 = time.perf_counter()
@@ -69,21 +77,38 @@ def time_prediction(model: TrainedModel, records: list[dict[str, Any]]) -> dict[
         calibrated.append(t3 - t2)
         explaining.append(t4 - t3)
     median_full, median_bare = percentile_ms(full, 50), percentile_ms(bare, 50)
-    return {
+    result = {
         "predict_one_median_ms": median_full,
         "predict_one_p99_ms": percentile_ms(full, 99),
         "bare_predict_proba_median_ms": median_bare,
+        "bare_predict_proba_p99_ms": percentile_ms(bare, 99),
         "ratio_to_bare": median_full / median_bare,
         "clean_median_ms": percentile_ms(cleaning, 50),
         "features_median_ms": percentile_ms(featurising, 50),
         "calibrated_proba_median_ms": percentile_ms(calibrated, 50),
         "explain_median_ms": percentile_ms(explaining, 50),
     }
+    if fast:
+        median_fast = percentile_ms(fast, 50)
+        result.update(
+            fast_bare_predict_proba_median_ms=median_fast,
+            fast_bare_predict_proba_p99_ms=percentile_ms(fast, 99),
+            ratio_to_fast_bare=median_full / median_fast,
+            fast_bare_over_sklearn_bare=median_fast / median_bare,
+        )
+    return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--visits", type=int, default=100_000)
+    parser.add_argument(
+        "--visits",
+        "--rows",
+        dest="visits",
+        type=int,
+        default=100_000,
+        help="generated visits (rows before cleaning); 20000 for a quick run on a busy machine",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS))
     parser.add_argument("--out", type=Path, default=REPO / "var" / "bench" / "engine.json")
@@ -181,6 +206,14 @@ def main() -> int:
             f"{speed['explain_median_ms']:.3f})",
             flush=True,
         )
+        if "fast_bare_predict_proba_median_ms" in speed:
+            print(
+                f"{'':<20} numpy fast path predict_proba {speed['fast_bare_predict_proba_median_ms']:.3f}"
+                f" ms median ({speed['fast_bare_predict_proba_p99_ms']:.3f} p99): "
+                f"{speed['fast_bare_over_sklearn_bare']:.4f} x sklearn's bare call; "
+                f"predict_one / fast bare = {speed['ratio_to_fast_bare']:.2f}",
+                flush=True,
+            )
     results["total_train_s"] = sum(a["train_s"] for a in results["algorithms"].values())
     print(
         f"training all: {results['total_train_s']:.0f} s "
