@@ -17,6 +17,7 @@ from . import reports
 from .feedback import feedback_record
 from .forms import OVERRIDE_REASONS, FeedbackForm
 from .models import TrainingJob
+from .monitoring_panel import task_panel
 from .selectors import (
     activation_history,
     advice_get,
@@ -130,6 +131,7 @@ def task_detail_view(request: HttpRequest, slug: str) -> HttpResponse:
             "jobs": reports.training_jobs_recent(task=task, limit=10),
             "running": reports.training_job_running(task=task),
             "may_train": may_train_models(request.user),
+            "monitoring": task_panel(task),
         },
     )
 

@@ -108,3 +108,31 @@ def test_doctor_with_the_permission_can_train_and_a_second_job_is_refused(client
     response = client_a.post(reverse("training_start", args=["cad-risk"]), follow=True)
     assert "already queued or running" in response.content.decode()
     assert TrainingJob.objects.count() == 1
+
+
+def test_task_page_shows_monitoring_status_alerts_and_plots(client_a, model_version):
+    """The model page carries the monitoring panel: plain-language status, open alerts, SVG plots."""
+    from predictions.models import ModelAlert, MonitoringSnapshot
+
+    task = model_version.task
+    snapshot = MonitoringSnapshot.objects.create(
+        task=task,
+        version=model_version,
+        window_days=30,
+        status="act",
+        input_drift={"psi_max": 0.4},
+        output_drift={},
+        performance={},
+        alerts=[],
+    )
+    ModelAlert.objects.create(
+        task=task,
+        version=model_version,
+        snapshot=snapshot,
+        severity="act",
+        message="Body temperature drifted (PSI 0.40)",
+    )
+    page = client_a.get(f"/models/tasks/{task.slug}/").content.decode()
+    assert "Act — the model may be unsafe" in page
+    assert "Body temperature drifted (PSI 0.40)" in page
+    assert page.count("<svg") >= 3
