@@ -20,18 +20,29 @@ def visible_patients(viewer: object) -> QuerySet[Patient]:
         return Patient.objects.none()
     if is_admin(viewer):
         return Patient.objects.all()
-    member_of_team = CareTeam.members.through.objects.filter(
-        user_id=viewer.pk,  # type: ignore[attr-defined]
-        careteam_id__in=Patient.care_teams.through.objects.filter(
-            patient_id=OuterRef(OuterRef("pk"))
-        ).values("careteam_id"),
-    )
     emergency_access = BreakGlassGrant.objects.filter(
         grantee_id=viewer.pk,  # type: ignore[attr-defined]
         patient_id=OuterRef("pk"),
         expires_at__gt=timezone.now(),
     )
-    return Patient.objects.filter(Exists(member_of_team) | Exists(emergency_access))
+    return Patient.objects.filter(in_care_team(viewer) | Exists(emergency_access))
+
+
+def in_care_team(viewer: object, patient_field: str = "pk") -> Exists:
+    """True where the viewer belongs to one of the patient's care teams.
+
+    ``patient_field`` names the outer query's patient id (``"pk"`` on patients, ``"patient_id"``
+    on visits). Selectors annotate it so a chart knows, without another query, whether it is
+    open through the care team or through an emergency (break-the-glass) grant.
+    """
+    return Exists(
+        CareTeam.members.through.objects.filter(
+            user_id=viewer.pk,  # type: ignore[attr-defined]
+            careteam_id__in=Patient.care_teams.through.objects.filter(
+                patient_id=OuterRef(OuterRef(patient_field))
+            ).values("careteam_id"),
+        )
+    )
 
 
 def can_see_patient(viewer: object, patient_id: int) -> bool:

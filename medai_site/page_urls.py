@@ -6,17 +6,20 @@ from patients import views as patient_views
 from predictions import views as prediction_views
 from visits import views as visit_views
 
-from . import views
+from . import two_factor_views, views
 
 urlpatterns = [
     path("", views.dashboard_view, name="dashboard"),
     path("login/", views.LoginView.as_view(), name="login"),
+    path("login/code/", two_factor_views.login_code_view, name="login_verify"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("account/two-factor/", two_factor_views.two_factor_view, name="two_factor"),
     path("session/", views.session_check, name="session_check"),
     path("i18n/", include("django.conf.urls.i18n")),
     # Patients
     path("patients/", patient_views.patient_search_view, name="patient_search"),
     path("patients/new/", patient_views.patient_register_view, name="patient_register"),
+    path("patients/emergency-access/", patient_views.break_glass_view, name="break_glass"),
     path("patients/<int:patient_id>/", patient_views.patient_chart_view, name="patient_chart"),
     path("patients/<int:patient_id>/visits/new/", visit_views.visit_new_view, name="visit_new"),
     # Visits and their advice

@@ -1,6 +1,8 @@
 """What every clinician page shares: who may open it, and how domain errors become pages.
 
 Pages are for doctors and hospital admins; an integration client's login is for the API only.
+A session signed in with the password alone does not open a page when the account has a
+confirmed authenticator (or is an admin's): it is sent to the code step (medai_site.two_factor).
 A service's ``NotFound`` (which is also what an object outside the viewer's care team raises)
 becomes the 404 page, ``Forbidden`` the 403 page.
 """
@@ -14,9 +16,11 @@ from typing import Any
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import reverse
 
 from .errors import Forbidden, NotFound
 from .roles import is_admin, is_doctor
+from .two_factor import second_factor_missing
 
 View = Callable[..., HttpResponse]
 
@@ -38,13 +42,18 @@ def may_train_models(user: object) -> bool:
 
 
 def page(view: View | None = None, *, allowed: Callable[[object], bool] = may_use_pages) -> Any:
-    """Decorator for page views: signed in, allowed, domain errors as 403/404 pages."""
+    """Decorator for page views: signed in (second factor included), allowed, domain errors as
+    403/404 pages."""
 
     def decorate(func: View) -> View:
         @wraps(func)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
+            if second_factor_missing(request.user):
+                # Password only, but this account has (or as an admin must have) an
+                # authenticator: nothing until the code step is done.
+                return redirect_to_login(request.get_full_path(), login_url=reverse("login_verify"))
             if not allowed(request.user):
                 raise PermissionDenied
             try:

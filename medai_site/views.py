@@ -1,19 +1,25 @@
-"""Site-wide pages: dashboard, sign in/out, the idle check, and the friendly error pages."""
+"""Site-wide pages: dashboard, sign in/out, the idle check, and the friendly error pages.
+
+Sign-in is two steps for an account with an authenticator (medai_site.two_factor_views).
+"""
 
 from __future__ import annotations
 
 import logging
 
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.html import escape
 from django.views.decorators.http import require_GET
 
-from . import dashboard
+from . import dashboard, two_factor
 from .errors import error_body
 from .pages import page
+from .roles import is_doctor
 from .session_idle import idle_minutes
+from .two_factor_views import second_step_begin
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +44,16 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
 class LoginView(auth_views.LoginView):
     template_name = "registration/login.html"
     redirect_authenticated_user = True
+
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
+        """The password is right; an account with a second factor still owes its code."""
+        user = form.get_user()
+        if not two_factor.second_factor_required(user):
+            return super().form_valid(form)
+        if two_factor.confirmed_device(user) is None:  # an admin who never enrolled one
+            context = self.get_context_data(form=form, needs_authenticator=True)
+            return self.render_to_response(context, status=403)
+        return second_step_begin(self.request, user, next_url=self.get_success_url())
 
     def get_context_data(self, **kwargs: object) -> dict[str, object]:
         context = super().get_context_data(**kwargs)
@@ -78,7 +94,9 @@ def error_403(request: HttpRequest, exception: Exception | None = None) -> HttpR
 def error_404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _api(request):
         return JsonResponse(error_body("not_found", "Not found."), status=404)
-    return render(request, "errors/404.html", status=404)
+    # A doctor who reached a chart outside their care teams is offered emergency access.
+    break_glass = request.path.startswith(("/patients/", "/visits/")) and is_doctor(request.user)
+    return render(request, "errors/404.html", {"break_glass": break_glass}, status=404)
 
 
 def error_500(request: HttpRequest) -> HttpResponse:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from medai_site.audit import audit_record
 from medai_site.errors import Conflict, InvalidInput, NotFound
 from medai_site.models import AuditEvent
-from medai_site.roles import is_doctor
+from medai_site.roles import is_admin, is_doctor
 
 from .models import BreakGlassGrant, Patient
 
@@ -54,6 +54,19 @@ def active_grant(*, viewer: object, patient_id: int) -> BreakGlassGrant | None:
         .order_by("-expires_at")
         .first()
     )
+
+
+def emergency_grant(
+    *, viewer: object, patient_id: int, in_care_team: bool
+) -> BreakGlassGrant | None:
+    """The grant through which the viewer is reading this chart, if that is how it is open.
+
+    None for the care team and for admins (they see every chart without a grant); otherwise the
+    active grant, which every page of the chart announces in the patient banner.
+    """
+    if in_care_team or is_admin(viewer):
+        return None
+    return active_grant(viewer=viewer, patient_id=patient_id)
 
 
 def grants_awaiting_review() -> QuerySet[BreakGlassGrant]:

@@ -8,10 +8,11 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from medai_site.errors import DomainError
+from medai_site.errors import DomainError, NotFound
 from medai_site.roles import is_admin
 
-from .models import Allergy, CareTeam, Patient
+from .break_glass import MIN_REASON_LENGTH, break_glass_open
+from .models import Allergy, BreakGlassGrant, CareTeam, Patient
 from .services import AllergyInput, patient_create
 
 ALLERGY_ROWS = 3
@@ -158,3 +159,44 @@ class PatientRegisterForm(forms.Form):
         except DomainError as exc:
             form_errors_from(self, exc, aliases={"substance": "allergy_0_substance"})
             return None
+
+
+class BreakGlassForm(forms.Form):
+    """Emergency access to a patient outside the doctor's care teams (``break_glass_open``)."""
+
+    mrn = forms.CharField(
+        label=_("MRN"),
+        max_length=32,
+        help_text=_("The patient's medical record number, exactly."),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "characters"}),
+    )
+    reason = forms.CharField(
+        label=_("Reason for emergency access"),
+        min_length=MIN_REASON_LENGTH,
+        max_length=1000,
+        help_text=_("What is the emergency, and why can the care team not be reached?"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={
+            "min_length": _(
+                "State the emergency in at least %(limit_value)d characters; it is reviewed."
+            ),
+        },
+    )
+
+    def __init__(self, *args: Any, user: object, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def save(self) -> BreakGlassGrant | None:
+        """Open the grant; an unknown MRN or a refused reason lands on its field."""
+        try:
+            return break_glass_open(
+                viewer=self.user,
+                mrn=self.cleaned_data["mrn"],
+                reason=self.cleaned_data["reason"],
+            )
+        except NotFound:
+            self.add_error("mrn", _("No patient has this MRN."))
+        except DomainError as exc:
+            form_errors_from(self, exc, aliases={})
+        return None

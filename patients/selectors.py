@@ -6,12 +6,13 @@ import re
 
 from django.db.models import Q, QuerySet
 
-from medai_site.access import visible_patients
+from medai_site.access import in_care_team, visible_patients
 from medai_site.audit import audit_record
 from medai_site.blind_index import blind_index, normalise
 from medai_site.errors import NotFound
 from medai_site.models import AuditEvent
 
+from .break_glass import emergency_grant
 from .models import Patient
 
 _MRN_LIKE = re.compile(r"^[A-Za-z0-9-]{4,32}$")
@@ -72,7 +73,10 @@ def _matches(patient: Patient, text: str) -> bool:
 def patient_get(*, viewer: object, patient_id: int, audit: bool = True) -> Patient:
     try:
         patient = (
-            visible_patients(viewer).prefetch_related("allergies", "care_teams").get(pk=patient_id)
+            visible_patients(viewer)
+            .annotate(viewer_in_care_team=in_care_team(viewer))
+            .prefetch_related("allergies", "care_teams")
+            .get(pk=patient_id)
         )
     except (Patient.DoesNotExist, ValueError, TypeError):
         audit_record(
@@ -83,6 +87,10 @@ def patient_get(*, viewer: object, patient_id: int, audit: bool = True) -> Patie
             object_id=str(patient_id)[:64],
         )
         raise NotFound("Patient not found.") from None
+    # Read by the patient banner on every page of the chart (patients/_banner.html).
+    patient.emergency_grant = emergency_grant(  # type: ignore[attr-defined]
+        viewer=viewer, patient_id=patient.pk, in_care_team=patient.viewer_in_care_team
+    )
     if audit:
         audit_record(
             actor=viewer, action=AuditEvent.Action.VIEW, obj=patient, patient_id=patient.pk

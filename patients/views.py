@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -9,6 +10,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from medai_site.pages import page
+from medai_site.roles import is_doctor
 from visits.charts import (
     patient_series,
     patient_timeline,
@@ -17,7 +19,7 @@ from visits.charts import (
 )
 from visits.selectors import problem_list
 
-from .forms import PatientRegisterForm, PatientSearchForm
+from .forms import BreakGlassForm, PatientRegisterForm, PatientSearchForm
 from .selectors import patient_get, patient_search
 
 
@@ -28,7 +30,31 @@ def patient_search_view(request: HttpRequest) -> HttpResponse:
     results = None
     if form.is_bound and form.is_valid() and form.cleaned_data["q"].strip():
         results = list(patient_search(viewer=request.user, query=form.cleaned_data["q"]))
-    return render(request, "patients/search.html", {"form": form, "results": results})
+    return render(
+        request,
+        "patients/search.html",
+        {"form": form, "results": results, "may_break_glass": is_doctor(request.user)},
+    )
+
+
+@page(allowed=is_doctor)
+@require_http_methods(["GET", "POST"])
+def break_glass_view(request: HttpRequest) -> HttpResponse:
+    """Emergency access outside the care team: MRN + stated reason, time-limited, reviewed."""
+    form = BreakGlassForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        grant = form.save()
+        if grant is not None:
+            messages.warning(
+                request, _("Emergency access opened. It is recorded and will be reviewed.")
+            )
+            return redirect("patient_chart", patient_id=grant.patient_id)
+    return render(
+        request,
+        "patients/break_glass.html",
+        {"form": form, "minutes": settings.MEDAI_BREAK_GLASS_MINUTES},
+        status=400 if form.is_bound and form.errors else 200,
+    )
 
 
 @page

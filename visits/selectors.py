@@ -7,10 +7,11 @@ from collections.abc import Sequence
 
 from django.db.models import Prefetch, QuerySet
 
-from medai_site.access import visible_patients
+from medai_site.access import in_care_team, visible_patients
 from medai_site.audit import audit_record
 from medai_site.errors import NotFound
 from medai_site.models import AuditEvent
+from patients.break_glass import emergency_grant
 
 from .models import Diagnosis, Observation, ObservationDefinition, Visit
 
@@ -57,6 +58,7 @@ def visit_get(
     try:
         visit = (
             visible_visits(viewer)
+            .annotate(viewer_in_care_team=in_care_team(viewer, "patient_id"))
             .select_related("patient", "attending")
             .defer(*(f"patient__{name}" for name in defer_patient_fields))
             .prefetch_related(
@@ -74,6 +76,10 @@ def visit_get(
             object_id=str(visit_id),
         )
         raise NotFound("Visit not found.") from None
+    # Read by the patient banner on every page of the chart (patients/_banner.html).
+    visit.patient.emergency_grant = emergency_grant(  # type: ignore[attr-defined]
+        viewer=viewer, patient_id=visit.patient_id, in_care_team=visit.viewer_in_care_team
+    )
     if audit:
         audit_record(
             actor=viewer, action=AuditEvent.Action.VIEW, obj=visit, patient_id=visit.patient_id
