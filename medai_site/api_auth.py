@@ -3,8 +3,9 @@
 * **Tokens** (:class:`~medai_site.models.ApiToken`): ``Authorization: Bearer medai_<secret>``.
   Only the sha256 of the token is stored; it expires, can be revoked and carries scopes. The
   token's user is the viewer in every selector, so care-team scoping applies unchanged.
-* **Sessions**: the browser's own calls (CSRF enforced by DRF's SessionAuthentication). A session
-  carries every scope its user's role allows.
+* **Sessions**: the browser's own calls (CSRF enforced), once sign-in is complete including the
+  second factor (:class:`VerifiedSessionAuthentication`). A session carries every scope its user's
+  role allows.
 * **Scopes**: each view names the scope each HTTP method needs (``required_scopes``).
 * **Throttling**: one bucket per client (token, else user, else IP).
 """
@@ -21,7 +22,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from rest_framework import exceptions, permissions
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.authentication import (
+    BaseAuthentication,
+    SessionAuthentication,
+    get_authorization_header,
+)
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -111,6 +116,22 @@ class BearerTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
+
+
+class VerifiedSessionAuthentication(SessionAuthentication):
+    """The browser's session, but only once sign-in is complete (second factor included).
+
+    A session that passed the password but still owes the TOTP code its account requires is
+    treated as anonymous here, exactly as the pages treat it.
+    """
+
+    def authenticate(self, request: Request) -> tuple[Any, None] | None:
+        from .two_factor import second_factor_missing
+
+        result = super().authenticate(request)
+        if result is not None and second_factor_missing(result[0]):
+            return None
+        return result
 
 
 def request_scopes(request: Request) -> set[str]:

@@ -100,3 +100,13 @@ class MedaiAutoSchema(AutoSchema):
             response["description"] = description
             responses[code] = response
         return responses
+
+
+class VerifiedSessionScheme(OpenApiAuthenticationExtension):
+    """The browser's own session (cookie), valid once sign-in including any second factor is done."""
+
+    target_class = "medai_site.api_auth.VerifiedSessionAuthentication"
+    name = "cookieAuth"
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
+        return {"type": "apiKey", "in": "cookie", "name": "sessionid"}

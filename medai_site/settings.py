@@ -280,7 +280,7 @@ REST_FRAMEWORK = {
     # session (with CSRF). The bearer class comes first so a 401 names the Bearer scheme.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "medai_site.api_auth.BearerTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "medai_site.api_auth.VerifiedSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",

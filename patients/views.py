@@ -24,9 +24,11 @@ from .selectors import patient_get, patient_search
 
 
 @page
-@require_GET
+@require_http_methods(["GET", "POST"])
 def patient_search_view(request: HttpRequest) -> HttpResponse:
-    form = PatientSearchForm(request.GET or None)
+    # POST, not GET: names, phones and ids are PHI and must not end up in URLs, browser history
+    # or proxy logs. A GET shows the empty form.
+    form = PatientSearchForm(request.POST if request.method == "POST" else None)
     results = None
     if form.is_bound and form.is_valid() and form.cleaned_data["q"].strip():
         results = list(patient_search(viewer=request.user, query=form.cleaned_data["q"]))

@@ -50,6 +50,8 @@ def test_visit_to_accepted_advice(live_server, demo_population, broker, worker, 
     page.get_by_role("link", name="Find patient").click()
     page.get_by_label("Name, MRN, phone or national ID").fill(patient.full_name)
     page.get_by_role("button", name="Search").click()
+    page.get_by_role("link", name=patient.full_name).first.wait_for()
+    assert patient.family_name not in page.url  # searched by POST: PHI stays out of the URL
     screenshot(page, "03-search-results")
     page.get_by_role("link", name=patient.full_name).first.click()
     page.wait_for_url(re.compile(rf".*/patients/{patient.pk}/$"))

@@ -37,7 +37,7 @@ def _open(client, mrn="MRN-B-0001", reason=REASON):
 
 
 def test_search_and_404_offer_emergency_access_to_doctors(client_a, patient_b):
-    search = client_a.get(reverse("patient_search"), {"q": "MRN-B-0001"}).content.decode()
+    search = client_a.post(reverse("patient_search"), {"q": "MRN-B-0001"}).content.decode()
     assert reverse("break_glass") in search
     assert "Emergency access (break the glass)" in search
     chart = client_a.get(reverse("patient_chart", args=[patient_b.pk]))

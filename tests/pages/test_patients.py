@@ -18,13 +18,13 @@ CHART_QUERY_BOUND = 22
 
 @pytest.mark.parametrize("query", ["Mei Lin", "Lin", "mrn-a-0001", "+1 555 0100", "ID-A-1"])
 def test_search_finds_by_name_mrn_phone_national_id(client_a, patient_a, query):
-    response = client_a.get(reverse("patient_search"), {"q": query})
+    response = client_a.post(reverse("patient_search"), {"q": query})
     assert response.status_code == 200
     assert reverse("patient_chart", args=[patient_a.pk]) in response.content.decode()
 
 
 def test_search_never_shows_another_care_teams_patient(client_a, patient_b):
-    response = client_a.get(reverse("patient_search"), {"q": "MRN-B-0001"})
+    response = client_a.post(reverse("patient_search"), {"q": "MRN-B-0001"})
     assert reverse("patient_chart", args=[patient_b.pk]) not in response.content.decode()
     assert b"No patient in your care teams matches" in response.content
 

@@ -91,8 +91,6 @@ class Canaries:
         return found
 
 
-
-
 def _body(response_or_html: object) -> str:
     html = getattr(response_or_html, "content", response_or_html)
     if isinstance(html, bytes):
@@ -330,8 +328,8 @@ def test_canaries_planted_everywhere_appear_only_in_encrypted_columns(
         assert recorded.status_code == 302, recorded.content.decode()[:2000]
         page.get(recorded["Location"])
         page.get(reverse("dashboard"))
-        page.get(reverse("patient_search"), {"q": given})
-        page.get(reverse("patient_search"), {"q": canaries.phone(4)})
+        page.post(reverse("patient_search"), {"q": given})
+        page.post(reverse("patient_search"), {"q": canaries.phone(4)})
         # A form refused with the canary in it: echoed to the doctor, but nowhere else.
         refused = page.post(
             reverse("patient_register"),
