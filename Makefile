@@ -28,7 +28,7 @@ run: install
 
 ## test: the whole suite against PostgreSQL and Redis on 127.0.0.1 (see README)
 test: install
-	MEDAI_PROFILE=test $(BIN)/python -m pytest
+	MEDAI_PROFILE=test PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check .

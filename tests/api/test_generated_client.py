@@ -9,6 +9,7 @@ worker in this test: the advice request is computed in-process with ``advice_com
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 import urllib.request
@@ -48,6 +49,11 @@ def generated_client(live_server, tmp_path, monkeypatch):
         text=True,
         timeout=300,
         check=False,
+        # The generator formats its output with ruff, which it looks up on PATH: use the venv's.
+        env={
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        },
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Warning" not in result.stdout + result.stderr, result.stdout + result.stderr
