@@ -61,3 +61,14 @@ class AwareDateTimeField(serializers.DateTimeField):
         if isinstance(value, dt.datetime) and timezone.is_naive(value):
             self.fail("naive")
         return super().enforce_timezone(value)
+
+
+class StrictCharField(serializers.CharField):
+    """Text that must arrive as a JSON string: DRF's CharField would turn ``0`` into ``"0"``."""
+
+    default_error_messages = {"invalid": "A string is required."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from medai_site.api_auth import Scope
-from medai_site.api_fields import IdField
+from medai_site.api_fields import IdField, StrictCharField
 from medai_site.api_pagination import page_parameters, paginated, paginated_response
 from medai_site.errors import InvalidInput
 from medai_site.idempotency import idempotent_create
@@ -30,8 +30,8 @@ LIST_FIELDS = ("id", "mrn", "sex", "given_name", "family_name", "birth_date")
 
 
 class AllergySerializer(serializers.Serializer):
-    substance = serializers.CharField(max_length=100)
-    reaction = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    substance = StrictCharField(max_length=100)
+    reaction = StrictCharField(max_length=2000, required=False, allow_blank=True)
     severity = serializers.ChoiceField(
         choices=Allergy.Severity.choices, required=False, default=Allergy.Severity.MODERATE
     )
@@ -42,7 +42,7 @@ class AllergySerializer(serializers.Serializer):
 
 class CareTeamSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    name = serializers.CharField()
+    name = StrictCharField()
 
     class Meta:
         ref_name = "CareTeam"
@@ -52,8 +52,8 @@ class PatientSummarySerializer(serializers.Serializer):
     """A list row: enough to identify the patient, nothing more is decrypted."""
 
     id = serializers.IntegerField()
-    mrn = serializers.CharField()
-    name = serializers.CharField(source="full_name")
+    mrn = StrictCharField()
+    name = StrictCharField(source="full_name")
     sex = serializers.ChoiceField(choices=Patient.Sex.choices)
     birth_date = serializers.DateField()
 
@@ -63,16 +63,16 @@ class PatientSummarySerializer(serializers.Serializer):
 
 class PatientDetailSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    mrn = serializers.CharField()
+    mrn = StrictCharField()
     sex = serializers.ChoiceField(choices=Patient.Sex.choices)
-    given_name = serializers.CharField()
-    family_name = serializers.CharField()
+    given_name = StrictCharField()
+    family_name = StrictCharField()
     birth_date = serializers.DateField()
-    phone = serializers.CharField()
-    email = serializers.CharField()
-    address = serializers.CharField()
-    national_id = serializers.CharField()
-    emergency_contact = serializers.CharField()
+    phone = StrictCharField()
+    email = StrictCharField()
+    address = StrictCharField()
+    national_id = StrictCharField()
+    emergency_contact = StrictCharField()
     allergies = AllergySerializer(many=True)
     care_teams = CareTeamSerializer(many=True)
     created_at = serializers.DateTimeField()
@@ -91,14 +91,14 @@ class _PatientFieldsSerializer(serializers.Serializer):
         help_text="4–32 letters, digits or hyphens; stored in capitals.",
     )
     sex = serializers.ChoiceField(choices=Patient.Sex.choices)
-    given_name = serializers.CharField(max_length=100)
-    family_name = serializers.CharField(max_length=100)
+    given_name = StrictCharField(max_length=100)
+    family_name = StrictCharField(max_length=100)
     birth_date = serializers.DateField()
-    phone = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    phone = StrictCharField(max_length=40, required=False, allow_blank=True)
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
-    address = serializers.CharField(max_length=2000, required=False, allow_blank=True)
-    national_id = serializers.CharField(max_length=40, required=False, allow_blank=True)
-    emergency_contact = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    address = StrictCharField(max_length=2000, required=False, allow_blank=True)
+    national_id = StrictCharField(max_length=40, required=False, allow_blank=True)
+    emergency_contact = StrictCharField(max_length=2000, required=False, allow_blank=True)
 
 
 def _care_teams_for(actor: Any, team_ids: list[int] | None) -> QuerySet[CareTeam]:
@@ -189,7 +189,7 @@ class PatientSearchApi(APIView):
     required_scopes = {"POST": Scope.PATIENTS_READ}
 
     class InputSerializer(serializers.Serializer):
-        q = serializers.CharField(
+        q = StrictCharField(
             max_length=200, help_text="MRN, full/given/family name, phone or national id."
         )
 

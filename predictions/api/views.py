@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from medai_site.api_auth import IsHospitalAdmin, Scope
-from medai_site.api_fields import IdField
+from medai_site.api_fields import IdField, StrictCharField
 from medai_site.errors import NotFound
 from medai_site.idempotency import idempotent_create
 from predictions.feedback import feedback_record
@@ -51,7 +51,7 @@ class AdviceRequestSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     dispatched_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
-    error = serializers.CharField(help_text="Why it failed (empty unless failed); never PHI.")
+    error = StrictCharField(help_text="Why it failed (empty unless failed); never PHI.")
     advice_id = serializers.IntegerField(allow_null=True)
     poll_url = serializers.SerializerMethodField()
     advice_url = serializers.SerializerMethodField()
@@ -67,8 +67,8 @@ class AdviceRequestSerializer(serializers.Serializer):
 
 
 class ContributionSerializer(serializers.Serializer):
-    feature = serializers.CharField(help_text="The engine's feature name.")
-    label = serializers.CharField(help_text="The feature in plain words.")
+    feature = StrictCharField(help_text="The engine's feature name.")
+    label = StrictCharField(help_text="The feature in plain words.")
     value = serializers.JSONField(help_text="The visit's value of the feature (may be null).")
     contribution = serializers.FloatField(help_text="Signed, on the explanation's scale.")
 
@@ -77,8 +77,8 @@ class ContributionSerializer(serializers.Serializer):
 
 
 class RankedDiagnosisSerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="ICD-10 category, or 'other'.")
-    display = serializers.CharField()
+    code = StrictCharField(help_text="ICD-10 category, or 'other'.")
+    display = StrictCharField()
     probability = serializers.FloatField()
     rank = serializers.IntegerField()
 
@@ -87,9 +87,9 @@ class RankedDiagnosisSerializer(serializers.Serializer):
 
 
 class RiskSerializer(serializers.Serializer):
-    task = serializers.CharField()
-    name = serializers.CharField()
-    label = serializers.CharField()
+    task = StrictCharField()
+    name = StrictCharField()
+    label = StrictCharField()
     probability = serializers.FloatField()
     version = serializers.IntegerField()
     abstain = serializers.BooleanField()
@@ -100,9 +100,9 @@ class RiskSerializer(serializers.Serializer):
 
 
 class ExplanationSerializer(serializers.Serializer):
-    task = serializers.CharField()
-    predicted = serializers.CharField()
-    scale = serializers.CharField()
+    task = StrictCharField()
+    predicted = StrictCharField()
+    scale = StrictCharField()
     baseline = serializers.FloatField()
     contributions = ContributionSerializer(many=True)
 
@@ -111,9 +111,9 @@ class ExplanationSerializer(serializers.Serializer):
 
 
 class AlertSerializer(serializers.Serializer):
-    rule = serializers.CharField()
+    rule = StrictCharField()
     severity = serializers.ChoiceField(choices=["critical", "high", "warning"])
-    message = serializers.CharField()
+    message = StrictCharField()
 
     class Meta:
         ref_name = "Alert"
@@ -122,10 +122,10 @@ class AlertSerializer(serializers.Serializer):
 class SimilarCaseSerializer(serializers.Serializer):
     visit_id = serializers.IntegerField()
     age = serializers.IntegerField()
-    sex = serializers.CharField()
-    visit_type = serializers.CharField()
+    sex = StrictCharField()
+    visit_type = StrictCharField()
     date = serializers.DateField()
-    diagnoses = serializers.ListField(child=serializers.CharField())
+    diagnoses = serializers.ListField(child=StrictCharField())
     distance = serializers.FloatField()
 
     class Meta:
@@ -133,11 +133,11 @@ class SimilarCaseSerializer(serializers.Serializer):
 
 
 class ModelUsedSerializer(serializers.Serializer):
-    task = serializers.CharField()
-    task_name = serializers.CharField()
+    task = StrictCharField()
+    task_name = StrictCharField()
     version = serializers.IntegerField()
     version_id = serializers.IntegerField()
-    algorithm = serializers.CharField()
+    algorithm = StrictCharField()
 
     class Meta:
         ref_name = "ModelUsed"
@@ -153,7 +153,7 @@ class AdvicePayloadSerializer(serializers.Serializer):
     risks = RiskSerializer(many=True)
     explanation = ExplanationSerializer(allow_null=True)
     abstained = serializers.BooleanField()
-    abstain_reasons = serializers.ListField(child=serializers.CharField())
+    abstain_reasons = serializers.ListField(child=StrictCharField())
     alerts = AlertSerializer(many=True)
     similar_cases = SimilarCaseSerializer(many=True)
     models = ModelUsedSerializer(many=True)
@@ -166,10 +166,10 @@ class AdvicePayloadSerializer(serializers.Serializer):
 class FeedbackSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     advice_id = serializers.IntegerField()
-    suggestion = serializers.CharField()
+    suggestion = StrictCharField()
     decision = serializers.ChoiceField(choices=Feedback.Decision.choices)
     reason = serializers.ChoiceField(choices=Feedback.Reason.choices, allow_blank=True)
-    comment = serializers.CharField()
+    comment = StrictCharField()
     rank = serializers.IntegerField(allow_null=True)
     diagnosis_id = serializers.IntegerField(allow_null=True)
     at = serializers.DateTimeField()
@@ -184,7 +184,7 @@ class AdviceStateSerializer(serializers.Serializer):
         choices=["none", "pending", "done", "failed"],
         help_text="none: never requested; pending: queued or computing; done; failed (see error).",
     )
-    error = serializers.CharField()
+    error = StrictCharField()
     request = AdviceRequestSerializer(allow_null=True)
     advice = AdvicePayloadSerializer(allow_null=True)
     feedback = FeedbackSerializer(many=True)
@@ -270,7 +270,7 @@ class AdviceFeedbackCreateApi(APIView):
     idempotent = True
 
     class InputSerializer(serializers.Serializer):
-        suggestion = serializers.CharField(
+        suggestion = StrictCharField(
             max_length=40, help_text="A suggested ICD-10 category, or a risk task's slug."
         )
         decision = serializers.ChoiceField(choices=Feedback.Decision.choices)
@@ -280,7 +280,7 @@ class AdviceFeedbackCreateApi(APIView):
             allow_blank=True,
             help_text="Required to override (or a comment).",
         )
-        comment = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+        comment = StrictCharField(max_length=2000, required=False, allow_blank=True)
 
         class Meta:
             ref_name = "FeedbackInput"
@@ -320,13 +320,13 @@ class AdviceFeedbackCreateApi(APIView):
 class ModelVersionSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     number = serializers.IntegerField()
-    algorithm = serializers.CharField()
+    algorithm = StrictCharField()
     created_at = serializers.DateTimeField()
     is_active = serializers.SerializerMethodField()
     training_job_id = serializers.IntegerField(allow_null=True)
-    artifact_sha256 = serializers.CharField()
-    data_hash = serializers.CharField()
-    library_versions = serializers.DictField(child=serializers.CharField())
+    artifact_sha256 = StrictCharField()
+    data_hash = StrictCharField()
+    library_versions = serializers.DictField(child=StrictCharField())
     metrics = serializers.DictField(help_text="Cross-validated metrics on the training data.")
     holdout_metrics = serializers.DictField(help_text="Metrics on the held-out patients.")
     comparison = serializers.DictField(help_text="Challenger vs champion on the same hold-out.")
@@ -340,12 +340,12 @@ class ModelVersionSerializer(serializers.Serializer):
 
 class PredictionTaskSerializer(serializers.Serializer):
     slug = serializers.SlugField()
-    name = serializers.CharField()
+    name = StrictCharField()
     kind = serializers.ChoiceField(choices=PredictionTask.Kind.choices)
     enabled = serializers.BooleanField()
-    disabled_reason = serializers.CharField()
-    intended_use = serializers.CharField()
-    limitations = serializers.CharField()
+    disabled_reason = StrictCharField()
+    intended_use = StrictCharField()
+    limitations = StrictCharField()
     active_version_id = serializers.IntegerField(allow_null=True)
     versions = ModelVersionSerializer(many=True)
 
@@ -358,9 +358,9 @@ class TrainingJobSerializer(serializers.Serializer):
     task = serializers.SlugField(source="task.slug")
     status = serializers.ChoiceField(choices=TrainingJob.Status.choices)
     trigger = serializers.ChoiceField(choices=TrainingJob.Trigger.choices)
-    stage = serializers.CharField()
+    stage = StrictCharField()
     percent = serializers.IntegerField()
-    error = serializers.CharField()
+    error = StrictCharField()
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
@@ -384,8 +384,8 @@ class ActivationEventSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=ActivationEvent.Action.choices)
     from_version_id = serializers.IntegerField(allow_null=True)
     to_version_id = serializers.IntegerField(allow_null=True)
-    reason = serializers.CharField()
-    actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
+    reason = StrictCharField()
+    actor = StrictCharField(source="actor.username", allow_null=True, default=None)
     at = serializers.DateTimeField()
 
     class Meta:
@@ -464,7 +464,7 @@ class ModelPromoteApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         version_id = IdField()
-        reason = serializers.CharField(max_length=2000)
+        reason = StrictCharField(max_length=2000)
 
         class Meta:
             ref_name = "ModelPromote"
@@ -495,7 +495,7 @@ class ModelRollbackApi(APIView):
     required_scopes = {"POST": Scope.MODELS_MANAGE}
 
     class InputSerializer(serializers.Serializer):
-        reason = serializers.CharField(max_length=2000)
+        reason = StrictCharField(max_length=2000)
 
         class Meta:
             ref_name = "ModelRollback"

@@ -97,6 +97,13 @@ def test_schemathesis_finds_no_server_error_and_no_cross_team_read(live_server, 
         "[[operations]]\n"
         'include-path-regex = "^/api/v1/(models|training-jobs)"\n'
         "checks.object_level_authorization.enabled = false\n"
+        # The fixed "path.visit_id" above replaces the wrongly-typed visit id that the coverage
+        # phase generates for this operation, so the request it then reports as "schema-violating
+        # but accepted" is in fact valid (a visit's real diagnosis, a 200). Every other check
+        # still runs here, and negative data rejection runs on every other operation.
+        "[[operations]]\n"
+        'include-path-regex = "^/api/v1/visits/[^/]+/diagnoses/"\n'
+        "checks.negative_data_rejection.enabled = false\n"
     )
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
     junit = REPORT_DIR / "schemathesis-junit.xml"

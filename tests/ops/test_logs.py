@@ -43,7 +43,7 @@ def test_failing_page_logs_its_request_id_and_no_phi(json_log, doctor_a, team_a,
     client = Client(raise_request_exception=False)
     client.force_login(doctor_a)
 
-    response = client.get("/patients/", {"q": CANARY})
+    response = client.post("/patients/", {"q": CANARY})
 
     assert response.status_code == 500
     request_id = response["X-Request-ID"]

@@ -17,7 +17,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from medai_site.api_auth import Scope
-from medai_site.api_fields import AwareDateTimeField, FiniteFloatField, UserSummarySerializer
+from medai_site.api_fields import (
+    AwareDateTimeField,
+    FiniteFloatField,
+    StrictCharField,
+    UserSummarySerializer,
+)
 from medai_site.api_pagination import page_parameters, paginated, paginated_response
 from medai_site.errors import InvalidInput, NotFound
 from medai_site.idempotency import idempotent_create
@@ -63,15 +68,15 @@ TEXT_MAX = 20_000  # free text per field; a visit note, not a document store
 
 # --- shared output shapes --------------------------------------------------------------------
 class ObservationSerializer(serializers.Serializer):
-    code = serializers.CharField(source="definition.code")
-    display = serializers.CharField(source="definition.display")
+    code = StrictCharField(source="definition.code")
+    display = StrictCharField(source="definition.display")
     category = serializers.ChoiceField(
         source="definition.category", choices=ObservationDefinition.Category.choices
     )
     value = serializers.FloatField(help_text="In the canonical unit.")
-    unit = serializers.CharField(source="definition.unit")
+    unit = StrictCharField(source="definition.unit")
     entered_value = serializers.FloatField()
-    entered_unit = serializers.CharField()
+    entered_unit = StrictCharField()
     interpretation = serializers.ChoiceField(
         choices=Observation.Interpretation.choices,
         allow_blank=True,
@@ -85,8 +90,8 @@ class ObservationSerializer(serializers.Serializer):
 
 class DiagnosisSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    code = serializers.CharField()
-    display = serializers.CharField()
+    code = StrictCharField()
+    display = StrictCharField()
     rank = serializers.ChoiceField(choices=Diagnosis.Rank.choices)
     status = serializers.ChoiceField(choices=Diagnosis.Status.choices)
     source = serializers.ChoiceField(choices=Diagnosis.Source.choices)
@@ -99,8 +104,8 @@ class DiagnosisSerializer(serializers.Serializer):
 
 class VisitPatientSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    mrn = serializers.CharField()
-    name = serializers.CharField(source="full_name")
+    mrn = StrictCharField()
+    name = StrictCharField(source="full_name")
     sex = serializers.ChoiceField(choices=Patient.Sex.choices)
     birth_date = serializers.DateField()
     allergies = AllergySerializer(many=True)
@@ -129,12 +134,12 @@ class VisitSummarySerializer(serializers.Serializer):
 
 class VisitDetailSerializer(VisitSummarySerializer):
     patient = VisitPatientSerializer()
-    chief_complaint = serializers.CharField()
-    history_present_illness = serializers.CharField()
-    past_history = serializers.CharField()
-    allergy_history = serializers.CharField()
-    physical_exam = serializers.CharField()
-    plan = serializers.CharField()
+    chief_complaint = StrictCharField()
+    history_present_illness = StrictCharField()
+    past_history = StrictCharField()
+    allergy_history = StrictCharField()
+    physical_exam = StrictCharField()
+    plan = StrictCharField()
     observations = ObservationSerializer(many=True)
     diagnoses = DiagnosisSerializer(many=True)
     advice_url = serializers.SerializerMethodField()
@@ -150,11 +155,11 @@ class VisitDetailSerializer(VisitSummarySerializer):
 
 # --- shared input shapes ---------------------------------------------------------------------
 class ObservationInputSerializer(serializers.Serializer):
-    code = serializers.CharField(
+    code = StrictCharField(
         max_length=20, help_text="LOINC or local code, see /observation-definitions."
     )
     value = FiniteFloatField()
-    unit = serializers.CharField(
+    unit = StrictCharField(
         max_length=20, required=False, allow_blank=True, help_text="Default: the canonical unit."
     )
 
@@ -163,7 +168,7 @@ class ObservationInputSerializer(serializers.Serializer):
 
 
 class DiagnosisInputSerializer(serializers.Serializer):
-    code = serializers.CharField(max_length=10, help_text="ICD-10 category or subcategory.")
+    code = StrictCharField(max_length=10, help_text="ICD-10 category or subcategory.")
     rank = serializers.ChoiceField(choices=Diagnosis.Rank.choices, default=Diagnosis.Rank.PRIMARY)
     status = serializers.ChoiceField(
         choices=Diagnosis.Status.choices, default=Diagnosis.Status.PROVISIONAL
@@ -176,14 +181,12 @@ class DiagnosisInputSerializer(serializers.Serializer):
 class _VisitTextSerializer(serializers.Serializer):
     visit_type = serializers.ChoiceField(choices=Visit.Type.choices, required=False)
     start = AwareDateTimeField(required=False)
-    chief_complaint = serializers.CharField(max_length=TEXT_MAX, required=False, allow_blank=True)
-    history_present_illness = serializers.CharField(
-        max_length=TEXT_MAX, required=False, allow_blank=True
-    )
-    past_history = serializers.CharField(max_length=TEXT_MAX, required=False, allow_blank=True)
-    allergy_history = serializers.CharField(max_length=TEXT_MAX, required=False, allow_blank=True)
-    physical_exam = serializers.CharField(max_length=TEXT_MAX, required=False, allow_blank=True)
-    plan = serializers.CharField(max_length=TEXT_MAX, required=False, allow_blank=True)
+    chief_complaint = StrictCharField(max_length=TEXT_MAX, required=False, allow_blank=True)
+    history_present_illness = StrictCharField(max_length=TEXT_MAX, required=False, allow_blank=True)
+    past_history = StrictCharField(max_length=TEXT_MAX, required=False, allow_blank=True)
+    allergy_history = StrictCharField(max_length=TEXT_MAX, required=False, allow_blank=True)
+    physical_exam = StrictCharField(max_length=TEXT_MAX, required=False, allow_blank=True)
+    plan = StrictCharField(max_length=TEXT_MAX, required=False, allow_blank=True)
     observations = ObservationInputSerializer(many=True, required=False, max_length=200)
 
 
@@ -433,11 +436,11 @@ class VisitDiagnosisUpdateApi(APIView):
 # --- reference data ------------------------------------------------------------------------------
 class ObservationDefinitionListApi(APIView):
     class OutputSerializer(serializers.Serializer):
-        code = serializers.CharField()
-        display = serializers.CharField()
+        code = StrictCharField()
+        display = StrictCharField()
         category = serializers.ChoiceField(choices=ObservationDefinition.Category.choices)
-        unit = serializers.CharField(help_text="Canonical UCUM unit; values are stored in it.")
-        alternative_units = serializers.ListField(child=serializers.CharField())
+        unit = StrictCharField(help_text="Canonical UCUM unit; values are stored in it.")
+        alternative_units = serializers.ListField(child=StrictCharField())
         decimals = serializers.IntegerField()
         plausible_low = serializers.FloatField(allow_null=True)
         plausible_high = serializers.FloatField(allow_null=True)
@@ -461,8 +464,8 @@ class ObservationDefinitionListApi(APIView):
 
 
 class Icd10CodeSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    display = serializers.CharField()
+    code = StrictCharField()
+    display = StrictCharField()
 
     class Meta:
         ref_name = "Icd10Code"
@@ -470,7 +473,7 @@ class Icd10CodeSerializer(serializers.Serializer):
 
 class Icd10SearchApi(APIView):
     class FilterSerializer(serializers.Serializer):
-        q = serializers.CharField(max_length=100, allow_blank=True, help_text="Code or words.")
+        q = StrictCharField(max_length=100, allow_blank=True, help_text="Code or words.")
         limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
 
     @extend_schema(
