@@ -32,7 +32,7 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from .errors import Conflict, InvalidInput
 from .models import ApiToken
-from .roles import is_admin
+from .roles import is_admin, may_train_models
 
 Scope = ApiToken.Scope
 TOKEN_PREFIX = "medai_"  # noqa: S105 (a public marker that makes leaked tokens greppable, not a secret)
@@ -67,6 +67,11 @@ def api_token_create(
         raise InvalidInput("Name the client the token is for.", fields={"name": ["Required."]})
     if not getattr(user, "is_active", False):
         raise InvalidInput("The token's user is inactive.", fields={"user": ["Inactive user."]})
+    if Scope.MODELS_MANAGE in scopes and not may_train_models(user):
+        raise InvalidInput(
+            "This user's role may not manage models; a token cannot grant more than the role.",
+            fields={"scopes": ["models:manage is beyond this user's role."]},
+        )
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         name=name.strip(),
@@ -137,11 +142,14 @@ class VerifiedSessionAuthentication(SessionAuthentication):
 def request_scopes(request: Request) -> set[str]:
     """Scopes of the caller: a token's own; for a session, what the user's role allows."""
     if isinstance(request.auth, ApiToken):
-        return set(request.auth.scopes)
-    if not getattr(request.user, "is_authenticated", False):
+        granted = set(request.auth.scopes)
+    elif getattr(request.user, "is_authenticated", False):
+        granted = set(Scope.values)
+    else:
         return set()
-    granted = set(Scope.values)
-    if not is_admin(request.user):
+    # A scope never exceeds what the user's role allows (pages use the same rule). Checked only
+    # for the scope that needs it: the role look-up costs queries every other call can skip.
+    if Scope.MODELS_MANAGE in granted and not may_train_models(request.user):
         granted.discard(Scope.MODELS_MANAGE)
     return granted
 

@@ -69,7 +69,11 @@ class FormBodyMiddleware:
 
     @staticmethod
     def _refusal(request: HttpRequest) -> HttpResponse | None:
-        if not int(request.META.get("CONTENT_LENGTH") or 0):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return HttpResponse("Malformed Content-Length.", status=400, content_type="text/plain")
+        if not length:
             return None  # a bodiless POST (sign-out, close a visit)
         if request.content_type not in FORM_TYPES:
             return HttpResponse(

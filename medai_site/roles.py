@@ -29,3 +29,11 @@ def is_admin(user: object) -> bool:
 
 def is_doctor(user: object) -> bool:
     return has_role(user, DOCTOR)
+
+
+def may_train_models(user: object) -> bool:
+    """Starting training (pages, API and tokens alike): admins, or a doctor granted
+    ``predictions.add_trainingjob``. Promotion and rollback stay admin-only."""
+    return is_admin(user) or (
+        is_doctor(user) and user.has_perm("predictions.add_trainingjob")  # type: ignore[attr-defined]
+    )

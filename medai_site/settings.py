@@ -248,10 +248,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Advice (seconds) never waits behind training (minutes): separate queues, one worker may take both.
+# Advice (seconds) never waits behind training (minutes): separate queues served by separate
+# worker processes (Procfile/docker-compose "worker" takes advice, "trainer" training + the rest).
 CELERY_TASK_ROUTES = {
     "predictions.tasks.advice_compute": {"queue": "advice"},
-    "predictions.tasks.advice_outbox_relay": {"queue": "advice"},
     "predictions.tasks.training_job_run": {"queue": "training"},
 }
 # Hard limit below the visibility timeout above (2 h), so Redis never redelivers a live task.
@@ -322,7 +322,7 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# --- Logging: ids only, never PHI (see medai_site/logging_filters.py) ----------------------
+# --- Logging: ids only, never PHI (see medai_site/log_context.py) ----------------------
 LOG_FORMAT = env.str("MEDAI_LOG_FORMAT", default="plain" if PROFILE == "local" else "json")
 LOGGING = {
     "version": 1,

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from medai_site.audit import audit_record
-from medai_site.errors import Conflict, InvalidInput, NotFound
+from medai_site.errors import Conflict, Forbidden, InvalidInput, NotFound
 from medai_site.models import AuditEvent
 from medai_site.roles import is_admin, is_doctor
 
@@ -19,28 +19,38 @@ from .models import BreakGlassGrant, Patient
 MIN_REASON_LENGTH = 10  # "emergency" alone is not a reason a reviewer can check
 
 
-@transaction.atomic
 def break_glass_open(*, viewer: object, mrn: str, reason: str) -> BreakGlassGrant:
     """Grant the doctor time-limited access to the patient with this MRN, for a stated reason."""
     if not is_doctor(viewer):
-        raise InvalidInput("Only doctors can use emergency access.")
+        raise Forbidden("Only doctors can use emergency access.")
     reason = (reason or "").strip()
     if len(reason) < MIN_REASON_LENGTH:
         raise InvalidInput(
             "State the emergency (at least 10 characters); it is reviewed.",
             fields={"reason": ["Required."]},
         )
-    patient = Patient.objects.filter(mrn=(mrn or "").strip().upper()).first()
+    normalised_mrn = (mrn or "").strip().upper()
+    patient = Patient.objects.filter(mrn=normalised_mrn).first()
     if patient is None:
+        # Recorded, so that probing MRNs through emergency access leaves a trace.
+        audit_record(
+            actor=viewer,
+            action=AuditEvent.Action.DENIED,
+            object_type="patients.breakglassgrant",
+            object_id=normalised_mrn[:64],
+        )
         raise NotFound("No patient has this MRN.")
-    grant = BreakGlassGrant.objects.create(
-        patient=patient,
-        grantee=viewer,
-        reason=reason,
-        expires_at=timezone.now() + timedelta(minutes=settings.MEDAI_BREAK_GLASS_MINUTES),
-    )
-    # Recorded as the creation of a grant object: the audit row names patients.breakglassgrant.
-    audit_record(actor=viewer, action=AuditEvent.Action.CREATE, obj=grant, patient_id=patient.pk)
+    with transaction.atomic():
+        grant = BreakGlassGrant.objects.create(
+            patient=patient,
+            grantee=viewer,
+            reason=reason,
+            expires_at=timezone.now() + timedelta(minutes=settings.MEDAI_BREAK_GLASS_MINUTES),
+        )
+        # Recorded as the creation of a grant object: the audit row names patients.breakglassgrant.
+        audit_record(
+            actor=viewer, action=AuditEvent.Action.CREATE, obj=grant, patient_id=patient.pk
+        )
     return grant
 
 

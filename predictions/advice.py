@@ -188,8 +188,14 @@ def _store(
             )
             advice.model_versions.set([t.active_version for t in tasks])
     except IntegrityError:
-        # Another worker stored the same advice first (same inputs, same models): use it.
-        return Advice.objects.get(visit=visit, input_hash=digest, models_key=models_key)
+        # Another worker stored the same advice first (same inputs, same models): use it. If the
+        # clash was instead with another current advice for the visit, raise: the task retries.
+        existing = Advice.objects.filter(
+            visit=visit, input_hash=digest, models_key=models_key
+        ).first()
+        if existing is None:
+            raise
+        return existing
     return advice
 
 
@@ -348,7 +354,9 @@ def similar_cases(
                 "age": visit.age_years,
                 "sex": visit.patient.sex,
                 "visit_type": visit.visit_type,
-                "date": visit.start.date().isoformat(),
+                # Year only: the visits are other patients' (possibly outside the viewer's care
+                # teams), and full dates are identifiers (HIPAA Safe Harbor keeps the year).
+                "year": visit.start.year,
                 "diagnoses": confirmed,
                 "distance": round(float(distances[i]), 4),
             }

@@ -1,7 +1,7 @@
 """The advice outbox: an AdviceRequest row written in the visit's own transaction.
 
 The broker is told after commit (fast path); if the broker is down the row simply stays pending
-and the relay (``predictions.tasks.advice_outbox_relay``, on beat) hands it over later. Only the
+and the relay process (``manage.py relay_outbox``, Procfile "relay") hands it over later. Only the
 request id travels on the broker.
 """
 
@@ -43,7 +43,11 @@ def advice_request_dispatch(*, request_id: int) -> bool:
             type(exc).__name__,
         )
         return False
-    AdviceRequest.objects.filter(pk=request_id, status=AdviceRequest.Status.PENDING).update(
+    # DISPATCHED too: a re-dispatch by the relay restarts the clock, or every relay round would
+    # send the same request again until it is done.
+    AdviceRequest.objects.filter(
+        pk=request_id, status__in=[AdviceRequest.Status.PENDING, AdviceRequest.Status.DISPATCHED]
+    ).update(
         status=AdviceRequest.Status.DISPATCHED,
         dispatched_at=timezone.now(),
         dispatch_attempts=F("dispatch_attempts") + 1,

@@ -17,8 +17,14 @@ from medai_site.errors import Conflict, InvalidInput
 from .models import ActivationEvent, ModelVersion, PredictionTask
 
 
-def compare(challenger: dict[str, Any], champion: dict[str, Any] | None) -> dict[str, Any]:
-    """Decide promotion from metrics on the same held-out data; reasons in plain words."""
+def compare(
+    challenger: dict[str, Any], champion: dict[str, Any] | None, *, champion_unusable: str = ""
+) -> dict[str, Any]:
+    """Decide promotion from metrics on the same held-out data; reasons in plain words.
+
+    ``champion_unusable`` (why the active model could not be scored) keeps the challenger a
+    candidate: without a comparison, promotion is an admin's decision, not automatic.
+    """
     auc_margin = settings.MEDAI_PROMOTION_AUC_MARGIN
     ece_margin = settings.MEDAI_PROMOTION_ECE_MARGIN
     result: dict[str, Any] = {
@@ -26,6 +32,15 @@ def compare(challenger: dict[str, Any], champion: dict[str, Any] | None) -> dict
         "ece_margin": ece_margin,
         "challenger": {k: challenger.get(k) for k in ("roc_auc", "ece", "brier", "accuracy")},
     }
+    if champion_unusable:
+        result.update(
+            promote=False,
+            reasons=[
+                f"The active model could not be scored on the held-out visits ({champion_unusable}); "
+                "an admin should review this version and promote it."
+            ],
+        )
+        return result
     if champion is None:
         result.update(
             promote=True,
@@ -97,8 +112,19 @@ def version_promote(*, version: ModelVersion, reason: str, actor: object | None)
 def version_rollback(*, task: PredictionTask, reason: str, actor: object | None) -> ActivationEvent:
     """Re-activate the version that was active before the current one."""
     task = PredictionTask.objects.select_for_update().get(pk=task.pk)
+    # The activation that made the current version active (kill-switch events name the active
+    # version on both sides and are not activations).
     last = (
-        task.activations.filter(to_version=task.active_version).exclude(from_version=None).first()
+        task.activations.filter(
+            to_version=task.active_version,
+            action__in=[
+                ActivationEvent.Action.AUTO_PROMOTE,
+                ActivationEvent.Action.PROMOTE,
+                ActivationEvent.Action.ROLLBACK,
+            ],
+        )
+        .exclude(from_version=None)
+        .first()
     )
     if task.active_version is None or last is None:
         raise Conflict("There is no earlier version to roll back to.")

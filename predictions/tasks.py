@@ -45,13 +45,6 @@ def training_job_run(job_id: int) -> None:
     training_job_execute(job_id=job_id)
 
 
-@shared_task(name="predictions.tasks.advice_outbox_relay")
-def advice_outbox_relay() -> int:
-    from .relay import relay_pending
-
-    return relay_pending()
-
-
 @shared_task(name="predictions.tasks.training_job_watchdog")
 def training_job_watchdog() -> dict[str, int]:
     from .training import training_job_watchdog as watchdog

@@ -272,7 +272,7 @@ def _train_version(job: TrainingJob) -> ModelVersion:
     _progress(job.pk, "held-out comparison", 92)
     model = result.model
     holdout_metrics = _holdout_metrics(model, holdout, task)
-    champion_metrics = None
+    champion_metrics, unusable = None, ""
     if task.active_version is not None:
         try:
             champion = load_model(
@@ -283,8 +283,8 @@ def _train_version(job: TrainingJob) -> ModelVersion:
             logger.warning(
                 "champion of %s unusable for comparison: %s", task.slug, type(exc).__name__
             )
-            champion_metrics = {}
-    comparison = registry.compare(holdout_metrics, champion_metrics)
+            unusable = f"{type(exc).__name__}: {exc}"[:300]
+    comparison = registry.compare(holdout_metrics, champion_metrics, champion_unusable=unusable)
     comparison["holdout_visits"] = len(holdout)
 
     _progress(job.pk, "saving artifact", 96)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -64,8 +65,13 @@ def observation_validate(
         raise InvalidInput(
             f"Unknown observation code '{entry.code}'.", fields={entry.code: ["Unknown code."]}
         )
+    text = str(entry.value).strip()
+    if re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+", text):
+        # "1,200" could be a thousands separator or a decimal comma (1.2): never guess.
+        message = f"{definition.display}: '{text}' is ambiguous; write 1200 or 1.2 (no thousands separator)."
+        raise InvalidInput(message, fields={definition.code: [message]})
     try:
-        entered = float(str(entry.value).strip().replace(",", "."))
+        entered = float(text.replace(",", "."))  # a decimal comma ("38,5") is common in Europe
     except (TypeError, ValueError):
         raise InvalidInput(
             f"{definition.display}: '{entry.value}' is not a number.",

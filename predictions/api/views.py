@@ -124,7 +124,7 @@ class SimilarCaseSerializer(serializers.Serializer):
     age = serializers.IntegerField()
     sex = StrictCharField()
     visit_type = StrictCharField()
-    date = serializers.DateField()
+    year = serializers.IntegerField(help_text="Year of the visit (no full date: other patients)")
     diagnoses = serializers.ListField(child=StrictCharField())
     distance = serializers.FloatField()
 

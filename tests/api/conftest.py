@@ -12,6 +12,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from medai_site.api_auth import Scope, api_token_create
+from medai_site.roles import may_train_models
 from tests.factories import PatientFactory
 
 ALL_SCOPES = tuple(Scope.values)
@@ -35,7 +36,9 @@ def fresh_throttle_cache():
 
 @pytest.fixture
 def token_for(db) -> Callable[..., str]:
-    def make(user, scopes=ALL_SCOPES, days=30) -> str:
+    def make(user, scopes=None, days=30) -> str:
+        if scopes is None:  # every scope the user's role allows
+            scopes = [s for s in ALL_SCOPES if s != Scope.MODELS_MANAGE or may_train_models(user)]
         return api_token_create(
             user=user, name="test client", scopes=scopes, days=days, actor=None
         )[1]
@@ -45,7 +48,7 @@ def token_for(db) -> Callable[..., str]:
 
 @pytest.fixture
 def client_for(token_for) -> Callable[..., APIClient]:
-    def make(user, scopes=ALL_SCOPES) -> APIClient:
+    def make(user, scopes=None) -> APIClient:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(user, scopes)}")
         return client

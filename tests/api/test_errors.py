@@ -79,12 +79,12 @@ def test_unknown_api_paths_are_json_404_for_any_method(api_a, path, method):
 
 
 @pytest.mark.parametrize("visit_id", [2**63 - 1, 2**63, 10**25])
-def test_huge_ids_are_404_not_500(api_a, visit_id):
+def test_huge_ids_are_404_not_500(api_a, client_for, admin_user, visit_id):
+    assert client_for(admin_user).get(f"/api/v1/training-jobs/{visit_id}").status_code == 404
     for url in (
         f"/api/v1/visits/{visit_id}",
         f"/api/v1/visits/{visit_id}/advice",
         f"/api/v1/advice-requests/{visit_id}",
-        f"/api/v1/training-jobs/{visit_id}",
         f"/api/v1/patients/{visit_id}/visits",
     ):
         assert api_a.get(url).status_code == 404, url

@@ -47,7 +47,11 @@ def _population(name: str):
         for request in AdviceRequest.objects.filter(visit=visit):
             advice_compute(request_id=request.pk)
     token = api_token_create(
-        user=doctor, name=f"{name} client", scopes=Scope.values, days=1, actor=None
+        user=doctor,
+        name=f"{name} client",
+        scopes=[s for s in Scope.values if s != Scope.MODELS_MANAGE],  # a doctor's role
+        days=1,
+        actor=None,
     )[1]
     return doctor, patients, token
 

@@ -20,7 +20,7 @@ def procfile() -> dict[str, str]:
 
 def test_compose_names_every_service():
     services = compose()["services"]
-    assert set(services) == {"db", "redis", "migrate", "web", "worker", "beat", "relay"}
+    assert set(services) == {"db", "redis", "migrate", "web", "worker", "trainer", "beat", "relay"}
     assert services["db"]["image"].startswith("postgres:16")
     assert services["redis"]["image"].startswith("redis:7")
     assert "--appendonly" in services["redis"]["command"]
@@ -31,17 +31,23 @@ def test_compose_commands_match_the_procfile():
     """Same programs in both: what `make run` starts is what production runs."""
     services = compose()["services"]
     processes = procfile()
-    for name in ("web", "worker", "beat", "relay"):
+    for name in ("web", "worker", "trainer", "beat", "relay"):
         program = processes[name].split()[:3]
         command = services[name]["command"]
         assert command[: len(program)][0] == program[0], name
     assert services["worker"]["command"][:4] == ["celery", "-A", "medai_site", "worker"]
-    assert "advice,training,celery" in services["worker"]["command"]
-    assert "advice,training,celery" in processes["worker"]
+    # Advice and training on separate workers, in both: advice never queues behind training.
+    assert (
+        services["worker"]["command"][services["worker"]["command"].index("--queues") + 1]
+        == "advice"
+    )
+    assert "--queues advice " in processes["worker"]
+    assert "training,celery" in services["trainer"]["command"]
+    assert "--queues training,celery" in processes["trainer"]
 
 
 def test_production_services_get_production_profile():
-    for name in ("web", "worker", "beat", "relay", "migrate"):
+    for name in ("web", "worker", "trainer", "beat", "relay", "migrate"):
         env = compose()["services"][name]["environment"]
         assert env["MEDAI_PROFILE"] == "production"
         assert env["CELERY_BROKER_URL"].startswith("redis://redis")

@@ -143,7 +143,7 @@ def advice_payload(visit_id: int, *, abstained: bool = False) -> dict:
                 "age": 64,
                 "sex": "male",
                 "visit_type": "emergency",
-                "date": "2025-02-01",
+                "year": 2025,
                 "diagnoses": ["J18.9 Pneumonia, unspecified"],
                 "distance": 0.1,
             },

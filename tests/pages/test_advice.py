@@ -47,7 +47,7 @@ def test_done_panel_shows_everything_and_stops_polling(
         html.index(t) for t in ("critically low", "indicates hypoxaemia", "avoid amoxicillin")
     )
     assert critical < high < warning  # alerts by severity
-    assert "2025-02-01" in html  # similar case
+    assert ">2025<" in html  # similar case, by year only (other patients: no full dates)
     assert reverse("version_report", args=[model_version.pk]) in html
     assert html.count('value="accept"') == 2  # not for "other"
 

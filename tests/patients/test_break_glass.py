@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from medai_site.errors import Conflict, InvalidInput, NotFound
+from medai_site.errors import Conflict, Forbidden, InvalidInput, NotFound
 from medai_site.models import AuditEvent
 from patients.break_glass import (
     active_grant,
@@ -67,7 +67,10 @@ def test_grant_is_personal(doctor_a, doctor_b, outside_patient, team_a):
 def test_unknown_mrn_and_non_doctors_are_refused(doctor_a, admin_user):
     with pytest.raises(NotFound):
         break_glass_open(viewer=doctor_a, mrn="MRN-NOPE-1", reason=REASON)
-    with pytest.raises(InvalidInput):
+    assert AuditEvent.objects.filter(
+        actor=doctor_a, action=AuditEvent.Action.DENIED, object_id="MRN-NOPE-1"
+    ).exists()  # probing MRNs leaves a trace
+    with pytest.raises(Forbidden):
         break_glass_open(viewer=admin_user, mrn="MRN-NOPE-1", reason=REASON)
 
 

@@ -123,6 +123,9 @@ def test_the_relay_redispatches_a_request_the_broker_may_have_lost(
     assert len(advice_messages(broker, request.pk)) == 1
     assert advice_messages(broker, recent.pk) == []
     assert advice_messages(broker, done.pk) == []
+    # The re-dispatch restarts the clock: the next rounds do not send the same request again.
+    assert relay_pending() == 0
+    assert len(advice_messages(broker, request.pk)) == 1
 
 
 def test_tasks_are_registered_with_bounded_retries_and_limits_below_the_visibility_timeout():

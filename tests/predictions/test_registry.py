@@ -175,3 +175,23 @@ def test_kill_switch_disables_a_task_without_deleting_versions_and_is_recorded(
     task_set_enabled(task=task, enabled=True, reason="retrained and checked", actor=admin_user)
     task.refresh_from_db()
     assert (task.enabled, task.disabled_reason) == (True, "")
+
+
+def test_rollback_still_works_after_the_kill_switch(two_versions, admin_user):
+    """Kill-switch events name the active version on both sides; rollback must look past them."""
+    first, candidate = two_versions
+    version_promote(version=candidate, reason="validated", actor=admin_user)
+    task = candidate.task
+    task_set_enabled(task=task, enabled=False, reason="drift alert", actor=admin_user)
+    task_set_enabled(task=task, enabled=True, reason="checked", actor=admin_user)
+    event = version_rollback(task=task, reason="back to the known one", actor=admin_user)
+    assert (event.from_version, event.to_version) == (candidate, first)
+
+
+def test_an_unusable_champion_keeps_the_challenger_a_candidate():
+    """Without a comparison promotion is an admin's decision, with the reason shown."""
+    result = compare(
+        {"roc_auc": 0.9, "ece": 0.02}, None, champion_unusable="ArtifactIntegrityError"
+    )
+    assert result["promote"] is False
+    assert "could not be scored" in result["reasons"][0]

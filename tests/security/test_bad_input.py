@@ -48,7 +48,11 @@ def unchanged() -> Iterator[None]:
 @pytest.fixture
 def api(doctor_a) -> APIClient:
     secret = api_token_create(
-        user=doctor_a, name="hostile client", scopes=Scope.values, days=1, actor=None
+        user=doctor_a,
+        name="hostile client",
+        scopes=[s for s in Scope.values if s != Scope.MODELS_MANAGE],  # a doctor's role
+        days=1,
+        actor=None,
     )[1]
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")

@@ -282,3 +282,17 @@ def test_unknown_visit_fields_are_refused(patient, doctor_a, visit):
         create(patient, doctor_a, diagnosis="flu")
     with pytest.raises(InvalidInput, match="Unknown visit field"):
         visit_update(visit=visit, actor=doctor_a, request_advice=False, status="closed")
+
+
+def test_thousands_separator_is_refused_not_guessed():
+    """'1,200' is ambiguous (1200 or 1.2): refused with a clear message; '38,5' is a decimal comma."""
+    from visits.models import ObservationDefinition
+    from visits.services import ObservationInput, observation_validate
+
+    glucose = ObservationDefinition.objects.get(code="2345-7")
+    with pytest.raises(InvalidInput, match="ambiguous"):
+        observation_validate(ObservationInput("2345-7", "1,200", "mg/dL"), glucose)
+    temperature = ObservationDefinition.objects.get(code="8310-5")
+    assert (
+        observation_validate(ObservationInput("8310-5", "38,5", "Cel"), temperature).value == 38.5
+    )
