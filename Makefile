@@ -21,7 +21,7 @@ install: $(STAMP)
 ## run: the app on its embedded defaults (SQLite, filesystem broker, real worker + beat + relay)
 run: install
 	MEDAI_PROFILE=local $(BIN)/python manage.py migrate --no-input
-	MEDAI_PROFILE=local $(BIN)/python manage.py seed_demo --if-empty
+	MEDAI_PROFILE=local $(BIN)/python manage.py seed_demo --if-empty --train
 	MEDAI_PROFILE=local $(BIN)/python manage.py collectstatic --no-input -v0
 	@echo "MedAI on http://127.0.0.1:8000/  (Ctrl-C stops web, worker, beat and relay)"
 	MEDAI_PROFILE=local PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start -f Procfile

@@ -560,7 +560,7 @@ class AdviceAdmin(PatientScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             format_html_join(
                 "",
                 "<li>visit {} ({}): {}</li>",
-                ((c["visit_id"], c["date"], "; ".join(c["diagnoses"])) for c in cases),
+                ((c["visit_id"], c.get("year", ""), "; ".join(c["diagnoses"])) for c in cases),
             ),
         )
 

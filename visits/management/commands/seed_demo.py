@@ -35,6 +35,11 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=7)
         parser.add_argument("--if-empty", action="store_true", help="Do nothing if patients exist.")
         parser.add_argument("--allow-production", action="store_true")
+        parser.add_argument(
+            "--train",
+            action="store_true",
+            help="Queue a training job per prediction task, so the demo's advice has models.",
+        )
 
     def handle(
         self,
@@ -64,6 +69,8 @@ class Command(BaseCommand):
                 f"Loaded {report.patients} patients, {report.visits} visits, {report.observations} "
                 f"observations, {report.diagnoses} diagnoses in {time.perf_counter() - started:.1f} s."
             )
+            if opts.get("train"):
+                self._queue_training()
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for username, _, _, role, team in DEMO_USERS:
             self.stdout.write(f"  {username:<10} {role}{f' — care team {team}' if team else ''}")
@@ -73,6 +80,17 @@ class Command(BaseCommand):
         )
         self.stdout.write("The admin site also asks for a one-time code (two-factor):")
         self.stdout.write("  " + enrolment_text(device))
+
+    def _queue_training(self) -> None:
+        from predictions.models import PredictionTask, TrainingJob
+        from predictions.training import training_job_start
+
+        for task in PredictionTask.objects.all():
+            training_job_start(task=task, actor=None, trigger=TrainingJob.Trigger.ADMIN)
+        self.stdout.write(
+            "Training jobs queued for every prediction task: the worker trains the first models in "
+            "a few minutes (watch them under Models); until then advice has the rules only."
+        )
 
     def _users_and_teams(self) -> tuple[list[CareTeam], list[User]]:
         teams, attendings = [], []
