@@ -41,3 +41,4 @@ lint: install
 bench: install
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_engine.py
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_advice.py
+	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_search.py
