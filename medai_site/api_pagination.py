@@ -38,10 +38,21 @@ def paginated_response(
     request: Request,
     view: Any,
     ordering: str = "id",
+    audit_patients: bool = False,
 ) -> Response:
+    """``audit_patients``: the rows are patients whose PHI the page shows; record a view of each."""
     paginator = ApiCursorPagination()
     paginator.ordering = ordering
     page = paginator.paginate_queryset(queryset, request, view=view)
+    if audit_patients:
+        from .audit import audit_record_many
+        from .models import AuditEvent
+
+        audit_record_many(
+            actor=request.user,
+            action=AuditEvent.Action.VIEW,
+            patient_ids=[p.pk for p in page or []],
+        )
     data = serializer_class(page, many=True, context={"request": request}).data
     return paginator.get_paginated_response(data)
 

@@ -18,7 +18,7 @@ from django.http import HttpRequest
 
 from medai_site.access import visible_patients
 from medai_site.admin import MedaiAdminMixin, ReadOnlyInlineMixin, copy_saved_state
-from medai_site.audit import audit_record
+from medai_site.audit import audit_record, audit_record_many
 from medai_site.errors import Conflict, InvalidInput
 from medai_site.models import AuditEvent
 
@@ -110,6 +110,18 @@ class PatientAdmin(MedaiAdminMixin, admin.ModelAdmin):
             },
         ),
     )
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        """The list shows decrypted names: record a view of every patient on the page."""
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:
+            audit_record_many(
+                actor=request.user,
+                action=AuditEvent.Action.VIEW,
+                patient_ids=[p.pk for p in changelist.result_list],
+            )
+        return response
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Patient]:
         return visible_patients(request.user).prefetch_related("care_teams")

@@ -152,7 +152,11 @@ class PatientListCreateApi(APIView):
     def get(self, request: Request) -> Response:
         patients = patient_list(viewer=request.user).prefetch_related(None).only(*LIST_FIELDS)
         return paginated_response(
-            queryset=patients, serializer_class=PatientSummarySerializer, request=request, view=self
+            queryset=patients,
+            serializer_class=PatientSummarySerializer,
+            request=request,
+            view=self,
+            audit_patients=True,
         )
 
     @extend_schema(

@@ -102,3 +102,21 @@ def test_admin_report_and_csv_export_per_patient_and_user(client, admin_user, do
     assert all(r["user"] == "doctor_a" for r in rows)
     assert AuditEvent.objects.filter(action=AuditEvent.Action.EXPORT, actor=admin_user).count() == 2
     assert audit_verify()[1] == []
+
+
+def test_lists_of_patients_record_a_view_of_each_and_keep_the_chain(client, doctor_a, team_a):
+    """A page of names is an access to each patient on it; the bulk insert stays chained."""
+    from tests.factories import VisitFactory
+
+    patients = [PatientFactory(care_teams=[team_a]) for _ in range(3)]
+    for patient in patients:  # the dashboard lists patients with visits
+        VisitFactory(patient=patient, attending=doctor_a)
+    client.force_login(doctor_a)
+    assert client.get("/").status_code == 200
+    viewed = set(
+        AuditEvent.objects.filter(actor=doctor_a, action=AuditEvent.Action.VIEW).values_list(
+            "patient_id", flat=True
+        )
+    )
+    assert {p.pk for p in patients} <= viewed
+    assert audit_verify()[1] == []
