@@ -238,7 +238,9 @@ class PatientVisitListCreateApi(APIView):
         responses={200: paginated(VisitSummarySerializer, "VisitPage")},
     )
     def get(self, request: Request, patient_id: int) -> Response:
-        patient = patient_get(viewer=request.user, patient_id=patient_id, audit=False)
+        patient = patient_get(
+            viewer=request.user, patient_id=patient_id
+        )  # audited: a read of the record
         filters = self.FilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         visits = (
