@@ -30,8 +30,9 @@ from rest_framework.authentication import (
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
+from .audit import audit_record
 from .errors import Conflict, InvalidInput
-from .models import ApiToken
+from .models import ApiToken, AuditEvent
 from .roles import is_admin, may_train_models
 
 Scope = ApiToken.Scope
@@ -81,6 +82,7 @@ def api_token_create(
         scopes=scopes,
         expires_at=timezone.now() + dt.timedelta(days=days),
     )
+    audit_record(actor=actor, action=AuditEvent.Action.CREATE, obj=token)  # never the secret
     return token, secret
 
 
@@ -91,6 +93,9 @@ def api_token_revoke(*, token: ApiToken, actor: object | None) -> ApiToken:
         raise Conflict("This token is already revoked.")
     token.revoked_at = timezone.now()
     token.save(update_fields=["revoked_at"])
+    audit_record(
+        actor=actor, action=AuditEvent.Action.UPDATE, obj=token
+    )  # credentials: accounted for
     return token
 
 

@@ -174,6 +174,19 @@ class PatientAdmin(MedaiAdminMixin, admin.ModelAdmin):
             )
         copy_saved_state(obj, saved)
 
+    def save_related(
+        self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool
+    ) -> None:
+        super().save_related(request, form, formsets, change)
+        if change and "care_teams" in form.changed_data:
+            # Care teams decide who may read this record: the change is in the audit trail.
+            audit_record(
+                actor=request.user,
+                action=AuditEvent.Action.UPDATE,
+                obj=form.instance,
+                patient_id=form.instance.pk,
+            )
+
 
 class AllergyAdminForm(forms.ModelForm):
     class Meta:
@@ -240,6 +253,13 @@ class CareTeamAdmin(MedaiAdminMixin, admin.ModelAdmin):
             copy_saved_state(
                 obj, care_team_create(name=form.cleaned_data["name"], actor=request.user)
             )
+
+    def save_related(
+        self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool
+    ) -> None:
+        # Membership decides who may read which patients: every change is in the audit trail.
+        super().save_related(request, form, formsets, change)
+        audit_record(actor=request.user, action=AuditEvent.Action.UPDATE, obj=form.instance)
 
 
 @admin.register(BreakGlassGrant)

@@ -120,3 +120,28 @@ def test_lists_of_patients_record_a_view_of_each_and_keep_the_chain(client, doct
     )
     assert {p.pk for p in patients} <= viewed
     assert audit_verify()[1] == []
+
+
+def test_issuing_and_revoking_api_tokens_is_audited(doctor_a, admin_user):
+    from medai_site.api_auth import Scope, api_token_create, api_token_revoke
+
+    token, secret = api_token_create(
+        user=doctor_a, name="lab", scopes=[Scope.PATIENTS_READ], days=1, actor=admin_user
+    )
+    api_token_revoke(token=token, actor=admin_user)
+    events = AuditEvent.objects.filter(actor=admin_user, object_type="medai_site.apitoken")
+    assert list(events.order_by("id").values_list("action", flat=True)) == ["create", "update"]
+    assert not AuditEvent.objects.filter(object_id__contains=secret[-8:]).exists()
+
+
+def test_care_team_membership_changes_in_the_admin_are_audited(
+    client, admin_user, team_a, doctor_b
+):
+    client.force_login(admin_user)
+    url = f"/admin/patients/careteam/{team_a.pk}/change/"
+    members = [*team_a.members.values_list("pk", flat=True), doctor_b.pk]
+    response = client.post(url, {"name": team_a.name, "members": members})
+    assert response.status_code == 302
+    assert AuditEvent.objects.filter(
+        actor=admin_user, object_type="patients.careteam", object_id=str(team_a.pk)
+    ).exists()
