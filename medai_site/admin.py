@@ -81,6 +81,19 @@ class MedaiAdminMixin:
             return super().history_view(request, *args, **kwargs)  # type: ignore[misc]
 
 
+class ReadOnlyAdminMixin(MedaiAdminMixin):
+    """Rows written by services only: viewable by hospital admins, never added/changed/deleted."""
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class ReadOnlyInlineMixin:
     """Inlines that show rows written elsewhere (through services) and never edit them."""
 
@@ -102,7 +115,7 @@ class ReadOnlyInlineMixin:
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(MedaiAdminMixin, admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The audit trail is append-only: nobody adds, changes or deletes it here."""
 
     list_display = ("at", "actor", "action", "interface", "patient_id", "object_type", "object_id")
@@ -121,15 +134,6 @@ class AuditEventAdmin(MedaiAdminMixin, admin.ModelAdmin):
         if term.isdigit():  # a patient id; the column is numeric, so only digits are tried
             results |= queryset.filter(patient_id=int(term))
         return results, may_have_duplicates
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_urls(self) -> list[Any]:
         report = self.admin_site.admin_view(self.report_view)

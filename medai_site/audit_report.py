@@ -56,12 +56,12 @@ def audit_events_for(
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
 ) -> QuerySet[AuditEvent]:
-    from patients.models import Patient
+    from patients.models import Patient, normalise_mrn
 
     events = AuditEvent.objects.select_related("actor").order_by("at", "id")
     if mrn:
         patient_id = (
-            Patient.objects.filter(mrn=mrn.strip().upper()).values_list("pk", flat=True).first()
+            Patient.objects.filter(mrn=normalise_mrn(mrn)).values_list("pk", flat=True).first()
         )
         events = events.filter(patient_id=patient_id) if patient_id else events.none()
     if username:

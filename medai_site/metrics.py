@@ -278,9 +278,10 @@ def _token_ok(request: HttpRequest) -> bool:
 
 
 def _second_factor_ok(user: Any) -> bool:
-    """The admin requires a verified TOTP device (django-otp); the same staff session may scrape."""
-    is_verified = getattr(user, "is_verified", None)
-    return is_verified() if callable(is_verified) else True
+    """A staff session may scrape once sign-in is complete, second factor included."""
+    from .two_factor import second_factor_missing
+
+    return not second_factor_missing(user)
 
 
 @never_cache

@@ -14,7 +14,7 @@ from medai_site.errors import Conflict, Forbidden, InvalidInput, NotFound
 from medai_site.models import AuditEvent
 from medai_site.roles import is_admin, is_doctor
 
-from .models import BreakGlassGrant, Patient
+from .models import BreakGlassGrant, Patient, normalise_mrn
 
 MIN_REASON_LENGTH = 10  # "emergency" alone is not a reason a reviewer can check
 
@@ -29,7 +29,7 @@ def break_glass_open(*, viewer: object, mrn: str, reason: str) -> BreakGlassGran
             "State the emergency (at least 10 characters); it is reviewed.",
             fields={"reason": ["Required."]},
         )
-    normalised_mrn = (mrn or "").strip().upper()
+    normalised_mrn = normalise_mrn(mrn)
     patient = Patient.objects.filter(mrn=normalised_mrn).first()
     if patient is None:
         # Recorded, so that probing MRNs through emergency access leaves a trace.

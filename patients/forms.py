@@ -12,7 +12,7 @@ from medai_site.errors import DomainError, NotFound
 from medai_site.roles import is_admin
 
 from .break_glass import MIN_REASON_LENGTH, break_glass_open
-from .models import Allergy, BreakGlassGrant, CareTeam, Patient
+from .models import Allergy, BreakGlassGrant, CareTeam, Patient, normalise_mrn
 from .services import AllergyInput, patient_create
 
 ALLERGY_ROWS = 3
@@ -120,7 +120,7 @@ class PatientRegisterForm(forms.Form):
         ]
 
     def clean_mrn(self) -> str:
-        return self.cleaned_data["mrn"].strip().upper()
+        return normalise_mrn(self.cleaned_data["mrn"])
 
     def clean_birth_date(self) -> dt.date:
         born = self.cleaned_data["birth_date"]

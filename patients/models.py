@@ -21,6 +21,12 @@ from medai_site.encrypted_fields import (
     EncryptedTextField,
 )
 
+
+def normalise_mrn(mrn: str | None) -> str:
+    """MRNs are stored trimmed and in capitals; every look-up normalises the same way."""
+    return (mrn or "").strip().upper()
+
+
 MRN_VALIDATOR = RegexValidator(
     r"^[A-Z0-9][A-Z0-9-]{3,31}$", "MRN must be 4–32 capital letters, digits or hyphens."
 )

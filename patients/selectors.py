@@ -19,10 +19,9 @@ _MRN_LIKE = re.compile(r"^[A-Za-z0-9-]{4,32}$")
 
 
 def patient_list(*, viewer: object, query: str | None = None) -> QuerySet[Patient]:
-    patients = visible_patients(viewer).prefetch_related("allergies")
     if query:
         return patient_search(viewer=viewer, query=query)
-    return patients
+    return visible_patients(viewer).prefetch_related("allergies")
 
 
 def patient_search(*, viewer: object, query: str) -> QuerySet[Patient]:

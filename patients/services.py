@@ -13,7 +13,7 @@ from medai_site.audit import audit_record
 from medai_site.errors import Conflict, InvalidInput
 from medai_site.models import AuditEvent
 
-from .models import Allergy, CareTeam, Patient
+from .models import Allergy, CareTeam, Patient, normalise_mrn
 
 # Fields a caller may set on a patient; everything else is derived (blind indexes, timestamps).
 PATIENT_FIELDS = (
@@ -83,7 +83,7 @@ def patient_create(
     actor: object | None,
 ) -> Patient:
     check_birth_date(birth_date)
-    mrn = (mrn or "").strip().upper()
+    mrn = normalise_mrn(mrn)
     if Patient.objects.filter(mrn=mrn).exists():
         raise Conflict(
             "A patient with this MRN already exists.", fields={"mrn": ["Already in use."]}
@@ -124,7 +124,7 @@ def patient_update(*, patient: Patient, actor: object | None, **changes: object)
     if "birth_date" in changes:
         check_birth_date(changes["birth_date"])  # type: ignore[arg-type]
     if "mrn" in changes:
-        changes["mrn"] = str(changes["mrn"]).strip().upper()
+        changes["mrn"] = normalise_mrn(str(changes["mrn"]))
         if Patient.objects.filter(mrn=changes["mrn"]).exclude(pk=patient.pk).exists():
             raise Conflict(
                 "A patient with this MRN already exists.", fields={"mrn": ["Already in use."]}

@@ -22,7 +22,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from medai_site.admin import MedaiAdminMixin
+from medai_site.admin import MedaiAdminMixin, ReadOnlyAdminMixin
 from medai_site.audit import audit_record
 from medai_site.errors import DomainError
 from medai_site.models import AuditEvent
@@ -60,19 +60,6 @@ class ReasonActionForm(ActionForm):
             attrs={"size": 60, "placeholder": "Why (required to change models)"}
         ),
     )
-
-
-class ReadOnlyAdminMixin(MedaiAdminMixin):
-    """Rows written by services only: viewable by hospital admins, never added/changed/deleted."""
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def _reason(request: HttpRequest) -> str:

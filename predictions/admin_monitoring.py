@@ -18,7 +18,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
-from .admin import ReadOnlyAdminMixin, _pretty_json
+from medai_site.admin import ReadOnlyAdminMixin
+
+from .admin import _pretty_json
 from .models import ModelAlert, MonitoringSnapshot, PredictionTask
 from .monitoring_panel import task_panel
 

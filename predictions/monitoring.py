@@ -41,7 +41,7 @@ from visits.models import Diagnosis, ObservationDefinition, Visit
 
 from . import drift, registry
 from .models import Advice, Feedback, ModelAlert, ModelVersion, MonitoringSnapshot, PredictionTask
-from .visit_records import OTHER_CLASS, visits_frame
+from .visit_records import OTHER_CLASS, is_risk_positive, visits_frame
 
 logger = logging.getLogger(__name__)
 
@@ -446,7 +446,7 @@ def _risk_performance(
         for visit_id, code in Diagnosis.objects.filter(
             visit_id__in=visit_ids, status=Diagnosis.Status.CONFIRMED
         ).values_list("visit_id", "code")
-        if code.startswith(prefixes)
+        if is_risk_positive(code, prefixes)
     }
     scores, labels = [], []
     for _, visit_id, payload in advice:

@@ -102,12 +102,19 @@ def differential_labels(
     return labels.where(labels.isin(frequent), OTHER_CLASS)
 
 
+def is_risk_positive(code: str, positive_prefixes: Iterable[str]) -> bool:
+    """The one rule for a risk task's label: the ICD-10 code starts with a configured prefix."""
+    return code.startswith(tuple(positive_prefixes))
+
+
 def risk_labels(visit_ids: Iterable[int], *, positive_prefixes: list[str]) -> pd.Series:
     """1 when any confirmed diagnosis of the visit starts with one of ``positive_prefixes``."""
     visit_ids = list(visit_ids)
-    positive = set(
-        Diagnosis.objects.filter(visit_id__in=visit_ids, status=Diagnosis.Status.CONFIRMED)
-        .filter(code__regex=r"^({})".format("|".join(positive_prefixes)))
-        .values_list("visit_id", flat=True)
-    )
+    positive = {
+        visit_id
+        for visit_id, code in Diagnosis.objects.filter(
+            visit_id__in=visit_ids, status=Diagnosis.Status.CONFIRMED
+        ).values_list("visit_id", "code")
+        if is_risk_positive(code, positive_prefixes)
+    }
     return pd.Series({v: "1" if v in positive else "0" for v in visit_ids}, dtype=object)
