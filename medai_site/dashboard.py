@@ -1,42 +1,32 @@
 """Reads for the dashboard: the viewer's patients, visits, advice to review and critical alerts.
 
 Every query is scoped through ``visible_patients`` (care team; admins see everyone) and bounded,
-so the dashboard costs the same few queries at any hospital size.
+so the dashboard costs the same few queries at any hospital size. The advice lists are
+predictions' selectors (which read the typed payload); they are re-exported here for the page.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-from dataclasses import dataclass
-from typing import Any
-
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
 from patients.models import Patient
-from predictions.models import Advice
+from predictions.selectors import AlertItem, ReviewItem, advice_awaiting_review
+from predictions.selectors import critical_alerts_recent as recent_critical_alerts
 from visits.models import Visit
 
 from .access import visible_patients
 
 LIST_LIMIT = 12
-ALERT_WINDOW = dt.timedelta(days=7)
-
-
-@dataclass(frozen=True)
-class ReviewItem:
-    advice: Advice
-    visit: Visit
-    top: dict[str, Any] | None
-    abstained: bool
-
-
-@dataclass(frozen=True)
-class AlertItem:
-    advice: Advice
-    visit: Visit
-    messages: list[str]
+__all__ = [
+    "AlertItem",
+    "ReviewItem",
+    "advice_awaiting_review",
+    "my_patient_count",
+    "my_patients",
+    "recent_critical_alerts",
+    "todays_and_open_visits",
+]
 
 
 def my_patients(*, viewer: object, limit: int = LIST_LIMIT) -> QuerySet[Patient]:
@@ -63,52 +53,3 @@ def todays_and_open_visits(*, viewer: object, limit: int = LIST_LIMIT) -> QueryS
         .select_related("patient", "attending")
         .order_by("-start", "-id")[:limit]
     )
-
-
-def advice_awaiting_review(*, viewer: object, limit: int = LIST_LIMIT) -> list[ReviewItem]:
-    """Current advice on the viewer's open visits on which no suggestion has feedback yet."""
-    advice = (
-        Advice.objects.filter(
-            superseded=False,
-            visit__status=Visit.Status.OPEN,
-            visit__attending_id=getattr(viewer, "pk", None),
-            visit__patient__in=visible_patients(viewer).values("pk"),
-        )
-        .annotate(feedback_count=Count("feedback"))
-        .filter(feedback_count=0)
-        .select_related("visit__patient")
-        .order_by("-created_at")[:limit]
-    )
-    items = []
-    for item in advice:
-        payload = json.loads(item.payload)
-        diagnoses = payload.get("diagnoses") or []
-        items.append(
-            ReviewItem(
-                advice=item,
-                visit=item.visit,
-                top=diagnoses[0] if diagnoses else None,
-                abstained=item.abstained,
-            )
-        )
-    return items
-
-
-def recent_critical_alerts(*, viewer: object, limit: int = LIST_LIMIT) -> list[AlertItem]:
-    """Critical rule alerts in current advice of the last week, on the viewer's patients."""
-    advice = (
-        Advice.objects.filter(
-            superseded=False,
-            critical_alert_count__gt=0,
-            created_at__gte=timezone.now() - ALERT_WINDOW,
-            visit__patient__in=visible_patients(viewer).values("pk"),
-        )
-        .select_related("visit__patient")
-        .order_by("-created_at")[:limit]
-    )
-    items = []
-    for item in advice:
-        alerts = json.loads(item.payload).get("alerts") or []
-        messages = [a["message"] for a in alerts if a.get("severity") == "critical"]
-        items.append(AlertItem(advice=item, visit=item.visit, messages=messages))
-    return items

@@ -79,6 +79,23 @@ class EncryptedFieldMisuse(DomainError):
     status = 500
 
 
+class TrainingDataError(DomainError):
+    """The training snapshot cannot train a model (too few visits, one class); says why.
+
+    Also what the app makes of the engine's own data errors (predictions.ml.errors stay pure).
+    """
+
+    code = "training_data"
+    status = 422
+
+
+class AdviceFailed(DomainError):
+    """A permanent advice failure (e.g. an artifact failing its integrity check): no retry helps."""
+
+    code = "advice_failed"
+    status = 500
+
+
 def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 

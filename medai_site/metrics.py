@@ -181,7 +181,7 @@ def _advice_metrics() -> Iterator[Metric]:
 
 def _model_metrics() -> Iterator[Metric]:
     from predictions.models import ModelAlert, PredictionTask
-    from predictions.monitoring import latest_snapshots
+    from predictions.selectors import SYSTEM, monitoring_snapshots_latest
 
     enabled = GaugeMetricFamily(
         "medai_model_enabled",
@@ -201,7 +201,8 @@ def _model_metrics() -> Iterator[Metric]:
         "Largest input-feature PSI in the latest monitoring snapshot.",
         labels=["task", "version"],
     )
-    for snapshot in latest_snapshots():
+    # /metrics has checked its own token or staff session before the collector runs.
+    for snapshot in monitoring_snapshots_latest(viewer=SYSTEM):
         labels = [snapshot.task.slug, str(snapshot.version.number)]
         status.add_metric(labels, MONITORING_STATUS_VALUE.get(snapshot.status, 0))
         if snapshot.input_drift.get("psi_max") is not None:

@@ -408,14 +408,6 @@ MEDAI_TRAINING_CV_FOLDS = env.int("MEDAI_TRAINING_CV_FOLDS", default=5)
 # A dispatched advice request not done after this long is handed to the broker again (the
 # broker may have lost it, e.g. Redis restarted without persistence). Computing is idempotent.
 MEDAI_ADVICE_REDISPATCH_SECONDS = env.int("MEDAI_ADVICE_REDISPATCH_SECONDS", default=120)
-# Test-only hooks (integration tests kill a worker mid-task): seconds an advice computation waits
-# before storing, and a training job waits after its snapshot. Always 0 outside the test profile.
-MEDAI_TEST_ADVICE_DELAY = (
-    env.float("MEDAI_TEST_ADVICE_DELAY", default=0) if PROFILE == "test" else 0
-)
-MEDAI_TEST_TRAINING_DELAY = (
-    env.float("MEDAI_TEST_TRAINING_DELAY", default=0) if PROFILE == "test" else 0
-)
 # Break-the-glass: how long emergency access to a patient outside the care team lasts.
 MEDAI_BREAK_GLASS_MINUTES = env.int("MEDAI_BREAK_GLASS_MINUTES", default=60)
 

@@ -1,8 +1,8 @@
 """Admin for the model lifecycle: tasks, training jobs, versions, activations, advice, feedback.
 
 Everything here is a window on rows that services write. The admin changes state only through
-actions that call those services (``training_job_start``, ``registry.version_promote``,
-``registry.version_rollback``, ``registry.task_set_enabled``), each with a written reason typed
+actions that call those services (predictions/services: ``training_job_start``,
+``version_promote``, ``version_rollback``, ``task_set_enabled``), each with a written reason typed
 into the reason box beside the action menu; the services refuse an empty reason. Audit-relevant
 rows (versions, activation history, advice, feedback) are never added, changed or deleted here.
 Advice and feedback quote the visit, so they are scoped to the visits the admin may see, their
@@ -28,7 +28,6 @@ from medai_site.errors import DomainError
 from medai_site.models import AuditEvent
 from visits.selectors import visible_visits
 
-from . import registry
 from .models import (
     ActivationEvent,
     Advice,
@@ -38,6 +37,8 @@ from .models import (
     PredictionTask,
     TrainingJob,
 )
+from .payload import AdvicePayload, advice_payload
+from .services import registry
 
 METRIC_NAMES = (
     "roc_auc",
@@ -156,7 +157,7 @@ class PredictionTaskAdmin(MedaiAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Start a training job")
     def start_training(self, request: HttpRequest, queryset: QuerySet[PredictionTask]) -> None:
-        from .training import training_job_start  # the engine loads only when used
+        from .services.training import training_job_start  # the engine loads only when used
 
         def call(task: PredictionTask) -> str:
             job = training_job_start(
@@ -480,8 +481,8 @@ class AdviceAdmin(PatientScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     readonly_fields = fields
 
     @staticmethod
-    def _payload(advice: Advice) -> dict[str, Any]:
-        return json.loads(advice.payload)
+    def _payload(advice: Advice) -> AdvicePayload:
+        return advice_payload(advice)
 
     @admin.display(description="Model versions")
     def model_versions_display(self, advice: Advice) -> str:
@@ -492,8 +493,8 @@ class AdviceAdmin(PatientScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="Ranked diagnoses")
     def diagnoses_summary(self, advice: Advice) -> str:
         rows = [
-            (d["rank"], d["code"], d["display"], f"{d['probability']:.1%}")
-            for d in self._payload(advice).get("diagnoses", [])
+            (d.rank, d.code, d.display, f"{d.probability:.1%}")
+            for d in self._payload(advice).diagnoses
         ]
         if not rows:
             return "—"
@@ -504,7 +505,7 @@ class AdviceAdmin(PatientScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Risks")
     def risks_summary(self, advice: Advice) -> str:
-        risks = self._payload(advice).get("risks", [])
+        risks = self._payload(advice).risks
         if not risks:
             return "—"
         return format_html(
@@ -512,20 +513,20 @@ class AdviceAdmin(PatientScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             format_html_join(
                 "",
                 "<li>{} (v{}): {}</li>",
-                ((r["label"], r["version"], f"{r['probability']:.1%}") for r in risks),
+                ((r.label, r.version, f"{r.probability:.1%}") for r in risks),
             ),
         )
 
     @admin.display(description="Abstention")
     def abstention_summary(self, advice: Advice) -> str:
         payload = self._payload(advice)
-        if not payload.get("abstained"):
+        if not payload.abstained:
             return "no"
-        return "yes: " + "; ".join(payload.get("abstain_reasons", []))
+        return "yes: " + "; ".join(payload.abstain_reasons)
 
     @admin.display(description="Rule alerts")
     def alerts_summary(self, advice: Advice) -> str:
-        alerts = self._payload(advice).get("alerts", [])
+        alerts = self._payload(advice).alerts
         if not alerts:
             return "—"
         return format_html(
@@ -533,13 +534,13 @@ class AdviceAdmin(PatientScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             format_html_join(
                 "",
                 "<li>[{}] {}: {}</li>",
-                ((a["severity"], a["rule"], a["message"]) for a in alerts),
+                ((a.severity, a.rule, a.message) for a in alerts),
             ),
         )
 
     @admin.display(description="Similar past visits")
     def similar_summary(self, advice: Advice) -> str:
-        cases = self._payload(advice).get("similar_cases", [])
+        cases = self._payload(advice).similar_cases
         if not cases:
             return "—"
         return format_html(
@@ -547,7 +548,7 @@ class AdviceAdmin(PatientScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             format_html_join(
                 "",
                 "<li>visit {} ({}): {}</li>",
-                ((c["visit_id"], c.get("year", ""), "; ".join(c["diagnoses"])) for c in cases),
+                ((c.visit_id, c.year or "", "; ".join(c.diagnoses)) for c in cases),
             ),
         )
 

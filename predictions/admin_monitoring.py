@@ -4,7 +4,7 @@
 in plain words (ok / watch / act), its open alerts, and plots over time of the largest input PSI,
 live agreement and Brier score (inline SVG drawn on the server: no JavaScript, nothing inline
 that the Content-Security-Policy would block). Snapshots are written only by
-``predictions.monitoring``; alerts change only by being acknowledged.
+predictions/services/monitoring.py; alerts change only by being acknowledged (through it).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class MonitoringSnapshotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": "Model monitoring",
             "opts": self.model._meta,
-            "panels": [task_panel(task) for task in tasks],
+            "panels": [task_panel(task, viewer=request.user) for task in tasks],
             "recent": MonitoringSnapshot.objects.select_related("task", "version")[:20],
             **(extra_context or {}),
         }
@@ -126,7 +126,7 @@ class ModelAlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Acknowledge the selected alerts")
     def acknowledge(self, request: HttpRequest, queryset: QuerySet[ModelAlert]) -> None:
-        from .monitoring import alert_acknowledge
+        from .services.monitoring import alert_acknowledge
 
         count = 0
         for alert in queryset.filter(acknowledged_at__isnull=True):

@@ -3,3 +3,16 @@ from django.apps import AppConfig
 
 class PredictionsConfig(AppConfig):
     name = "predictions"
+
+    def ready(self) -> None:
+        # Predictions follows visits, never the other way round: it subscribes to visits' events
+        # (each becomes an advice request in the visit's transaction) and adds its advice panel
+        # to the visit page. Nothing here loads a model (artifacts load lazily on first use).
+        from visits.events import subscribe
+        from visits.panels import panel_register
+
+        from .services.outbox import on_visit_event
+        from .views import advice_panel_for_visit
+
+        subscribe(on_visit_event)
+        panel_register(advice_panel_for_visit)

@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from medai_site.encrypted_fields import EncryptedQuerySet, EncryptedTextField
-from visits.models import Diagnosis, Visit
+from visits.models import Diagnosis, Visit, VisitEvent
 
 
 class PredictionTask(models.Model):
@@ -152,7 +152,12 @@ class ActivationEvent(models.Model):
 
 
 class AdviceRequest(models.Model):
-    """The outbox row: written in the visit's transaction, relayed to Celery until done."""
+    """The outbox row: written for each visit event (or an explicit request), relayed to Celery.
+
+    ``event`` is the visit event it consumes: unique, so an event yields one request whoever
+    consumes it first (the subscriber in the visit's transaction, or the relay's sweep). Requests
+    made through the API, and those from before visit events existed, have none.
+    """
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -161,6 +166,13 @@ class AdviceRequest(models.Model):
         FAILED = "failed", "Failed"
 
     visit = models.ForeignKey(Visit, on_delete=models.CASCADE, related_name="advice_requests")
+    event = models.OneToOneField(
+        VisitEvent,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="advice_request",
+    )
     status = models.CharField(
         max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
     )

@@ -1,11 +1,12 @@
 """Model monitoring: is each active model still as good as on the day it was promoted?
 
-``monitoring_run`` takes one :class:`MonitoringSnapshot` per active model version, comparing the
-training snapshot (``TrainingJob.snapshot['visit_ids']``) with the visits of the last
-``MEDAI_MONITORING_WINDOW_DAYS`` days:
+This module orchestrates and words one look at an active model version (``snapshot_compute``),
+comparing the training snapshot (``TrainingJob.snapshot['visit_ids']``) with the visits of the
+last ``MEDAI_MONITORING_WINDOW_DAYS`` days; the statistics are the engine's
+(predictions/ml/drift.py), and predictions/services/monitoring.py stores the snapshot:
 
-- input drift per feature (predictions/drift.py: PSI, KS or chi-square, missing and out-of-range
-  rates, with the n behind each figure);
+- input drift per feature (PSI, KS or chi-square, missing and out-of-range rates, with the n
+  behind each figure);
 - output drift: what the model predicts on the window vs on its training visits (probability
   distribution, top class), and what was actually served (abstention, alert rate per rule);
 - live performance once labels arrive: served advice against confirmed diagnoses (top-1/top-3
@@ -19,37 +20,28 @@ through the registry's kill switch, with the reason recorded. Snapshots hold fig
 
 from __future__ import annotations
 
-import json
-import logging
-import math
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from django.conf import settings
-from django.db import transaction
-from django.utils import timezone
-from sklearn.metrics import roc_auc_score
+from django.db.models import QuerySet
 
-from medai_site.errors import Conflict
+from predictions.ml import drift
 from predictions.ml.artifacts import load_model
-from predictions.ml.errors import EngineError
-from visits.catalogue import BY_CODE
+from predictions.ml.drift import auc_ci, brier_ci, proportion_ci
 from visits.models import Diagnosis, ObservationDefinition, Visit
 
-from . import drift, registry
-from .models import Advice, Feedback, ModelAlert, ModelVersion, MonitoringSnapshot, PredictionTask
+from .models import Advice, Feedback, ModelVersion, PredictionTask
+from .payload import advice_payload
 from .visit_records import OTHER_CLASS, is_risk_positive, visits_frame
-
-logger = logging.getLogger(__name__)
+from .wording import feature_display
 
 # The reference sample is capped: PSI and the tests are as informative on 5000 visits as on
 # 50000, and the snapshot must stay cheap enough to run on demand.
 MAX_REFERENCE_VISITS = 5000
-BOOTSTRAP_SAMPLES = 500
-BOOTSTRAP_SEED = 0
+REFERENCE_SAMPLE_SEED = 0  # the same sample of a large reference on every run
 # Labelled visits needed before live performance can raise an alert (CIs too wide below).
 MIN_LABELLED = 30
 # Live figures this far below the promotion-day held-out figure are a real loss of performance.
@@ -58,139 +50,44 @@ PERFORMANCE_DROP = 0.05
 OVERRIDE_WATCH = 0.5
 
 
-# --- entry points ------------------------------------------------------------------------------
+def snapshot_compute(*, task: PredictionTask, now: datetime, window_days: int) -> dict[str, Any]:
+    """Everything one snapshot of ``task``'s active version holds, and its alerts (no writes).
 
-
-def monitoring_run(
-    *, task_id: int | None = None, now: datetime | None = None
-) -> list[MonitoringSnapshot]:
-    """One snapshot per task with an active version (only ``task_id`` when given)."""
-    tasks = PredictionTask.objects.filter(active_version__isnull=False).select_related(
-        "active_version__training_job"
-    )
-    if task_id is not None:
-        tasks = tasks.filter(pk=task_id)
-    snapshots = []
-    for task in tasks.order_by("slug"):
-        try:
-            snapshots.append(snapshot_take(task=task, now=now))
-        except EngineError as exc:
-            # An unusable artifact is the registry's and the advice path's concern; monitoring
-            # reports it and moves on to the other tasks.
-            logger.warning("monitoring of %s skipped: %s", task.slug, type(exc).__name__)
-    return snapshots
-
-
-def snapshot_take(
-    *, task: PredictionTask, now: datetime | None = None, window_days: int | None = None
-) -> MonitoringSnapshot:
-    """Compute and store one snapshot of ``task``'s active version; raise its alerts."""
+    Returns ``{"version", "status", "input_drift", "output_drift", "performance", "alerts"}``;
+    predictions/services/monitoring.py stores it.
+    """
     version = task.active_version
-    if version is None:
-        raise Conflict(f"{task} has no active model to monitor.")
-    now = now or timezone.now()
-    window_days = window_days or settings.MEDAI_MONITORING_WINDOW_DAYS
     since = now - timedelta(days=window_days)
-
     reference = visits_frame(Visit.objects.filter(pk__in=_reference_ids(version)))
     window = visits_frame(Visit.objects.filter(start__gte=since, start__lte=now))
     input_drift = input_drift_compute(version, reference, window)
     output_drift = output_drift_compute(task, version, reference, window, since, now)
     performance = performance_compute(task, version, since, now)
-
     alerts = [
         *input_drift.pop("alerts"),
         *output_drift.pop("alerts"),
         *performance.pop("alerts"),
     ]
-    status = drift.worst(a["severity"] for a in alerts)
-    with transaction.atomic():
-        snapshot = MonitoringSnapshot.objects.create(
-            task=task,
-            version=version,
-            window_days=window_days,
-            status=status,
-            input_drift=input_drift,
-            output_drift=output_drift,
-            performance=performance,
-            alerts=alerts,
-        )
-        open_alerts = set(
-            ModelAlert.objects.filter(version=version, acknowledged_at__isnull=True).values_list(
-                "key", "severity"
-            )
-        )
-        ModelAlert.objects.bulk_create(
-            ModelAlert(
-                task=task,
-                version=version,
-                snapshot=snapshot,
-                severity=a["severity"],
-                key=a["key"][:80],
-                message=a["message"],
-            )
-            for a in alerts
-            if (a["key"][:80], a["severity"]) not in open_alerts
-        )
-    logger.info(
-        "monitoring snapshot %s: %s v%s is %s (%d alerts)",
-        snapshot.pk,
-        task.slug,
-        version.number,
-        status,
-        len(alerts),
-    )
-    if status == MonitoringSnapshot.Status.ACT and settings.MEDAI_MONITORING_AUTO_DISABLE:
-        _auto_disable(task, snapshot, alerts)
-    return snapshot
-
-
-def alert_acknowledge(*, alert: ModelAlert, actor: object) -> ModelAlert:
-    if alert.acknowledged_at is None:
-        ModelAlert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(
-            acknowledged_at=timezone.now(), acknowledged_by=actor
-        )
-        alert.refresh_from_db()
-    return alert
-
-
-def _auto_disable(task: PredictionTask, snapshot: MonitoringSnapshot, alerts: list[dict]) -> None:
-    task.refresh_from_db(fields=["enabled"])
-    if not task.enabled:
-        return
-    reasons = "; ".join(a["message"] for a in alerts if a["severity"] == "act")
-    try:
-        registry.task_set_enabled(
-            task=task,
-            enabled=False,
-            reason=(
-                f"Switched off automatically by monitoring (snapshot {snapshot.pk}, status act, "
-                f"MEDAI_MONITORING_AUTO_DISABLE on): {reasons}"
-            ),
-            actor=None,
-        )
-    except Conflict:
-        return  # switched off by someone else meanwhile
-    logger.warning("monitoring switched %s off (snapshot %s)", task.slug, snapshot.pk)
+    return {
+        "version": version,
+        "status": drift.worst(a["severity"] for a in alerts),
+        "input_drift": input_drift,
+        "output_drift": output_drift,
+        "performance": performance,
+        "alerts": alerts,
+    }
 
 
 def _reference_ids(version: ModelVersion) -> list[int]:
     job = version.training_job
     ids = list((job.snapshot or {}).get("visit_ids", [])) if job is not None else []
     if len(ids) > MAX_REFERENCE_VISITS:
-        rng = np.random.default_rng(BOOTSTRAP_SEED)
+        rng = np.random.default_rng(REFERENCE_SAMPLE_SEED)
         ids = sorted(rng.choice(ids, size=MAX_REFERENCE_VISITS, replace=False).tolist())
     return [int(i) for i in ids]
 
 
 # --- input drift -------------------------------------------------------------------------------
-
-
-def feature_display(name: str) -> str:
-    if name.startswith("obs_"):
-        definition = BY_CODE.get(name[4:])
-        return f"{definition.display} ({name[4:]})" if definition else name
-    return name.replace("_", " ")
 
 
 def input_drift_compute(
@@ -342,27 +239,25 @@ def _shares(values: list[str]) -> dict[str, Any]:
     return {"n": n, "shares": {k: round(v / n, 4) for k, v in counts.most_common()} if n else {}}
 
 
-def _window_advice(version: ModelVersion, since: datetime, now: datetime):
+def _window_advice(version: ModelVersion, since: datetime, now: datetime) -> QuerySet[Advice]:
     return Advice.objects.filter(
         model_versions=version, created_at__gte=since, created_at__lte=now, superseded=False
-    )
+    ).only("pk", "visit_id", "payload", "abstained", "compute_ms")
 
 
 def _served(version: ModelVersion, since: datetime, now: datetime) -> dict[str, Any]:
     """Advice this version actually served in the window: abstention, alerts per rule, latency."""
-    rows = list(
-        _window_advice(version, since, now).values_list("payload", "abstained", "compute_ms")
-    )
+    rows = list(_window_advice(version, since, now))
     n = len(rows)
     if not n:
         return {"n": 0}
     per_rule: Counter[str] = Counter()
-    for payload, _, _ in rows:
-        per_rule.update({a["rule"] for a in json.loads(payload).get("alerts", [])})
-    latency = np.array([r[2] for r in rows], dtype=float)
+    for item in rows:
+        per_rule.update({a.rule for a in advice_payload(item).alerts})
+    latency = np.array([item.compute_ms for item in rows], dtype=float)
     return {
         "n": n,
-        "abstention_rate": round(sum(r[1] for r in rows) / n, 4),
+        "abstention_rate": round(sum(item.abstained for item in rows) / n, 4),
         "alert_rate_per_rule": {rule: round(c / n, 4) for rule, c in sorted(per_rule.items())},
         "compute_ms": {
             "median": round(float(np.median(latency)), 1),
@@ -378,13 +273,13 @@ def performance_compute(
     task: PredictionTask, version: ModelVersion, since: datetime, now: datetime
 ) -> dict[str, Any]:
     """Served advice of the window against confirmed diagnoses, and clinician feedback."""
-    advice = list(_window_advice(version, since, now).values_list("pk", "visit_id", "payload"))
-    visit_ids = [v for _, v, _ in advice]
+    advice = list(_window_advice(version, since, now))
+    visit_ids = [item.visit_id for item in advice]
     if task.kind == PredictionTask.Kind.RISK:
         result = _risk_performance(task, advice, visit_ids)
     else:
         result = _differential_performance(version, advice, visit_ids)
-    result["feedback"] = _feedback(task, [pk for pk, _, _ in advice])
+    result["feedback"] = _feedback(task, [item.pk for item in advice])
     result["reference"] = {
         k: (version.holdout_metrics or {}).get(k) for k in ("roc_auc", "brier", "accuracy")
     }
@@ -393,7 +288,7 @@ def performance_compute(
 
 
 def _differential_performance(
-    version: ModelVersion, advice: list[tuple[int, int, str]], visit_ids: list[int]
+    version: ModelVersion, advice: list[Advice], visit_ids: list[int]
 ) -> dict[str, Any]:
     confirmed = dict(
         Diagnosis.objects.filter(
@@ -405,19 +300,19 @@ def _differential_performance(
     # The payload's codes: engine classes upper-cased, "other" kept (predictions/advice.py).
     known = {c if c == OTHER_CLASS else c.upper() for c in (version.label_map or {}).values()}
     top1, top3, scores, labels = [], [], [], []
-    for _, visit_id, payload in advice:
-        code = confirmed.get(visit_id)
+    for item in advice:
+        code = confirmed.get(item.visit_id)
         if code is None:
             continue
         truth = code[:3].upper()
         truth = truth if truth in known else OTHER_CLASS
-        shown = json.loads(payload).get("diagnoses", [])
-        ranked = [d["code"] for d in shown]
+        shown = advice_payload(item).diagnoses
+        ranked = [d.code for d in shown]
         top1.append(float(ranked[:1] == [truth]))
         top3.append(float(truth in ranked[:3]))
         for d in shown:
-            scores.append(float(d["probability"]))
-            labels.append(int(d["code"] == truth))
+            scores.append(float(d.probability))
+            labels.append(int(d.code == truth))
     return {
         "n": len(top1),
         "n_advice": len(advice),
@@ -431,7 +326,7 @@ def _differential_performance(
 
 
 def _risk_performance(
-    task: PredictionTask, advice: list[tuple[int, int, str]], visit_ids: list[int]
+    task: PredictionTask, advice: list[Advice], visit_ids: list[int]
 ) -> dict[str, Any]:
     prefixes = tuple(task.config.get("positive_prefixes", []))
     labelled = set(
@@ -449,16 +344,14 @@ def _risk_performance(
         if is_risk_positive(code, prefixes)
     }
     scores, labels = [], []
-    for _, visit_id, payload in advice:
-        if visit_id not in labelled:
+    for item in advice:
+        if item.visit_id not in labelled:
             continue
-        risk = next(
-            (r for r in json.loads(payload).get("risks", []) if r["task"] == task.slug), None
-        )
+        risk = advice_payload(item).risk(task.slug)
         if risk is None:
             continue
-        scores.append(float(risk["probability"]))
-        labels.append(int(visit_id in positive))
+        scores.append(float(risk.probability))
+        labels.append(int(item.visit_id in positive))
     return {
         "n": len(scores),
         "n_advice": len(advice),
@@ -552,82 +445,3 @@ _METRIC_WORDS = {
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
-
-
-# --- metrics with bootstrap confidence intervals (pure) ----------------------------------------
-
-
-def _bootstrap(
-    n: int, statistic: Any, *, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED
-) -> list[float | None]:
-    """Percentile 95 % interval of ``statistic(indices)`` over ``samples`` resamples."""
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(samples):
-        value = statistic(rng.integers(0, n, n))
-        if value is not None and not math.isnan(value):
-            values.append(value)
-    if not values:
-        return [None, None]
-    low, high = np.quantile(values, [0.025, 0.975])
-    return [round(float(low), 4), round(float(high), 4)]
-
-
-def proportion_ci(hits: list[float]) -> dict[str, Any]:
-    arr = np.asarray(hits, dtype=float)
-    if not len(arr):
-        return {"value": None, "ci": [None, None], "n": 0}
-    return {
-        "value": round(float(arr.mean()), 4),
-        "ci": _bootstrap(len(arr), lambda idx: float(arr[idx].mean())),
-        "n": len(arr),
-    }
-
-
-def auc_ci(scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """ROC AUC with a bootstrap CI; None while only one class has been seen."""
-    n = len(labels)
-    if n == 0 or len(set(labels.tolist())) < 2:
-        return {"value": None, "ci": [None, None], "n": int(n)}
-
-    def statistic(idx: np.ndarray) -> float | None:
-        y = labels[idx]
-        if y.min() == y.max():
-            return None
-        return float(roc_auc_score(y, scores[idx]))
-
-    return {
-        "value": round(float(roc_auc_score(labels, scores)), 4),
-        "ci": _bootstrap(n, statistic),
-        "n": int(n),
-    }
-
-
-def brier_ci(scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    n = len(labels)
-    if n == 0:
-        return {"value": None, "ci": [None, None], "n": 0}
-    squared = (scores - labels) ** 2
-    return {
-        "value": round(float(squared.mean()), 4),
-        "ci": _bootstrap(n, lambda idx: float(squared[idx].mean())),
-        "n": int(n),
-    }
-
-
-# --- reads for the monitoring page and /metrics ------------------------------------------------
-
-
-def latest_snapshots() -> list[MonitoringSnapshot]:
-    """The newest snapshot of each task (of its currently active version where there is one)."""
-    latest = []
-    for task in PredictionTask.objects.select_related("active_version").order_by("slug"):
-        snapshot = (
-            MonitoringSnapshot.objects.filter(task=task)
-            .select_related("version", "task")
-            .order_by("-computed_at", "-id")
-            .first()
-        )
-        if snapshot is not None:
-            latest.append(snapshot)
-    return latest

@@ -12,7 +12,8 @@ from typing import Any
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from .models import ModelAlert, MonitoringSnapshot, PredictionTask
+from .models import PredictionTask
+from .selectors import model_alerts_open, monitoring_history
 
 HISTORY = 60  # snapshots per plot: two months of nightly runs
 STATUS_WORDS = {
@@ -91,12 +92,8 @@ def _value(data: dict[str, Any], *path: str) -> float | None:
     return data if isinstance(data, int | float) else None
 
 
-def task_panel(task: PredictionTask) -> dict[str, Any]:
-    history = list(
-        MonitoringSnapshot.objects.filter(task=task)
-        .select_related("version")
-        .order_by("-computed_at", "-id")[:HISTORY]
-    )[::-1]
+def task_panel(task: PredictionTask, *, viewer: object) -> dict[str, Any]:
+    history = monitoring_history(viewer=viewer, task=task, limit=HISTORY)
     latest = history[-1] if history else None
     risk = task.kind == PredictionTask.Kind.RISK
     plots = [
@@ -116,10 +113,6 @@ def task_panel(task: PredictionTask) -> dict[str, Any]:
         "task": task,
         "latest": latest,
         "status_words": STATUS_WORDS.get(latest.status, "") if latest else "Not monitored yet.",
-        "open_alerts": list(
-            ModelAlert.objects.filter(task=task, acknowledged_at__isnull=True).order_by(
-                "-created_at"
-            )[:10]
-        ),
+        "open_alerts": model_alerts_open(viewer=viewer, task=task, limit=10),
         "plots": [svg_plot(p) for p in plots],
     }

@@ -1,7 +1,7 @@
-"""Reads for the model pages: a version's report in displayable pieces, its plot files, jobs.
+"""A version's report in displayable pieces for the model pages, and its plot files.
 
 The report is what the engine wrote (``ModelVersion.report``/``metrics``/``holdout_metrics``);
-this module only picks and orders it. Plot files are served only when registered on a version and
+this module only picks and orders it (the rows themselves come from predictions/selectors.py). Plot files are served only when registered on a version and
 inside ``MODEL_ARTIFACT_DIR``: a crafted name can never reach another file.
 """
 
@@ -12,13 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
 
 from medai_site.errors import NotFound
-from visits.icd10 import icd10_lookup
 
-from .models import ModelVersion, PredictionTask, TrainingJob
-from .visit_records import OTHER_CLASS
+from .models import ModelVersion
+from .wording import class_display
 
 PLOT_TYPES = {".svg": "image/svg+xml", ".png": "image/png"}
 # Metric keys shown in the summary tables, in reading order.
@@ -31,33 +29,6 @@ class SubgroupRow:
     group: str
     level: str
     metrics: dict[str, Any]
-
-
-def training_jobs_recent(*, task: PredictionTask, limit: int = 5) -> QuerySet[TrainingJob]:
-    return TrainingJob.objects.filter(task=task).select_related("started_by")[:limit]
-
-
-def training_job_running(*, task: PredictionTask) -> TrainingJob | None:
-    return (
-        TrainingJob.objects.filter(
-            task=task, status__in=[TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING]
-        )
-        .order_by("-created_at")
-        .first()
-    )
-
-
-def class_display(label: str) -> str:
-    """'j18' (the engine's normalised class) -> 'J18 Pneumonia, organism unspecified'."""
-    if label == OTHER_CLASS:
-        return "Other (less frequent diagnoses)"
-    if label in ("0", "1"):
-        return label
-    try:
-        code, display = icd10_lookup(label.upper())
-    except Exception:
-        return label
-    return f"{code} {display}"
 
 
 def subgroup_rows(metrics: dict[str, Any]) -> list[SubgroupRow]:

@@ -1,14 +1,24 @@
-"""Every read of advice and models, scoped like the visits they belong to."""
+"""Every read of advice, models, training jobs and monitoring, viewer first.
+
+Advice is scoped like the visits it belongs to (care teams, break-the-glass, admins). Models,
+training jobs and monitoring figures hold no PHI; they are shown to every signed-in user (doctors
+read a suggestion's evidence, integration clients list models) and to the application itself
+(:data:`SYSTEM`: workers, and /metrics after its own token check), never to anonymous callers.
+Pages and endpoints narrow that further with their own permission rules.
+"""
 
 from __future__ import annotations
 
-import json
+import datetime as dt
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
+from django.utils import timezone
 
 from medai_site.errors import NotFound
+from visits.models import Diagnosis, Visit
 from visits.selectors import visible_visits, visit_get
 
 from .models import (
@@ -16,10 +26,37 @@ from .models import (
     Advice,
     AdviceRequest,
     Feedback,
+    ModelAlert,
     ModelVersion,
+    MonitoringSnapshot,
     PredictionTask,
     TrainingJob,
 )
+from .payload import AdvicePayload, RankedDiagnosis, advice_payload
+from .visit_records import OTHER_CLASS
+
+DASHBOARD_LIMIT = 12
+ALERT_WINDOW = dt.timedelta(days=7)
+
+
+class _System:
+    """The application itself as a viewer of model information (never of patients)."""
+
+    is_authenticated = True
+    pk = None
+
+    def __repr__(self) -> str:
+        return "SYSTEM"
+
+
+SYSTEM = _System()
+
+
+def _may_see_models(viewer: object) -> bool:
+    return viewer is SYSTEM or bool(getattr(viewer, "is_authenticated", False))
+
+
+# --- advice ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -28,7 +65,7 @@ class AdviceState:
 
     status: str  # "none" | "pending" | "done" | "failed"
     advice: Advice | None
-    payload: dict[str, Any] | None
+    payload: AdvicePayload | None
     request: AdviceRequest | None
     feedback: dict[str, Feedback]
 
@@ -51,7 +88,7 @@ def advice_state(*, viewer: object, visit_id: int) -> AdviceState:
         status = "done"
     if status == "done" and request is not None and request.advice_id:
         advice = Advice.objects.prefetch_related("feedback").get(pk=request.advice_id)
-    payload = json.loads(advice.payload) if advice else None
+    payload = advice_payload(advice) if advice else None
     feedback = {f.suggestion: f for f in advice.feedback.all()} if advice else {}
     return AdviceState(
         status=status, advice=advice, payload=payload, request=request, feedback=feedback
@@ -76,32 +113,209 @@ def advice_request_get(*, viewer: object, request_id: int) -> AdviceRequest:
         raise NotFound("Advice request not found.") from None
 
 
-def task_list() -> QuerySet[PredictionTask]:
+# --- the dashboard's advice lists ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    advice: Advice
+    visit: Visit
+    top: RankedDiagnosis | None
+    abstained: bool
+
+
+@dataclass(frozen=True)
+class AlertItem:
+    advice: Advice
+    visit: Visit
+    messages: list[str]
+
+
+def advice_awaiting_review(*, viewer: object, limit: int = DASHBOARD_LIMIT) -> list[ReviewItem]:
+    """Current advice on the viewer's open visits on which no suggestion has feedback yet."""
+    advice = (
+        Advice.objects.filter(
+            superseded=False,
+            visit__status=Visit.Status.OPEN,
+            visit__attending_id=getattr(viewer, "pk", None),
+            visit__in=visible_visits(viewer).values("pk"),
+        )
+        .annotate(feedback_count=Count("feedback"))
+        .filter(feedback_count=0)
+        .select_related("visit__patient")
+        .order_by("-created_at")[:limit]
+    )
+    return [
+        ReviewItem(
+            advice=item,
+            visit=item.visit,
+            top=advice_payload(item).top_diagnosis,
+            abstained=item.abstained,
+        )
+        for item in advice
+    ]
+
+
+def critical_alerts_recent(*, viewer: object, limit: int = DASHBOARD_LIMIT) -> list[AlertItem]:
+    """Critical rule alerts in current advice of the last week, on the viewer's patients."""
+    advice = (
+        Advice.objects.filter(
+            superseded=False,
+            critical_alert_count__gt=0,
+            created_at__gte=timezone.now() - ALERT_WINDOW,
+            visit__in=visible_visits(viewer).values("pk"),
+        )
+        .select_related("visit__patient")
+        .order_by("-created_at")[:limit]
+    )
+    return [
+        AlertItem(
+            advice=item,
+            visit=item.visit,
+            messages=[a.message for a in advice_payload(item).critical_alerts],
+        )
+        for item in advice
+    ]
+
+
+# --- models and training jobs ----------------------------------------------------------------------
+
+
+def task_list(*, viewer: object) -> QuerySet[PredictionTask]:
+    if not _may_see_models(viewer):
+        return PredictionTask.objects.none()
     return PredictionTask.objects.select_related("active_version").prefetch_related(
         Prefetch("versions", queryset=ModelVersion.objects.order_by("-number"))
     )
 
 
-def task_get(*, slug: str) -> PredictionTask:
+def task_get(*, viewer: object, slug: str) -> PredictionTask:
     try:
-        return task_list().get(slug=slug)
+        return task_list(viewer=viewer).get(slug=slug)
     except PredictionTask.DoesNotExist:
         raise NotFound("Prediction task not found.") from None
 
 
-def version_get(*, version_id: int) -> ModelVersion:
+def version_get(*, viewer: object, version_id: int) -> ModelVersion:
+    if not _may_see_models(viewer):
+        raise NotFound("Model version not found.")
     try:
         return ModelVersion.objects.select_related("task", "training_job").get(pk=version_id)
     except (ModelVersion.DoesNotExist, ValueError, TypeError):
         raise NotFound("Model version not found.") from None
 
 
-def training_job_get(*, job_id: int) -> TrainingJob:
+def training_job_get(*, viewer: object, job_id: int) -> TrainingJob:
+    if not _may_see_models(viewer):
+        raise NotFound("Training job not found.")
     try:
         return TrainingJob.objects.select_related("task").get(pk=job_id)
     except (TrainingJob.DoesNotExist, ValueError, TypeError):
         raise NotFound("Training job not found.") from None
 
 
-def activation_history(*, task: PredictionTask) -> QuerySet[ActivationEvent]:
+def training_jobs_recent(
+    *, viewer: object, task: PredictionTask, limit: int = 5
+) -> QuerySet[TrainingJob]:
+    if not _may_see_models(viewer):
+        return TrainingJob.objects.none()
+    return TrainingJob.objects.filter(task=task).select_related("started_by")[:limit]
+
+
+def training_job_running(*, viewer: object, task: PredictionTask) -> TrainingJob | None:
+    if not _may_see_models(viewer):
+        return None
+    return (
+        TrainingJob.objects.filter(
+            task=task, status__in=[TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING]
+        )
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def activation_history(*, viewer: object, task: PredictionTask) -> QuerySet[ActivationEvent]:
+    if not _may_see_models(viewer):
+        return ActivationEvent.objects.none()
     return task.activations.select_related("from_version", "to_version", "actor")
+
+
+# --- monitoring ------------------------------------------------------------------------------------
+
+
+def monitoring_snapshots_latest(*, viewer: object) -> list[MonitoringSnapshot]:
+    """The newest snapshot of each task (of its currently active version where there is one)."""
+    if not _may_see_models(viewer):
+        return []
+    latest = []
+    for task in PredictionTask.objects.order_by("slug"):
+        snapshot = (
+            MonitoringSnapshot.objects.filter(task=task)
+            .select_related("version", "task")
+            .order_by("-computed_at", "-id")
+            .first()
+        )
+        if snapshot is not None:
+            latest.append(snapshot)
+    return latest
+
+
+def monitoring_history(
+    *, viewer: object, task: PredictionTask, limit: int
+) -> list[MonitoringSnapshot]:
+    """The task's newest ``limit`` snapshots, oldest first (for plots over time)."""
+    if not _may_see_models(viewer):
+        return []
+    newest = (
+        MonitoringSnapshot.objects.filter(task=task)
+        .select_related("version")
+        .order_by("-computed_at", "-id")[:limit]
+    )
+    return list(newest)[::-1]
+
+
+def model_alerts_open(*, viewer: object, task: PredictionTask, limit: int) -> list[ModelAlert]:
+    if not _may_see_models(viewer):
+        return []
+    return list(
+        ModelAlert.objects.filter(task=task, acknowledged_at__isnull=True).order_by("-created_at")[
+            :limit
+        ]
+    )
+
+
+def live_agreement(*, viewer: object) -> dict[int, dict[str, Any]]:
+    """Per differential model version: how often its top-1/top-3 held the confirmed diagnosis.
+
+    Counts over every patient's advice, so only figures leave this function (no PHI).
+    """
+    if not _may_see_models(viewer):
+        return {}
+    stats: dict[int, dict[str, Any]] = defaultdict(lambda: {"n": 0, "top1": 0, "top3": 0})
+    confirmed = {
+        visit_id: code[:3]
+        for visit_id, code in Diagnosis.objects.filter(
+            rank=Diagnosis.Rank.PRIMARY, status=Diagnosis.Status.CONFIRMED
+        ).values_list("visit_id", "code")
+    }
+    advice = Advice.objects.filter(superseded=False, visit_id__in=list(confirmed)).prefetch_related(
+        "model_versions__task"
+    )
+    for item in advice:
+        versions = [v for v in item.model_versions.all() if v.task.kind == "differential"]
+        if not versions:
+            continue
+        ranked = advice_payload(item).ranked_codes()
+        truth = confirmed[item.visit_id]
+        learned = {c if c == OTHER_CLASS else c.upper() for c in versions[0].label_map.values()}
+        if truth not in learned and OTHER_CLASS in learned:
+            truth = OTHER_CLASS  # the model learned rare categories as one "other" class
+        entry = stats[versions[0].pk]
+        entry["n"] += 1
+        entry["top1"] += int(ranked[:1] == [truth])
+        entry["top3"] += int(truth in ranked[:3])
+    return {
+        k: {**v, "top1_rate": v["top1"] / v["n"], "top3_rate": v["top3"] / v["n"]}
+        for k, v in stats.items()
+        if v["n"]
+    }

@@ -24,8 +24,8 @@ logger = logging.getLogger(__name__)
     time_limit=90,
 )
 def advice_compute(request_id: int) -> None:
-    from .advice import advice_compute as compute
     from .models import AdviceRequest
+    from .services.advice import advice_compute as compute
 
     current_interface.set(AuditEvent.Interface.WORKER)
     # Continue the id of the page/API request that saved the visit, so its logs join up.
@@ -38,7 +38,7 @@ def advice_compute(request_id: int) -> None:
 
 @shared_task(name="predictions.tasks.training_job_run")
 def training_job_run(job_id: int) -> None:
-    from .training import training_job_execute
+    from .services.training import training_job_execute
 
     current_interface.set(AuditEvent.Interface.WORKER)
     current_request_id.set(f"training-job-{job_id}")
@@ -47,32 +47,24 @@ def training_job_run(job_id: int) -> None:
 
 @shared_task(name="predictions.tasks.training_job_watchdog")
 def training_job_watchdog() -> dict[str, int]:
-    from .training import training_job_watchdog as watchdog
+    from .services.training import training_job_watchdog as watchdog
 
     return watchdog()
 
 
 @shared_task(name="predictions.tasks.training_nightly_start")
 def training_nightly_start() -> int:
-    from medai_site.errors import Conflict
+    from .services.training import training_nightly_start as start
 
-    from .models import PredictionTask, TrainingJob
-    from .training import training_job_start
-
-    started = 0
-    for task in PredictionTask.objects.all():
-        try:
-            training_job_start(task=task, actor=None, trigger=TrainingJob.Trigger.SCHEDULE)
-            started += 1
-        except Conflict:
-            logger.info("nightly training of %s skipped: a job is already running", task.slug)
-    return started
+    current_interface.set(AuditEvent.Interface.WORKER)
+    current_request_id.set("training-nightly")
+    return len(start())
 
 
 @shared_task(name="predictions.tasks.monitoring_run")
 def monitoring_run(task_id: int | None = None) -> list[str]:
     """Nightly (beat) and on demand (admin): one monitoring snapshot per active model version."""
-    from .monitoring import monitoring_run as run
+    from .services.monitoring import monitoring_run as run
 
     current_interface.set(AuditEvent.Interface.WORKER)
     current_request_id.set(f"monitoring-{task_id or 'all'}")

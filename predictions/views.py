@@ -5,16 +5,18 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from medai_site.errors import Conflict, InvalidInput
 from medai_site.pages import is_htmx, may_train_models, may_view_models, page
 from visits.charts import problem_entries
+from visits.models import Visit
 from visits.selectors import problem_list, visit_get
 
 from . import reports
-from .feedback import feedback_record
 from .forms import OVERRIDE_REASONS, FeedbackForm
 from .models import TrainingJob
 from .monitoring_panel import task_panel
@@ -25,22 +27,37 @@ from .selectors import (
     task_get,
     task_list,
     training_job_get,
+    training_job_running,
+    training_jobs_recent,
     version_get,
 )
-from .training import training_job_start
+from .services.feedback import feedback_record
+from .services.training import training_job_start
+from .wording import class_display
+
+
+def _panel_context(request: HttpRequest, visit: Visit, **extra: object) -> dict[str, object]:
+    return {
+        "visit": visit,
+        "state": advice_state(viewer=request.user, visit_id=visit.pk),
+        "feedback_error": "",
+        "reasons": OVERRIDE_REASONS,
+        **extra,
+    }
+
+
+def advice_panel_for_visit(request: HttpRequest, visit: Visit) -> SafeString:
+    """The advice panel on the visit page (registered with visits/panels.py by the app config)."""
+    return render_to_string(
+        "predictions/_advice_panel.html", _panel_context(request, visit), request=request
+    )
 
 
 def _panel(
     request: HttpRequest, visit_id: int, *, error: str = "", **extra: object
 ) -> HttpResponse:
     visit = visit_get(viewer=request.user, visit_id=visit_id, audit=False)
-    context = {
-        "visit": visit,
-        "state": advice_state(viewer=request.user, visit_id=visit.pk),
-        "feedback_error": error,
-        "reasons": OVERRIDE_REASONS,
-        **extra,
-    }
+    context = _panel_context(request, visit, feedback_error=error, **extra)
     return render(request, "predictions/_advice_panel.html", context)
 
 
@@ -100,13 +117,13 @@ def advice_feedback_view(request: HttpRequest, visit_id: int) -> HttpResponse:
 @page(allowed=may_view_models)
 @require_GET
 def model_list_view(request: HttpRequest) -> HttpResponse:
-    tasks = list(task_list())
+    tasks = list(task_list(viewer=request.user))
     rows = [
         {
             "task": task,
             "active": task.active_version,
             "candidates": [v for v in task.versions.all() if v.pk != task.active_version_id],
-            "running": reports.training_job_running(task=task),
+            "running": training_job_running(viewer=request.user, task=task),
         }
         for task in tasks
     ]
@@ -120,18 +137,18 @@ def model_list_view(request: HttpRequest) -> HttpResponse:
 @page(allowed=may_view_models)
 @require_GET
 def task_detail_view(request: HttpRequest, slug: str) -> HttpResponse:
-    task = task_get(slug=slug)
+    task = task_get(viewer=request.user, slug=slug)
     return render(
         request,
         "predictions/task_detail.html",
         {
             "task": task,
             "versions": list(task.versions.all()),
-            "history": activation_history(task=task),
-            "jobs": reports.training_jobs_recent(task=task, limit=10),
-            "running": reports.training_job_running(task=task),
+            "history": activation_history(viewer=request.user, task=task),
+            "jobs": training_jobs_recent(viewer=request.user, task=task, limit=10),
+            "running": training_job_running(viewer=request.user, task=task),
             "may_train": may_train_models(request.user),
-            "monitoring": task_panel(task),
+            "monitoring": task_panel(task, viewer=request.user),
         },
     )
 
@@ -139,7 +156,7 @@ def task_detail_view(request: HttpRequest, slug: str) -> HttpResponse:
 @page(allowed=may_view_models)
 @require_GET
 def version_report_view(request: HttpRequest, version_id: int) -> HttpResponse:
-    version = version_get(version_id=version_id)
+    version = version_get(viewer=request.user, version_id=version_id)
     task = version.task
     metrics = version.metrics or {}
     report = version.report or {}
@@ -165,9 +182,9 @@ def version_report_view(request: HttpRequest, version_id: int) -> HttpResponse:
             "training_rows": dataset.get("rows_used") or snapshot.get("rows"),
             "cv": report.get("cv") or {},
             "snapshot": snapshot,
-            "classes": [reports.class_display(c) for c in (report.get("classes") or [])],
+            "classes": [class_display(c) for c in (report.get("classes") or [])],
             "plots": reports.plot_names(version),
-            "history": activation_history(task=task),
+            "history": activation_history(viewer=request.user, task=task),
         },
     )
 
@@ -175,7 +192,7 @@ def version_report_view(request: HttpRequest, version_id: int) -> HttpResponse:
 @page(allowed=may_view_models)
 @require_GET
 def version_plot_view(request: HttpRequest, version_id: int, name: str) -> FileResponse:
-    version = version_get(version_id=version_id)
+    version = version_get(viewer=request.user, version_id=version_id)
     path = reports.plot_path(version=version, name=name)
     response = FileResponse(path.open("rb"), content_type=reports.PLOT_TYPES[path.suffix.lower()])
     response["Cache-Control"] = "private, max-age=3600"
@@ -185,7 +202,7 @@ def version_plot_view(request: HttpRequest, version_id: int, name: str) -> FileR
 @page(allowed=may_train_models)
 @require_POST
 def training_start_view(request: HttpRequest, slug: str) -> HttpResponse:
-    task = task_get(slug=slug)
+    task = task_get(viewer=request.user, slug=slug)
     try:
         job = training_job_start(task=task, actor=request.user, trigger=TrainingJob.Trigger.PAGE)
     except Conflict:
@@ -198,7 +215,9 @@ def training_start_view(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def training_job_view(request: HttpRequest, job_id: int) -> HttpResponse:
     return render(
-        request, "predictions/training_job.html", {"job": training_job_get(job_id=job_id)}
+        request,
+        "predictions/training_job.html",
+        {"job": training_job_get(viewer=request.user, job_id=job_id)},
     )
 
 
@@ -207,7 +226,9 @@ def training_job_view(request: HttpRequest, job_id: int) -> HttpResponse:
 def training_progress_view(request: HttpRequest, job_id: int) -> HttpResponse:
     """htmx partial: the progress bar; polls itself until the job has finished."""
     response = render(
-        request, "predictions/_training_progress.html", {"job": training_job_get(job_id=job_id)}
+        request,
+        "predictions/_training_progress.html",
+        {"job": training_job_get(viewer=request.user, job_id=job_id)},
     )
     response["Cache-Control"] = "no-store"
     return response

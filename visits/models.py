@@ -176,3 +176,30 @@ class Diagnosis(models.Model):
     @property
     def category(self) -> str:
         return self.code[:3]
+
+
+class VisitEvent(models.Model):
+    """A domain event on a visit (recorded, changed, closed): the outbox visits owns.
+
+    Written by the visit services in the visit's own transaction (visits/events.py), so an event
+    exists exactly when the change it reports was committed. Other apps consume events without
+    visits knowing them (predictions turns each into an advice request). Ids and a kind only:
+    no PHI.
+    """
+
+    class Kind(models.TextChoices):
+        RECORDED = "recorded", "Recorded"
+        CHANGED = "changed", "Changed"
+        CLOSED = "closed", "Closed"
+
+    visit = models.ForeignKey(Visit, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The page/API request that changed the visit, so the consumers' logs join up with it.
+    request_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Visit {self.visit_id} {self.kind} (event {self.pk})"

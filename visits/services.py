@@ -1,7 +1,7 @@
 """Every write to visits, observations and diagnoses (STYLE.md: one door for writes).
 
-Saving or closing a visit also writes an AdviceRequest in the same transaction (the outbox), so a
-request for advice is never lost between the database and the broker.
+Saving or closing a visit also records a visit event in the same transaction (visits/events.py,
+the outbox visits owns), so whoever follows visits (predictions' advice) never misses a change.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from medai_site.errors import Conflict, InvalidInput
 from medai_site.models import AuditEvent
 from patients.models import Patient
 
+from .events import visit_event_record
 from .icd10 import icd10_lookup
-from .models import Diagnosis, Observation, ObservationDefinition, Visit
+from .models import Diagnosis, Observation, ObservationDefinition, Visit, VisitEvent
 from .units import to_canonical
 
 VISIT_TEXT_FIELDS = (
@@ -166,12 +167,6 @@ def _full_clean(obj: Visit | Diagnosis) -> None:
         raise InvalidInput.from_django(exc) from None
 
 
-def _request_advice(visit: Visit, actor: object | None) -> None:
-    from predictions.outbox import advice_request_create  # predictions builds on visits
-
-    advice_request_create(visit=visit, actor=actor)
-
-
 @transaction.atomic
 def visit_create(
     *,
@@ -206,7 +201,7 @@ def visit_create(
     _write_observations(visit, validated)
     audit_record(actor=actor, action=AuditEvent.Action.CREATE, obj=visit, patient_id=patient.pk)
     if request_advice:
-        _request_advice(visit, actor)
+        visit_event_record(visit=visit, kind=VisitEvent.Kind.RECORDED)
     return visit
 
 
@@ -237,7 +232,7 @@ def visit_update(
         actor=actor, action=AuditEvent.Action.UPDATE, obj=visit, patient_id=visit.patient_id
     )
     if request_advice:
-        _request_advice(visit, actor)
+        visit_event_record(visit=visit, kind=VisitEvent.Kind.CHANGED)
     return visit
 
 
@@ -253,7 +248,7 @@ def visit_close(*, visit: Visit, actor: object | None, end: dt.datetime | None =
     audit_record(
         actor=actor, action=AuditEvent.Action.UPDATE, obj=visit, patient_id=visit.patient_id
     )
-    _request_advice(visit, actor)
+    visit_event_record(visit=visit, kind=VisitEvent.Kind.CLOSED)
     return visit
 
 

@@ -11,11 +11,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from medai_site.errors import Conflict
 from medai_site.pages import page
 from patients.selectors import patient_get
-from predictions.selectors import advice_state
 from visits.charts import problem_entries
 
 from .forms import VisitForm
 from .icd10 import icd10_search
+from .panels import panels_render
 from .selectors import observation_definitions, problem_list, visit_get
 from .services import visit_close
 
@@ -55,7 +55,8 @@ def visit_detail_view(request: HttpRequest, visit_id: int) -> HttpResponse:
             "visit": visit,
             "patient": visit.patient,
             "problems": _problems(request, visit.patient_id),
-            "state": advice_state(viewer=request.user, visit_id=visit.pk),
+            # Other apps' panels (predictions' advice), rendered by them: no import of theirs.
+            "panels": panels_render(request, visit),
         },
     )
 

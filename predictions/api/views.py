@@ -1,14 +1,14 @@
 """Advice (asynchronous), feedback on it, and the model registry over the REST API.
 
 Thin views (STYLE.md): the outbox, the worker's computation, feedback and promotion rules live
-in predictions/{outbox,advice,feedback,registry,training}.py; the views validate and serialize.
+in predictions/services/; reads in predictions/selectors.py; the views validate and serialize.
+The advice's serializer is derived from the typed payload (predictions/api/payload.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -20,7 +20,7 @@ from medai_site.api_auth import IsHospitalAdmin, Scope
 from medai_site.api_fields import IdField, StrictCharField
 from medai_site.errors import NotFound
 from medai_site.idempotency import idempotent_create
-from predictions.feedback import feedback_record
+from predictions.api.payload import AdviceSerializer
 from predictions.models import (
     ActivationEvent,
     AdviceRequest,
@@ -28,8 +28,6 @@ from predictions.models import (
     PredictionTask,
     TrainingJob,
 )
-from predictions.outbox import advice_request_create
-from predictions.registry import version_promote, version_rollback
 from predictions.selectors import (
     advice_get,
     advice_request_get,
@@ -39,7 +37,10 @@ from predictions.selectors import (
     training_job_get,
     version_get,
 )
-from predictions.training import training_job_start
+from predictions.services.feedback import feedback_record
+from predictions.services.outbox import advice_request_create
+from predictions.services.registry import version_promote, version_rollback
+from predictions.services.training import training_job_start
 from visits.selectors import visit_get
 
 
@@ -66,103 +67,6 @@ class AdviceRequestSerializer(serializers.Serializer):
         return reverse("api:visit-advice", kwargs={"visit_id": request.visit_id})
 
 
-class ContributionSerializer(serializers.Serializer):
-    feature = StrictCharField(help_text="The engine's feature name.")
-    label = StrictCharField(help_text="The feature in plain words.")
-    value = serializers.JSONField(help_text="The visit's value of the feature (may be null).")
-    contribution = serializers.FloatField(help_text="Signed, on the explanation's scale.")
-
-    class Meta:
-        ref_name = "Contribution"
-
-
-class RankedDiagnosisSerializer(serializers.Serializer):
-    code = StrictCharField(help_text="ICD-10 category, or 'other'.")
-    display = StrictCharField()
-    probability = serializers.FloatField()
-    rank = serializers.IntegerField()
-
-    class Meta:
-        ref_name = "RankedDiagnosis"
-
-
-class RiskSerializer(serializers.Serializer):
-    task = StrictCharField()
-    name = StrictCharField()
-    label = StrictCharField()
-    probability = serializers.FloatField()
-    version = serializers.IntegerField()
-    abstain = serializers.BooleanField()
-    contributions = ContributionSerializer(many=True)
-
-    class Meta:
-        ref_name = "Risk"
-
-
-class ExplanationSerializer(serializers.Serializer):
-    task = StrictCharField()
-    predicted = StrictCharField()
-    scale = StrictCharField()
-    baseline = serializers.FloatField()
-    contributions = ContributionSerializer(many=True)
-
-    class Meta:
-        ref_name = "Explanation"
-
-
-class AlertSerializer(serializers.Serializer):
-    rule = StrictCharField()
-    severity = serializers.ChoiceField(choices=["critical", "high", "warning"])
-    message = StrictCharField()
-
-    class Meta:
-        ref_name = "Alert"
-
-
-class SimilarCaseSerializer(serializers.Serializer):
-    visit_id = serializers.IntegerField()
-    age = serializers.IntegerField()
-    sex = StrictCharField()
-    visit_type = StrictCharField()
-    year = serializers.IntegerField(help_text="Year of the visit (no full date: other patients)")
-    diagnoses = serializers.ListField(child=StrictCharField())
-    distance = serializers.FloatField()
-
-    class Meta:
-        ref_name = "SimilarCase"
-
-
-class ModelUsedSerializer(serializers.Serializer):
-    task = StrictCharField()
-    task_name = StrictCharField()
-    version = serializers.IntegerField()
-    version_id = serializers.IntegerField()
-    algorithm = StrictCharField()
-
-    class Meta:
-        ref_name = "ModelUsed"
-
-
-class AdvicePayloadSerializer(serializers.Serializer):
-    """The stored advice, the same content the visit page shows."""
-
-    id = serializers.IntegerField()
-    created_at = serializers.DateTimeField()
-    computed_at = serializers.DateTimeField()
-    diagnoses = RankedDiagnosisSerializer(many=True)
-    risks = RiskSerializer(many=True)
-    explanation = ExplanationSerializer(allow_null=True)
-    abstained = serializers.BooleanField()
-    abstain_reasons = serializers.ListField(child=StrictCharField())
-    alerts = AlertSerializer(many=True)
-    similar_cases = SimilarCaseSerializer(many=True)
-    models = ModelUsedSerializer(many=True)
-    rules_version = serializers.IntegerField()
-
-    class Meta:
-        ref_name = "Advice"
-
-
 class FeedbackSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     advice_id = serializers.IntegerField()
@@ -186,7 +90,7 @@ class AdviceStateSerializer(serializers.Serializer):
     )
     error = StrictCharField()
     request = AdviceRequestSerializer(allow_null=True)
-    advice = AdvicePayloadSerializer(allow_null=True)
+    advice = AdviceSerializer(allow_null=True)
     feedback = FeedbackSerializer(many=True)
 
     class Meta:
@@ -213,7 +117,11 @@ class VisitAdviceApi(APIView):
         state = advice_state(viewer=request.user, visit_id=visit_id)
         advice = None
         if state.advice is not None and state.payload is not None:
-            advice = {**state.payload, "id": state.advice.pk, "created_at": state.advice.created_at}
+            advice = {
+                **state.payload.as_dict(),
+                "id": state.advice.pk,
+                "created_at": state.advice.created_at,
+            }
         data = {
             "visit_id": visit_id,
             "status": state.status,
@@ -240,8 +148,7 @@ class VisitAdviceApi(APIView):
         visit = visit_get(viewer=request.user, visit_id=visit_id, audit=False)
 
         def create() -> tuple[int, int]:
-            with transaction.atomic():
-                advice_request = advice_request_create(visit=visit, actor=request.user)
+            advice_request = advice_request_create(visit=visit, actor=request.user)
             return 202, advice_request.pk
 
         return idempotent_create(
@@ -400,7 +307,7 @@ class ModelListApi(APIView):
         responses={200: PredictionTaskSerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
-        return Response(PredictionTaskSerializer(task_list(), many=True).data)
+        return Response(PredictionTaskSerializer(task_list(viewer=request.user), many=True).data)
 
 
 class ModelDetailApi(APIView):
@@ -411,11 +318,11 @@ class ModelDetailApi(APIView):
         responses={200: PredictionTaskSerializer},
     )
     def get(self, request: Request, slug: str) -> Response:
-        return Response(PredictionTaskSerializer(task_get(slug=slug)).data)
+        return Response(PredictionTaskSerializer(task_get(viewer=request.user, slug=slug)).data)
 
 
 def _training_job_response(request: Request, job_id: int, status: int) -> Response:
-    data = TrainingJobSerializer(training_job_get(job_id=job_id)).data
+    data = TrainingJobSerializer(training_job_get(viewer=request.user, job_id=job_id)).data
     return Response(data, status=status, headers={"Location": data["poll_url"]})
 
 
@@ -432,7 +339,7 @@ class TrainingJobStartApi(APIView):
         responses={202: TrainingJobSerializer},
     )
     def post(self, request: Request, slug: str) -> Response:
-        task = task_get(slug=slug)
+        task = task_get(viewer=request.user, slug=slug)
 
         def create() -> tuple[int, int]:
             job = training_job_start(task=task, actor=request.user, trigger=TrainingJob.Trigger.API)
@@ -455,7 +362,9 @@ class TrainingJobDetailApi(APIView):
         responses={200: TrainingJobSerializer},
     )
     def get(self, request: Request, job_id: int) -> Response:
-        return Response(TrainingJobSerializer(training_job_get(job_id=job_id)).data)
+        return Response(
+            TrainingJobSerializer(training_job_get(viewer=request.user, job_id=job_id)).data
+        )
 
 
 class ModelPromoteApi(APIView):
@@ -478,10 +387,12 @@ class ModelPromoteApi(APIView):
         responses={200: ActivationEventSerializer},
     )
     def post(self, request: Request, slug: str) -> Response:
-        task = task_get(slug=slug)
+        task = task_get(viewer=request.user, slug=slug)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        version = version_get(version_id=serializer.validated_data["version_id"])
+        version = version_get(
+            viewer=request.user, version_id=serializer.validated_data["version_id"]
+        )
         if version.task_id != task.pk:
             raise NotFound("Model version not found.")
         event = version_promote(
@@ -509,7 +420,7 @@ class ModelRollbackApi(APIView):
         responses={200: ActivationEventSerializer},
     )
     def post(self, request: Request, slug: str) -> Response:
-        task = task_get(slug=slug)
+        task = task_get(viewer=request.user, slug=slug)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         event = version_rollback(

@@ -8,7 +8,7 @@ out-of-fold predictions, external files and champion-vs-challenger comparisons a
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,8 @@ THRESHOLD_REASON = (
 )
 CALIBRATION_BINS = 10
 BOOTSTRAP_SAMPLES = 200
+# Resamples drawn at once: (batch, n) weights stay a few MB even for 100,000 rows.
+BOOTSTRAP_BATCH = 50
 AGE_BANDS = ((0, 40, "<40"), (40, 60, "40-59"), (60, 80, "60-79"), (80, math.inf, "80+"))
 
 
@@ -56,6 +58,39 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float | np.floating):
         return None if math.isnan(float(value)) else float(value)
     return value
+
+
+def bootstrap_statistic(
+    n: int,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    *,
+    samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = 0,
+) -> np.ndarray:
+    """``statistic`` over ``samples`` bootstrap resamples of ``n`` rows: the engine's one bootstrap.
+
+    A resample is a multinomial weighting of the rows (row b of the (b, n) weights counts how
+    often each row was drawn), so a statistic written for weights costs O(n) per resample. The
+    weights are drawn in batches of :data:`BOOTSTRAP_BATCH`, keeping memory bounded on large
+    samples; the draws, and so the result, do not depend on the batch size.
+    """
+    rng = np.random.default_rng(seed)
+    results = []
+    for start in range(0, samples, BOOTSTRAP_BATCH):
+        size = min(BOOTSTRAP_BATCH, samples - start)
+        weights = np.vstack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(size)])
+        results.append(np.asarray(statistic(weights), dtype=float))
+    return np.concatenate(results) if results else np.array([], dtype=float)
+
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> list[float]:
+    """The percentile interval of bootstrap ``values`` (NaN resamples dropped); NaNs if none."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if not len(values):
+        return [math.nan, math.nan]
+    tail = (1 - level) / 2
+    return [float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))]
 
 
 def weighted_auc(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -200,24 +235,10 @@ def evaluate_predictions(
         1 - metrics["brier"] / metrics["brier_baseline"] if metrics["brier_baseline"] else math.nan
     )
     metrics["log_loss"] = float(log_loss(codes, np.clip(proba, 1e-15, 1), labels=list(range(k))))
-    rng = np.random.default_rng(seed)
-    weights = (
-        np.vstack(
-            [
-                np.bincount(rng.integers(0, len(codes), len(codes)), minlength=len(codes))
-                for _ in range(n_bootstrap)
-            ]
-        )
-        if n_bootstrap
-        else np.zeros((0, len(codes)))
+    boot = bootstrap_statistic(
+        len(codes), lambda w: _macro_auc(codes, proba, w), samples=n_bootstrap, seed=seed
     )
-    boot = _macro_auc(codes, proba, weights) if n_bootstrap else np.array([np.nan])
-    boot = boot[~np.isnan(boot)]
-    metrics["roc_auc_ci"] = (
-        [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))]
-        if len(boot)
-        else [math.nan, math.nan]
-    )
+    metrics["roc_auc_ci"] = percentile_interval(boot)
     metrics["roc_auc_ci_method"] = f"percentile bootstrap, {n_bootstrap} resamples, seed {seed}"
     present = [c for c in range(k) if (codes == c).any()]
     if k == 2:

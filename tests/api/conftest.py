@@ -21,8 +21,8 @@ ALL_SCOPES = tuple(Scope.values)
 @pytest.fixture(autouse=True)
 def no_broker(monkeypatch):
     """Dispatch to the broker is outside these tests: the outbox row is what they check."""
-    monkeypatch.setattr("predictions.outbox.advice_request_dispatch", lambda **kw: True)
-    monkeypatch.setattr("predictions.training._enqueue", lambda job_id: None)
+    monkeypatch.setattr("predictions.services.outbox.advice_request_dispatch", lambda **kw: True)
+    monkeypatch.setattr("predictions.services.training._enqueue", lambda job_id: None)
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from predictions.advice import advice_compute
 from predictions.models import Advice, AdviceRequest, Feedback
+from predictions.services.advice import advice_compute
 from tests.api.conftest import vitals
 
 pytestmark = pytest.mark.django_db

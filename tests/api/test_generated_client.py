@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from medai_site.api_auth import Scope, api_token_create
-from predictions.advice import advice_compute
+from predictions.services.advice import advice_compute
 from tests.factories import CareTeamFactory, DoctorFactory
 
 PACKAGE = "medai_client"

@@ -6,7 +6,7 @@ import pytest
 
 from medai_site.api_auth import Scope
 from predictions.models import ActivationEvent, ModelVersion, PredictionTask, TrainingJob
-from predictions.registry import version_activate
+from predictions.services.registry import version_activate
 
 pytestmark = pytest.mark.django_db
 

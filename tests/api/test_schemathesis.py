@@ -20,8 +20,8 @@ import pytest
 
 from medai_site.api_auth import Scope, api_token_create
 from medai_site.models import AuditEvent
-from predictions.advice import advice_compute
 from predictions.models import Advice, AdviceRequest
+from predictions.services.advice import advice_compute
 from tests.api.conftest import vitals
 from tests.factories import CareTeamFactory, DoctorFactory, PatientFactory
 from visits.models import Visit

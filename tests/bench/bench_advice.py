@@ -207,7 +207,7 @@ def run(args: argparse.Namespace, env: dict[str, str], worker_log: Path, spawn) 
     from predictions.ml.artifacts import load_model
     from predictions.ml.dataset import apply_plans
     from predictions.models import Advice, AdviceRequest, PredictionTask, TrainingJob
-    from predictions.training import training_job_execute
+    from predictions.services.training import training_job_execute
     from predictions.visit_records import visit_record, visits_frame
     from tests.factories import CareTeamFactory, DoctorFactory, PatientFactory
     from visits.demo_import import population_import

@@ -25,7 +25,7 @@ def _patient_of(team_name: str):
 def _train_differential_model() -> None:
     """A small model, trained in this process, so advice has ranked diagnoses."""
     from predictions.models import PredictionTask
-    from predictions.training import training_job_execute, training_job_start
+    from predictions.services.training import training_job_execute, training_job_start
 
     task = PredictionTask.objects.get(slug="differential")
     with override_settings(

@@ -184,19 +184,26 @@ def worker_env(broker_url: str, model_dir: Path, **overrides: str) -> dict[str, 
 
 @pytest.fixture
 def workers(broker, tmp_path) -> Iterator[Callable[..., Worker]]:
-    """``start(**env)`` starts a real worker and waits until it consumes; all die in teardown."""
+    """``start(**env)`` starts a real worker and waits until it consumes; all die in teardown.
+
+    ``MEDAI_ITEST_ADVICE_DELAY`` / ``MEDAI_ITEST_TRAINING_DELAY`` in ``env`` make it slow at a
+    known point (tests/integration/slow_worker.py).
+    """
     started: list[Worker] = []
 
     def start(**env_overrides: str) -> Worker:
         log = tmp_path / f"worker-{len(started)}.log"
         env = worker_env(broker.url, tmp_path / "models", **env_overrides)
+        # A worker asked to be slow at a known point runs the test app that injects the delay
+        # (tests/integration/slow_worker.py); production code has no test hooks.
+        slow = any(k.startswith("MEDAI_ITEST_") for k in env_overrides)
         process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "celery",
                 "-A",
-                "medai_site",
+                "tests.integration.slow_worker" if slow else "medai_site",
                 "worker",
                 "--loglevel",
                 "INFO",

@@ -15,9 +15,13 @@ import pytest
 from django.db.models import Count
 
 from predictions.models import Advice, AdviceRequest, PredictionTask, TrainingJob
-from predictions.registry import task_set_enabled
-from predictions.relay import relay_pending
-from predictions.training import training_job_execute, training_job_start, training_job_watchdog
+from predictions.services.outbox import advice_requests_relay
+from predictions.services.registry import task_set_enabled
+from predictions.services.training import (
+    training_job_execute,
+    training_job_start,
+    training_job_watchdog,
+)
 from tests.factories import CareTeamFactory, DoctorFactory, PatientFactory
 from visits.models import Visit
 from visits.services import ObservationInput, visit_create
@@ -103,7 +107,7 @@ def test_saving_a_visit_gets_advice_stored_by_the_worker(workers, doctor):
 
 
 def test_advice_survives_its_worker_being_killed_mid_task(workers, doctor, settings):
-    slow = workers(MEDAI_TEST_ADVICE_DELAY="60")
+    slow = workers(MEDAI_ITEST_ADVICE_DELAY="60")
     requests = [request_of(save_visit(doctor)) for _ in range(3)]
     first = requests[0]
 
@@ -122,7 +126,7 @@ def test_advice_survives_its_worker_being_killed_mid_task(workers, doctor, setti
     settings.MEDAI_ADVICE_REDISPATCH_SECONDS = 2
 
     def all_done():
-        relay_pending()
+        advice_requests_relay()
         return all(status_of(r) in ALL_DONE for r in requests)
 
     wait_for(all_done, "every request to finish after the restart")
@@ -133,7 +137,7 @@ def test_advice_survives_its_worker_being_killed_mid_task(workers, doctor, setti
 
 def test_a_killed_pool_process_hands_its_advice_task_back_to_the_queue(workers, doctor):
     """task_reject_on_worker_lost + acks_late: the message is redelivered at once, no relay."""
-    worker = workers(MEDAI_TEST_ADVICE_DELAY="4")
+    worker = workers(MEDAI_ITEST_ADVICE_DELAY="4")
     request = request_of(save_visit(doctor))
 
     def computing():
@@ -158,7 +162,7 @@ def test_a_training_job_whose_worker_is_killed_is_requeued_and_not_left_running(
 ):
     population(doctor)
     # A 6 s heartbeat timeout: the worker beats every 2 s while it trains.
-    slow = workers(MEDAI_TEST_TRAINING_DELAY="120", MEDAI_TRAINING_HEARTBEAT_TIMEOUT="6")
+    slow = workers(MEDAI_ITEST_TRAINING_DELAY="120", MEDAI_TRAINING_HEARTBEAT_TIMEOUT="6")
     settings.MEDAI_TRAINING_HEARTBEAT_TIMEOUT = 6
     task = PredictionTask.objects.get(slug="differential")
     job = training_job_start(task=task, actor=admin_user, trigger=TrainingJob.Trigger.ADMIN)

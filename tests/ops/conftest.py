@@ -95,9 +95,9 @@ def to_fahrenheit(visit_ids: list[int]) -> None:
 @pytest.fixture
 def monitored(db, engine_model, team_a, doctor_a) -> Monitored:
     """The differential task with the engine model active; its snapshot = the reference visits."""
-    from predictions import registry
     from predictions.ml.artifacts import clear_cache
     from predictions.models import ActivationEvent, ModelVersion, PredictionTask, TrainingJob
+    from predictions.services import registry
 
     clear_cache()
     model, info = engine_model

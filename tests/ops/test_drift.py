@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from predictions import drift
+from predictions.ml import drift
 
 
 def test_psi_of_identical_samples_is_zero():

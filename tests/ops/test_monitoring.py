@@ -7,7 +7,7 @@ from django.db.models import F
 from django.db.models.functions import Mod
 
 from predictions.models import ActivationEvent, ModelAlert, MonitoringSnapshot
-from predictions.monitoring import snapshot_take
+from predictions.services.monitoring import snapshot_take
 
 from .conftest import import_window, to_fahrenheit
 

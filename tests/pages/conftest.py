@@ -70,7 +70,7 @@ def visit_a(patient_a, doctor_a):
 
 
 def advice_payload(visit_id: int, *, abstained: bool = False) -> dict:
-    """A payload shaped like predictions.advice._payload's output."""
+    """A payload shaped like predictions.services.advice._payload's output."""
     return {
         "visit_id": visit_id,
         "computed_at": "2026-01-01T00:00:00+00:00",

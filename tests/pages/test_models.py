@@ -14,11 +14,11 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _no_broker(monkeypatch):
     """Starting a job enqueues it after commit; these page tests need no worker."""
-    monkeypatch.setattr("predictions.training._enqueue", lambda job_id: None)
+    monkeypatch.setattr("predictions.services.training._enqueue", lambda job_id: None)
 
 
 def test_model_list_shows_active_and_candidates(client_a, model_version):
-    from predictions.registry import version_activate
+    from predictions.services.registry import version_activate
 
     version_activate(version=model_version, action="promote", reason="first", actor=None)
     html = client_a.get(reverse("model_list")).content.decode()

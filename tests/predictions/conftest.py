@@ -17,11 +17,11 @@ N_VISITS = 400  # enough for seven frequent categories at min_class_visits=30
 
 def clear_all_caches() -> None:
     """Loaded models and similar-case indexes are cached per process; tests start cold."""
-    from predictions.advice import _similar_index
     from predictions.ml.artifacts import clear_cache
+    from predictions.similar_cases import similar_index
 
     clear_cache()
-    _similar_index.cache_clear()
+    similar_index.cache_clear()
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +50,7 @@ def population(db, team_a, doctor_a):
 
 def train(slug: str, *, actor=None) -> TrainingJob:
     """Run one training job for ``slug`` in-process (the worker calls the same service)."""
-    from predictions.training import training_job_execute
+    from predictions.services.training import training_job_execute
 
     job = TrainingJob.objects.create(
         task=PredictionTask.objects.get(slug=slug), trigger=TrainingJob.Trigger.ADMIN

@@ -9,8 +9,6 @@ from django.test import RequestFactory
 from django.urls import reverse
 
 from medai_site.models import AuditEvent
-from predictions.advice import advice_compute
-from predictions.feedback import feedback_record
 from predictions.models import (
     ActivationEvent,
     Advice,
@@ -20,6 +18,8 @@ from predictions.models import (
     PredictionTask,
     TrainingJob,
 )
+from predictions.services.advice import advice_compute
+from predictions.services.feedback import feedback_record
 from tests.factories import PatientFactory
 from visits.services import ObservationInput, visit_create
 

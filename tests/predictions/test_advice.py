@@ -11,10 +11,10 @@ from django.db import connection, transaction
 
 from medai_site.errors import InvalidInput
 from patients.services import allergy_add
-from predictions.advice import MAX_COMPUTE_ATTEMPTS, advice_compute
 from predictions.models import Advice, AdviceRequest, ModelVersion, PredictionTask
-from predictions.registry import task_set_enabled
 from predictions.rules import TREATMENT_CONFLICTS
+from predictions.services.advice import MAX_COMPUTE_ATTEMPTS, advice_compute
+from predictions.services.registry import task_set_enabled
 from tests.factories import PatientFactory
 from visits.models import Diagnosis, Visit
 from visits.services import ObservationInput, visit_close, visit_create, visit_update

@@ -15,7 +15,7 @@ from kombu.exceptions import OperationalError
 from medai_site.celery import app
 from predictions import tasks
 from predictions.models import AdviceRequest
-from predictions.relay import relay_pending
+from predictions.services.outbox import advice_requests_relay
 from tests.factories import PatientFactory
 from visits.services import ObservationInput, visit_create
 
@@ -94,11 +94,13 @@ def test_a_broker_that_is_down_leaves_the_request_pending_and_the_relay_sends_it
             visit = save_visit(patient, doctor_a)  # the save itself succeeds
         request = visit.advice_requests.get()
         assert (request.status, request.dispatch_attempts) == ("pending", 1)
-        assert relay_pending() == 0  # still down: one try, then the relay waits for next round
+        assert (
+            advice_requests_relay() == 0
+        )  # still down: one try, then the relay waits for next round
         request.refresh_from_db()
         assert (request.status, request.dispatch_attempts) == ("pending", 2)
 
-    assert relay_pending() == 1
+    assert advice_requests_relay() == 1
     request.refresh_from_db()
     assert (request.status, request.dispatch_attempts) == ("dispatched", 3)
     assert len(advice_messages(broker, request.pk)) == 1
@@ -119,12 +121,12 @@ def test_the_relay_redispatches_a_request_the_broker_may_have_lost(
     )
     AdviceRequest.objects.filter(pk=done.pk).update(status="done", dispatched_at=long_ago)
 
-    assert relay_pending() == 1
+    assert advice_requests_relay() == 1
     assert len(advice_messages(broker, request.pk)) == 1
     assert advice_messages(broker, recent.pk) == []
     assert advice_messages(broker, done.pk) == []
     # The re-dispatch restarts the clock: the next rounds do not send the same request again.
-    assert relay_pending() == 0
+    assert advice_requests_relay() == 0
     assert len(advice_messages(broker, request.pk)) == 1
 
 

@@ -6,12 +6,8 @@ import pytest
 
 from medai_site.errors import Conflict, InvalidInput
 from predictions.models import ActivationEvent, ModelVersion, PredictionTask
-from predictions.registry import (
-    compare,
-    task_set_enabled,
-    version_promote,
-    version_rollback,
-)
+from predictions.promotion import compare
+from predictions.services.registry import task_set_enabled, version_promote, version_rollback
 
 from .conftest import train
 

@@ -12,13 +12,13 @@ from django.utils import timezone
 from medai_site.errors import Conflict
 from predictions.ml.artifacts import file_sha256, load_model
 from predictions.models import ActivationEvent, ModelVersion, PredictionTask, TrainingJob
-from predictions.training import (
+from predictions.services.training import (
     MIN_TRAINING_VISITS,
     training_job_execute,
     training_job_start,
     training_job_watchdog,
-    training_snapshot,
 )
+from predictions.training_set import training_snapshot
 from predictions.visit_records import differential_labels, labelled_visits, risk_labels
 from tests.factories import PatientFactory
 from visits.models import Diagnosis, Visit

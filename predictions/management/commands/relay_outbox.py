@@ -9,13 +9,13 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from predictions.relay import relay_pending
+from predictions.services.outbox import advice_requests_relay
 
 logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
-    help = "Hand pending advice requests to the broker, retrying while it is away."
+    help = "Turn visit events into advice requests and hand them to the broker, retrying while it is away."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--interval", type=float, default=1.0, help="Seconds between rounds.")
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         while True:
             close_old_connections()
             try:
-                sent = relay_pending()
+                sent = advice_requests_relay()
                 if sent:
                     logger.info("relay dispatched %d advice request(s)", sent)
             except Exception:

@@ -82,11 +82,10 @@ class Command(BaseCommand):
         self.stdout.write("  " + enrolment_text(device))
 
     def _queue_training(self) -> None:
-        from predictions.models import PredictionTask, TrainingJob
-        from predictions.training import training_job_start
+        from predictions.models import TrainingJob
+        from predictions.services.training import training_nightly_start
 
-        for task in PredictionTask.objects.all():
-            training_job_start(task=task, actor=None, trigger=TrainingJob.Trigger.ADMIN)
+        training_nightly_start(actor=None, trigger=TrainingJob.Trigger.ADMIN)
         self.stdout.write(
             "Training jobs queued for every prediction task: the worker trains the first models in "
             "a few minutes (watch them under Models); until then advice has the rules only."

@@ -1,7 +1,9 @@
-"""Input and output drift between a reference sample (the training snapshot) and a recent window.
+"""Monitoring statistics: drift between a reference sample and a recent window, and live metrics
+with bootstrap confidence intervals.
 
-Pure functions on numpy/pandas/scipy, no Django: each returns plain JSON-ready dicts that always
-carry the ``n`` behind every figure, so a reader can tell a real shift from a small sample.
+Pure functions on numpy/pandas/scipy, no Django (the engine): each returns plain JSON-ready dicts
+that always carry the ``n`` behind every figure, so a reader can tell a real shift from a small
+sample. predictions/monitoring.py feeds them database rows and words their results for people.
 
 - Population stability index (PSI) with the usual bands: < 0.1 stable, 0.1 to 0.25 moderate shift
   (watch), >= 0.25 major shift (act).
@@ -9,6 +11,8 @@ carry the ``n`` behind every figure, so a reader can tell a real shift from a sm
   chi-square on the reference x window contingency table for categorical ones.
 - Missing-value rates, and for observations the share outside the catalogue's plausible range
   (values a validated feed could not have sent: a unit error) and outside the normal range.
+- Live proportion, ROC AUC and Brier score with percentile bootstrap intervals, drawn with the
+  engine's one bootstrap (predictions/ml/evaluate.py).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from .evaluate import bootstrap_statistic, percentile_interval, weighted_auc
 
 PSI_WATCH = 0.1
 PSI_ACT = 0.25
@@ -43,6 +49,10 @@ MISSING_RISE_ACT = 0.3
 # model's inputs is a broken feed (e.g. Fahrenheit sent as Celsius).
 IMPLAUSIBLE_WATCH = 0.01
 IMPLAUSIBLE_ACT = 0.05
+
+# Live metrics: more resamples than training's 200, the figures are few and cheap to resample.
+METRIC_BOOTSTRAP_SAMPLES = 500
+METRIC_BOOTSTRAP_SEED = 0
 
 STATUS_ORDER = {"ok": 0, "insufficient": 0, "watch": 1, "act": 2}
 
@@ -340,3 +350,61 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return round(float(value), digits)
+
+
+# --- live metrics with bootstrap confidence intervals -------------------------------------------
+
+
+def _metric_ci(values: np.ndarray) -> list[float | None]:
+    low, high = percentile_interval(values)
+    return [_round(low), _round(high)]
+
+
+def _bootstrap(n: int, statistic: Any) -> np.ndarray:
+    return bootstrap_statistic(
+        n, statistic, samples=METRIC_BOOTSTRAP_SAMPLES, seed=METRIC_BOOTSTRAP_SEED
+    )
+
+
+def proportion_ci(hits: Iterable[float]) -> dict[str, Any]:
+    """A share of hits (e.g. top-1 agreement) with its 95 % bootstrap interval."""
+    arr = np.asarray(list(hits), dtype=float)
+    n = len(arr)
+    if not n:
+        return {"value": None, "ci": [None, None], "n": 0}
+    return {
+        "value": round(float(arr.mean()), 4),
+        "ci": _metric_ci(_bootstrap(n, lambda w: (w @ arr) / n)),
+        "n": n,
+    }
+
+
+def auc_ci(scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """ROC AUC with a bootstrap CI; None while only one class has been seen."""
+    scores = np.asarray(scores, dtype=float)
+    labels = np.asarray(labels)
+    n = len(labels)
+    if n == 0 or len(set(labels.tolist())) < 2:
+        return {"value": None, "ci": [None, None], "n": int(n)}
+    positive = labels == 1
+    value = weighted_auc(scores, positive, np.ones((1, n)))[0]
+    return {
+        "value": round(float(value), 4),
+        # A resample holding one class only has no AUC (NaN): it is left out of the interval.
+        "ci": _metric_ci(_bootstrap(n, lambda w: weighted_auc(scores, positive, w))),
+        "n": int(n),
+    }
+
+
+def brier_ci(scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Brier score (mean squared error of the probability) with a bootstrap CI."""
+    labels = np.asarray(labels, dtype=float)
+    n = len(labels)
+    if n == 0:
+        return {"value": None, "ci": [None, None], "n": 0}
+    squared = (np.asarray(scores, dtype=float) - labels) ** 2
+    return {
+        "value": round(float(squared.mean()), 4),
+        "ci": _metric_ci(_bootstrap(n, lambda w: (w @ squared) / n)),
+        "n": int(n),
+    }

@@ -1,17 +1,15 @@
-"""Training jobs: snapshot the labelled visits, run the engine, write an immutable ModelVersion.
+"""Training jobs: the only writer of TrainingJob and ModelVersion.
 
-The job row is the single source of truth for its state (queued → running with stage and percent
-→ succeeded/failed with a readable reason). The worker beats a heartbeat into it; the watchdog
+A job snapshots the labelled visits, runs the engine and writes an immutable ModelVersion. The job
+row is the single source of truth for its state (queued → running with stage and percent →
+succeeded/failed with a readable reason). The worker beats a heartbeat into it; the watchdog
 fails or requeues jobs whose worker died.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,39 +22,21 @@ from django.db import connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
-from medai_site.errors import Conflict
+from medai_site.errors import Conflict, TrainingDataError
 from predictions.ml.artifacts import file_sha256, load_model, save_model
-from predictions.ml.dataset import normalise_label
 from predictions.ml.errors import EngineError
-from predictions.ml.evaluate import evaluate_predictions
-from predictions.ml.pipeline import ModelSpec, train
+from predictions.ml.pipeline import train
 from predictions.ml.split import holdout_split
+from predictions.models import ActivationEvent, ModelVersion, PredictionTask, TrainingJob
+from predictions.promotion import compare
+from predictions.training_set import algorithms_for, holdout_metrics, model_spec, training_snapshot
 
 from . import registry
-from .models import ActivationEvent, ModelVersion, PredictionTask, TrainingJob
-from .visit_records import (
-    CATEGORICAL_COLUMNS,
-    OTHER_CLASS,
-    TEXT_COLUMNS,
-    differential_labels,
-    labelled_visits,
-    risk_labels,
-    visits_frame,
-)
 
 logger = logging.getLogger(__name__)
 HOLDOUT_SHARE = 0.2  # patients held out to compare challenger and champion on the same visits
 MAX_ATTEMPTS = 2  # a job whose worker died is requeued once, then failed
 MIN_TRAINING_VISITS = 50
-
-
-class TrainingDataError(Exception):
-    """The snapshot cannot train a model (too few visits, one class); the message says why."""
-
-
-def algorithms_for(task: PredictionTask) -> list[str]:
-    configured = task.config.get("algorithms") or settings.MEDAI_TRAINING_ALGORITHMS
-    return list(configured)
 
 
 @transaction.atomic
@@ -74,8 +54,25 @@ def training_job_start(*, task: PredictionTask, actor: object | None, trigger: s
     return job
 
 
+def training_nightly_start(
+    *, actor: object | None = None, trigger: str = TrainingJob.Trigger.SCHEDULE
+) -> list[TrainingJob]:
+    """A training job for every prediction task; a task already training is skipped.
+
+    The nightly schedule (beat) calls it, and so does ``seed_demo --train`` for the demo's first
+    models (with its own trigger).
+    """
+    started = []
+    for task in PredictionTask.objects.order_by("slug"):
+        try:
+            started.append(training_job_start(task=task, actor=actor, trigger=trigger))
+        except Conflict:
+            logger.info("training of %s skipped: a job is already queued or running", task.slug)
+    return started
+
+
 def _enqueue(job_id: int) -> None:
-    from .tasks import training_job_run
+    from predictions.tasks import training_job_run
 
     try:
         training_job_run.apply_async(args=[job_id], retry=False)
@@ -87,58 +84,6 @@ def _progress(job_id: int, stage: str, percent: int) -> None:
     TrainingJob.objects.filter(pk=job_id).update(
         stage=stage[:60], percent=max(0, min(100, int(percent))), heartbeat_at=timezone.now()
     )
-
-
-def training_snapshot(task: PredictionTask) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The labelled frame for ``task`` and its snapshot (visit ids, hash, counts per class)."""
-    frame = visits_frame(labelled_visits())
-    if task.kind == PredictionTask.Kind.DIFFERENTIAL:
-        labels = differential_labels(
-            frame.index,
-            min_class_visits=task.config.get("min_class_visits", 30),
-            max_classes=task.config.get("max_classes", 20),
-        )
-    else:
-        labels = risk_labels(frame.index, positive_prefixes=task.config["positive_prefixes"])
-    frame["label"] = labels.reindex(frame.index).astype(object)
-    visit_ids = [int(v) for v in frame.index]
-    counts = {str(k): int(v) for k, v in frame["label"].value_counts().sort_index().items()}
-    data_hash = hashlib.sha256(
-        pd.util.hash_pandas_object(frame.drop(columns=TEXT_COLUMNS), index=True).values.tobytes()
-        + json.dumps(frame[TEXT_COLUMNS].values.tolist()).encode()
-    ).hexdigest()
-    return frame, {
-        "visit_ids": visit_ids,
-        "rows": len(visit_ids),
-        "hash": data_hash,
-        "class_counts": counts,
-    }
-
-
-def _spec(task: PredictionTask) -> ModelSpec:
-    return ModelSpec(
-        target="label",
-        group="patient_id",
-        categorical=CATEGORICAL_COLUMNS,
-        text=TEXT_COLUMNS,
-        subgroup_columns={"sex": "sex", "age": "age"},
-        exclude=["visit_id"],
-        positive=["1"] if task.kind == PredictionTask.Kind.RISK else None,
-    )
-
-
-def _holdout_metrics(model: Any, frame: pd.DataFrame, task: PredictionTask) -> dict[str, Any]:
-    """Metrics of ``model`` on ``frame``; labels it never learned count as its 'other' class."""
-    classes = list(model.classes)
-    labels = frame["label"].map(normalise_label)  # the engine's class names are normalised
-    if task.kind == PredictionTask.Kind.RISK:
-        # The engine names the two classes of a binary target (--positive) negative/positive.
-        labels = labels.map(lambda v: classes[1] if v == "1" else classes[0])
-    elif OTHER_CLASS in classes:
-        labels = labels.where(labels.isin(classes), OTHER_CLASS)
-    keep = labels.isin(classes).to_numpy()
-    proba = model.predict_frame(frame[keep])
-    return evaluate_predictions(labels[keep].to_numpy(), proba, classes, n_bootstrap=200)
 
 
 def training_job_execute(*, job_id: int) -> TrainingJob:
@@ -174,7 +119,10 @@ def training_job_execute(*, job_id: int) -> TrainingJob:
     heartbeat.start()
     try:
         version = _train_version(job)
-    except (TrainingDataError, EngineError) as exc:
+    except TrainingDataError as exc:
+        return _finish(job_id, TrainingJob.Status.FAILED, error=exc.message)
+    except EngineError as exc:
+        # The engine's own errors (predictions.ml.errors, pure) fail the job in their words.
         return _finish(job_id, TrainingJob.Status.FAILED, error=str(exc))
     except Exception as exc:
         logger.exception("training job %s failed", job_id)
@@ -236,10 +184,7 @@ def _train_version(job: TrainingJob) -> ModelVersion:
     task = job.task
     frame, snapshot = training_snapshot(task)
     TrainingJob.objects.filter(pk=job.pk).update(snapshot=snapshot)
-    if settings.MEDAI_TEST_TRAINING_DELAY:
-        # Test-only (0 outside the test profile): integration tests kill the worker here.
-        _progress(job.pk, "snapshot taken", 3)
-        time.sleep(settings.MEDAI_TEST_TRAINING_DELAY)
+    _progress(job.pk, "snapshot taken", 3)
     if len(frame) < MIN_TRAINING_VISITS:
         raise TrainingDataError(
             f"Only {len(frame)} visits have a confirmed primary diagnosis; at least {MIN_TRAINING_VISITS} are needed."
@@ -262,7 +207,7 @@ def _train_version(job: TrainingJob) -> ModelVersion:
 
     result = train(
         train_frame.drop(columns=["visit_id"]),
-        _spec(task),
+        model_spec(task),
         algorithms=algorithms_for(task),
         cv=settings.MEDAI_TRAINING_CV_FOLDS,
         seed=0,
@@ -271,20 +216,20 @@ def _train_version(job: TrainingJob) -> ModelVersion:
     )
     _progress(job.pk, "held-out comparison", 92)
     model = result.model
-    holdout_metrics = _holdout_metrics(model, holdout, task)
+    challenger_metrics = holdout_metrics(model, holdout, task)
     champion_metrics, unusable = None, ""
     if task.active_version is not None:
         try:
             champion = load_model(
                 task.active_version.artifact_path, task.active_version.artifact_sha256
             )
-            champion_metrics = _holdout_metrics(champion, holdout, task)
+            champion_metrics = holdout_metrics(champion, holdout, task)
         except EngineError as exc:
             logger.warning(
                 "champion of %s unusable for comparison: %s", task.slug, type(exc).__name__
             )
             unusable = f"{type(exc).__name__}: {exc}"[:300]
-    comparison = registry.compare(holdout_metrics, champion_metrics, champion_unusable=unusable)
+    comparison = compare(challenger_metrics, champion_metrics, champion_unusable=unusable)
     comparison["holdout_visits"] = len(holdout)
 
     _progress(job.pk, "saving artifact", 96)
@@ -304,7 +249,7 @@ def _train_version(job: TrainingJob) -> ModelVersion:
             library_versions=model.metadata.get("library_versions", {}),
             data_hash=snapshot["hash"],
             metrics=result.report.get("selected", {}).get("metrics", {}),
-            holdout_metrics=holdout_metrics,
+            holdout_metrics=challenger_metrics,
             comparison=comparison,
             report={**result.report, "similar_cases_index": neighbours},
             plots={name: str(path) for name, path in result.plots.items()},

@@ -1,0 +1,187 @@
+"""The advice payload: its one typed description, and the only code that builds or reads it.
+
+``Advice.payload`` stores an :class:`AdvicePayload` as JSON (encrypted at rest: it quotes the
+visit's findings). The worker builds one (predictions/services/advice.py); pages, the admin, the
+API, feedback, monitoring and the dashboard read it with :func:`advice_payload`, never with
+``json.loads``. The API serializer is derived from these classes (predictions/api/payload.py).
+
+``version`` names the shape. Payloads stored before the field existed have none: they are the
+version-1 shape and read as such. Reading is lenient about missing keys (an older payload, or one
+built by hand in a test reads with the defaults below) and ignores unknown ones (a newer payload
+read by an older process during a deploy).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+PAYLOAD_VERSION = 1
+OTHER_CODE = "other"  # the class of less frequent diagnoses (predictions/visit_records.py)
+
+
+def _help(text: str) -> dict[str, str]:
+    """Field metadata: the help text the API schema shows for the field."""
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """One feature's push on a prediction (signed, on the explanation's scale)."""
+
+    feature: str = field(metadata=_help("The engine's feature name."))
+    label: str = field(default="", metadata=_help("The feature in plain words."))
+    value: Any = field(
+        default=None, metadata=_help("The visit's value of the feature (may be null).")
+    )
+    contribution: float = field(default=0.0, metadata=_help("Signed, on the explanation's scale."))
+
+
+@dataclass(frozen=True)
+class RankedDiagnosis:
+    code: str = field(metadata=_help("ICD-10 category, or 'other'."))
+    display: str = ""
+    probability: float = 0.0
+    rank: int = 0
+
+
+@dataclass(frozen=True)
+class Risk:
+    task: str
+    name: str = ""
+    label: str = ""
+    probability: float = 0.0
+    version: int = 0
+    abstain: bool = False
+    contributions: list[Contribution] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    task: str
+    predicted: str = ""
+    scale: str = ""
+    baseline: float = 0.0
+    contributions: list[Contribution] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A clinical rule's alert (predictions/rules.py)."""
+
+    rule: str
+    severity: Literal["critical", "high", "warning"]
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class SimilarCase:
+    visit_id: int
+    age: int = 0
+    sex: str = ""
+    visit_type: str = ""
+    year: int = field(default=0, metadata=_help("Year of the visit (no full date: other patients)"))
+    diagnoses: list[str] = field(default_factory=list)
+    distance: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelUsed:
+    task: str
+    task_name: str = ""
+    version: int = 0
+    version_id: int = 0
+    algorithm: str = ""
+
+
+@dataclass(frozen=True)
+class AdvicePayload:
+    """What one advice says: ranked diagnoses, risks, why, rule alerts, similar past visits."""
+
+    version: int = field(default=PAYLOAD_VERSION, metadata=_help("Shape of this payload."))
+    visit_id: int | None = None
+    computed_at: str = ""  # ISO 8601, time-zone aware
+    diagnoses: list[RankedDiagnosis] = field(default_factory=list)
+    risks: list[Risk] = field(default_factory=list)
+    explanation: Explanation | None = None
+    abstained: bool = False
+    abstain_reasons: list[str] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    similar_cases: list[SimilarCase] = field(default_factory=list)
+    models: list[ModelUsed] = field(default_factory=list)
+    rules_version: int = 0
+
+    @property
+    def top_diagnosis(self) -> RankedDiagnosis | None:
+        return self.diagnoses[0] if self.diagnoses else None
+
+    def suggestions(self) -> dict[str, int | None]:
+        """What a clinician may accept or override: diagnosis codes (with rank) and risk tasks."""
+        ranked: dict[str, int | None] = {d.code: d.rank for d in self.diagnoses}
+        ranked.update({r.task: None for r in self.risks})
+        return ranked
+
+    def ranked_codes(self) -> list[str]:
+        return [d.code for d in self.diagnoses]
+
+    def risk(self, task: str) -> Risk | None:
+        return next((r for r in self.risks if r.task == task), None)
+
+    @property
+    def critical_alerts(self) -> list[Alert]:
+        return [a for a in self.alerts if a.severity == "critical"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def payload_dumps(payload: AdvicePayload) -> str:
+    return json.dumps(payload.as_dict())
+
+
+def payload_loads(text: str) -> AdvicePayload:
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("An advice payload is a JSON object.")
+    data.setdefault("version", 1)  # stored before versioning: the version-1 shape
+    return _build(AdvicePayload, data)
+
+
+def advice_payload(advice: Any) -> AdvicePayload:
+    """The payload of an ``Advice`` row, decrypted and parsed once per instance."""
+    raw = advice.payload
+    cached = getattr(advice, "_payload_cache", None)
+    if cached is not None and cached[0] is raw:
+        return cached[1]
+    payload = payload_loads(raw)
+    advice._payload_cache = (raw, payload)
+    return payload
+
+
+def _build(cls: type, data: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    values = {
+        f.name: _convert(hints[f.name], data[f.name])
+        for f in dataclasses.fields(cls)
+        if f.name in data
+    }
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return [_convert(item, v) for v in value or []]
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        inner = next(a for a in typing.get_args(hint) if a is not type(None))
+        return _convert(inner, value)
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return _build(hint, value)
+    return value

@@ -1,0 +1,279 @@
+"""Computing advice for a visit: the only writer of Advice.
+
+Every active model, the clinical rules and similar past visits make one typed payload
+(predictions/payload.py). Idempotent by construction: advice is keyed by (visit, hash of inputs,
+models used). A request whose inputs and models already have advice links to it instead of
+computing again; a visit whose inputs changed gets new advice and the previous one is marked
+superseded. The request's own state is written by the outbox service.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from medai_site.audit import audit_record
+from medai_site.errors import AdviceFailed
+from medai_site.models import AuditEvent
+from predictions.ml.artifacts import load_model
+from predictions.ml.errors import EngineError
+from predictions.models import Advice, AdviceRequest, ModelVersion, PredictionTask
+from predictions.payload import (
+    AdvicePayload,
+    Alert,
+    Contribution,
+    Explanation,
+    ModelUsed,
+    RankedDiagnosis,
+    Risk,
+    payload_dumps,
+)
+from predictions.rules import ObservationFact, evaluate_rules
+from predictions.similar_cases import similar_cases
+from predictions.visit_records import OTHER_CLASS, input_hash, visit_record
+from predictions.wording import category_display, feature_label
+from visits.models import Visit
+
+from . import outbox
+from .outbox import MAX_COMPUTE_ATTEMPTS
+
+__all__ = ["MAX_COMPUTE_ATTEMPTS", "RULES_VERSION", "advice_compute"]
+
+logger = logging.getLogger(__name__)
+RULES_VERSION = 1  # bump when rules change: new inputs hash, so advice is recomputed
+TOP_DIAGNOSES = 5
+
+
+def _active_tasks() -> list[PredictionTask]:
+    return list(
+        PredictionTask.objects.filter(enabled=True, active_version__isnull=False)
+        .select_related("active_version")
+        .order_by("slug")
+    )
+
+
+def advice_compute(*, request_id: int) -> Advice | None:
+    """Compute (or find) the advice for one request; the request ends done or failed."""
+    request = outbox.advice_request_start(request_id=request_id)
+    if request is None:
+        return None
+    if request.status in (AdviceRequest.Status.DONE, AdviceRequest.Status.FAILED):
+        return request.advice  # a redelivered message for finished work
+    visit = (
+        Visit.objects.select_related("patient")
+        # Decrypt only what advice reads (no name, contact or plan): PHI stays ciphertext.
+        .only(
+            "id",
+            "patient_id",
+            "age_years",
+            "visit_type",
+            "chief_complaint",
+            "history_present_illness",
+            "physical_exam",
+            "patient__id",
+            "patient__sex",
+        )
+        .prefetch_related("observations__definition", "patient__allergies")
+        .get(pk=request.visit_id)
+    )
+    started = time.perf_counter()
+    record = visit_record(visit)
+    tasks = _active_tasks()
+    models_key = ",".join(f"{t.slug}:{t.active_version.number}" for t in tasks) or "rules-only"
+    allergies = sorted(a.substance for a in visit.patient.allergies.all())
+    digest = input_hash(record, extra={"allergies": allergies, "rules": RULES_VERSION})
+
+    advice = Advice.objects.filter(visit=visit, input_hash=digest, models_key=models_key).first()
+    if advice is None:
+        try:
+            payload = _payload(visit, record, tasks, allergies)
+        except AdviceFailed as exc:
+            outbox.advice_request_fail(request_id=request_id, reason=exc.message)
+            return None
+        compute_ms = (time.perf_counter() - started) * 1000
+    # One transaction stores the advice, marks the request done and audits it: a worker dying
+    # here leaves either all of it or none (then the request is computed again).
+    with transaction.atomic():
+        if advice is None:
+            advice = _store(visit, digest, models_key, tasks, payload, compute_ms)
+        _make_current(advice)
+        outbox.advice_request_complete(request_id=request_id, advice=advice)
+        audit_record(
+            actor=None,
+            action=AuditEvent.Action.ADVICE,
+            obj=advice,
+            patient_id=visit.patient_id,
+            interface=AuditEvent.Interface.WORKER,
+        )
+    return advice
+
+
+def _make_current(advice: Advice) -> None:
+    """Advice found again for earlier inputs (a visit edited back) becomes current once more."""
+    if advice.superseded:
+        Advice.objects.filter(visit_id=advice.visit_id, superseded=False).update(superseded=True)
+        Advice.objects.filter(pk=advice.pk).update(superseded=False)
+
+
+def _store(
+    visit: Visit,
+    digest: str,
+    models_key: str,
+    tasks: list[PredictionTask],
+    payload: AdvicePayload,
+    compute_ms: float,
+) -> Advice:
+    try:
+        with transaction.atomic():
+            Advice.objects.filter(visit=visit, superseded=False).update(superseded=True)
+            advice = Advice.objects.create(
+                visit=visit,
+                input_hash=digest,
+                models_key=models_key,
+                payload=payload_dumps(payload),
+                abstained=payload.abstained,
+                alert_count=len(payload.alerts),
+                critical_alert_count=len(payload.critical_alerts),
+                compute_ms=compute_ms,
+            )
+            advice.model_versions.set([t.active_version for t in tasks])
+    except IntegrityError:
+        # Another worker stored the same advice first (same inputs, same models): use it. If the
+        # clash was instead with another current advice for the visit, raise: the task retries.
+        existing = Advice.objects.filter(
+            visit=visit, input_hash=digest, models_key=models_key
+        ).first()
+        if existing is None:
+            raise
+        return existing
+    return advice
+
+
+def _contributions(raw: list[dict]) -> list[Contribution]:
+    return [
+        Contribution(
+            feature=c["feature"],
+            label=feature_label(c["feature"]),
+            value=c.get("value"),
+            contribution=c["contribution"],
+        )
+        for c in raw
+    ]
+
+
+def _load(version: ModelVersion, task: PredictionTask):
+    """The version's fitted model; an engine error becomes the app's AdviceFailed."""
+    try:
+        return load_model(version.artifact_path, version.artifact_sha256)
+    except (EngineError, OSError) as exc:
+        raise AdviceFailed(
+            f"Model {task.slug} v{version.number} cannot be used: {exc}. "
+            "An admin should roll back or switch the model off."
+        ) from exc
+
+
+def _payload(
+    visit: Visit, record: dict, tasks: list[PredictionTask], allergies: list[str]
+) -> AdvicePayload:
+    diagnoses: list[RankedDiagnosis] = []
+    risks: list[Risk] = []
+    models: list[ModelUsed] = []
+    explanation: Explanation | None = None
+    abstained, abstain_reasons = False, []
+    differential_vector = None
+    differential_version = None
+    for task in tasks:
+        version = task.active_version
+        model = _load(version, task)
+        prediction = model.predict_one(record)
+        models.append(
+            ModelUsed(
+                task=task.slug,
+                task_name=task.name,
+                version=version.number,
+                version_id=version.pk,
+                algorithm=version.algorithm,
+            )
+        )
+        if prediction.abstain:
+            abstained = True
+            abstain_reasons.append(f"{task.name}: {prediction.abstain_reason}")
+        contributions = _contributions(prediction.contributions)
+        if task.kind == PredictionTask.Kind.DIFFERENTIAL:
+            for rank, (label, probability) in enumerate(prediction.ranked[:TOP_DIAGNOSES], start=1):
+                # The engine's class names are normalised to lower case; codes are upper case.
+                category = label if label == OTHER_CLASS else label.upper()
+                diagnoses.append(
+                    RankedDiagnosis(
+                        code=category,
+                        display=category_display(category),
+                        probability=round(probability, 4),
+                        rank=rank,
+                    )
+                )
+            explanation = Explanation(
+                task=task.slug,
+                predicted=prediction.predicted,
+                scale=prediction.scale,
+                baseline=prediction.baseline,
+                contributions=contributions,
+            )
+            differential_vector = np.array(
+                [prediction.probabilities[c] for c in model.classes], dtype=np.float32
+            )
+            differential_version = version
+        else:
+            positive = "1" if "1" in prediction.probabilities else model.classes[-1]
+            risks.append(
+                Risk(
+                    task=task.slug,
+                    name=task.name,
+                    label=task.config.get("label", task.name),
+                    probability=round(prediction.probabilities[positive], 4),
+                    version=version.number,
+                    abstain=prediction.abstain,
+                    contributions=contributions,
+                )
+            )
+    facts = {
+        obs.definition.code: ObservationFact(
+            code=obs.definition.code,
+            display=obs.definition.display,
+            value=obs.value,
+            unit=obs.definition.unit,
+            interpretation=obs.interpretation,
+            critical_low=obs.definition.critical_low,
+            critical_high=obs.definition.critical_high,
+        )
+        for obs in visit.observations.all()
+    }
+    alerts = evaluate_rules(
+        facts=facts,
+        free_text=f"{visit.chief_complaint}\n{visit.history_present_illness}\n{visit.physical_exam}",
+        suggested_codes=[d.code for d in diagnoses[:3] if d.code != OTHER_CLASS],
+        allergies=allergies,
+    )
+    similar = (
+        similar_cases(
+            differential_version, differential_vector, exclude_patient=str(visit.patient_id)
+        )
+        if differential_version is not None
+        else []
+    )
+    return AdvicePayload(
+        visit_id=visit.pk,
+        computed_at=timezone.now().isoformat(),
+        diagnoses=diagnoses,
+        risks=risks,
+        explanation=explanation,
+        abstained=abstained,
+        abstain_reasons=abstain_reasons,
+        alerts=[Alert(**a) for a in alerts],
+        similar_cases=similar,
+        models=models,
+        rules_version=RULES_VERSION,
+    )

@@ -1,0 +1,92 @@
+"""Clinician feedback on advice: the only writer of Feedback.
+
+Accepting a suggested diagnosis confirms it on the visit through visits' own services (with the
+advice as its source); overriding needs a reason. Live agreement is a read
+(predictions/selectors.py: ``live_agreement``).
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from medai_site.errors import Conflict, InvalidInput
+from predictions.models import Advice, Feedback
+from predictions.payload import advice_payload
+from predictions.visit_records import OTHER_CLASS
+from visits.models import Diagnosis
+from visits.services import diagnosis_add, diagnosis_set_status
+
+
+@transaction.atomic
+def feedback_record(
+    *,
+    advice: Advice,
+    suggestion: str,
+    decision: str,
+    actor: object,
+    reason: str = "",
+    comment: str = "",
+) -> Feedback:
+    """Accept (creates a confirmed diagnosis) or override (needs a reason) one suggestion."""
+    ranked = advice_payload(advice).suggestions()
+    if suggestion not in ranked:
+        raise InvalidInput(
+            "This suggestion is not part of the advice.",
+            fields={"suggestion": ["Unknown suggestion."]},
+        )
+    if decision not in Feedback.Decision.values:
+        raise InvalidInput(
+            "Decision must be accept or override.", fields={"decision": ["accept or override"]}
+        )
+    if decision == Feedback.Decision.OVERRIDE and not (reason or comment.strip()):
+        raise InvalidInput(
+            "Say why you override the suggestion.", fields={"reason": ["A reason is required."]}
+        )
+    if reason and reason not in Feedback.Reason.values:
+        raise InvalidInput("Unknown override reason.", fields={"reason": ["Unknown reason."]})
+    if Feedback.objects.filter(advice=advice, suggestion=suggestion).exists():
+        raise Conflict("Feedback on this suggestion is already recorded.")
+    diagnosis = None
+    # A risk (rank None) or the "other" group is no ICD-10 code: accepting it records agreement
+    # for monitoring but makes no diagnosis.
+    if (
+        decision == Feedback.Decision.ACCEPT
+        and ranked[suggestion] is not None
+        and suggestion != OTHER_CLASS
+    ):
+        diagnosis = _confirm(advice, suggestion, actor)
+    return Feedback.objects.create(
+        advice=advice,
+        suggestion=suggestion,
+        decision=decision,
+        reason=reason or "",
+        comment=comment or "",
+        rank=ranked[suggestion],
+        diagnosis=diagnosis,
+        actor=actor,
+    )
+
+
+def _confirm(advice: Advice, code: str, actor: object) -> Diagnosis:
+    """The accepted code as a confirmed diagnosis: an existing one confirmed, or a new one."""
+    visit = advice.visit
+    existing = visit.diagnoses.filter(code=code).first()
+    if existing is not None:
+        if existing.status == Diagnosis.Status.CONFIRMED:
+            return existing
+        return diagnosis_set_status(
+            diagnosis=existing, status=Diagnosis.Status.CONFIRMED, actor=actor
+        )
+    has_primary = (
+        visit.diagnoses.filter(rank=Diagnosis.Rank.PRIMARY)
+        .exclude(status=Diagnosis.Status.REFUTED)
+        .exists()
+    )
+    return diagnosis_add(
+        visit=visit,
+        code=code,
+        rank=Diagnosis.Rank.SECONDARY if has_primary else Diagnosis.Rank.PRIMARY,
+        status=Diagnosis.Status.CONFIRMED,
+        source=Diagnosis.Source.ADVICE,
+        actor=actor,
+    )

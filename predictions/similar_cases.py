@@ -1,0 +1,76 @@
+"""Similar past visits: the labelled visits a model sees most alike (a read, for advice).
+
+The index (visit ids, patient ids and the model's probability vectors; no PHI) is written beside
+the artifact by training and loaded lazily, verified against its sha256, and cached per process.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from medai_site.errors import AdviceFailed
+from predictions.ml.artifacts import file_sha256
+from visits.models import Diagnosis, Visit
+
+from .payload import SimilarCase
+
+SIMILAR_CASES = 3
+
+
+@lru_cache(maxsize=8)
+def similar_index(path: str, sha256: str) -> dict[str, Any]:
+    if file_sha256(Path(path)) != sha256:
+        raise AdviceFailed("The similar-case index failed its integrity check.")
+    return joblib.load(path)
+
+
+def similar_cases(version: Any, vector: np.ndarray, *, exclude_patient: str) -> list[SimilarCase]:
+    """Up to three past visits of other patients that the model sees most alike."""
+    meta = version.report.get("similar_cases_index")
+    if not meta:
+        return []
+    index = similar_index(meta["path"], meta["sha256"])
+    distances = np.abs(index["vectors"] - vector).sum(axis=1)  # L1 between probability vectors
+    distances[index["patient_ids"] == exclude_patient] = np.inf
+    nearest = np.argsort(distances, kind="stable")[: SIMILAR_CASES * 3]
+    visit_ids = [int(index["visit_ids"][i]) for i in nearest if np.isfinite(distances[i])]
+    found = {
+        v.pk: v
+        for v in Visit.objects.filter(pk__in=visit_ids)
+        .select_related("patient")
+        .only("id", "age_years", "visit_type", "start", "patient__id", "patient__sex")
+        .prefetch_related("diagnoses")
+    }
+    cases = []
+    for i in nearest:
+        visit = found.get(int(index["visit_ids"][i]))
+        if visit is None:
+            continue
+        confirmed = [
+            f"{d.code} {d.display}"
+            for d in visit.diagnoses.all()
+            if d.status == Diagnosis.Status.CONFIRMED
+        ]
+        if not confirmed:
+            continue
+        cases.append(
+            SimilarCase(
+                visit_id=visit.pk,
+                age=visit.age_years,
+                sex=visit.patient.sex,
+                visit_type=visit.visit_type,
+                # Year only: the visits are other patients' (possibly outside the viewer's care
+                # teams), and full dates are identifiers (HIPAA Safe Harbor keeps the year).
+                year=visit.start.year,
+                diagnoses=confirmed,
+                distance=round(float(distances[i]), 4),
+            )
+        )
+        if len(cases) == SIMILAR_CASES:
+            break
+    return cases
