@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 PAYLOAD_VERSION = 1
-OTHER_CODE = "other"  # the class of less frequent diagnoses (predictions/visit_records.py)
 
 
 def _help(text: str) -> dict[str, str]:

@@ -567,11 +567,3 @@ def get_algorithms(names: list[str] | tuple[str, ...] | None) -> list[Algorithm]
     if unknown:
         raise DataError(f"unknown algorithm {unknown[0]!r}; choose from: {', '.join(ALGORITHMS)}")
     return [ALGORITHMS[n] for n in names]
-
-
-def probability_from_scores(scores: np.ndarray) -> np.ndarray:
-    """(n,) log-odds -> (n, 2) or (n, k) logits -> (n, k) probabilities."""
-    if scores.ndim == 1:
-        p = expit(scores)
-        return np.column_stack([1 - p, p])
-    return softmax(scores, axis=1)
