@@ -15,12 +15,17 @@ from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
-from medai_site.admin import MedaiAdminMixin, ReadOnlyInlineMixin, copy_saved_state
+from medai_site.admin import (
+    MedaiAdminMixin,
+    ReadOnlyAdminMixin,
+    ReadOnlyInlineMixin,
+    copy_saved_state,
+)
 from medai_site.audit import audit_record
 from medai_site.models import AuditEvent
 from patients.selectors import patient_search
 
-from .models import Diagnosis, Observation, ObservationDefinition, Visit
+from .models import Diagnosis, Observation, ObservationDefinition, Visit, VisitEvent
 from .selectors import visible_visits
 from .services import (
     VISIT_FIELDS,
@@ -251,3 +256,16 @@ class ObservationDefinitionAdmin(MedaiAdminMixin, admin.ModelAdmin):
     )
     list_filter = ("category",)
     search_fields = ("code", "display")
+
+
+@admin.register(VisitEvent)
+class VisitEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The visit event outbox (visits/events.py): ids, kinds and times only, written by services."""
+
+    list_display = ("id", "visit", "kind", "created_at", "request_id")
+    list_filter = ("kind",)
+    search_fields = ("=visit__id", "=request_id")
+    readonly_fields = ("visit", "kind", "created_at", "request_id")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[VisitEvent]:
+        return VisitEvent.objects.filter(visit__in=visible_visits(request.user).values("pk"))
