@@ -297,7 +297,7 @@ def _differential_performance(
             status=Diagnosis.Status.CONFIRMED,
         ).values_list("visit_id", "code")
     )
-    # The payload's codes: engine classes upper-cased, "other" kept (predictions/advice.py).
+    # The payload's codes: engine classes upper-cased, "other" kept (predictions/services/advice.py).
     known = {c if c == OTHER_CLASS else c.upper() for c in (version.label_map or {}).values()}
     top1, top3, scores, labels = [], [], [], []
     for item in advice:

@@ -1,4 +1,4 @@
-"""Pure drift statistics (predictions/drift.py): no database."""
+"""Pure drift statistics (predictions/ml/drift.py): no database."""
 
 from __future__ import annotations
 
