@@ -31,6 +31,7 @@ from predictions.ml.errors import EngineError
 from predictions.ml.evaluate import evaluate_predictions
 from predictions.ml.pipeline import ModelSpec, train
 from predictions.ml.split import holdout_split
+from visits.catalogue import plausible_ranges
 
 from . import registry
 from .models import ActivationEvent, ModelVersion, PredictionTask, TrainingJob
@@ -124,6 +125,7 @@ def _spec(task: PredictionTask) -> ModelSpec:
         subgroup_columns={"sex": "sex", "age": "age"},
         exclude=["visit_id"],
         positive=["1"] if task.kind == PredictionTask.Kind.RISK else None,
+        plausible=plausible_ranges(),  # the engine judges values by the clinical catalogue
     )
 
 

@@ -1,7 +1,9 @@
 """Every write to visits, observations and diagnoses (STYLE.md: one door for writes).
 
-Saving or closing a visit also writes an AdviceRequest in the same transaction (the outbox), so a
-request for advice is never lost between the database and the broker.
+Pages and the API record a visit with its observations and diagnoses through one service,
+:func:`visit_record`. Saving or closing a visit also writes an AdviceRequest in the same
+transaction (the outbox), so a request for advice is never lost between the database and the
+broker.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -23,7 +26,7 @@ from patients.models import Patient
 
 from .icd10 import icd10_lookup
 from .models import Diagnosis, Observation, ObservationDefinition, Visit
-from .units import to_canonical
+from .units import to_canonical, value_text
 
 VISIT_TEXT_FIELDS = (
     "chief_complaint",
@@ -45,16 +48,21 @@ class ObservationInput:
 
 
 @dataclass(frozen=True)
+class DiagnosisInput:
+    """A diagnosis recorded with its visit. ``rank=None``: primary unless one already stands."""
+
+    code: str
+    rank: str | None = None
+    status: str = Diagnosis.Status.PROVISIONAL
+
+
+@dataclass(frozen=True)
 class ValidatedObservation:
     definition: ObservationDefinition
     value: float
     entered_value: float
     entered_unit: str
     interpretation: str
-
-
-def _fmt(value: float | None) -> str:
-    return "" if value is None else f"{value:g}"
 
 
 def observation_validate(
@@ -89,8 +97,9 @@ def observation_validate(
     low, high = definition.plausible_low, definition.plausible_high
     if (low is not None and value < low) or (high is not None and value > high):
         message = (
-            f"{definition.display} {_fmt(entered)} {entry.unit or definition.unit} is outside the "
-            f"possible range {_fmt(low)}–{_fmt(high)} {definition.unit}; check the value and unit."
+            f"{definition.display} {value_text(entered)} {entry.unit or definition.unit} is outside "
+            f"the possible range {value_text(low)}–{value_text(high)} {definition.unit}; check the "
+            "value and unit."
         )
         raise InvalidInput(message, fields={definition.code: [message]})
     return ValidatedObservation(
@@ -238,6 +247,54 @@ def visit_update(
     )
     if request_advice:
         _request_advice(visit, actor)
+    return visit
+
+
+@transaction.atomic
+def visit_record(
+    *,
+    actor: object,
+    patient: Patient | None = None,
+    visit: Visit | None = None,
+    attending: object | None = None,
+    observations: Iterable[ObservationInput] = (),
+    diagnoses: Iterable[DiagnosisInput] = (),
+    **fields: Any,
+) -> Visit:
+    """Record a visit with its observations and diagnoses, all or nothing.
+
+    Either a new visit of ``patient`` (attended by ``attending``, default the actor) or changes to
+    the open ``visit``; ``fields`` are the visit's own (type, start, free text; ``end`` on an
+    update). Advice is requested once, in the same transaction. A diagnosis whose code the visit
+    already had is left as it stands; one without a rank becomes primary unless a primary that
+    is not refuted stands, else secondary.
+    """
+    if patient is not None and visit is None:
+        visit = visit_create(
+            patient=patient,
+            attending=actor if attending is None else attending,
+            observations=observations,
+            actor=actor,
+            **fields,
+        )
+    elif visit is not None and patient is None:
+        visit = visit_update(visit=visit, observations=observations, actor=actor, **fields)
+    else:
+        raise InvalidInput("Record either a new visit of a patient or changes to one visit.")
+    before = list(Diagnosis.objects.filter(visit=visit))
+    recorded = {d.code for d in before}
+    has_primary = any(
+        d.rank == Diagnosis.Rank.PRIMARY and d.status != Diagnosis.Status.REFUTED for d in before
+    )
+    for entry in diagnoses:
+        code, _display = icd10_lookup(entry.code)
+        if code in recorded:
+            continue
+        rank = entry.rank or (Diagnosis.Rank.SECONDARY if has_primary else Diagnosis.Rank.PRIMARY)
+        diagnosis_add(visit=visit, code=code, rank=rank, status=entry.status, actor=actor)
+        has_primary = has_primary or (
+            rank == Diagnosis.Rank.PRIMARY and entry.status != Diagnosis.Status.REFUTED
+        )
     return visit
 
 

@@ -10,11 +10,13 @@ from predictions.models import AdviceRequest
 from tests.factories import PatientFactory
 from visits.models import Diagnosis, Observation, Visit
 from visits.services import (
+    DiagnosisInput,
     ObservationInput,
     diagnosis_add,
     diagnosis_set_status,
     visit_close,
     visit_create,
+    visit_record,
     visit_update,
 )
 
@@ -210,6 +212,80 @@ def test_one_standing_primary_diagnosis_per_visit(visit, doctor_a):
         diagnosis_set_status(diagnosis=first, status=Diagnosis.Status.CONFIRMED, actor=doctor_a)
     with pytest.raises(InvalidInput):
         diagnosis_set_status(diagnosis=first, status="maybe", actor=doctor_a)
+
+
+# --- visit_record: a visit with its observations and diagnoses, the pages' and the API's door ----
+
+
+def test_visit_record_writes_visit_observations_and_diagnoses_with_one_advice_request(
+    patient, doctor_a, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        visit = visit_record(
+            patient=patient,
+            actor=doctor_a,
+            observations=[ObservationInput(HEART_RATE, 88)],
+            diagnoses=[DiagnosisInput("J18.9"), DiagnosisInput("E11.9")],
+            chief_complaint="cough",
+        )
+    assert visit.attending == doctor_a
+    assert observation(visit, HEART_RATE).value == 88
+    ranks = dict(visit.diagnoses.values_list("code", "rank"))
+    # Without a rank: the first is primary, the next secondary (one primary may stand).
+    assert ranks == {"J18.9": Diagnosis.Rank.PRIMARY, "E11.9": Diagnosis.Rank.SECONDARY}
+    assert AdviceRequest.objects.filter(visit=visit).count() == 1
+
+
+def test_visit_record_update_keeps_recorded_codes_and_ranks_new_ones_after_the_primary(
+    visit, doctor_a, django_capture_on_commit_callbacks
+):
+    diagnosis_add(visit=visit, code="I21.9", actor=doctor_a)
+    with django_capture_on_commit_callbacks(execute=False):
+        visit_record(
+            visit=visit,
+            actor=doctor_a,
+            diagnoses=[DiagnosisInput("i219"), DiagnosisInput("I10")],
+            plan="serial ECGs",
+        )
+    visit.refresh_from_db()
+    assert visit.plan == "serial ECGs"
+    ranks = dict(visit.diagnoses.values_list("code", "rank"))
+    assert ranks == {"I21.9": Diagnosis.Rank.PRIMARY, "I10": Diagnosis.Rank.SECONDARY}
+    assert AdviceRequest.objects.filter(visit=visit).count() == 1
+
+
+def test_visit_record_ranks_primary_again_once_the_primary_is_refuted(visit, doctor_a):
+    first = diagnosis_add(visit=visit, code="I21.9", actor=doctor_a)
+    diagnosis_set_status(diagnosis=first, status=Diagnosis.Status.REFUTED, actor=doctor_a)
+    visit_record(
+        visit=visit, actor=doctor_a, request_advice=False, diagnoses=[DiagnosisInput("I20.0")]
+    )
+    assert visit.diagnoses.get(code="I20.0").rank == Diagnosis.Rank.PRIMARY
+
+
+def test_visit_record_is_all_or_nothing(patient, doctor_a):
+    with pytest.raises(Conflict, match="already recorded"):
+        visit_record(
+            patient=patient,
+            actor=doctor_a,
+            observations=[ObservationInput(HEART_RATE, 88)],
+            diagnoses=[
+                DiagnosisInput("J18.9", rank=Diagnosis.Rank.PRIMARY),
+                DiagnosisInput("J18.9", rank=Diagnosis.Rank.SECONDARY),
+            ],
+        )
+    with pytest.raises(InvalidInput, match="not a valid ICD-10 code"):
+        visit_record(patient=patient, actor=doctor_a, diagnoses=[DiagnosisInput("XYZ")])
+    assert not Visit.objects.exists()
+    assert not Observation.objects.exists()
+    assert not AdviceRequest.objects.exists()
+
+
+def test_visit_record_needs_exactly_one_of_patient_and_visit(patient, visit, doctor_a):
+    with pytest.raises(InvalidInput, match="either"):
+        visit_record(patient=patient, visit=visit, actor=doctor_a)
+    with pytest.raises(InvalidInput, match="either"):
+        visit_record(actor=doctor_a)
 
 
 # --- lifecycle -----------------------------------------------------------------------------------
