@@ -41,7 +41,7 @@ def main() -> None:
     from patients.models import CareTeam, Patient
     from patients.selectors import patient_search
     from tests.factories import DoctorFactory
-    from visits.synthetic import generate_population
+    from visits.demo import generate_population
 
     doctor = DoctorFactory(username="bench_doctor")
     team = CareTeam.objects.create(name="bench")

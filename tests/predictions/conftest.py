@@ -38,8 +38,8 @@ def fast_training(settings, tmp_path):
 @pytest.fixture
 def population(db, team_a, doctor_a):
     """A synthetic population (closed visits with confirmed diagnoses), imported in bulk."""
+    from visits.demo import generate_population
     from visits.demo_import import population_import
-    from visits.synthetic import generate_population
 
     return population_import(
         population=generate_population(n_visits=N_VISITS, seed=7),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from medai_site.errors import InvalidInput
 from predictions.ml.dataset import SHIPPED_RANGES_FILE, shipped_plausible_ranges
 from visits.catalogue import (
     BY_CODE,
@@ -77,3 +78,16 @@ def test_reading_orders_name_catalogue_codes_once():
         assert set(order) <= set(BY_CODE)
     assert {BY_CODE[c].category for c in VITAL_READING_ORDER} == {"vital"}
     assert {BY_CODE[c].category for c in LAB_READING_ORDER} == {"lab"}
+
+
+def test_canonical_value_conversions():
+    assert canonical_value("8310-5", 98.6, "[degF]") == pytest.approx(37.0)
+    assert canonical_value("8310-5", 37.2, "Cel") == pytest.approx(37.2)
+    assert canonical_value("29463-7", 100.0, "[lb_av]") == pytest.approx(45.359237)
+    assert canonical_value("2345-7", 5.5, "mmol/L") == pytest.approx(5.5 * 18.016)
+    assert canonical_value("2093-3", 5.0, "mmol/L") == pytest.approx(5.0 * 38.67)
+    assert canonical_value("2345-7", 99.0, "mg/dL") == 99.0
+    with pytest.raises(InvalidInput, match="not accepted"):
+        canonical_value("8867-4", 80.0, "[degF]")
+    with pytest.raises(InvalidInput, match="Unknown observation code"):
+        canonical_value("0000-0", 1.0, "1")

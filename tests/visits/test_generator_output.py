@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 
-from visits.synthetic import generate_population, population_frame
+from visits.demo import generate_population, population_frame
 
 END = datetime(2025, 6, 1, tzinfo=UTC)
 POPULATION_SHA256 = "08e71d7e963d10739c453d93562a691b298e9c884bedd9c50be3f0b0c432afa1"

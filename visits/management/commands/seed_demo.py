@@ -14,8 +14,8 @@ from medai_site import roles
 from medai_site.management.commands.totp_enroll import enrolment_text
 from patients.models import CareTeam, Patient
 from patients.services import care_team_create
+from visits.demo import generate_population
 from visits.demo_import import population_import
-from visits.synthetic import generate_population
 
 # Demo logins for the embedded default only; `make run` prints them. Never used in production:
 # the command refuses to run under MEDAI_PROFILE=production without --allow-production.
