@@ -372,3 +372,89 @@ def test_thousands_separator_is_refused_not_guessed():
     assert (
         observation_validate(ObservationInput("8310-5", "38,5", "Cel"), temperature).value == 38.5
     )
+
+
+# --- bulk import of past visits --------------------------------------------------------------
+
+
+def past_visit(patient, doctor, **overrides):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from visits.services import VisitImport
+
+    start = timezone.now() - dt.timedelta(days=30)
+    values = {
+        "patient": patient,
+        "attending": doctor,
+        "start": start,
+        "end": start + dt.timedelta(minutes=20),
+        "visit_type": Visit.Type.OUTPATIENT,
+        "status": Visit.Status.CLOSED,
+        "observations": (ObservationInput(TEMPERATURE, 101.3, "[degF]"),),
+        "diagnoses": (
+            DiagnosisInput("j189", Diagnosis.Rank.PRIMARY, Diagnosis.Status.CONFIRMED),
+            DiagnosisInput("E11.9", Diagnosis.Rank.SECONDARY, Diagnosis.Status.CONFIRMED),
+        ),
+        "text": {"chief_complaint": "cough", "plan": "amoxicillin"},
+    }
+    return VisitImport(**{**values, **overrides})
+
+
+def test_visits_bulk_import_validates_converts_flags_and_audits(patient, doctor_a):
+    from visits.services import visits_bulk_import
+
+    report = visits_bulk_import(visits=[past_visit(patient, doctor_a)], actor=None)
+    (visit,) = report.visits
+    visit = Visit.objects.get(pk=visit.pk)
+    assert (visit.status, visit.chief_complaint, visit.plan) == ("closed", "cough", "amoxicillin")
+    temperature = observation(visit, TEMPERATURE)
+    assert temperature.value == pytest.approx(38.5)
+    assert temperature.interpretation == Observation.Interpretation.HIGH
+    assert temperature.recorded_at == visit.start  # history is dated when it was measured
+    assert dict(visit.diagnoses.values_list("code", "rank")) == {
+        "J18.9": Diagnosis.Rank.PRIMARY,
+        "E11.9": Diagnosis.Rank.SECONDARY,
+    }
+    assert (report.observations, report.diagnoses) == (1, 2)
+    assert AuditEvent.objects.filter(
+        action=AuditEvent.Action.CREATE,
+        object_type="visits.visit",
+        object_id=str(visit.pk),
+        patient_id=patient.pk,
+    ).exists()
+    assert not AdviceRequest.objects.exists()  # history asks for no advice
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"observations": (ObservationInput(HEART_RATE, 900),)}, "Visit 2: Heart rate 900"),
+        ({"visit_type": "house call"}, "Visit 2:"),
+        (
+            {
+                "diagnoses": (
+                    DiagnosisInput("I10", Diagnosis.Rank.PRIMARY),
+                    DiagnosisInput("I21.9", Diagnosis.Rank.PRIMARY),
+                )
+            },
+            "Visit 2: A visit may have one primary",
+        ),
+        ({"diagnoses": (DiagnosisInput("XYZ"),)}, "Visit 2: .*not a valid ICD-10 code"),
+        ({"text": {"diagnosis": "flu"}}, "Visit 2: Unknown visit field"),
+    ],
+)
+def test_visits_bulk_import_refuses_a_bad_visit_and_writes_nothing(
+    patient, doctor_a, overrides, message
+):
+    from visits.services import visits_bulk_import
+
+    with pytest.raises((InvalidInput, Conflict), match=message):
+        visits_bulk_import(
+            visits=[past_visit(patient, doctor_a), past_visit(patient, doctor_a, **overrides)],
+            actor=None,
+        )
+    assert not Visit.objects.exists()
+    assert not Observation.objects.exists()
+    assert not Diagnosis.objects.exists()
