@@ -157,12 +157,10 @@ def test_disable_needs_a_current_code(client, doctor_with_device):
     assert client.get(reverse("dashboard")).status_code == 200
 
 
-def test_admins_cannot_turn_it_off(admin_client_, admin_user):
+def test_admins_cannot_turn_it_off(client_admin, admin_user):
     device = TOTPDevice.objects.get(user=admin_user)
-    page = admin_client_.get(reverse("two_factor")).content.decode()
+    page = client_admin.get(reverse("two_factor")).content.decode()
     assert "cannot be turned off" in page
-    refused = admin_client_.post(
-        reverse("two_factor"), {"action": "disable", "code": _code(device)}
-    )
+    refused = client_admin.post(reverse("two_factor"), {"action": "disable", "code": _code(device)})
     assert refused.status_code == 403
     assert TOTPDevice.objects.filter(user=admin_user, confirmed=True).exists()

@@ -21,12 +21,6 @@ CIPHERTEXT = "gAAAAA"  # the prefix of every Fernet token
 
 
 @pytest.fixture
-def client_admin(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
 def ada(team_a):
     return patient_create(
         mrn="ADM-0001",
