@@ -260,6 +260,7 @@ def visit_record(
     attending: object | None = None,
     observations: Iterable[ObservationInput] = (),
     diagnoses: Iterable[DiagnosisInput] = (),
+    request_advice: bool = True,
     **fields: Any,
 ) -> Visit:
     """Record a visit with its observations and diagnoses, all or nothing.
@@ -276,10 +277,17 @@ def visit_record(
             attending=actor if attending is None else attending,
             observations=observations,
             actor=actor,
+            request_advice=request_advice,
             **fields,
         )
     elif visit is not None and patient is None:
-        visit = visit_update(visit=visit, observations=observations, actor=actor, **fields)
+        visit = visit_update(
+            visit=visit,
+            observations=observations,
+            actor=actor,
+            request_advice=request_advice,
+            **fields,
+        )
     else:
         raise InvalidInput("Record either a new visit of a patient or changes to one visit.")
     before = list(Diagnosis.objects.filter(visit=visit))
