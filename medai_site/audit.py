@@ -90,9 +90,14 @@ def audit_record_many(
     action: str,
     patient_ids: list[int],
     object_type: str = "patients.patient",
+    object_ids: list[int] | None = None,
 ) -> None:
     """One event per patient shown in a list (a page of names is an access to each), chained in
-    one insert: a constant number of queries however long the list."""
+    one insert: a constant number of queries however long the list.
+
+    ``object_ids``: when the events are about other objects (e.g. visits imported in bulk), their
+    ids, one per entry of ``patient_ids``; by default the patients themselves.
+    """
     if not patient_ids:
         return
     user = actor if getattr(actor, "is_authenticated", False) else None
@@ -103,7 +108,8 @@ def audit_record_many(
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_LOCK_KEY])
         prev = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS
         events = []
-        for patient_id in patient_ids:
+        objects = patient_ids if object_ids is None else object_ids
+        for patient_id, object_id in zip(patient_ids, objects, strict=True):
             event = AuditEvent(
                 at=timezone.now(),
                 actor=user,
@@ -111,7 +117,7 @@ def audit_record_many(
                 interface=interface,
                 patient_id=patient_id,
                 object_type=object_type,
-                object_id=str(patient_id),
+                object_id=str(object_id),
                 request_id=request_id,
             )
             event.prev_hash, event.hash = prev, content_hash(prev, event)

@@ -20,7 +20,7 @@ urlpatterns = [
     path("patients/", patient_views.patient_search_view, name="patient_search"),
     path("patients/new/", patient_views.patient_register_view, name="patient_register"),
     path("patients/emergency-access/", patient_views.break_glass_view, name="break_glass"),
-    path("patients/<int:patient_id>/", patient_views.patient_chart_view, name="patient_chart"),
+    path("patients/<int:patient_id>/", visit_views.patient_chart_view, name="patient_chart"),
     path("patients/<int:patient_id>/visits/new/", visit_views.visit_new_view, name="visit_new"),
     # Visits and their advice
     path("visits/<int:visit_id>/", visit_views.visit_detail_view, name="visit_detail"),

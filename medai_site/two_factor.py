@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from typing import Any
 
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -74,12 +75,31 @@ def check_code(device: TOTPDevice, token: str) -> bool:
     return False
 
 
+def totp_device_create(*, user: Any, confirmed: bool, replace: bool = False) -> TOTPDevice:
+    """The one place a TOTP device is made, with a fresh random key.
+
+    ``confirmed=False``: the start of self-enrolment (a correct code confirms it). ``True``: an
+    operator enrols the account directly and hands over the set-up key (``totp_enroll``, the
+    demo's admin). ``replace`` drops the user's devices first; otherwise a user who already has
+    a confirmed device is refused.
+    """
+    devices = TOTPDevice.objects.filter(user_id=user.pk)
+    if replace:
+        devices.delete()
+    elif devices.filter(confirmed=True).exists():
+        raise Conflict("Two-factor sign-in is already on for this account.")
+    device = TOTPDevice.objects.create(user=user, name=DEVICE_NAME, confirmed=confirmed)
+    if confirmed:
+        logger.info("two-factor sign-in enrolled for user %s", user.pk)
+    return device
+
+
 def totp_enrol_start(*, user: object) -> TOTPDevice:
     """A fresh unconfirmed device (replacing an abandoned enrolment)."""
     if confirmed_device(user) is not None:
         raise Conflict("Two-factor sign-in is already on for this account.")
     TOTPDevice.objects.filter(user_id=user.pk, confirmed=False).delete()  # type: ignore[attr-defined]
-    return TOTPDevice.objects.create(user=user, name=DEVICE_NAME, confirmed=False)
+    return totp_device_create(user=user, confirmed=False)
 
 
 def totp_enrol_confirm(*, user: object, token: str) -> TOTPDevice:

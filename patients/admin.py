@@ -24,14 +24,18 @@ from medai_site.models import AuditEvent
 
 from .break_glass import break_glass_review
 from .models import Allergy, BreakGlassGrant, CareTeam, Patient
-from .selectors import patient_search
+from .selectors import care_teams_registrable, patient_search
 from .services import (
     PATIENT_FIELDS,
     allergy_add,
     care_team_create,
+    care_team_members_set,
+    care_team_rename,
     check_birth_date,
+    patient_care_teams_set,
     patient_create,
     patient_update,
+    registration_care_teams,
 )
 
 # Derived or audit-relevant: written by services and fields themselves, never typed in the admin.
@@ -126,6 +130,14 @@ class PatientAdmin(MedaiAdminMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Patient]:
         return visible_patients(request.user).prefetch_related("care_teams")
 
+    def get_form(
+        self, request: HttpRequest, obj: Patient | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None:  # registering: the registration rule offers the care teams
+            form.base_fields["care_teams"].queryset = care_teams_registrable(viewer=request.user)
+        return form
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Patient], search_term: str
     ) -> tuple[QuerySet[Patient], bool]:
@@ -169,23 +181,23 @@ class PatientAdmin(MedaiAdminMixin, admin.ModelAdmin):
             saved = patient_update(patient=obj, actor=request.user, **changes)
         else:
             values = {name: form.cleaned_data[name] for name in PATIENT_FIELDS}
-            saved = patient_create(
-                actor=request.user, care_teams=form.cleaned_data["care_teams"], **values
+            teams = registration_care_teams(
+                actor=request.user, team_ids=[t.pk for t in form.cleaned_data["care_teams"]]
             )
+            saved = patient_create(actor=request.user, care_teams=teams, **values)
         copy_saved_state(obj, saved)
 
     def save_related(
         self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool
     ) -> None:
-        super().save_related(request, form, formsets, change)
-        if change and "care_teams" in form.changed_data:
-            # Care teams decide who may read this record: the change is in the audit trail.
-            audit_record(
-                actor=request.user,
-                action=AuditEvent.Action.UPDATE,
-                obj=form.instance,
-                patient_id=form.instance.pk,
+        # Not form.save_m2m(): care teams decide who may read this record, so they change through
+        # the service, which audits the change (patient_create already set them on an add).
+        if change:
+            patient_care_teams_set(
+                patient=form.instance, teams=form.cleaned_data["care_teams"], actor=request.user
             )
+        for formset in formsets:  # the read-only allergy inline: nothing to save, kept for form
+            self.save_formset(request, form, formset, change=change)
 
 
 class AllergyAdminForm(forms.ModelForm):
@@ -248,18 +260,23 @@ class CareTeamAdmin(MedaiAdminMixin, admin.ModelAdmin):
         self, request: HttpRequest, obj: CareTeam, form: forms.ModelForm, change: bool
     ) -> None:
         if change:
-            super().save_model(request, obj, form, change)  # the name is the only plain field
+            saved = care_team_rename(team=obj, name=form.cleaned_data["name"], actor=request.user)
         else:
-            copy_saved_state(
-                obj, care_team_create(name=form.cleaned_data["name"], actor=request.user)
+            saved = care_team_create(
+                name=form.cleaned_data["name"],
+                members=form.cleaned_data["members"],
+                actor=request.user,
             )
+        copy_saved_state(obj, saved)
 
     def save_related(
         self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool
     ) -> None:
-        # Membership decides who may read which patients: every change is in the audit trail.
-        super().save_related(request, form, formsets, change)
-        audit_record(actor=request.user, action=AuditEvent.Action.UPDATE, obj=form.instance)
+        # Not form.save_m2m(): membership decides who may read which patients, so it changes
+        # through the service, which audits the change.
+        care_team_members_set(
+            team=form.instance, members=form.cleaned_data["members"], actor=request.user
+        )
 
 
 @admin.register(BreakGlassGrant)

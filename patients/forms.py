@@ -8,12 +8,13 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from medai_site.errors import DomainError, NotFound
+from medai_site.errors import DomainError, InvalidInput, NotFound
 from medai_site.roles import is_admin
 
 from .break_glass import MIN_REASON_LENGTH, break_glass_open
 from .models import Allergy, BreakGlassGrant, CareTeam, Patient, normalise_mrn
-from .services import AllergyInput, patient_create
+from .selectors import care_teams_registrable
+from .services import AllergyInput, patient_create, registration_care_teams
 
 ALLERGY_ROWS = 3
 
@@ -82,10 +83,8 @@ class PatientRegisterForm(forms.Form):
     def __init__(self, *args: Any, user: object, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
-        # Choices only: a doctor registers patients into their own teams, an admin into any.
-        teams = (
-            CareTeam.objects.all() if is_admin(user) else CareTeam.objects.filter(members=user)  # type: ignore[misc]
-        )
+        # The registration rule (patients.services.registration_care_teams) offers the choices.
+        teams = care_teams_registrable(viewer=user)
         self.fields["care_teams"].queryset = teams
         if not self.is_bound and not is_admin(user):
             self.initial.setdefault("care_teams", list(teams))
@@ -121,6 +120,13 @@ class PatientRegisterForm(forms.Form):
 
     def clean_mrn(self) -> str:
         return normalise_mrn(self.cleaned_data["mrn"])
+
+    def clean_care_teams(self) -> list[CareTeam]:
+        chosen = self.cleaned_data["care_teams"]
+        try:
+            return registration_care_teams(actor=self.user, team_ids=[t.pk for t in chosen])
+        except InvalidInput as exc:
+            raise forms.ValidationError(exc.message) from None
 
     def clean_birth_date(self) -> dt.date:
         born = self.cleaned_data["birth_date"]

@@ -27,9 +27,12 @@ def normalise_mrn(mrn: str | None) -> str:
     return (mrn or "").strip().upper()
 
 
-MRN_VALIDATOR = RegexValidator(
-    r"^[A-Z0-9][A-Z0-9-]{3,31}$", "MRN must be 4–32 capital letters, digits or hyphens."
-)
+# The one MRN pattern: 4-32 letters, digits or hyphens, not starting with a hyphen. Stored in
+# capitals; typed in any case (forms, API and search normalise with normalise_mrn).
+_MRN_SHAPE = "^[{0}][{0}-]{{3,31}}$"
+MRN_PATTERN = _MRN_SHAPE.format("A-Z0-9")
+MRN_INPUT_PATTERN = _MRN_SHAPE.format("A-Za-z0-9")
+MRN_VALIDATOR = RegexValidator(MRN_PATTERN, "MRN must be 4–32 capital letters, digits or hyphens.")
 
 
 class CareTeam(models.Model):

@@ -11,11 +11,12 @@ from medai_site.audit import audit_record
 from medai_site.blind_index import blind_index, normalise
 from medai_site.errors import NotFound
 from medai_site.models import AuditEvent
+from medai_site.roles import is_admin
 
 from .break_glass import emergency_grant
-from .models import Patient
+from .models import MRN_INPUT_PATTERN, CareTeam, Patient
 
-_MRN_LIKE = re.compile(r"^[A-Za-z0-9-]{4,32}$")
+_MRN_LIKE = re.compile(MRN_INPUT_PATTERN)
 
 
 def patient_list(*, viewer: object, query: str | None = None) -> QuerySet[Patient]:
@@ -105,3 +106,12 @@ def _as_int(value: object) -> int | None:
         return None
     # An id past bigint (e.g. a fuzzed URL) would make the audit INSERT itself fail with a 500.
     return number if -(2**63) <= number < 2**63 else None
+
+
+def care_teams_registrable(*, viewer: object) -> QuerySet[CareTeam]:
+    """The care teams ``viewer`` may register a patient into: a doctor their own, an admin any."""
+    if is_admin(viewer):
+        return CareTeam.objects.all()
+    if not getattr(viewer, "is_authenticated", False):
+        return CareTeam.objects.none()
+    return CareTeam.objects.filter(members=viewer)

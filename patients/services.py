@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from medai_site.audit import audit_record
+from medai_site.audit import audit_record, audit_record_many
 from medai_site.errors import Conflict, InvalidInput
 from medai_site.models import AuditEvent
+from medai_site.roles import is_admin
 
 from .models import Allergy, CareTeam, Patient, normalise_mrn
+from .selectors import care_teams_registrable
 
 # Fields a caller may set on a patient; everything else is derived (blind indexes, timestamps).
 PATIENT_FIELDS = (
@@ -30,11 +33,39 @@ PATIENT_FIELDS = (
 )
 
 
+# Rows per INSERT in bulk imports: large enough to be fast, small enough for SQLite's limit on
+# variables per statement (the embedded default database).
+BULK_BATCH = 1000
+
+
 @dataclass(frozen=True)
 class AllergyInput:
     substance: str
     reaction: str = ""
     severity: str = Allergy.Severity.MODERATE
+
+
+@dataclass(frozen=True)
+class PatientInput:
+    """One patient of a bulk import: what :func:`patient_create` takes."""
+
+    mrn: str
+    sex: str
+    given_name: str
+    family_name: str
+    birth_date: dt.date
+    phone: str = ""
+    email: str = ""
+    address: str = ""
+    national_id: str = ""
+    emergency_contact: str = ""
+    care_teams: tuple[CareTeam, ...] = ()
+    allergies: tuple[AllergyInput, ...] = ()
+
+
+def _substance(text: str) -> str:
+    """Substances are matched by the allergy rules: one spelling, lower case, single spaces."""
+    return " ".join((text or "").split()).lower()
 
 
 def _validated_save(obj: Patient | Allergy, *, exclude: Iterable[str] = ()) -> None:
@@ -147,7 +178,7 @@ def allergy_add(
     actor: object | None,
     _audit: bool = True,
 ) -> Allergy:
-    substance = " ".join((substance or "").split()).lower()
+    substance = _substance(substance)
     if patient.allergies.filter(substance=substance).exists():
         raise Conflict(
             "This allergy is already recorded.", fields={"substance": ["Already recorded."]}
@@ -164,6 +195,85 @@ def allergy_add(
 
 
 @transaction.atomic
+def patients_bulk_import(
+    *, patients: Sequence[PatientInput], actor: object | None
+) -> list[Patient]:
+    """Register many patients at once (a migration from another system, the demo population).
+
+    The rules of :func:`patient_create` hold for every patient (normalised MRN unique in the batch
+    and in the database, a possible birth date, valid fields) and are checked for all of them
+    before anything is written; a refusal names the patient's position and changes nothing.
+    Rows are then inserted in batches: the fields encrypt and compute the blind indexes as on any
+    save. Care teams and allergies follow, and each patient's creation is audited.
+    """
+    rows, mrns = [], set()
+    for position, entry in enumerate(patients, start=1):
+        mrn = normalise_mrn(entry.mrn)
+        if mrn in mrns:
+            raise Conflict(f"Patient {position}: MRN {mrn} appears twice in the import.")
+        mrns.add(mrn)
+        patient = Patient(
+            mrn=mrn,
+            sex=entry.sex,
+            given_name=entry.given_name.strip(),
+            family_name=entry.family_name.strip(),
+            birth_date=entry.birth_date,
+            phone=entry.phone.strip(),
+            email=entry.email.strip(),
+            address=entry.address,
+            national_id=entry.national_id.strip(),
+            emergency_contact=entry.emergency_contact,
+            created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        )
+        try:
+            check_birth_date(entry.birth_date)
+            patient.full_clean(validate_unique=False)  # uniqueness: one query below, not one each
+        except ValidationError as exc:
+            error = InvalidInput.from_django(exc)
+            raise InvalidInput(
+                f"Patient {position}: {error.message}", fields=error.fields
+            ) from None
+        except InvalidInput as exc:
+            raise InvalidInput(f"Patient {position}: {exc.message}", fields=exc.fields) from None
+        rows.append(patient)
+    taken = set(Patient.objects.filter(mrn__in=mrns).values_list("mrn", flat=True))
+    if taken:
+        raise Conflict(f"{len(taken)} MRN(s) of the import already exist, e.g. {min(taken)}.")
+    Patient.objects.bulk_create(rows, batch_size=BULK_BATCH)
+
+    Membership = Patient.care_teams.through
+    Membership.objects.bulk_create(
+        [
+            Membership(patient_id=patient.pk, careteam_id=team.pk)
+            for patient, entry in zip(rows, patients, strict=True)
+            for team in dict.fromkeys(entry.care_teams)
+        ],
+        batch_size=BULK_BATCH,
+    )
+    allergies = []
+    for patient, entry in zip(rows, patients, strict=True):
+        seen = set()
+        for a in entry.allergies:
+            substance = _substance(a.substance)
+            if substance in seen:
+                continue  # one allergy per substance and patient, as allergy_add keeps it
+            seen.add(substance)
+            allergy = Allergy(
+                patient=patient, substance=substance, reaction=a.reaction, severity=a.severity
+            )
+            allergy.full_clean(exclude=["patient"], validate_constraints=False)
+            allergies.append(allergy)
+    Allergy.objects.bulk_create(allergies, batch_size=BULK_BATCH)
+    audit_record_many(
+        actor=actor, action=AuditEvent.Action.CREATE, patient_ids=[p.pk for p in rows]
+    )
+    return rows
+
+
+# --- care teams ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
 def care_team_create(
     *, name: str, members: Iterable[object] = (), actor: object | None
 ) -> CareTeam:
@@ -174,10 +284,74 @@ def care_team_create(
         raise InvalidInput.from_django(exc) from None
     team.save()
     team.members.set(list(members))
+    # Membership decides who may read which patients: every change is in the audit trail.
+    audit_record(actor=actor, action=AuditEvent.Action.CREATE, obj=team)
     return team
 
 
 @transaction.atomic
-def care_team_assign(*, patient: Patient, team: CareTeam, actor: object | None) -> None:
-    patient.care_teams.add(team)
-    audit_record(actor=actor, action=AuditEvent.Action.UPDATE, obj=patient, patient_id=patient.pk)
+def care_team_rename(*, team: CareTeam, name: str, actor: object | None) -> CareTeam:
+    team = CareTeam.objects.select_for_update().get(pk=team.pk)
+    if team.name == name.strip():
+        return team
+    team.name = name.strip()
+    try:
+        team.full_clean()
+    except ValidationError as exc:
+        raise InvalidInput.from_django(exc) from None
+    team.save()
+    audit_record(actor=actor, action=AuditEvent.Action.UPDATE, obj=team)
+    return team
+
+
+@transaction.atomic
+def care_team_members_set(
+    *, team: CareTeam, members: Iterable[Any], actor: object | None
+) -> CareTeam:
+    """Make ``members`` (users) the team's clinicians; a change is audited (it changes who sees
+    which patients)."""
+    wanted = {member.pk for member in members}
+    if wanted != set(team.members.values_list("pk", flat=True)):
+        team.members.set(wanted)
+        audit_record(actor=actor, action=AuditEvent.Action.UPDATE, obj=team)
+    return team
+
+
+def registration_care_teams(*, actor: object, team_ids: Collection[int] | None) -> list[CareTeam]:
+    """The care teams ``actor`` registers a new patient into: the rule pages, API and admin share.
+
+    A doctor registers into their own teams (``None``: all of them, and belonging to none is an
+    error, since no one could then see the patient); an admin into any (``None``: none).
+    """
+    allowed = care_teams_registrable(viewer=actor)
+    if team_ids is None:
+        if is_admin(actor):
+            return []
+        teams = list(allowed)
+        if not teams:
+            raise InvalidInput(
+                "You belong to no care team, so no one could see this patient.",
+                fields={"care_team_ids": ["Join a care team first, or name one."]},
+            )
+        return teams
+    teams = list(allowed.filter(pk__in=list(team_ids)))
+    if len(teams) != len(set(team_ids)):
+        raise InvalidInput(
+            "Unknown care team, or one you do not belong to.",
+            fields={"care_team_ids": ["Unknown care team, or not yours."]},
+        )
+    return teams
+
+
+@transaction.atomic
+def patient_care_teams_set(
+    *, patient: Patient, teams: Iterable[CareTeam], actor: object | None
+) -> Patient:
+    """Make ``teams`` the patient's care teams; a change is audited (it changes who sees them)."""
+    wanted = {team.pk for team in teams}
+    if wanted != set(patient.care_teams.values_list("pk", flat=True)):
+        patient.care_teams.set(wanted)
+        audit_record(
+            actor=actor, action=AuditEvent.Action.UPDATE, obj=patient, patient_id=patient.pk
+        )
+    return patient

@@ -1,4 +1,5 @@
-"""Patient pages: search, register, chart. Thin: forms validate, selectors read, services write."""
+"""Patient pages: search, register, emergency access. Thin: forms validate, selectors read,
+services write. The chart, which draws the patient's visits, is a visits page (visits/views.py)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,13 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods
 
 from medai_site.pages import page
 from medai_site.roles import is_doctor
-from visits.charts import (
-    patient_series,
-    patient_timeline,
-    problem_entries,
-    series_svg,
-)
-from visits.selectors import problem_list
 
 from .forms import BreakGlassForm, PatientRegisterForm, PatientSearchForm
-from .selectors import patient_get, patient_search
+from .selectors import patient_search
 
 
 @page
@@ -70,27 +64,3 @@ def patient_register_view(request: HttpRequest) -> HttpResponse:
             return redirect("patient_chart", patient_id=patient.pk)
     status = 400 if form.is_bound and form.errors else 200
     return render(request, "patients/register.html", {"form": form}, status=status)
-
-
-@page
-@require_GET
-def patient_chart_view(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = patient_get(viewer=request.user, patient_id=patient_id)
-    show_all = request.GET.get("visits") == "all"
-    visits, visit_count = patient_timeline(
-        viewer=request.user, patient_id=patient.pk, limit=None if show_all else 25
-    )
-    vitals, labs = patient_series(viewer=request.user, patient_id=patient.pk)
-    return render(
-        request,
-        "patients/chart.html",
-        {
-            "patient": patient,
-            "problems": problem_entries(problem_list(viewer=request.user, patient_id=patient.pk)),
-            "visits": visits,
-            "visit_count": visit_count,
-            "show_all": show_all,
-            "vital_charts": [(s, series_svg(s, chart_id=f"v{i}")) for i, s in enumerate(vitals)],
-            "lab_charts": [(s, series_svg(s, chart_id=f"l{i}")) for i, s in enumerate(labs)],
-        },
-    )

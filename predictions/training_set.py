@@ -16,6 +16,7 @@ from django.conf import settings
 from predictions.ml.dataset import normalise_label
 from predictions.ml.evaluate import evaluate_predictions
 from predictions.ml.pipeline import ModelSpec
+from visits.catalogue import plausible_ranges
 
 from .models import PredictionTask
 from .visit_records import (
@@ -69,6 +70,7 @@ def model_spec(task: PredictionTask) -> ModelSpec:
         subgroup_columns={"sex": "sex", "age": "age"},
         exclude=["visit_id"],
         positive=["1"] if task.kind == PredictionTask.Kind.RISK else None,
+        plausible=plausible_ranges(),  # the engine judges values by the clinical catalogue
     )
 
 

@@ -1,6 +1,12 @@
-"""Shared fixtures. Tests run against the real PostgreSQL (MEDAI_PROFILE=test, see README)."""
+"""Shared fixtures. Tests run against the real PostgreSQL (MEDAI_PROFILE=test, see README).
+
+Two care teams with a doctor each, a patient in each team, an admin and signed-in clients: one
+definition each, used by every test package.
+"""
 
 from __future__ import annotations
+
+import datetime as dt
 
 import pytest
 
@@ -36,6 +42,48 @@ def admin_user(db):
     from tests.factories import AdminFactory
 
     return AdminFactory(username="hospital_admin")
+
+
+@pytest.fixture
+def patient_a(team_a):
+    """Mei Lin, in team A (doctor_a's), allergic to penicillin."""
+    from patients.services import AllergyInput, patient_create
+
+    return patient_create(
+        mrn="MRN-A-0001",
+        sex="female",
+        given_name="Mei",
+        family_name="Lin",
+        birth_date=dt.date(1958, 5, 17),
+        phone="+1 555 0100",
+        national_id="ID-A-1",
+        care_teams=[team_a],
+        allergies=[AllergyInput(substance="Penicillin", reaction="rash", severity="severe")],
+        actor=None,
+    )
+
+
+@pytest.fixture
+def patient_b(team_b):
+    """Tom Berg, in team B (doctor_b's): outside doctor_a's care."""
+    from patients.services import patient_create
+
+    return patient_create(
+        mrn="MRN-B-0001",
+        sex="male",
+        given_name="Tom",
+        family_name="Berg",
+        birth_date=dt.date(1970, 1, 2),
+        care_teams=[team_b],
+        actor=None,
+    )
+
+
+@pytest.fixture
+def client_admin(client, admin_user):
+    """The test client, signed in as the hospital admin (second factor included)."""
+    client.force_login(admin_user)
+    return client
 
 
 @pytest.fixture(autouse=True)

@@ -1,17 +1,24 @@
-"""factory_boy factories for the domain models. Writes in tests go through factories or services."""
+"""factory_boy factories for every model of patients, visits and medai_site.
+
+Writes in tests go through these factories or the services. Rows with an invariant that only a
+service keeps (the audit hash chain, a token's hashed secret, an emergency grant's expiry and
+audit record) are created through that service.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from medai_site import roles
-from patients.models import CareTeam, Patient
-from visits.models import Visit
+from medai_site.models import ApiToken, AuditEvent, IdempotencyRecord
+from medai_site.two_factor import totp_device_create
+from patients.models import Allergy, BreakGlassGrant, CareTeam, Patient
+from visits.models import Diagnosis, Observation, ObservationDefinition, Visit, VisitEvent
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -53,7 +60,7 @@ class AdminFactory(UserFactory):
     def totp_device(self, create: bool, extracted: object, **kwargs: object) -> None:
         """Admins must have a second factor: every admin gets a confirmed TOTP device."""
         if create:
-            TOTPDevice.objects.create(user=self, name="authenticator", confirmed=True)
+            totp_device_create(user=self, confirmed=True)
 
 
 class CareTeamFactory(factory.django.DjangoModelFactory):
@@ -88,6 +95,35 @@ class PatientFactory(factory.django.DjangoModelFactory):
             self.care_teams.set(extracted)
 
 
+class AllergyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Allergy
+
+    patient = factory.SubFactory(PatientFactory)
+    substance = factory.Sequence(lambda n: f"substance {n}")  # stored lower case, as allergy_add
+    reaction = "rash"
+    severity = Allergy.Severity.MODERATE
+
+
+class BreakGlassGrantFactory(factory.django.DjangoModelFactory):
+    """An emergency access opened through ``break_glass_open`` (expiry and audit record)."""
+
+    class Meta:
+        model = BreakGlassGrant
+
+    patient = factory.SubFactory(PatientFactory)
+    grantee = factory.SubFactory(DoctorFactory)
+    reason = "Unconscious in the emergency department; the care team is unreachable."
+
+    @classmethod
+    def _create(cls, model_class: type, *args: Any, **kwargs: Any) -> BreakGlassGrant:
+        from patients.break_glass import break_glass_open
+
+        return break_glass_open(
+            viewer=kwargs["grantee"], mrn=kwargs["patient"].mrn, reason=kwargs["reason"]
+        )
+
+
 class VisitFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Visit
@@ -97,3 +133,120 @@ class VisitFactory(factory.django.DjangoModelFactory):
     start = factory.LazyFunction(timezone.now)
     age_years = 60
     chief_complaint = "cough and fever for three days"
+
+
+class ObservationDefinitionFactory(factory.django.DjangoModelFactory):
+    """A catalogue entry; the catalogue's own codes are loaded by migrations and reused."""
+
+    class Meta:
+        model = ObservationDefinition
+        django_get_or_create = ("code",)
+
+    code = factory.Sequence(lambda n: f"LOCAL-{n}")
+    display = factory.LazyAttribute(lambda d: f"Local observation {d.code}")
+    category = ObservationDefinition.Category.FINDING
+    unit = "1"
+    decimals = 1
+
+
+class ObservationFactory(factory.django.DjangoModelFactory):
+    """A heart rate of 80 /min unless told otherwise, flagged as the services flag it."""
+
+    class Meta:
+        model = Observation
+
+    visit = factory.SubFactory(VisitFactory)
+    definition = factory.LazyFunction(lambda: ObservationDefinition.objects.get(code="8867-4"))
+    value = 80.0
+    entered_value = factory.SelfAttribute("value")
+    entered_unit = factory.SelfAttribute("definition.unit")
+    recorded_at = factory.LazyFunction(timezone.now)
+
+    @factory.lazy_attribute
+    def interpretation(self) -> str:
+        from visits.services import interpret
+
+        return interpret(self.definition, self.value)
+
+
+class DiagnosisFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Diagnosis
+
+    visit = factory.SubFactory(VisitFactory)
+    code = "J18.9"
+    rank = Diagnosis.Rank.PRIMARY
+    status = Diagnosis.Status.PROVISIONAL
+    source = Diagnosis.Source.DOCTOR
+
+    @factory.lazy_attribute
+    def display(self) -> str:
+        from visits.icd10 import icd10_lookup
+
+        return icd10_lookup(self.code)[1]
+
+
+class VisitEventFactory(factory.django.DjangoModelFactory):
+    """A visit event recorded through ``visit_event_record`` (subscribers run, as in the app)."""
+
+    class Meta:
+        model = VisitEvent
+
+    visit = factory.SubFactory(VisitFactory)
+    kind = VisitEvent.Kind.CHANGED
+
+    @classmethod
+    def _create(cls, model_class: type, *args: Any, **kwargs: Any) -> VisitEvent:
+        from visits.events import visit_event_record
+
+        return visit_event_record(**kwargs)
+
+
+class AuditEventFactory(factory.django.DjangoModelFactory):
+    """An audit record appended through ``audit_record``, so the hash chain stays intact."""
+
+    class Meta:
+        model = AuditEvent
+
+    actor = None
+    action = AuditEvent.Action.VIEW
+    patient_id = None
+    object_type = "patients.patient"
+    object_id = ""
+
+    @classmethod
+    def _create(cls, model_class: type, *args: Any, **kwargs: Any) -> AuditEvent:
+        from medai_site.audit import audit_record
+
+        return audit_record(**kwargs)
+
+
+class ApiTokenFactory(factory.django.DjangoModelFactory):
+    """A token issued through ``api_token_create``; its one-time secret is on ``.secret``."""
+
+    class Meta:
+        model = ApiToken
+
+    user = factory.SubFactory(DoctorFactory)
+    name = factory.Sequence(lambda n: f"client system {n}")
+    scopes = (ApiToken.Scope.PATIENTS_READ,)
+    days = 30
+
+    @classmethod
+    def _create(cls, model_class: type, *args: Any, **kwargs: Any) -> ApiToken:
+        from medai_site.api_auth import api_token_create
+
+        token, secret = api_token_create(actor=None, **kwargs)
+        token.secret = secret  # the only copy: only its hash is stored
+        return token
+
+
+class IdempotencyRecordFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = IdempotencyRecord
+
+    client = factory.Sequence(lambda n: f"user:{n}")
+    key = factory.Sequence(lambda n: f"key-{n}")
+    request_hash = "0" * 64
+    status_code = 201
+    object_id = 1

@@ -3,7 +3,9 @@
 Visits are created and edited through :mod:`visits.services` (validation, age at visit, audit,
 advice request); a closed visit is read-only. Observations and diagnoses are shown inline on
 their visit and are recorded through the clinical services, so the admin shows them read-only
-(a diagnosis's status may be changed, through ``diagnosis_set_status``).
+(a diagnosis's status may be changed, through ``diagnosis_set_status``). The observation
+catalogue is shown read-only: its source is ``visits/catalogue.py`` (loaded by migrations), so
+entry validation, the generator and the model engine can never disagree about a range.
 """
 
 from __future__ import annotations
@@ -239,8 +241,11 @@ class DiagnosisAdmin(MedaiAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ObservationDefinition)
-class ObservationDefinitionAdmin(MedaiAdminMixin, admin.ModelAdmin):
-    """The catalogue: codes, canonical units and the ranges that reject or flag values."""
+class ObservationDefinitionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The catalogue: codes, canonical units and the ranges that reject or flag values.
+
+    Read-only: a change is made in ``visits/catalogue.py`` and loaded by a data migration.
+    """
 
     list_display = (
         "code",

@@ -1,4 +1,11 @@
-"""The ObservationDefinition catalogue MedAI ships with: LOINC codes, UCUM units and ranges.
+"""The clinical catalogue: the one source of observation codes, units, decimals and ranges.
+
+Everything else reads it: the ObservationDefinition rows (loaded from here by migrations, shown
+read-only in the admin), entry validation, the chart and the visit form, the demo generator, and
+the model engine, which receives :func:`plausible_ranges` as data (the app passes it in; the
+engine's command line reads the copy shipped as ``predictions/ml/plausible_ranges.json``, written
+by ``python -m visits.catalogue``). Conversions between units live beside it in
+:mod:`visits.units`. This module imports nothing from Django, so all of them can use it.
 
 Ranges are for adults. ``plausible`` bounds reject impossible values (a typo, a wrong unit);
 ``normal`` and ``critical`` bounds only flag. ``None`` means "no bound on that side".
@@ -7,6 +14,8 @@ Critical thresholds follow common hospital critical-value lists (e.g. SpO2 < 88 
 
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import dataclass
 
 Range = tuple[float | None, float | None]
@@ -23,6 +32,9 @@ class Definition:
     critical: Range
     decimals: int = 1
     alternative_units: tuple[str, ...] = ()
+    # Other column names the same quantity goes by in exported tables (lower case), so a CSV given
+    # to the engine's command line gets the same impossible-value rule as the app.
+    aliases: tuple[str, ...] = ()
 
 
 VITALS = "vital"
@@ -38,8 +50,20 @@ CATALOGUE: tuple[Definition, ...] = (
         (36.1, 37.5),
         (35.0, 40.0),
         alternative_units=("[degF]",),
+        aliases=("temperature",),
     ),
-    Definition("8867-4", "Heart rate", VITALS, "/min", (20, 250), (60, 100), (40, 130), decimals=0),
+    Definition(
+        "8867-4",
+        "Heart rate",
+        VITALS,
+        "/min",
+        (20, 250),
+        (60, 100),
+        (40, 130),
+        decimals=0,
+        # thalach: the UCI heart data's maximum heart rate achieved, a heart rate all the same
+        aliases=("heart_rate", "thalach"),
+    ),
     Definition(
         "9279-1", "Respiratory rate", VITALS, "/min", (4, 70), (12, 20), (8, 30), decimals=0
     ),
@@ -52,6 +76,7 @@ CATALOGUE: tuple[Definition, ...] = (
         (90, 139),
         (80, 180),
         decimals=0,
+        aliases=("trestbps",),  # resting systolic pressure in the UCI heart data
     ),
     Definition(
         "8462-4",
@@ -101,6 +126,7 @@ CATALOGUE: tuple[Definition, ...] = (
         (None, None),
         decimals=0,
         alternative_units=("mmol/L",),
+        aliases=("chol",),  # serum cholesterol in the UCI heart data
     ),
     Definition(
         "6690-2", "White blood cell count", LAB, "10*3/uL", (0.1, 500), (4.0, 11.0), (2.0, 30.0)
@@ -118,3 +144,56 @@ CATALOGUE: tuple[Definition, ...] = (
 )
 
 BY_CODE = {d.code: d for d in CATALOGUE}
+VITAL_CODES = tuple(d.code for d in CATALOGUE if d.category == VITALS)
+LAB_CODES = tuple(d.code for d in CATALOGUE if d.category == LAB)
+OBSERVATION_CODES = VITAL_CODES + LAB_CODES
+
+# The order a clinician reads them in (the chart and the visit form): rate and pressure first.
+# Height and BMI are not charted: they describe the patient more than the visit.
+VITAL_READING_ORDER = ("8867-4", "8480-6", "8462-4", "8310-5", "9279-1", "2708-6", "29463-7")
+LAB_READING_ORDER = (
+    "2345-7",
+    "4548-4",
+    "6690-2",
+    "1988-5",
+    "718-7",
+    "2160-0",
+    "2951-2",
+    "2823-3",
+    "10839-9",
+    "2524-7",
+    "2093-3",
+)
+
+# Age in years is no observation, but the engine rejects impossible ages like impossible vitals.
+AGE_PLAUSIBLE: tuple[float, float] = (0.0, 120.0)
+
+
+def plausible_ranges() -> dict[str, tuple[float, float]]:
+    """What the model engine treats as possible, keyed by its column names (without ``obs_``).
+
+    Every code and alias with its plausible range, and ``age``. The engine blanks a value outside
+    (a recording error), exactly as entry validation rejects it.
+    """
+    ranges: dict[str, tuple[float, float]] = {"age": AGE_PLAUSIBLE}
+    for d in CATALOGUE:
+        low, high = d.plausible
+        if low is None or high is None:
+            raise ValueError(f"{d.code}: the engine needs a closed plausible range")
+        for key in (d.code, *d.aliases):
+            ranges[key] = (float(low), float(high))
+    return ranges
+
+
+def plausible_ranges_json() -> str:
+    """The engine's shipped copy (``predictions/ml/plausible_ranges.json``), byte for byte."""
+    lines = [
+        f"  {json.dumps(key)}: {json.dumps(list(bounds))}"
+        for key, bounds in sorted(plausible_ranges().items())
+    ]
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+if __name__ == "__main__":
+    # python -m visits.catalogue > predictions/ml/plausible_ranges.json
+    sys.stdout.write(plausible_ranges_json())

@@ -21,24 +21,11 @@ from django.utils.translation import gettext
 from medai_site.access import visible_patients
 from medai_site.templatetags.medai import LABELS, unit_display
 
+from .catalogue import LAB_READING_ORDER, VITAL_READING_ORDER
 from .models import Diagnosis, Observation, ObservationDefinition, Visit
+from .units import value_text
 
 TIMELINE_LIMIT = 25
-# The series a chart shows, in clinical reading order; labs appear only when measured.
-VITAL_CODES = ("8867-4", "8480-6", "8462-4", "8310-5", "9279-1", "2708-6", "29463-7")
-LAB_CODES = (
-    "2345-7",
-    "4548-4",
-    "6690-2",
-    "1988-5",
-    "718-7",
-    "2160-0",
-    "2951-2",
-    "2823-3",
-    "10839-9",
-    "2524-7",
-    "2093-3",
-)
 
 
 @dataclass
@@ -106,7 +93,8 @@ def patient_series(*, viewer: object, patient_id: int) -> tuple[list[Series], li
             if c in definitions
         ]
 
-    return build(VITAL_CODES), build(LAB_CODES)
+    # The catalogue's reading order; labs appear only when measured.
+    return build(VITAL_READING_ORDER), build(LAB_READING_ORDER)
 
 
 def problem_entries(diagnoses: QuerySet[Diagnosis] | list[Diagnosis]) -> list[dict[str, object]]:
@@ -143,10 +131,6 @@ def _kind(interpretation: str) -> str:
     if interpretation in ("L", "H"):
         return "abnormal"
     return "normal"
-
-
-def _fmt(value: float, decimals: int) -> str:
-    return formats.number_format(round(value, decimals), decimals)
 
 
 def series_svg(series: Series, *, chart_id: str) -> SafeString:
@@ -187,7 +171,7 @@ def series_svg(series: Series, *, chart_id: str) -> SafeString:
         "count": len(points),
         "first": formats.date_format(points[0].when, "SHORT_DATE_FORMAT"),
         "last": formats.date_format(latest.when, "SHORT_DATE_FORMAT"),
-        "value": _fmt(latest.value, d.decimals),
+        "value": value_text(latest.value, d.decimals),
         "unit": unit,
         "abnormal": series.abnormal_count,
     }
@@ -219,7 +203,7 @@ def series_svg(series: Series, *, chart_id: str) -> SafeString:
             f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{ty:.1f}" y2="{ty:.1f}" '
             'stroke="#e3e8ee" stroke-width="1"/>'
             f'<text x="{LEFT - 6}" y="{ty + 4:.1f}" text-anchor="end" font-size="12" '
-            f'fill="#3d4852">{escape(_fmt(tick, d.decimals))}</text>'
+            f'fill="#3d4852">{escape(value_text(tick, d.decimals))}</text>'
         )
     for when, anchor in ((points[0].when, "start"), (latest.when, "end")):
         if anchor == "end" and t1 == t0:
@@ -238,7 +222,7 @@ def series_svg(series: Series, *, chart_id: str) -> SafeString:
         flag = LABELS["interpretation"].get(p.interpretation, "")
         tip = (
             f"{formats.date_format(p.when, 'SHORT_DATE_FORMAT')}: "
-            f"{_fmt(p.value, d.decimals)} {unit}{f' ({flag})' if flag else ''}"
+            f"{value_text(p.value, d.decimals)} {unit}{f' ({flag})' if flag else ''}"
         )
         colour = COLOURS[kind]
         if kind == "critical":

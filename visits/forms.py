@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django import forms
-from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from medai_site.errors import DomainError, InvalidInput
@@ -20,17 +19,11 @@ from medai_site.templatetags.medai import unit_display
 from patients.forms import form_errors_from
 from patients.models import Patient
 
-from .charts import LAB_CODES, VITAL_CODES
+from .catalogue import LAB_READING_ORDER, VITAL_READING_ORDER
 from .icd10 import icd10_lookup, normalise_code
-from .models import Diagnosis, ObservationDefinition, Visit
-from .services import (
-    ObservationInput,
-    diagnosis_add,
-    observation_validate,
-    visit_create,
-    visit_update,
-)
-from .units import to_canonical
+from .models import ObservationDefinition, Visit
+from .services import DiagnosisInput, ObservationInput, observation_validate, visit_record
+from .units import to_canonical, value_text
 
 TEXT_FIELDS = (
     "chief_complaint",
@@ -49,20 +42,14 @@ def unit_field_name(code: str) -> str:
     return "unit_" + code.replace("-", "_")
 
 
-def _number(value: float | None, decimals: int) -> str:
-    from django.utils.formats import number_format
-
-    return "" if value is None else number_format(value, decimals)
-
-
 def range_text(low: float | None, high: float | None, decimals: int) -> str:
     if low is None and high is None:
         return ""
     if low is None:
-        return f"≤ {_number(high, decimals)}"
+        return f"≤ {value_text(high, decimals)}"
     if high is None:
-        return f"≥ {_number(low, decimals)}"
-    return f"{_number(low, decimals)}–{_number(high, decimals)}"
+        return f"≥ {value_text(low, decimals)}"
+    return f"{value_text(low, decimals)}–{value_text(high, decimals)}"
 
 
 @dataclass
@@ -128,7 +115,7 @@ class VisitForm(forms.Form):
         self.user = user
         self.visit = visit
         # Clinical reading order (the chart's), then anything else the catalogue holds.
-        order = {code: i for i, code in enumerate((*VITAL_CODES, *LAB_CODES))}
+        order = {code: i for i, code in enumerate((*VITAL_READING_ORDER, *LAB_READING_ORDER))}
         definitions = sorted(definitions, key=lambda d: (order.get(d.code, len(order)), d.code))
         self.definitions = {d.code: d for d in definitions}
         for d in definitions:
@@ -243,44 +230,18 @@ class VisitForm(forms.Form):
             "code": "diagnosis_code",
             "rank": "diagnosis_code",
         }
+        code = data.get("diagnosis_code")
         try:
-            with transaction.atomic():
-                if self.visit is None:
-                    assert patient is not None  # noqa: S101 (a programming error, not input)
-                    visit = visit_create(
-                        patient=patient,
-                        attending=self.user,
-                        visit_type=data["visit_type"],
-                        observations=self.observations,
-                        actor=self.user,
-                        **texts,
-                    )
-                    has_primary = False
-                    recorded: set[str] = set()
-                else:
-                    visit = visit_update(
-                        visit=self.visit,
-                        actor=self.user,
-                        observations=self.observations,
-                        visit_type=data["visit_type"],
-                        **texts,
-                    )
-                    standing = [
-                        d
-                        for d in self.visit.diagnoses.all()
-                        if d.status != Diagnosis.Status.REFUTED
-                    ]
-                    has_primary = any(d.rank == Diagnosis.Rank.PRIMARY for d in standing)
-                    recorded = {d.code for d in self.visit.diagnoses.all()}
-                code = data.get("diagnosis_code")
-                if code and code not in recorded:
-                    diagnosis_add(
-                        visit=visit,
-                        code=code,
-                        rank=Diagnosis.Rank.SECONDARY if has_primary else Diagnosis.Rank.PRIMARY,
-                        status=Diagnosis.Status.PROVISIONAL,
-                        actor=self.user,
-                    )
+            visit = visit_record(
+                actor=self.user,
+                patient=patient if self.visit is None else None,
+                visit=self.visit,
+                observations=self.observations,
+                # No rank: primary, or secondary when the visit already has a standing primary.
+                diagnoses=[DiagnosisInput(code=code)] if code else [],
+                visit_type=data["visit_type"],
+                **texts,
+            )
         except DomainError as exc:
             form_errors_from(self, exc, aliases=aliases)
             return None

@@ -1,7 +1,9 @@
 """Every write to visits, observations and diagnoses (STYLE.md: one door for writes).
 
-Saving or closing a visit also records a visit event in the same transaction (visits/events.py,
-the outbox visits owns), so whoever follows visits (predictions' advice) never misses a change.
+Pages and the API record a visit with its observations and diagnoses through one service,
+:func:`visit_record`. Saving or closing a visit also records a visit event in the same
+transaction (visits/events.py, the outbox visits owns), so whoever follows visits (predictions'
+advice) never misses a change.
 """
 
 from __future__ import annotations
@@ -11,20 +13,22 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from medai_site.audit import audit_record
+from medai_site.audit import audit_record, audit_record_many
 from medai_site.errors import Conflict, InvalidInput
 from medai_site.models import AuditEvent
 from patients.models import Patient
+from patients.services import BULK_BATCH
 
 from .events import visit_event_record
 from .icd10 import icd10_lookup
 from .models import Diagnosis, Observation, ObservationDefinition, Visit, VisitEvent
-from .units import to_canonical
+from .units import to_canonical, value_text
 
 VISIT_TEXT_FIELDS = (
     "chief_complaint",
@@ -46,16 +50,21 @@ class ObservationInput:
 
 
 @dataclass(frozen=True)
+class DiagnosisInput:
+    """A diagnosis recorded with its visit. ``rank=None``: primary unless one already stands."""
+
+    code: str
+    rank: str | None = None
+    status: str = Diagnosis.Status.PROVISIONAL
+
+
+@dataclass(frozen=True)
 class ValidatedObservation:
     definition: ObservationDefinition
     value: float
     entered_value: float
     entered_unit: str
     interpretation: str
-
-
-def _fmt(value: float | None) -> str:
-    return "" if value is None else f"{value:g}"
 
 
 def observation_validate(
@@ -90,8 +99,9 @@ def observation_validate(
     low, high = definition.plausible_low, definition.plausible_high
     if (low is not None and value < low) or (high is not None and value > high):
         message = (
-            f"{definition.display} {_fmt(entered)} {entry.unit or definition.unit} is outside the "
-            f"possible range {_fmt(low)}–{_fmt(high)} {definition.unit}; check the value and unit."
+            f"{definition.display} {value_text(entered)} {entry.unit or definition.unit} is outside "
+            f"the possible range {value_text(low)}–{value_text(high)} {definition.unit}; check the "
+            "value and unit."
         )
         raise InvalidInput(message, fields={definition.code: [message]})
     return ValidatedObservation(
@@ -237,6 +247,62 @@ def visit_update(
 
 
 @transaction.atomic
+def visit_record(
+    *,
+    actor: object,
+    patient: Patient | None = None,
+    visit: Visit | None = None,
+    attending: object | None = None,
+    observations: Iterable[ObservationInput] = (),
+    diagnoses: Iterable[DiagnosisInput] = (),
+    request_advice: bool = True,
+    **fields: Any,
+) -> Visit:
+    """Record a visit with its observations and diagnoses, all or nothing.
+
+    Either a new visit of ``patient`` (attended by ``attending``, default the actor) or changes to
+    the open ``visit``; ``fields`` are the visit's own (type, start, free text; ``end`` on an
+    update). Advice is requested once, in the same transaction. A diagnosis whose code the visit
+    already had is left as it stands; one without a rank becomes primary unless a primary that
+    is not refuted stands, else secondary.
+    """
+    if patient is not None and visit is None:
+        visit = visit_create(
+            patient=patient,
+            attending=actor if attending is None else attending,
+            observations=observations,
+            actor=actor,
+            request_advice=request_advice,
+            **fields,
+        )
+    elif visit is not None and patient is None:
+        visit = visit_update(
+            visit=visit,
+            observations=observations,
+            actor=actor,
+            request_advice=request_advice,
+            **fields,
+        )
+    else:
+        raise InvalidInput("Record either a new visit of a patient or changes to one visit.")
+    before = list(Diagnosis.objects.filter(visit=visit))
+    recorded = {d.code for d in before}
+    has_primary = any(
+        d.rank == Diagnosis.Rank.PRIMARY and d.status != Diagnosis.Status.REFUTED for d in before
+    )
+    for entry in diagnoses:
+        code, _display = icd10_lookup(entry.code)
+        if code in recorded:
+            continue
+        rank = entry.rank or (Diagnosis.Rank.SECONDARY if has_primary else Diagnosis.Rank.PRIMARY)
+        diagnosis_add(visit=visit, code=code, rank=rank, status=entry.status, actor=actor)
+        has_primary = has_primary or (
+            rank == Diagnosis.Rank.PRIMARY and entry.status != Diagnosis.Status.REFUTED
+        )
+    return visit
+
+
+@transaction.atomic
 def visit_close(*, visit: Visit, actor: object | None, end: dt.datetime | None = None) -> Visit:
     visit = Visit.objects.select_for_update().get(pk=visit.pk)
     if visit.status == Visit.Status.CLOSED:
@@ -317,3 +383,145 @@ def diagnosis_set_status(*, diagnosis: Diagnosis, status: str, actor: object | N
         patient_id=diagnosis.visit.patient_id,
     )
     return diagnosis
+
+
+@dataclass(frozen=True)
+class VisitImport:
+    """A past visit of a bulk import, as it stood: open or closed, with what it recorded."""
+
+    patient: Patient
+    attending: object
+    start: dt.datetime
+    end: dt.datetime | None
+    visit_type: str
+    status: str
+    observations: tuple[ObservationInput, ...] = ()
+    # Ranks and statuses as recorded; one primary that still stands at most, codes unique.
+    diagnoses: tuple[DiagnosisInput, ...] = ()
+    text: dict[str, str] | None = None  # the free-text fields (VISIT_TEXT_FIELDS)
+
+
+@dataclass(frozen=True)
+class VisitsImportReport:
+    visits: list[Visit]
+    observations: int
+    diagnoses: int
+
+
+@transaction.atomic
+def visits_bulk_import(
+    *, visits: Sequence[VisitImport], actor: object | None
+) -> VisitsImportReport:
+    """Import many past visits at once (records from another system, the demo population).
+
+    Every visit, observation and diagnosis is checked first, by the rules of entry (aware start,
+    end after start, known type and status, free-text fields; units converted, impossible values
+    rejected and values flagged by :func:`observation_validate`; ICD-10 codes looked up, one
+    standing primary): a refusal names the visit's position and changes nothing. Rows are then
+    inserted in batches (the fields encrypt the text as on any save), observations are dated at
+    the visit's start, and each visit's creation is audited. History asks for no advice.
+    """
+    definitions = {d.code: d for d in ObservationDefinition.objects.all()}
+    looked_up: dict[str, tuple[str, str]] = {}  # ICD-10 look-ups: a few codes, many visits
+    rows: list[Visit] = []
+    observations: list[list[ValidatedObservation]] = []
+    diagnoses: list[list[Diagnosis]] = []
+    for position, entry in enumerate(visits, start=1):
+        try:
+            visit = _import_visit(entry)
+            validated = [
+                observation_validate(o, definitions.get(o.code)) for o in entry.observations
+            ]
+            coded = _import_diagnoses(entry.diagnoses, looked_up)
+        except (InvalidInput, Conflict) as exc:
+            raise type(exc)(f"Visit {position}: {exc.message}", fields=exc.fields) from None
+        rows.append(visit)
+        observations.append(validated)
+        diagnoses.append(coded)
+    Visit.objects.bulk_create(rows, batch_size=BULK_BATCH)
+    observation_rows = [
+        Observation(
+            visit=visit,
+            definition=obs.definition,
+            value=obs.value,
+            entered_value=obs.entered_value,
+            entered_unit=obs.entered_unit,
+            interpretation=obs.interpretation,
+            recorded_at=visit.start,
+        )
+        for visit, validated in zip(rows, observations, strict=True)
+        for obs in {obs.definition.code: obs for obs in validated}.values()
+    ]
+    Observation.objects.bulk_create(observation_rows, batch_size=BULK_BATCH)
+    diagnosis_rows = []
+    for visit, coded in zip(rows, diagnoses, strict=True):
+        for diagnosis in coded:
+            diagnosis.visit = visit
+            diagnosis_rows.append(diagnosis)
+    Diagnosis.objects.bulk_create(diagnosis_rows, batch_size=BULK_BATCH)
+    audit_record_many(
+        actor=actor,
+        action=AuditEvent.Action.CREATE,
+        patient_ids=[v.patient_id for v in rows],
+        object_type="visits.visit",
+        object_ids=[v.pk for v in rows],
+    )
+    return VisitsImportReport(
+        visits=rows, observations=len(observation_rows), diagnoses=len(diagnosis_rows)
+    )
+
+
+def _import_visit(entry: VisitImport) -> Visit:
+    text = entry.text or {}
+    unknown = set(text) - set(VISIT_TEXT_FIELDS)
+    if unknown:
+        raise InvalidInput(f"Unknown visit field(s): {', '.join(sorted(unknown))}.")
+    if timezone.is_naive(entry.start):
+        raise InvalidInput(
+            "Visit start must include a time zone.", fields={"start": ["Time zone required."]}
+        )
+    visit = Visit(
+        patient=entry.patient,
+        attending=entry.attending,
+        start=entry.start,
+        end=entry.end,
+        visit_type=entry.visit_type,
+        status=entry.status,
+        age_years=min(entry.patient.age_on(entry.start.date()), MAX_AGE_YEARS),
+        **{name: (text.get(name) or "") for name in VISIT_TEXT_FIELDS},
+    )
+    # Field rules (choices, lengths); the check constraints here, in Python: Django would run a
+    # query per constraint and row. The age cap holds by construction.
+    try:
+        visit.full_clean(
+            exclude=["patient", "attending"], validate_unique=False, validate_constraints=False
+        )
+    except ValidationError as exc:
+        raise InvalidInput.from_django(exc) from None
+    if entry.end is not None and entry.end < entry.start:
+        raise InvalidInput("Visit end is before its start.", fields={"end": ["Before start."]})
+    return visit
+
+
+def _import_diagnoses(
+    entries: Iterable[DiagnosisInput], looked_up: dict[str, tuple[str, str]]
+) -> list[Diagnosis]:
+    coded: list[Diagnosis] = []
+    for entry in entries:
+        if entry.rank not in (None, *Diagnosis.Rank.values):
+            raise InvalidInput(f"Unknown diagnosis rank '{entry.rank}'.")
+        if entry.status not in Diagnosis.Status.values:
+            raise InvalidInput(f"Unknown diagnosis status '{entry.status}'.")
+        if entry.code not in looked_up:
+            looked_up[entry.code] = icd10_lookup(entry.code)
+        code, display = looked_up[entry.code]
+        rank = entry.rank or Diagnosis.Rank.PRIMARY
+        if any(d.code == code for d in coded):
+            raise Conflict(f"{code} is recorded twice on one visit.")
+        standing = rank == Diagnosis.Rank.PRIMARY and entry.status != Diagnosis.Status.REFUTED
+        if standing and any(
+            d.rank == Diagnosis.Rank.PRIMARY and d.status != Diagnosis.Status.REFUTED for d in coded
+        ):
+            raise Conflict("A visit may have one primary diagnosis that stands.")
+        coded.append(Diagnosis(code=code, display=display, rank=rank, status=entry.status))
+    return coded

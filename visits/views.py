@@ -1,4 +1,5 @@
-"""Visit pages: record, view, edit and close a visit; ICD-10 search-as-you-type."""
+"""Visit pages: the patient's chart over time; record, view, edit and close a visit; ICD-10
+search-as-you-type."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from medai_site.errors import Conflict
 from medai_site.pages import page
 from patients.selectors import patient_get
-from visits.charts import problem_entries
+from visits.charts import patient_series, patient_timeline, problem_entries, series_svg
 
 from .forms import VisitForm
 from .icd10 import icd10_search
@@ -22,6 +23,31 @@ from .services import visit_close
 
 def _problems(request: HttpRequest, patient_id: int) -> list[dict[str, object]]:
     return problem_entries(problem_list(viewer=request.user, patient_id=patient_id))
+
+
+@page
+@require_GET
+def patient_chart_view(request: HttpRequest, patient_id: int) -> HttpResponse:
+    """The patient's chart: problems, visit timeline, vital and lab series drawn over time."""
+    patient = patient_get(viewer=request.user, patient_id=patient_id)
+    show_all = request.GET.get("visits") == "all"
+    visits, visit_count = patient_timeline(
+        viewer=request.user, patient_id=patient.pk, limit=None if show_all else 25
+    )
+    vitals, labs = patient_series(viewer=request.user, patient_id=patient.pk)
+    return render(
+        request,
+        "visits/chart.html",
+        {
+            "patient": patient,
+            "problems": _problems(request, patient.pk),
+            "visits": visits,
+            "visit_count": visit_count,
+            "show_all": show_all,
+            "vital_charts": [(s, series_svg(s, chart_id=f"v{i}")) for i, s in enumerate(vitals)],
+            "lab_charts": [(s, series_svg(s, chart_id=f"l{i}")) for i, s in enumerate(labs)],
+        },
+    )
 
 
 @page

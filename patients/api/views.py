@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -18,12 +17,15 @@ from rest_framework.views import APIView
 from medai_site.api_auth import Scope
 from medai_site.api_fields import IdField, StrictCharField
 from medai_site.api_pagination import page_parameters, paginated, paginated_response
-from medai_site.errors import InvalidInput
 from medai_site.idempotency import idempotent_create
-from medai_site.roles import is_admin
-from patients.models import Allergy, CareTeam, Patient
+from patients.models import MRN_INPUT_PATTERN, Allergy, Patient
 from patients.selectors import patient_get, patient_list
-from patients.services import AllergyInput, patient_create, patient_update
+from patients.services import (
+    AllergyInput,
+    patient_create,
+    patient_update,
+    registration_care_teams,
+)
 
 # What a list row returns, and so the only encrypted columns a list decrypts.
 LIST_FIELDS = ("id", "mrn", "sex", "given_name", "family_name", "birth_date")
@@ -86,7 +88,7 @@ class _PatientFieldsSerializer(serializers.Serializer):
     """The writable fields (limits mirror the model, so a too-long value is a 400)."""
 
     mrn = serializers.RegexField(
-        r"^[A-Za-z0-9][A-Za-z0-9-]{3,31}$",
+        MRN_INPUT_PATTERN,
         max_length=32,
         help_text="4–32 letters, digits or hyphens; stored in capitals.",
     )
@@ -99,27 +101,6 @@ class _PatientFieldsSerializer(serializers.Serializer):
     address = StrictCharField(max_length=2000, required=False, allow_blank=True)
     national_id = StrictCharField(max_length=40, required=False, allow_blank=True)
     emergency_contact = StrictCharField(max_length=2000, required=False, allow_blank=True)
-
-
-def _care_teams_for(actor: Any, team_ids: list[int] | None) -> QuerySet[CareTeam]:
-    """A doctor registers patients into their own teams (default: all of them); an admin into any."""
-    allowed = CareTeam.objects.all() if is_admin(actor) else CareTeam.objects.filter(members=actor)
-    if team_ids is None:
-        if is_admin(actor):
-            return CareTeam.objects.none()
-        if not allowed.exists():
-            raise InvalidInput(
-                "You belong to no care team, so no one could see this patient.",
-                fields={"care_team_ids": ["Join a care team first, or name one."]},
-            )
-        return allowed
-    teams = allowed.filter(pk__in=team_ids)
-    if teams.count() != len(set(team_ids)):
-        raise InvalidInput(
-            "Unknown care team, or one you do not belong to.",
-            fields={"care_team_ids": ["Unknown care team, or not yours."]},
-        )
-    return teams
 
 
 def _detail(request: Request, patient_id: int, status: int = 200) -> Response:
@@ -176,7 +157,9 @@ class PatientListCreateApi(APIView):
             serializer.is_valid(raise_exception=True)
             data = dict(serializer.validated_data)
             allergies = [AllergyInput(**a) for a in data.pop("allergies", [])]
-            teams = _care_teams_for(request.user, data.pop("care_team_ids", None))
+            teams = registration_care_teams(
+                actor=request.user, team_ids=data.pop("care_team_ids", None)
+            )
             patient = patient_create(
                 **data, care_teams=teams, allergies=allergies, actor=request.user
             )

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from predictions.ml.algorithms import ALGORITHMS
-from predictions.ml.dataset import normalise_label, read_csv
+from predictions.ml.dataset import normalise_label, read_csv, shipped_plausible_ranges
 from predictions.ml.errors import DataError, EngineError
 from predictions.ml.evaluate import evaluate_predictions
 from predictions.ml.pipeline import ModelSpec, TrainedModel, train
@@ -122,7 +122,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     columns = set(frame.columns)
     subgroups = {name: name for name in ("sex", "age") if name in columns}
     spec = ModelSpec(
-        target=args.target, group=args.group, positive=args.positive, subgroup_columns=subgroups
+        target=args.target,
+        group=args.group,
+        positive=args.positive,
+        subgroup_columns=subgroups,
+        # No catalogue here: the clinical catalogue's ranges as shipped with the engine, so an
+        # exported table (obs_<LOINC> or the usual column names) is cleaned as the app cleans it.
+        plausible=shipped_plausible_ranges(),
     )
     result = train(
         frame, spec, algorithms=args.algorithms, cv=args.cv, seed=args.seed, out_dir=args.out

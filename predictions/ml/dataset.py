@@ -9,9 +9,11 @@ and every value converted or blanked is counted per column.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -43,26 +45,20 @@ BOOLEAN_TOKENS: dict[str, float] = {
     "normal": 0.0,
 }
 
-# Physiologically possible ranges in canonical units; a value outside is a recording error and
-# becomes missing (then imputed with an indicator). Keys are lower-case column names with any
-# "obs_" prefix removed; LOINC codes follow DESIGN.md's vital-sign list.
-PLAUSIBLE_RANGES: dict[str, tuple[float, float]] = {
-    "age": (0.0, 120.0),
-    "8310-5": (25.0, 45.0),  # body temperature, Cel
-    "temperature": (25.0, 45.0),
-    "8867-4": (20.0, 300.0),  # heart rate, /min
-    "heart_rate": (20.0, 300.0),
-    "thalach": (40.0, 250.0),  # maximum heart rate achieved (UCI heart)
-    "9279-1": (2.0, 80.0),  # respiratory rate, /min
-    "8480-6": (40.0, 300.0),  # systolic blood pressure, mm[Hg]
-    "trestbps": (40.0, 300.0),
-    "8462-4": (20.0, 200.0),  # diastolic blood pressure, mm[Hg]
-    "2708-6": (40.0, 100.0),  # SpO2, %
-    "29463-7": (0.3, 400.0),  # weight, kg
-    "8302-2": (30.0, 250.0),  # height, cm
-    "39156-5": (8.0, 100.0),  # BMI, kg/m2
-    "chol": (50.0, 1000.0),  # serum cholesterol, mg/dl
-}
+# What is physiologically possible is clinical knowledge, not the engine's: callers pass it in
+# as data, a mapping from column name (lower case, any "obs_" prefix removed) to (low, high) in
+# the column's unit. A value outside is a recording error and becomes missing (then imputed with
+# an indicator). The app passes its clinical catalogue's ranges; the command line reads the copy
+# of them shipped beside this module (written by ``python -m visits.catalogue``).
+PlausibleRanges = Mapping[str, tuple[float, float]]
+SHIPPED_RANGES_FILE = Path(__file__).with_name("plausible_ranges.json")
+
+
+def shipped_plausible_ranges() -> dict[str, tuple[float, float]]:
+    """The clinical catalogue's ranges as shipped with the engine (for the command line)."""
+    data = json.loads(SHIPPED_RANGES_FILE.read_text(encoding="utf-8"))
+    return {str(key): (float(low), float(high)) for key, (low, high) in data.items()}
+
 
 # Integer-coded columns with this many distinct values (3..10) are categories, not quantities:
 # chest-pain type 1-4 or thal 3/6/7 carry no order a linear model can use.
@@ -247,13 +243,23 @@ def frame_hash(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def _plausible_range(name: str) -> tuple[float, float] | None:
+def plausible_range(name: str, ranges: PlausibleRanges | None) -> tuple[float, float] | None:
+    """The range ``ranges`` gives column ``name`` (case-insensitive, ``obs_`` prefix optional)."""
     key = name.lower().removeprefix("obs_")
-    return PLAUSIBLE_RANGES.get(key)
+    for candidate, (low, high) in (ranges or {}).items():
+        if candidate.lower().removeprefix("obs_") == key:
+            return (float(low), float(high))
+    return None
 
 
-def infer_plan(series: pd.Series, name: str) -> ColumnPlan | None:
-    """Decide a column's kind from its values; None when the column has no values at all."""
+def infer_plan(
+    series: pd.Series, name: str, plausible: PlausibleRanges | None = None
+) -> ColumnPlan | None:
+    """Decide a column's kind from its values; None when the column has no values at all.
+
+    ``plausible``: the possible ranges by column (see :data:`PlausibleRanges`); a column with one
+    is a quantity, never an integer-coded category.
+    """
     values = series[~series.map(is_missing)]
     if values.empty:
         return None
@@ -267,11 +273,11 @@ def infer_plan(series: pd.Series, name: str) -> ColumnPlan | None:
         is_coded = (
             CODED_MIN_LEVELS <= levels <= CODED_MAX_LEVELS
             and bool((finite == finite.round()).all())
-            and _plausible_range(name) is None
+            and plausible_range(name, plausible) is None
         )
         if is_coded:
             return ColumnPlan(name, "categorical", "category")
-        return ColumnPlan(name, "numeric", "number", _plausible_range(name))
+        return ColumnPlan(name, "numeric", "number", plausible_range(name, plausible))
     as_text = values.astype(str)
     if as_text.str.contains(r"\d[-/]\d", regex=True).mean() >= PARSE_SHARE:
         dates = pd.to_datetime(as_text, errors="coerce", format="mixed")
@@ -310,11 +316,13 @@ def clean(
     categorical: list[str] | None = None,
     text: list[str] | None = None,
     exclude: list[str] | None = None,
+    plausible: PlausibleRanges | None = None,
 ) -> CleanData:
     """Type, convert and de-duplicate ``frame``; count every action in a :class:`CleaningReport`.
 
     Column kinds are inferred unless given; when both ``numeric`` and ``categorical`` are given
-    (not None) only the listed columns are features.
+    (not None) only the listed columns are features. ``plausible`` gives the possible range of
+    numeric columns (values outside become missing); without it nothing is judged impossible.
     """
     if frame.empty or len(frame.columns) == 0:
         raise DataError("the data has no rows")
@@ -380,10 +388,10 @@ def clean(
             kind = listed[name]
             parse = {"numeric": "number", "categorical": "category", "text": "text"}[kind]
             plan: ColumnPlan | None = ColumnPlan(
-                name, kind, parse, _plausible_range(name) if kind == "numeric" else None
+                name, kind, parse, plausible_range(name, plausible) if kind == "numeric" else None
             )
         else:
-            plan = infer_plan(column, name)
+            plan = infer_plan(column, name, plausible)
         if plan is None:
             report.dropped_columns[name] = "no values"
             report.actions["column_dropped_empty"] += 1

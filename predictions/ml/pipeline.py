@@ -56,6 +56,8 @@ class ModelSpec:
     positive: list[Any] | None = None
     subgroup_columns: dict[str, str] = field(default_factory=dict)
     exclude: list[str] = field(default_factory=list)
+    # Possible (low, high) per column, from the caller's clinical catalogue (see dataset.clean).
+    plausible: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -394,6 +396,7 @@ def train(
         categorical=spec.categorical,
         text=spec.text or None,
         exclude=spec.exclude,
+        plausible=spec.plausible,
     )
     classes = data.classes
     code_of = {c: i for i, c in enumerate(classes)}

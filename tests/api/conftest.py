@@ -13,7 +13,6 @@ from rest_framework.test import APIClient
 
 from medai_site.api_auth import Scope, api_token_create
 from medai_site.roles import may_train_models
-from tests.factories import PatientFactory
 
 ALL_SCOPES = tuple(Scope.values)
 
@@ -64,16 +63,6 @@ def api_a(client_for, doctor_a) -> APIClient:
 @pytest.fixture
 def api_b(client_for, doctor_b) -> APIClient:
     return client_for(doctor_b)
-
-
-@pytest.fixture
-def patient_a(team_a):
-    return PatientFactory(care_teams=[team_a], given_name="Ada", family_name="Lovelace")
-
-
-@pytest.fixture
-def patient_b(team_b):
-    return PatientFactory(care_teams=[team_b], given_name="Bob", family_name="Builder")
 
 
 def vitals(**overrides) -> list[dict]:

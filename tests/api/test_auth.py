@@ -239,9 +239,10 @@ def test_admin_creates_a_token_showing_the_secret_once_and_revokes_it(admin_user
 def test_session_owing_its_second_factor_is_anonymous_to_the_api(client, doctor_a, patient_a):
     """A browser session that passed the password but not the TOTP code gets no API access."""
     from django_otp import DEVICE_ID_SESSION_KEY
-    from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    TOTPDevice.objects.create(user=doctor_a, name="phone", confirmed=True)
+    from medai_site.two_factor import totp_device_create
+
+    totp_device_create(user=doctor_a, confirmed=True)
     client.force_login(doctor_a)  # the test fixture completes the second factor...
     assert client.get(f"/api/v1/patients/{patient_a.pk}").status_code == 200
     session = client.session

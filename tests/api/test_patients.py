@@ -82,7 +82,7 @@ def test_update_changes_only_the_fields_sent(api_a, patient_a):
     assert response.status_code == 200
     patient_a.refresh_from_db()
     assert patient_a.phone == "+44 20 7946 0000"
-    assert patient_a.given_name == "Ada"
+    assert patient_a.given_name == "Mei"
 
 
 def test_update_to_an_mrn_in_use_is_409(api_a, patient_a, team_a):
@@ -114,7 +114,7 @@ def test_list_shows_only_the_callers_patients_and_only_summary_fields(api_a, pat
     rows = response.json()["results"]
     assert [r["id"] for r in rows] == [patient_a.pk]
     assert set(rows[0]) == {"id", "mrn", "name", "sex", "birth_date"}
-    assert rows[0]["name"] == "Ada Lovelace"
+    assert rows[0]["name"] == "Mei Lin"
 
 
 def test_cursor_pagination_walks_every_row_once(api_a, team_a):

@@ -210,10 +210,10 @@ def run(args: argparse.Namespace, env: dict[str, str], worker_log: Path, spawn) 
     from predictions.services.training import training_job_execute
     from predictions.visit_records import visit_record, visits_frame
     from tests.factories import CareTeamFactory, DoctorFactory, PatientFactory
+    from visits.demo import generate_population
     from visits.demo_import import population_import
     from visits.models import Visit
     from visits.services import ObservationInput, visit_create
-    from visits.synthetic import generate_population
 
     doctor = DoctorFactory()
     team = CareTeamFactory(members=[doctor])

@@ -27,7 +27,7 @@ from predictions.ml.evaluate import evaluate_predictions  # noqa: E402
 from predictions.ml.features import Featurizer  # noqa: E402
 from predictions.ml.pipeline import TrainedModel, fit_learner, usual_inputs  # noqa: E402
 from predictions.ml.split import holdout_split  # noqa: E402
-from visits.synthetic import generate_population, population_frame  # noqa: E402
+from visits.demo import generate_population, population_frame  # noqa: E402
 
 # Hyper-parameter search and calibration run on this many training rows; the chosen learner is
 # refitted on all of them (SVM: on its own 4,000-row cap; RBF kernels are quadratic in rows).

@@ -38,20 +38,21 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from patients.models import CareTeam, Patient
+    from patients.models import Patient
     from patients.selectors import patient_search
-    from tests.factories import DoctorFactory
-    from visits.synthetic import generate_population
+    from patients.services import PatientInput, patients_bulk_import
+    from tests.factories import CareTeamFactory, DoctorFactory
+    from visits.demo import generate_population
 
     doctor = DoctorFactory(username="bench_doctor")
-    team = CareTeam.objects.create(name="bench")
-    team.members.add(doctor)
+    team = CareTeamFactory(name="bench", members=[doctor])
     started = time.perf_counter()
     population = generate_population(n_visits=int(args.patients * 1.6) + 10, seed=3)
     people = population.patients[: args.patients]
-    Patient.objects.bulk_create(
-        [
-            Patient(
+    # Through the bulk service, as a migration from another system would load them.
+    patients_bulk_import(
+        patients=[
+            PatientInput(
                 mrn=p.mrn,
                 sex=p.sex,
                 given_name=p.given_name,
@@ -59,18 +60,11 @@ def main() -> None:
                 birth_date=p.birth_date,
                 phone=p.phone,
                 national_id=p.national_id,
+                care_teams=(team,),
             )
             for p in people
         ],
-        batch_size=2000,
-    )
-    through = Patient.care_teams.through
-    through.objects.bulk_create(
-        [
-            through(patient_id=pk, careteam_id=team.pk)
-            for pk in Patient.objects.values_list("pk", flat=True)
-        ],
-        batch_size=5000,
+        actor=None,
     )
     load_s = time.perf_counter() - started
     n = Patient.objects.count()

@@ -79,8 +79,8 @@ def assert_exactly_one_advice_per_request(requests: list[AdviceRequest]) -> None
 
 
 def population(doctor, n_visits=400):
+    from visits.demo import generate_population
     from visits.demo_import import population_import
-    from visits.synthetic import generate_population
 
     return population_import(
         population=generate_population(n_visits=n_visits, seed=7),

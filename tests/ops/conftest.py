@@ -23,7 +23,7 @@ REFERENCE_END_DAYS_AGO = 90
 
 
 def _reference_population():
-    from visits.synthetic import generate_population
+    from visits.demo import generate_population
 
     end = (timezone.now() - timedelta(days=REFERENCE_END_DAYS_AGO)).replace(
         hour=0, minute=0, second=0, microsecond=0
@@ -37,7 +37,7 @@ def engine_model(tmp_path_factory):
     from predictions.ml.artifacts import save_model
     from predictions.ml.pipeline import ModelSpec, train
     from predictions.visit_records import CATEGORICAL_COLUMNS, TEXT_COLUMNS
-    from visits.synthetic import population_frame
+    from visits.demo import population_frame
 
     frame = population_frame(_reference_population())
     counts = frame["diagnosis_category"].value_counts()
@@ -46,8 +46,14 @@ def engine_model(tmp_path_factory):
         frame["diagnosis_category"].isin(frequent), "other"
     )
     frame = frame.drop(columns=["visit_id", "diagnosis_code", "diagnosis_category"])
+    from visits.catalogue import plausible_ranges
+
     spec = ModelSpec(
-        target="label", group="patient_id", categorical=CATEGORICAL_COLUMNS, text=TEXT_COLUMNS
+        target="label",
+        group="patient_id",
+        categorical=CATEGORICAL_COLUMNS,
+        text=TEXT_COLUMNS,
+        plausible=plausible_ranges(),  # as the app trains (predictions.training)
     )
     result = train(frame, spec, algorithms=["logistic_regression"], cv=2, seed=0)
     info = save_model(result.model, tmp_path_factory.mktemp("ops-model") / "model.joblib")
@@ -72,8 +78,8 @@ def import_population(population, team, doctor) -> list[int]:
 
 def import_window(team, doctor, *, seed: int) -> list[int]:
     """A population like the reference one (other patients), dated into the last days."""
+    from visits.demo import generate_population
     from visits.models import Visit
-    from visits.synthetic import generate_population
 
     ids = import_population(
         generate_population(n_visits=WINDOW_VISITS, seed=seed, end=timezone.now()), team, doctor

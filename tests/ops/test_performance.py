@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from predictions.models import Advice, Feedback, ModelVersion, PredictionTask
 from predictions.monitoring import performance_compute
-from tests.factories import VisitFactory
+from tests.factories import DiagnosisFactory, VisitFactory
 from visits.models import Diagnosis
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +32,7 @@ def _version(task: PredictionTask, classes: list[str], holdout: dict) -> ModelVe
 
 def _advised_visit(version, doctor, confirmed: str, payload: dict):
     visit = VisitFactory(attending=doctor)
-    Diagnosis.objects.create(
+    DiagnosisFactory(
         visit=visit,
         code=confirmed,
         display=confirmed,

@@ -1,54 +1,13 @@
-"""Fixtures for the page tests: two care teams, a patient in each, signed-in clients."""
+"""Fixtures for the page tests: signed-in clients and visits (patients and teams: tests/conftest.py)."""
 
 from __future__ import annotations
-
-import datetime as dt
 
 import pytest
 
 
 @pytest.fixture
-def patient_a(team_a):
-    from patients.services import AllergyInput, patient_create
-
-    return patient_create(
-        mrn="MRN-A-0001",
-        sex="female",
-        given_name="Mei",
-        family_name="Lin",
-        birth_date=dt.date(1958, 5, 17),
-        phone="+1 555 0100",
-        national_id="ID-A-1",
-        care_teams=[team_a],
-        allergies=[AllergyInput(substance="Penicillin", reaction="rash", severity="severe")],
-        actor=None,
-    )
-
-
-@pytest.fixture
-def patient_b(team_b):
-    from patients.services import patient_create
-
-    return patient_create(
-        mrn="MRN-B-0001",
-        sex="male",
-        given_name="Tom",
-        family_name="Berg",
-        birth_date=dt.date(1970, 1, 2),
-        care_teams=[team_b],
-        actor=None,
-    )
-
-
-@pytest.fixture
 def client_a(client, doctor_a):
     client.force_login(doctor_a)
-    return client
-
-
-@pytest.fixture
-def admin_client_(client, admin_user):
-    client.force_login(admin_user)
     return client
 
 

@@ -93,7 +93,7 @@ def test_own_patients_show_no_emergency_banner(client_a, patient_a):
     assert BANNER not in page
 
 
-def test_only_doctors_break_the_glass(admin_client_, patient_b):
-    assert admin_client_.get(reverse("break_glass")).status_code == 403
-    page = admin_client_.get(reverse("patient_chart", args=[patient_b.pk])).content.decode()
+def test_only_doctors_break_the_glass(client_admin, patient_b):
+    assert client_admin.get(reverse("break_glass")).status_code == 403
+    page = client_admin.get(reverse("patient_chart", args=[patient_b.pk])).content.decode()
     assert BANNER not in page  # admins read every chart (audited) without a grant

@@ -83,21 +83,21 @@ def test_doctor_without_the_permission_cannot_start_training(client_a):
     assert client_a.post(reverse("training_start", args=["differential"])).status_code == 403
 
 
-def test_admin_starts_training_and_watches_progress(admin_client_):
-    response = admin_client_.post(reverse("training_start", args=["differential"]))
+def test_admin_starts_training_and_watches_progress(client_admin):
+    response = client_admin.post(reverse("training_start", args=["differential"]))
     job = TrainingJob.objects.get()
     assert response["Location"] == reverse("training_job", args=[job.pk])
     assert job.trigger == TrainingJob.Trigger.PAGE
-    html = admin_client_.get(response["Location"]).content.decode()
+    html = client_admin.get(response["Location"]).content.decode()
     assert '<progress class="training" max="100" value="0"' in html
     assert "every 2s" in html
     TrainingJob.objects.filter(pk=job.pk).update(status="running", percent=40, stage="fold 1/2")
-    html = admin_client_.get(reverse("training_progress", args=[job.pk])).content.decode()
+    html = client_admin.get(reverse("training_progress", args=[job.pk])).content.decode()
     assert 'value="40"' in html
     assert "fold 1/2" in html
     assert "every 2s" in html
     TrainingJob.objects.filter(pk=job.pk).update(status="failed", error="Only 3 visits.")
-    html = admin_client_.get(reverse("training_progress", args=[job.pk])).content.decode()
+    html = client_admin.get(reverse("training_progress", args=[job.pk])).content.decode()
     assert "every 2s" not in html
     assert "Only 3 visits." in html
 

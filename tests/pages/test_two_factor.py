@@ -13,6 +13,8 @@ from django.urls import reverse
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from medai_site.two_factor import totp_device_create
+
 pytestmark = pytest.mark.django_db
 PASSWORD = "correct horse battery staple"
 
@@ -31,7 +33,7 @@ def _password(client, username, next_url=""):
 
 @pytest.fixture
 def doctor_with_device(doctor_a):
-    return TOTPDevice.objects.create(user=doctor_a, name="authenticator", confirmed=True)
+    return totp_device_create(user=doctor_a, confirmed=True)
 
 
 def test_enrolment_confirms_only_with_a_valid_code(client_a, doctor_a):
@@ -62,7 +64,7 @@ def test_enrolment_confirms_only_with_a_valid_code(client_a, doctor_a):
 
 
 def test_unconfirmed_device_does_not_count(client, doctor_a):
-    TOTPDevice.objects.create(user=doctor_a, name="authenticator", confirmed=False)
+    totp_device_create(user=doctor_a, confirmed=False)
     response = _password(client, "doctor_a")
     assert response["Location"] == reverse("dashboard")
     assert client.get(reverse("dashboard")).status_code == 200
@@ -134,7 +136,7 @@ def test_admin_without_a_device_cannot_sign_in_to_the_pages(client, admin_user):
 def test_enrolling_elsewhere_stops_a_password_only_session(client_a, doctor_a):
     """A session signed in before the device was confirmed must now pass the code step."""
     assert client_a.get(reverse("dashboard")).status_code == 200
-    device = TOTPDevice.objects.create(user=doctor_a, name="authenticator", confirmed=True)
+    device = totp_device_create(user=doctor_a, confirmed=True)
     response = client_a.get(reverse("dashboard"))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login_verify"))
@@ -157,12 +159,10 @@ def test_disable_needs_a_current_code(client, doctor_with_device):
     assert client.get(reverse("dashboard")).status_code == 200
 
 
-def test_admins_cannot_turn_it_off(admin_client_, admin_user):
+def test_admins_cannot_turn_it_off(client_admin, admin_user):
     device = TOTPDevice.objects.get(user=admin_user)
-    page = admin_client_.get(reverse("two_factor")).content.decode()
+    page = client_admin.get(reverse("two_factor")).content.decode()
     assert "cannot be turned off" in page
-    refused = admin_client_.post(
-        reverse("two_factor"), {"action": "disable", "code": _code(device)}
-    )
+    refused = client_admin.post(reverse("two_factor"), {"action": "disable", "code": _code(device)})
     assert refused.status_code == 403
     assert TOTPDevice.objects.filter(user=admin_user, confirmed=True).exists()

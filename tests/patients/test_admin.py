@@ -7,10 +7,10 @@ import datetime as dt
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from medai_site.blind_index import blind_index
 from medai_site.models import AuditEvent
+from medai_site.two_factor import totp_device_create
 from patients.models import Allergy, CareTeam, Patient
 from patients.services import AllergyInput, patient_create
 from tests.factories import DoctorFactory, PatientFactory
@@ -18,12 +18,6 @@ from tests.factories import DoctorFactory, PatientFactory
 pytestmark = pytest.mark.django_db
 
 CIPHERTEXT = "gAAAAA"  # the prefix of every Fernet token
-
-
-@pytest.fixture
-def client_admin(client, admin_user):
-    client.force_login(admin_user)
-    return client
 
 
 @pytest.fixture
@@ -128,7 +122,7 @@ def test_staff_doctor_sees_only_their_care_teams_patients_in_the_admin(
 ):
     doctor_a.is_staff = True
     doctor_a.save()
-    TOTPDevice.objects.create(user=doctor_a, name="phone", confirmed=True)  # the admin needs 2FA
+    totp_device_create(user=doctor_a, confirmed=True)  # the admin needs a second factor
     doctor_a.user_permissions.add(Permission.objects.get(codename="view_patient"))
     client.force_login(doctor_a)
     assert list(changelist(client).context["cl"].result_list) == [ada]

@@ -41,8 +41,8 @@ def fast_training(settings, tmp_path):
 @pytest.fixture
 def population(db, team_a, doctor_a):
     """A synthetic population (closed visits with confirmed diagnoses), imported in bulk."""
+    from visits.demo import generate_population
     from visits.demo_import import population_import
-    from visits.synthetic import generate_population
 
     return population_import(
         population=generate_population(n_visits=N_VISITS, seed=7),
@@ -104,8 +104,8 @@ def trained_snapshot(django_db_setup, django_db_blocker, tmp_path_factory) -> _S
     from django.test import override_settings
 
     from tests.factories import CareTeamFactory, DoctorFactory
+    from visits.demo import generate_population
     from visits.demo_import import population_import
-    from visits.synthetic import generate_population
 
     artifact_dir = tmp_path_factory.mktemp("trained") / "models"
     with (

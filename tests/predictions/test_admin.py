@@ -31,12 +31,6 @@ CIPHERTEXT = "gAAAAA"
 READ_ONLY = (ModelVersion, TrainingJob, ActivationEvent, AdviceRequest, Advice, Feedback)
 
 
-@pytest.fixture
-def client_admin(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
 def run_action(client, model, action, ids, reason=""):
     url = reverse(f"admin:predictions_{model._meta.model_name}_changelist")
     data = {"action": action, "_selected_action": [str(i) for i in ids], "reason": reason}

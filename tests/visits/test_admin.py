@@ -17,12 +17,6 @@ CIPHERTEXT = "gAAAAA"
 
 
 @pytest.fixture
-def client_admin(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
 def visit(team_a, doctor_a):
     patient = PatientFactory(
         mrn="VIS-0001", given_name="Ada", family_name="Lovelace", care_teams=[team_a]

@@ -10,11 +10,13 @@ from predictions.models import AdviceRequest
 from tests.factories import PatientFactory
 from visits.models import Diagnosis, Observation, Visit
 from visits.services import (
+    DiagnosisInput,
     ObservationInput,
     diagnosis_add,
     diagnosis_set_status,
     visit_close,
     visit_create,
+    visit_record,
     visit_update,
 )
 
@@ -212,6 +214,80 @@ def test_one_standing_primary_diagnosis_per_visit(visit, doctor_a):
         diagnosis_set_status(diagnosis=first, status="maybe", actor=doctor_a)
 
 
+# --- visit_record: a visit with its observations and diagnoses, the pages' and the API's door ----
+
+
+def test_visit_record_writes_visit_observations_and_diagnoses_with_one_advice_request(
+    patient, doctor_a, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        visit = visit_record(
+            patient=patient,
+            actor=doctor_a,
+            observations=[ObservationInput(HEART_RATE, 88)],
+            diagnoses=[DiagnosisInput("J18.9"), DiagnosisInput("E11.9")],
+            chief_complaint="cough",
+        )
+    assert visit.attending == doctor_a
+    assert observation(visit, HEART_RATE).value == 88
+    ranks = dict(visit.diagnoses.values_list("code", "rank"))
+    # Without a rank: the first is primary, the next secondary (one primary may stand).
+    assert ranks == {"J18.9": Diagnosis.Rank.PRIMARY, "E11.9": Diagnosis.Rank.SECONDARY}
+    assert AdviceRequest.objects.filter(visit=visit).count() == 1
+
+
+def test_visit_record_update_keeps_recorded_codes_and_ranks_new_ones_after_the_primary(
+    visit, doctor_a, django_capture_on_commit_callbacks
+):
+    diagnosis_add(visit=visit, code="I21.9", actor=doctor_a)
+    with django_capture_on_commit_callbacks(execute=False):
+        visit_record(
+            visit=visit,
+            actor=doctor_a,
+            diagnoses=[DiagnosisInput("i219"), DiagnosisInput("I10")],
+            plan="serial ECGs",
+        )
+    visit.refresh_from_db()
+    assert visit.plan == "serial ECGs"
+    ranks = dict(visit.diagnoses.values_list("code", "rank"))
+    assert ranks == {"I21.9": Diagnosis.Rank.PRIMARY, "I10": Diagnosis.Rank.SECONDARY}
+    assert AdviceRequest.objects.filter(visit=visit).count() == 1
+
+
+def test_visit_record_ranks_primary_again_once_the_primary_is_refuted(visit, doctor_a):
+    first = diagnosis_add(visit=visit, code="I21.9", actor=doctor_a)
+    diagnosis_set_status(diagnosis=first, status=Diagnosis.Status.REFUTED, actor=doctor_a)
+    visit_record(
+        visit=visit, actor=doctor_a, request_advice=False, diagnoses=[DiagnosisInput("I20.0")]
+    )
+    assert visit.diagnoses.get(code="I20.0").rank == Diagnosis.Rank.PRIMARY
+
+
+def test_visit_record_is_all_or_nothing(patient, doctor_a):
+    with pytest.raises(Conflict, match="already recorded"):
+        visit_record(
+            patient=patient,
+            actor=doctor_a,
+            observations=[ObservationInput(HEART_RATE, 88)],
+            diagnoses=[
+                DiagnosisInput("J18.9", rank=Diagnosis.Rank.PRIMARY),
+                DiagnosisInput("J18.9", rank=Diagnosis.Rank.SECONDARY),
+            ],
+        )
+    with pytest.raises(InvalidInput, match="not a valid ICD-10 code"):
+        visit_record(patient=patient, actor=doctor_a, diagnoses=[DiagnosisInput("XYZ")])
+    assert not Visit.objects.exists()
+    assert not Observation.objects.exists()
+    assert not AdviceRequest.objects.exists()
+
+
+def test_visit_record_needs_exactly_one_of_patient_and_visit(patient, visit, doctor_a):
+    with pytest.raises(InvalidInput, match="either"):
+        visit_record(patient=patient, visit=visit, actor=doctor_a)
+    with pytest.raises(InvalidInput, match="either"):
+        visit_record(actor=doctor_a)
+
+
 # --- lifecycle -----------------------------------------------------------------------------------
 
 
@@ -296,3 +372,89 @@ def test_thousands_separator_is_refused_not_guessed():
     assert (
         observation_validate(ObservationInput("8310-5", "38,5", "Cel"), temperature).value == 38.5
     )
+
+
+# --- bulk import of past visits --------------------------------------------------------------
+
+
+def past_visit(patient, doctor, **overrides):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from visits.services import VisitImport
+
+    start = timezone.now() - dt.timedelta(days=30)
+    values = {
+        "patient": patient,
+        "attending": doctor,
+        "start": start,
+        "end": start + dt.timedelta(minutes=20),
+        "visit_type": Visit.Type.OUTPATIENT,
+        "status": Visit.Status.CLOSED,
+        "observations": (ObservationInput(TEMPERATURE, 101.3, "[degF]"),),
+        "diagnoses": (
+            DiagnosisInput("j189", Diagnosis.Rank.PRIMARY, Diagnosis.Status.CONFIRMED),
+            DiagnosisInput("E11.9", Diagnosis.Rank.SECONDARY, Diagnosis.Status.CONFIRMED),
+        ),
+        "text": {"chief_complaint": "cough", "plan": "amoxicillin"},
+    }
+    return VisitImport(**{**values, **overrides})
+
+
+def test_visits_bulk_import_validates_converts_flags_and_audits(patient, doctor_a):
+    from visits.services import visits_bulk_import
+
+    report = visits_bulk_import(visits=[past_visit(patient, doctor_a)], actor=None)
+    (visit,) = report.visits
+    visit = Visit.objects.get(pk=visit.pk)
+    assert (visit.status, visit.chief_complaint, visit.plan) == ("closed", "cough", "amoxicillin")
+    temperature = observation(visit, TEMPERATURE)
+    assert temperature.value == pytest.approx(38.5)
+    assert temperature.interpretation == Observation.Interpretation.HIGH
+    assert temperature.recorded_at == visit.start  # history is dated when it was measured
+    assert dict(visit.diagnoses.values_list("code", "rank")) == {
+        "J18.9": Diagnosis.Rank.PRIMARY,
+        "E11.9": Diagnosis.Rank.SECONDARY,
+    }
+    assert (report.observations, report.diagnoses) == (1, 2)
+    assert AuditEvent.objects.filter(
+        action=AuditEvent.Action.CREATE,
+        object_type="visits.visit",
+        object_id=str(visit.pk),
+        patient_id=patient.pk,
+    ).exists()
+    assert not AdviceRequest.objects.exists()  # history asks for no advice
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"observations": (ObservationInput(HEART_RATE, 900),)}, "Visit 2: Heart rate 900"),
+        ({"visit_type": "house call"}, "Visit 2:"),
+        (
+            {
+                "diagnoses": (
+                    DiagnosisInput("I10", Diagnosis.Rank.PRIMARY),
+                    DiagnosisInput("I21.9", Diagnosis.Rank.PRIMARY),
+                )
+            },
+            "Visit 2: A visit may have one primary",
+        ),
+        ({"diagnoses": (DiagnosisInput("XYZ"),)}, "Visit 2: .*not a valid ICD-10 code"),
+        ({"text": {"diagnosis": "flu"}}, "Visit 2: Unknown visit field"),
+    ],
+)
+def test_visits_bulk_import_refuses_a_bad_visit_and_writes_nothing(
+    patient, doctor_a, overrides, message
+):
+    from visits.services import visits_bulk_import
+
+    with pytest.raises((InvalidInput, Conflict), match=message):
+        visits_bulk_import(
+            visits=[past_visit(patient, doctor_a), past_visit(patient, doctor_a, **overrides)],
+            actor=None,
+        )
+    assert not Visit.objects.exists()
+    assert not Observation.objects.exists()
+    assert not Diagnosis.objects.exists()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -33,12 +32,12 @@ from visits.icd10 import icd10_lookup, icd10_search
 from visits.models import Diagnosis, Observation, ObservationDefinition, Visit
 from visits.selectors import observation_definitions, visit_get, visit_list
 from visits.services import (
+    DiagnosisInput,
     ObservationInput,
     diagnosis_add,
     diagnosis_set_status,
     visit_close,
-    visit_create,
-    visit_update,
+    visit_record,
 )
 
 # Contact data the visit detail does not return, so it is never decrypted for it.
@@ -278,17 +277,14 @@ class PatientVisitListCreateApi(APIView):
             serializer.is_valid(raise_exception=True)
             data = dict(serializer.validated_data)
             observations = _observation_inputs(data.pop("observations", []))
-            diagnoses = data.pop("diagnoses", [])
-            with transaction.atomic():
-                visit = visit_create(
-                    patient=patient,
-                    attending=request.user,
-                    observations=observations,
-                    actor=request.user,
-                    **data,
-                )
-                for entry in diagnoses:
-                    diagnosis_add(visit=visit, actor=request.user, **entry)
+            diagnoses = [DiagnosisInput(**entry) for entry in data.pop("diagnoses", [])]
+            visit = visit_record(
+                patient=patient,
+                actor=request.user,
+                observations=observations,
+                diagnoses=diagnoses,
+                **data,
+            )
             return 201, visit.pk
 
         return idempotent_create(
@@ -336,7 +332,7 @@ class VisitDetailApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         observations = _observation_inputs(data.pop("observations", []))
-        visit_update(visit=visit, actor=request.user, observations=observations, **data)
+        visit_record(visit=visit, actor=request.user, observations=observations, **data)
         return _detail(request, visit.pk)
 
 

@@ -9,6 +9,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from medai_site.two_factor import totp_device_create
+
 
 class Command(BaseCommand):
     help = "Create (or replace) a user's TOTP device and print the key for an authenticator app."
@@ -21,11 +23,9 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"No user named {username!r}.")
-        existing = TOTPDevice.objects.filter(user=user)
-        if existing.exists() and not replace:
+        if TOTPDevice.objects.filter(user=user).exists() and not replace:
             raise CommandError("This user already has an authenticator; use --replace to re-enrol.")
-        existing.delete()
-        device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True)
+        device = totp_device_create(user=user, confirmed=True, replace=True)
         self.stdout.write(enrolment_text(device))
 
 

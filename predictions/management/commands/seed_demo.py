@@ -8,14 +8,14 @@ from typing import Any
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from medai_site import roles
 from medai_site.management.commands.totp_enroll import enrolment_text
+from medai_site.two_factor import confirmed_device, totp_device_create
 from patients.models import CareTeam, Patient
 from patients.services import care_team_create
+from visits.demo import generate_population
 from visits.demo_import import population_import
-from visits.synthetic import generate_population
 
 # Demo logins for the embedded default only; `make run` prints them. Never used in production:
 # the command refuses to run under MEDAI_PROFILE=production without --allow-production.
@@ -75,8 +75,8 @@ class Command(BaseCommand):
         for username, _, _, role, team in DEMO_USERS:
             self.stdout.write(f"  {username:<10} {role}{f' — care team {team}' if team else ''}")
         admin = User.objects.get(username="admin")
-        device = TOTPDevice.objects.filter(user=admin).first() or TOTPDevice.objects.create(
-            user=admin, name="authenticator", confirmed=True
+        device = confirmed_device(admin) or totp_device_create(
+            user=admin, confirmed=True, replace=True
         )
         self.stdout.write("The admin site also asks for a one-time code (two-factor):")
         self.stdout.write("  " + enrolment_text(device))

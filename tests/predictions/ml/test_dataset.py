@@ -8,7 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from predictions.ml.dataset import clean, clean_record, read_csv, to_category, to_number
+from predictions.ml.dataset import (
+    clean,
+    clean_record,
+    read_csv,
+    shipped_plausible_ranges,
+    to_category,
+    to_number,
+)
 from predictions.ml.errors import DataError
 
 
@@ -69,7 +76,7 @@ def messy_frame() -> pd.DataFrame:
 
 
 def test_clean_counts_every_action_and_names_dropped_columns() -> None:
-    data = clean(messy_frame(), target="y", group="pid")
+    data = clean(messy_frame(), target="y", group="pid", plausible=shipped_plausible_ranges())
     report = data.report.to_dict()
     assert report["rows_in"] == 8
     assert report["dropped_rows"] == {"missing_target": 1, "duplicate": 1}
@@ -92,12 +99,26 @@ def test_clean_counts_every_action_and_names_dropped_columns() -> None:
 
 def test_clean_record_matches_frame_cleaning() -> None:
     frame = messy_frame()
-    data = clean(frame, target="y", group="pid")
+    data = clean(frame, target="y", group="pid", plausible=shipped_plausible_ranges())
     record = frame.iloc[1].to_dict()
     cleaned = clean_record(record, data.plans)
     assert cleaned["obs_8867-4"] == 95.0
     assert cleaned["sex"] == "female"
     assert math.isnan(clean_record({"obs_8867-4": "900"}, data.plans)["obs_8867-4"])
+
+
+def test_without_ranges_the_engine_judges_no_value_impossible() -> None:
+    """What is possible is the caller's clinical knowledge, passed in; the engine has none."""
+    frame = pd.DataFrame(
+        {"obs_8867-4": [60 + 7 * i for i in range(20)] + [900], "y": ["a", "b"] * 10 + ["a"]}
+    )
+    data = clean(frame, target="y")
+    assert "obs_8867-4" not in data.report.to_dict()["per_column"]
+    assert data.frame["obs_8867-4"].max() == 900.0
+    # Keys are matched case-insensitively, with or without the "obs_" prefix.
+    judged = clean(frame, target="y", plausible={"OBS_8867-4": (20, 250)})
+    assert judged.report.to_dict()["per_column"]["obs_8867-4"]["impossible_to_missing"] == 1
+    assert judged.frame["obs_8867-4"].max() == 193.0
 
 
 def test_positive_values_make_a_binary_task() -> None:

@@ -6,11 +6,11 @@ import pytest
 
 from predictions.ml.pipeline import ModelSpec, train
 
-synthetic = pytest.importorskip("visits.synthetic")
+demo = pytest.importorskip("visits.demo")
 
 
 def test_differential_diagnosis_top3_far_above_majority_baseline() -> None:
-    frame = synthetic.population_frame(synthetic.generate_population(n_visits=1500, seed=0))
+    frame = demo.population_frame(demo.generate_population(n_visits=1500, seed=0))
     spec = ModelSpec(
         target="diagnosis_category",
         group="patient_id",

@@ -1,7 +1,6 @@
-"""The synthetic population generator: pure Python, no database needed."""
+"""The demo population generator (visits.demo): no database needed."""
 
 import re
-import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
@@ -9,19 +8,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from visits.synthetic import (
+from visits.catalogue import BY_CODE, CATALOGUE, LAB_CODES, OBSERVATION_CODES
+from visits.demo import (
     ALTERNATIVE_UNITS,
-    CANONICAL_UNITS,
     CONDITIONS,
-    LAB_CODES,
-    OBSERVATION_CODES,
-    PLAUSIBLE_RANGES,
+    GENERATION_BOUNDS,
     VISIT_TYPES,
     Population,
-    canonical_value,
     generate_population,
     population_frame,
 )
+from visits.demo.conditions import SPECS
+from visits.demo.measurements import ALTERNATIVE_UNIT_SHARE, BASELINE, DRAWN_VITALS
+from visits.units import canonical_value
 
 END = datetime(2025, 6, 1, tzinfo=UTC)
 ICD10 = re.compile(r"^[A-Z]\d{2}(\.\d{1,2})?$")
@@ -97,26 +96,13 @@ def test_every_condition_occurs_and_diagnoses_are_valid(population):
         assert set(v.secondary_diagnoses) <= set(CONDITIONS)
 
 
-def test_canonical_value_conversions():
-    assert canonical_value("8310-5", 98.6, "[degF]") == pytest.approx(37.0)
-    assert canonical_value("8310-5", 37.2, "Cel") == pytest.approx(37.2)
-    assert canonical_value("29463-7", 100.0, "[lb_av]") == pytest.approx(45.359237)
-    assert canonical_value("2345-7", 5.5, "mmol/L") == pytest.approx(5.5 * 18.016)
-    assert canonical_value("2093-3", 5.0, "mmol/L") == pytest.approx(5.0 * 38.67)
-    assert canonical_value("2345-7", 99.0, "mg/dL") == 99.0
-    with pytest.raises(ValueError, match="not valid"):
-        canonical_value("8867-4", 80.0, "[degF]")
-    with pytest.raises(ValueError, match="unknown"):
-        canonical_value("0000-0", 1.0, "1")
-
-
 def test_recorded_units_are_canonical_or_the_alternative(population):
     seen_alt = Counter()
     for v in population.visits:
         for o in v.observations:
-            assert o.code in CANONICAL_UNITS
-            assert o.unit in (CANONICAL_UNITS[o.code], ALTERNATIVE_UNITS.get(o.code))
-            if o.unit != CANONICAL_UNITS[o.code]:
+            assert o.code in BY_CODE
+            assert o.unit in (BY_CODE[o.code].unit, ALTERNATIVE_UNITS.get(o.code))
+            if o.unit != BY_CODE[o.code].unit:
                 seen_alt[o.code] += 1
     assert set(seen_alt) == set(ALTERNATIVE_UNITS)  # every alternative unit is actually used
 
@@ -124,7 +110,7 @@ def test_recorded_units_are_canonical_or_the_alternative(population):
 def test_values_are_plausible_after_conversion(population, frame):
     for v in population.visits:
         for o in v.observations:
-            lo, hi = PLAUSIBLE_RANGES[o.code]
+            lo, hi = GENERATION_BOUNDS[o.code]
             assert lo <= canonical_value(o.code, o.value, o.unit) <= hi + 1e-9, o
     assert frame["obs_8310-5"].dropna().between(34, 42).all()
     assert frame["obs_2708-6"].dropna().between(70, 100).all()
@@ -190,6 +176,7 @@ def test_reference_date_fixes_age(population):
 def test_patients_have_multiple_visits_and_chronic_conditions_recur(population):
     per_patient = Counter(v.patient_key for v in population.visits)
     assert len(population.patients) < len(population.visits)
+    assert 0.5 < len(population.patients) / len(population.visits) < 0.75
     assert sum(n >= 2 for n in per_patient.values()) > 0.2 * len(population.patients)
     assert {v.patient_key for v in population.visits} == {p.key for p in population.patients}
     repeats = Counter()
@@ -291,16 +278,27 @@ def test_small_and_edge_sizes():
         generate_population(n_visits=0)
 
 
-def test_ten_thousand_visits():
-    started = time.perf_counter()
-    population = generate_population(n_visits=10_000, seed=11, end=END)
-    generated = time.perf_counter() - started
-    frame = population_frame(population)
-    total = time.perf_counter() - started
-    print(
-        f"10,000 visits: generate {generated:.2f}s, generate+frame {total:.2f}s, "
-        f"{len(population.patients)} patients"
-    )
-    assert len(population.visits) == 10_000
-    assert len(frame) == 10_000
-    assert 5000 < len(population.patients) < 7500
+def test_the_generator_speaks_the_catalogue():
+    """Codes, units and decimals come from visits/catalogue.py; nothing the generator draws or
+    writes may name a code the catalogue lacks, and its bounds stay inside what is possible."""
+    assert set(OBSERVATION_CODES) == set(BY_CODE)
+    drawn = set(BASELINE) | set(DRAWN_VITALS) | set(GENERATION_BOUNDS) | set(ALTERNATIVE_UNIT_SHARE)
+    for spec in SPECS.values():
+        drawn |= set(spec.values) | set(spec.labs)
+    assert drawn <= set(BY_CODE)
+    assert set(GENERATION_BOUNDS) == set(BY_CODE)  # every observation is kept in bounds
+    assert set(ALTERNATIVE_UNIT_SHARE) == set(ALTERNATIVE_UNITS)
+    for d in CATALOGUE:
+        assert ALTERNATIVE_UNITS.get(d.code) == (
+            d.alternative_units[0] if d.alternative_units else None
+        )
+        bound_low, bound_high = GENERATION_BOUNDS[d.code]
+        plausible_low, plausible_high = d.plausible
+        assert plausible_low <= bound_low < bound_high <= plausible_high, d.code
+
+
+def test_recorded_values_carry_the_catalogues_decimals(population):
+    for v in population.visits[:500]:
+        for o in v.observations:
+            if o.unit == BY_CODE[o.code].unit:
+                assert o.value == round(o.value, BY_CODE[o.code].decimals), o
