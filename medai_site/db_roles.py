@@ -91,9 +91,7 @@ def role_problems(role: str) -> list[str]:
         if row is None:
             return [f"role {role} does not exist (use --create)"]
         if any(row):
-            problems.append(
-                f"role {role} has superuser, createrole, createdb or bypassrls rights"
-            )
+            problems.append(f"role {role} has superuser, createrole, createdb or bypassrls rights")
         cursor.execute("SELECT current_user")
         (owner,) = cursor.fetchone()
         if owner == role:
@@ -123,7 +121,7 @@ def app_role_create(role: str, password: str | None) -> None:
             )
         if password:
             # Client-side parameter binding (Django's psycopg default) quotes the literal.
-            cursor.execute(f"ALTER ROLE {_quote(role)} PASSWORD %s", [password])  # nosec B608
+            cursor.execute(f"ALTER ROLE {_quote(role)} PASSWORD %s", [password])
 
 
 def app_role_grant(role: str) -> list[str]:

@@ -19,6 +19,4 @@ current_api_token_id: contextvars.ContextVar[int | None] = contextvars.ContextVa
 )
 # Who is acting when a change reaches the audit trail through a model signal rather than a
 # service call (e.g. a role removed in the admin's user form): set around such views.
-current_actor: contextvars.ContextVar[object | None] = contextvars.ContextVar(
-    "actor", default=None
-)
+current_actor: contextvars.ContextVar[object | None] = contextvars.ContextVar("actor", default=None)

@@ -101,9 +101,7 @@ def _audit_chain_keys(value: str) -> dict[str, bytes]:
         try:
             key = bytes.fromhex(hex_key)
         except ValueError:
-            raise environ.ImproperlyConfigured(
-                f"AUDIT_CHAIN_KEY {key_id!r} is not hex"
-            ) from None
+            raise environ.ImproperlyConfigured(f"AUDIT_CHAIN_KEY {key_id!r} is not hex") from None
         if len(key) < 32 or len(key_id) > 16 or key_id in keys:
             raise environ.ImproperlyConfigured(
                 f"AUDIT_CHAIN_KEY {key_id!r}: at least 32 bytes, an id of at most 16 characters, "
@@ -336,8 +334,11 @@ REST_FRAMEWORK = {
         "medai_site.api_auth.BearerTokenAuthentication",
         "medai_site.api_auth.VerifiedSessionAuthentication",
     ],
+    # Signed in, with a clinical role (the selectors' own rule), and the operation's declared
+    # scope: a view that declares none is refused (tests/api/test_scopes.py walks every route).
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
+        "medai_site.api_auth.HasClinicalRole",
         "medai_site.api_auth.HasScope",
     ],
     "DEFAULT_THROTTLE_CLASSES": ["medai_site.api_auth.ClientRateThrottle"],

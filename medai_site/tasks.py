@@ -20,6 +20,8 @@ def audit_anchor_write() -> None:
     current_interface.set(AuditEvent.Interface.WORKER)
     anchor, problems = write()
     if problems:  # logged as ids and counts only; audit_verify names the records
-        logger.error("audit anchor not written: %d problem(s); run manage.py audit_verify", len(problems))
+        logger.error(
+            "audit anchor not written: %d problem(s); run manage.py audit_verify", len(problems)
+        )
     elif anchor is not None:
         logger.info("audit head anchored at record %s (%s records)", anchor.last_id, anchor.count)

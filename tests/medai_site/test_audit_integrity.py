@@ -75,12 +75,13 @@ def _rehash_from(rows: list[AuditEvent], start: int, hasher) -> list[tuple[str, 
 
 
 def test_truncate_of_audit_table_is_refused(trail):
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending FK checks before TRUNCATE
     with (
         pytest.raises(DatabaseError, match="append-only: TRUNCATE refused"),
         transaction.atomic(),
         connection.cursor() as cursor,
     ):
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("TRUNCATE medai_site_auditevent")
     assert AuditEvent.objects.count() == len(trail)
 
@@ -105,9 +106,7 @@ def test_truncation_with_the_trigger_disabled_is_detected_against_the_anchor(tra
 
 def test_tail_deletion_is_detected_against_the_anchor(trail):
     call_command("audit_verify")
-    _as_owner_without_triggers(
-        ("DELETE FROM medai_site_auditevent WHERE id >= %s", [trail[-2].pk])
-    )
+    _as_owner_without_triggers(("DELETE FROM medai_site_auditevent WHERE id >= %s", [trail[-2].pk]))
     checked, problems = audit_verify()
     assert checked == len(trail) - 2
     assert [p.event_id for p in problems] == [trail[-1].pk]
@@ -206,15 +205,16 @@ def test_an_edited_anchor_line_is_reported(trail):
 
 
 def test_beat_anchors_the_head_and_refuses_to_bless_a_tampered_trail(trail, doctor_a):
-    assert settings.CELERY_BEAT_SCHEDULE["audit-anchor"]["task"] == "medai_site.tasks.audit_anchor_write"
+    assert (
+        settings.CELERY_BEAT_SCHEDULE["audit-anchor"]["task"]
+        == "medai_site.tasks.audit_anchor_write"
+    )
     tasks.audit_anchor_write()
     tasks.audit_anchor_write()  # the head has not moved: nothing new to anchor
     anchors, _ = anchors_read()
     assert [(a.last_id, a.count) for a in anchors] == [(trail[-1].pk, len(trail))]
     audit_record(actor=doctor_a, action=AuditEvent.Action.VIEW, patient_id=1)
-    _as_owner_without_triggers(
-        ("DELETE FROM medai_site_auditevent WHERE id = %s", [trail[-1].pk])
-    )
+    _as_owner_without_triggers(("DELETE FROM medai_site_auditevent WHERE id = %s", [trail[-1].pk]))
     anchor, problems = audit_anchor_write()
     assert anchor is None
     assert problems

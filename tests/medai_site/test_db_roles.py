@@ -111,7 +111,7 @@ def test_app_works_under_a_role_with_only_insert_and_select_on_the_audit_table(
             "CREATE TABLE medai_site_sneaky (id int)",
         ):
             with (
-                pytest.raises(ProgrammingError, match="permission denied|must be owner"),
+                pytest.raises(ProgrammingError, match=r"permission denied|must be owner"),
                 connection.cursor() as cursor,
             ):
                 cursor.execute(sql)

@@ -37,7 +37,9 @@ class Command(BaseCommand):
             )
         if anchors:
             latest = anchors[-1]
-            against = f"against {len(anchors)} anchor(s), latest {latest.at} ({latest.count} records)"
+            against = (
+                f"against {len(anchors)} anchor(s), latest {latest.at} ({latest.count} records)"
+            )
         else:
             against = (
                 f"no anchor yet in {anchor_path()}: a shortened or emptied table is detectable "
@@ -51,4 +53,6 @@ class Command(BaseCommand):
             if problems:  # a record was tampered with between the two checks
                 raise CommandError("Audit trail changed while it was verified; run again.")
             if anchor is not None:
-                self.stdout.write(f"Head anchored: record {anchor.last_id}, {anchor.count} records.")
+                self.stdout.write(
+                    f"Head anchored: record {anchor.last_id}, {anchor.count} records."
+                )
