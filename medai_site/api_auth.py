@@ -235,8 +235,8 @@ def declared_scope(view: Any, method: str) -> str | None:
     declared = getattr(view, "required_scopes", None) or {}
     if method == "HEAD":
         method = "GET"
-    if method == "OPTIONS" and "GET" not in declared:
-        return next(iter(declared.values()), None)
+    if method == "OPTIONS":
+        return declared.get("GET", next(iter(declared.values()), None))
     return declared.get(method)
 
 

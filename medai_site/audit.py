@@ -17,6 +17,7 @@ re-hashed, a shortened tail and an emptied table are each reported.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -228,7 +229,31 @@ def audit_verify(batch_size: int = 2000) -> tuple[int, list[ChainProblem]]:
 
     anchors, problems = anchors_read()
     checked, walk_problems = _walk(anchors, start_after=None, batch_size=batch_size)
-    return checked, [*problems, *walk_problems]
+    return checked, [*problems, *walk_problems, *_unanchored_tail(anchors)]
+
+
+def _unanchored_tail(anchors: list[Anchor]) -> list[ChainProblem]:
+    """Keyed records that should have been anchored by now but were not: the anchor file (or
+    its newest lines) was removed, or beat is not anchoring. Either way the tail is unvouched."""
+    grace = dt.timedelta(seconds=2 * settings.MEDAI_AUDIT_ANCHOR_SECONDS + 60)
+    cutoff = timezone.now() - grace
+    overdue = AuditEvent.objects.filter(chain_version=CHAIN_V2_HMAC, at__lt=cutoff)
+    latest = anchors[-1] if anchors else None
+    if latest is not None:
+        if dt.datetime.fromisoformat(latest.at) >= cutoff:
+            return []
+        overdue = overdue.filter(pk__gt=latest.last_id)
+    first = overdue.order_by("pk").values("pk", "at").first()
+    if first is None:
+        return []
+    since = "no anchor at all" if latest is None else f"the latest anchor is from {latest.at}"
+    return [
+        ChainProblem(
+            first["pk"],
+            f"recorded at {first['at'].isoformat()} and still not anchored ({since}): anchors "
+            "were removed or beat is not anchoring",
+        )
+    ]
 
 
 def _walk(

@@ -219,3 +219,35 @@ def test_beat_anchors_the_head_and_refuses_to_bless_a_tampered_trail(trail, doct
     assert anchor is None
     assert problems
     assert len(anchors_read()[0]) == 1  # nothing new was anchored over the gap
+
+
+def test_removing_the_anchor_file_is_detected_once_records_are_overdue(trail):
+    """Deleting the anchors (or their newest lines) would hide a truncation; records older than
+    two anchor intervals with no anchor covering them are reported instead."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    call_command("audit_verify")
+    anchor_path().unlink()  # the attacker removes the anchors...
+    assert audit_verify()[1] == []  # (records this young may simply await beat)
+    old = timezone.now() - dt.timedelta(seconds=3 * settings.MEDAI_AUDIT_ANCHOR_SECONDS)
+    statements = []  # ...and time passes (played by back-dating the records, re-signed)
+    prev = trail[0].prev_hash
+    for event in trail:
+        event.at = old
+        event.prev_hash = prev
+        event.hash = keyed_hash(prev, event, OLD_KEY)
+        prev = event.hash
+        statements.append(
+            (
+                "UPDATE medai_site_auditevent SET at = %s, prev_hash = %s, hash = %s WHERE id = %s",
+                [event.at, event.prev_hash, event.hash, event.pk],
+            )
+        )
+    _as_owner_without_triggers(*statements)
+    _, problems = audit_verify()
+    assert [p.event_id for p in problems] == [trail[0].pk]
+    assert "not anchored (no anchor at all)" in problems[0].problem
+    with pytest.raises(CommandError):
+        call_command("audit_verify")

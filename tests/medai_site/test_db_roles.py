@@ -41,7 +41,10 @@ def connected_as(role: str) -> Iterator[None]:
 
 
 @pytest.fixture
-def app_role(transactional_db, monkeypatch) -> Iterator[str]:
+def app_role(monkeypatch) -> Iterator[str]:
+    """Committed, so a second connection (as the role) sees it; the test database's content
+    after migrations (roles, content types) is restored around the test like every other
+    transactional test's."""
     monkeypatch.setenv("MEDAI_TEST_APP_ROLE_PASSWORD", PASSWORD)
     out = StringIO()
     call_command(
@@ -61,6 +64,7 @@ def app_role(transactional_db, monkeypatch) -> Iterator[str]:
             cursor.execute(f'DROP ROLE "{ROLE}"')
 
 
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_app_works_under_a_role_with_only_insert_and_select_on_the_audit_table(
     app_role, client, monkeypatch
 ):
@@ -118,7 +122,7 @@ def test_app_works_under_a_role_with_only_insert_and_select_on_the_audit_table(
     assert AuditEvent.objects.count() > before  # nothing was removed
 
 
-def test_grants_refuse_a_role_that_owns_tables(transactional_db):
+def test_grants_refuse_a_role_that_owns_tables(db):
     """The owner (who runs migrations) can never be mistaken for the app role."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_user")
