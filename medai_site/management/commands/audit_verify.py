@@ -52,7 +52,9 @@ class Command(BaseCommand):
             anchor, problems = audit_anchor_write()
             if problems:  # a record was tampered with between the two checks
                 raise CommandError("Audit trail changed while it was verified; run again.")
-            if anchor is not None:
+            if anchor is not None and anchor not in anchors:
                 self.stdout.write(
                     f"Head anchored: record {anchor.last_id}, {anchor.count} records."
                 )
+            elif anchor is not None:
+                self.stdout.write("Head unchanged since the latest anchor.")
