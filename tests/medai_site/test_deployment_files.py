@@ -76,6 +76,16 @@ def test_two_database_roles_owner_migrates_app_role_runs():
         assert "medai-audit-anchors:/var/lib/medai-audit" in services[name]["volumes"]
 
 
+def test_app_containers_never_hold_the_owner_password():
+    """Compose substitutes .env (database passwords) into the file; containers load medai.env."""
+    services = compose()["services"]
+    for name in ("web", "worker", "trainer", "beat", "relay"):
+        assert services[name]["env_file"] == "medai.env", name
+        env = services[name]["environment"]
+        assert "POSTGRES_PASSWORD" not in env
+        assert "POSTGRES_PASSWORD" not in env["DATABASE_URL"], name
+
+
 def test_production_services_get_production_profile():
     for name in ("web", "worker", "trainer", "beat", "relay", "migrate", "grants"):
         env = compose()["services"][name]["environment"]
