@@ -1,7 +1,11 @@
-"""Who may see which patient: the one rule every selector applies.
+"""Who may see which patient: the one rule every selector applies, pages and API alike.
 
-A doctor (or integration client) sees a patient when they belong to one of the patient's care
-teams, or holds an unexpired break-the-glass grant for them (patients/break_glass.py); hospital admins see every patient (and their reads are audited like anyone's).
+Access needs BOTH a clinical role and a reason to see the patient. A doctor or integration
+client sees a patient when they belong to one of the patient's care teams, or (doctors) hold an
+unexpired break-the-glass grant for them (patients/break_glass.py); hospital admins see every
+patient (and their reads are audited like anyone's). An account without a clinical role — e.g. a
+doctor removed from the doctor group but still listed in a care team — sees nobody, through
+pages, session API and tokens alike (the API also refuses it outright: ``HasClinicalRole``).
 Objects outside the viewer's scope are reported as "not found" so existence does not leak.
 """
 
@@ -12,14 +16,24 @@ from django.utils import timezone
 
 from patients.models import BreakGlassGrant, CareTeam, Patient
 
-from .roles import is_admin
+from .roles import INTEGRATION, has_role, is_admin, is_doctor
+
+
+def has_clinical_role(viewer: object) -> bool:
+    """The role half of the rule: an active account that is a doctor, an integration client or
+    a hospital admin. Pages additionally exclude integration clients (medai_site.pages)."""
+    if not (getattr(viewer, "is_authenticated", False) and getattr(viewer, "is_active", False)):
+        return False
+    return is_admin(viewer) or is_doctor(viewer) or has_role(viewer, INTEGRATION)
 
 
 def visible_patients(viewer: object) -> QuerySet[Patient]:
-    if not getattr(viewer, "is_authenticated", False):
+    if not has_clinical_role(viewer):
         return Patient.objects.none()
     if is_admin(viewer):
         return Patient.objects.all()
+    if not is_doctor(viewer):  # an integration client: its care teams only, no emergency access
+        return Patient.objects.filter(in_care_team(viewer))
     emergency_access = BreakGlassGrant.objects.filter(
         grantee_id=viewer.pk,  # type: ignore[attr-defined]
         patient_id=OuterRef("pk"),

@@ -15,12 +15,16 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from .accounts import acting_as
 from .audit import current_interface
 from .audit_report import AuditReportForm, audit_csv, audit_events_for
 from .models import ApiToken, AuditEvent
@@ -164,8 +168,24 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/medai_site/audit_report.html", context)
 
 
+def integration_accounts() -> models.QuerySet:
+    """Accounts an admin may issue tokens for: integration clients, never a person (a person's
+    token would let the admin act as them; people create their own under Account → API tokens)."""
+    from django.contrib.auth import get_user_model
+
+    from .roles import ADMIN, DOCTOR, INTEGRATION
+
+    return (
+        get_user_model()
+        .objects.filter(groups__name=INTEGRATION, is_active=True, is_superuser=False)
+        .exclude(groups__name__in=[DOCTOR, ADMIN])
+        .order_by("username")
+    )
+
+
 class ApiTokenAddForm(forms.ModelForm):
-    """Creating a token: who, for which client, which scopes, how long. The secret is generated."""
+    """Creating a token: for which integration client, which scopes, how long. The secret is
+    generated."""
 
     scopes = forms.MultipleChoiceField(
         choices=ApiToken.Scope.choices, widget=forms.CheckboxSelectMultiple
@@ -176,6 +196,13 @@ class ApiTokenAddForm(forms.ModelForm):
         model = ApiToken
         fields = ("user", "name")
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["user"].queryset = integration_accounts()
+        self.fields[
+            "user"
+        ].help_text = "Integration-client accounts only: a person creates their own tokens."
+
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(MedaiAdminMixin, admin.ModelAdmin):
@@ -185,6 +212,7 @@ class ApiTokenAdmin(MedaiAdminMixin, admin.ModelAdmin):
         "prefix",
         "name",
         "user",
+        "created_by",
         "scope_list",
         "expires_at",
         "revoked_at",
@@ -192,7 +220,7 @@ class ApiTokenAdmin(MedaiAdminMixin, admin.ModelAdmin):
     )
     list_filter = ("revoked_at", "expires_at")
     search_fields = ("=prefix", "name", "=user__username")
-    list_select_related = ("user",)
+    list_select_related = ("user", "created_by")
     actions = ["revoke_tokens"]
 
     @admin.display(description="scopes")
@@ -212,6 +240,7 @@ class ApiTokenAdmin(MedaiAdminMixin, admin.ModelAdmin):
             "name",
             "user",
             "scopes",
+            "created_by",
             "created_at",
             "expires_at",
             "revoked_at",
@@ -225,7 +254,7 @@ class ApiTokenAdmin(MedaiAdminMixin, admin.ModelAdmin):
         if change:
             return  # tokens are immutable; revoke and create a new one instead
         from .api_auth import api_token_create
-        from .errors import InvalidInput
+        from .errors import Forbidden, InvalidInput
 
         try:
             token, secret = api_token_create(
@@ -235,7 +264,7 @@ class ApiTokenAdmin(MedaiAdminMixin, admin.ModelAdmin):
                 days=form.cleaned_data["days"],
                 actor=request.user,
             )
-        except InvalidInput as exc:
+        except (InvalidInput, Forbidden) as exc:
             raise ValidationError(exc.message) from None
         copy_saved_state(obj, token)
         messages.warning(
@@ -255,3 +284,39 @@ class ApiTokenAdmin(MedaiAdminMixin, admin.ModelAdmin):
             api_token_revoke(token=token, actor=request.user)
             revoked += 1
         messages.success(request, f"Revoked {revoked} token(s).")
+
+
+# --- Users: Django's own user admin, with the acting admin named for the audit trail ---------
+_User = get_user_model()
+
+
+class MedaiUserAdmin(UserAdmin):
+    """django.contrib.auth's user admin, unchanged, except that changes made here name the
+    acting admin: removing a role (groups) or deactivating revokes the user's API tokens through
+    medai_site.signals, and those revocations are audited as this admin's."""
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        with acting_as(request.user), admin_audit_context():
+            return super().changeform_view(request, *args, **kwargs)
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        with acting_as(request.user), admin_audit_context():
+            return super().changelist_view(request, extra_context)
+
+
+class MedaiGroupAdmin(GroupAdmin):
+    """Group pages likewise (a role's member list can be edited from the group's side too)."""
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        with acting_as(request.user), admin_audit_context():
+            return super().changeform_view(request, *args, **kwargs)
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        with acting_as(request.user), admin_audit_context():
+            return super().changelist_view(request, extra_context)
+
+
+for _model, _admin in ((_User, MedaiUserAdmin), (Group, MedaiGroupAdmin)):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(_model, _admin)

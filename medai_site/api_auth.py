@@ -6,7 +6,16 @@
 * **Sessions**: the browser's own calls (CSRF enforced), once sign-in is complete including the
   second factor (:class:`VerifiedSessionAuthentication`). A session carries every scope its user's
   role allows.
-* **Scopes**: each view names the scope each HTTP method needs (``required_scopes``).
+* **Who may issue a token** (:func:`api_token_create`): a person issues their own (Account → API
+  tokens, with their password); an integration-client account's tokens are issued by a hospital
+  admin (the admin) or an operator (``manage.py create_api_token``). Nobody mints a token that
+  acts as another person. The token records who created it, and every audit record written
+  through it records the token.
+* **Scopes**: each view names the scope each HTTP method needs (``required_scopes``); a view or
+  method without a declaration is refused (fail closed). ``NO_SCOPE`` declares an operation any
+  authenticated caller with a clinical role may use (reference data such as ICD-10).
+* **Roles**: every call needs a clinical role (:func:`medai_site.access.has_clinical_role`), the
+  same rule the selectors apply; a user removed from their role loses the API with it.
 * **Throttling**: one bucket per client (token, else user, else IP).
 """
 
@@ -30,10 +39,12 @@ from rest_framework.authentication import (
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
+from .access import has_clinical_role
 from .audit import audit_record
-from .errors import Conflict, InvalidInput
+from .errors import Conflict, Forbidden, InvalidInput
 from .models import ApiToken, AuditEvent
-from .roles import is_admin, may_train_models
+from .request_context import current_api_token_id
+from .roles import is_admin, is_integration_account, may_train_models
 
 Scope = ApiToken.Scope
 TOKEN_PREFIX = "medai_"  # noqa: S105 (a public marker that makes leaked tokens greppable, not a secret)
@@ -46,11 +57,42 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+# A declaration in ``required_scopes`` for operations that need no particular scope: reference
+# data any authenticated caller with a clinical role may read (ICD-10, the catalogue, models).
+NO_SCOPE = ""
+
+
+def token_issuer_problem(*, user: Any, actor: object | None) -> str | None:
+    """Why ``actor`` may not issue a token acting as ``user`` (None when they may).
+
+    A token acts as its user in every selector and audit record, so only that person may create
+    one for themselves; integration-client accounts (no person behind them) get theirs from a
+    hospital admin, or from an operator at the command line (``actor`` None).
+    """
+    if is_integration_account(user):
+        if actor is None or is_admin(actor):
+            return None
+        return "Only a hospital administrator issues tokens for integration clients."
+    if actor is not None and getattr(actor, "pk", None) == user.pk:
+        return None
+    return (
+        "A person's API tokens are created by that person (Account → API tokens); admins issue "
+        "tokens for integration-client accounts only."
+    )
+
+
 @transaction.atomic
 def api_token_create(
     *, user: Any, name: str, scopes: Iterable[str], days: int, actor: object | None
 ) -> tuple[ApiToken, str]:
-    """Create a token; returns it with its secret, which is never stored and never shown again."""
+    """Create a token; returns it with its secret, which is never stored and never shown again.
+
+    ``actor`` is who issues it: the user themselves, or (for an integration-client account) a
+    hospital admin; None stands for an operator at the command line.
+    """
+    problem = token_issuer_problem(user=user, actor=actor)
+    if problem is not None:
+        raise Forbidden(problem)
     scopes = sorted(set(scopes))
     unknown = sorted(set(scopes) - set(Scope.values))
     if unknown:
@@ -81,6 +123,7 @@ def api_token_create(
         token_hash=token_hash(secret),
         scopes=scopes,
         expires_at=timezone.now() + dt.timedelta(days=days),
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
     )
     audit_record(actor=actor, action=AuditEvent.Action.CREATE, obj=token)  # never the secret
     return token, secret
@@ -97,6 +140,21 @@ def api_token_revoke(*, token: ApiToken, actor: object | None) -> ApiToken:
         actor=actor, action=AuditEvent.Action.UPDATE, obj=token
     )  # credentials: accounted for
     return token
+
+
+@transaction.atomic
+def api_tokens_revoke_for_user(*, user: Any, actor: object | None) -> int:
+    """Revoke every live token of ``user`` (each revocation audited); returns how many.
+
+    Called when the user loses a role or is deactivated (medai_site.accounts): a token must not
+    outlive the standing that justified it.
+    """
+    live = ApiToken.objects.select_for_update().filter(user_id=user.pk, revoked_at__isnull=True)
+    revoked = 0
+    for token in live:
+        api_token_revoke(token=token, actor=actor)
+        revoked += 1
+    return revoked
 
 
 class BearerTokenAuthentication(BaseAuthentication):
@@ -122,6 +180,8 @@ class BearerTokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("This token has expired.")
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        # Every audit record of this request names the token (reset by RequestContextMiddleware).
+        current_api_token_id.set(token.pk)
         return token.user, token
 
     def authenticate_header(self, request: Request) -> str:
@@ -159,19 +219,55 @@ def request_scopes(request: Request) -> set[str]:
     return granted
 
 
+def require_scope(request: Request, scope: str) -> None:
+    """For an operation that needs a further scope depending on its input (e.g. accepting advice,
+    which records a diagnosis, also needs ``visits:write``)."""
+    if scope not in request_scopes(request):
+        raise exceptions.PermissionDenied(f"This operation needs the '{scope}' scope.")
+
+
+def declared_scope(view: Any, method: str) -> str | None:
+    """The scope ``view`` declares for ``method`` (None: undeclared, which is refused).
+
+    HEAD is a GET without a body; OPTIONS describes the view and needs what its GET needs, else
+    any scope the view declares.
+    """
+    declared = getattr(view, "required_scopes", None) or {}
+    if method == "HEAD":
+        method = "GET"
+    if method == "OPTIONS":
+        return declared.get("GET", next(iter(declared.values()), None))
+    return declared.get(method)
+
+
 class HasScope(permissions.BasePermission):
-    """The scope a view names for the request's method (``required_scopes``), if any."""
+    """The scope a view names for the request's method (``required_scopes``). Fail closed: an
+    undeclared method or a view with no declaration at all is refused."""
 
     message = "This token lacks the scope this operation needs."
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        needed = getattr(view, "required_scopes", {}).get(request.method)
+        method = request.method or ""
+        if not hasattr(view, method.lower()):
+            return True  # no handler: DRF answers 405 and nothing runs
+        needed = declared_scope(view, method)
         if needed is None:
-            return True
-        if needed in request_scopes(request):
+            self.message = "This operation declares no scope, so it is refused."
+            return False
+        if needed == NO_SCOPE or needed in request_scopes(request):
             return True
         self.message = f"This operation needs the '{needed}' scope."
         return False
+
+
+class HasClinicalRole(permissions.BasePermission):
+    """A clinical role (doctor, integration client, admin): the role half of the access rule
+    that the selectors apply to every record (medai_site.access)."""
+
+    message = "This account has no clinical role."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return has_clinical_role(request.user)
 
 
 class IsHospitalAdmin(permissions.BasePermission):

@@ -52,9 +52,10 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "type": "http",
             "scheme": "bearer",
             "description": (
-                "A per-client API token (`medai_…`), created with `manage.py create_api_token` "
-                "or in the admin. Scopes: patients:read, patients:write, visits:write, "
-                "advice:request, models:manage."
+                "A per-client API token (`medai_…`). A person creates their own under "
+                "Account → API tokens; an integration-client account's token is issued by an "
+                "admin (admin site or `manage.py create_api_token`). Scopes: patients:read, "
+                "patients:write, visits:write, advice:request, models:manage."
             ),
         }
 
@@ -83,8 +84,8 @@ class MedaiAutoSchema(AutoSchema):
 
     def get_description(self) -> str:
         description = super().get_description() or ""
-        scope = getattr(self.view, "required_scopes", {}).get(self.method)
-        if scope:
+        scope = (getattr(self.view, "required_scopes", None) or {}).get(self.method)
+        if scope:  # NO_SCOPE ("") says nothing beyond signing in
             description = f"{description}\n\nRequired scope: `{scope}`.".strip()
         return description
 

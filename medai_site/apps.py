@@ -6,4 +6,6 @@ class MedaiSiteConfig(AppConfig):
     verbose_name = "MedAI platform"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import checks, signals  # noqa: F401  (checks: importing registers them)
+
+        signals.connect()  # roles and activation lost -> API tokens revoked (see signals.py)

@@ -1,24 +1,39 @@
 """Writing and verifying the audit trail. Every service that reads or writes PHI records here.
 
-Records form a hash chain: ``hash = SHA-256(prev_hash | canonical content)``, in id order. Writers
-take a transaction-scoped advisory lock (PostgreSQL) so two requests never chain to the same
-predecessor; SQLite serialises writers by itself. The database refuses UPDATE and DELETE on the
-table (trigger, migration 0004), and :func:`audit_verify` finds any record altered or removed
-behind the application's back (e.g. by someone with database superuser rights).
+Records form a hash chain in id order. Since migration 0005 each record's hash is
+``HMAC-SHA256(AUDIT_CHAIN_KEYS[key_id], prev_hash | canonical content)`` (chain version 2); the
+key lives in the deployment's secret store, not in the database, so someone who can rewrite the
+table cannot recompute valid hashes. Records written before keys existed keep their unkeyed
+SHA-256 (chain version 1) and still verify; they are a prefix of the chain, never written again.
+
+Writers take a transaction-scoped advisory lock (PostgreSQL) so two requests never chain to the
+same predecessor, and ids are drawn under that lock, so the committed records are always a
+prefix in id order; SQLite serialises writers by itself. The database refuses UPDATE, DELETE
+and TRUNCATE (triggers, migrations 0004/0005) and the application's role holds only INSERT and
+SELECT here. The head of the chain is anchored outside the database (:mod:`.audit_anchor`);
+:func:`audit_verify` checks every record and every anchor, so a record altered, removed or
+re-hashed, a shortened tail and an emptied table are each reported.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import hmac
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
 
 from .models import AuditEvent
-from .request_context import current_interface, current_request_id
+from .request_context import current_api_token_id, current_interface, current_request_id
+
+if TYPE_CHECKING:
+    from .audit_anchor import Anchor
 
 __all__ = [
     "audit_record",
@@ -31,9 +46,15 @@ __all__ = [
 GENESIS = "0" * 64
 # Arbitrary but fixed key of the advisory lock that serialises audit writers ("MEDAI" in ASCII).
 AUDIT_LOCK_KEY = 0x4D45444149
+CHAIN_V1_SHA256 = 1  # unkeyed: records written before migration 0005
+CHAIN_V2_HMAC = 2  # keyed: HMAC-SHA256 under AUDIT_CHAIN_KEYS[key_id]
 
 
 def content_hash(prev_hash: str, event: AuditEvent) -> str:
+    """Chain version 1 (unkeyed SHA-256), kept to verify records written before migration 0005.
+
+    Migration 0004 imports this name; its content list must never change.
+    """
     content = json.dumps(
         [
             event.at.isoformat(),
@@ -50,6 +71,37 @@ def content_hash(prev_hash: str, event: AuditEvent) -> str:
     return hashlib.sha256(f"{prev_hash}|{content}".encode()).hexdigest()
 
 
+def keyed_hash(prev_hash: str, event: AuditEvent, key: bytes) -> str:
+    """Chain version 2: HMAC-SHA256 over the previous hash and every column but the hash itself."""
+    content = json.dumps(
+        [
+            event.at.isoformat(),
+            event.actor_id,
+            event.action,
+            event.interface,
+            event.patient_id,
+            event.object_type,
+            event.object_id,
+            event.request_id,
+            event.api_token_id,
+            event.chain_version,
+            event.key_id,
+        ],
+        separators=(",", ":"),
+    )
+    return hmac.new(key, f"{prev_hash}|{content}".encode(), hashlib.sha256).hexdigest()
+
+
+def signing_key() -> tuple[str, bytes]:
+    """The key new records and anchors are signed with: the first of ``AUDIT_CHAIN_KEYS``."""
+    key_id, key = next(iter(settings.AUDIT_CHAIN_KEYS.items()))
+    return key_id, key
+
+
+def verification_key(key_id: str) -> bytes | None:
+    return settings.AUDIT_CHAIN_KEYS.get(key_id)
+
+
 def audit_record(
     *,
     actor: object | None,
@@ -61,26 +113,15 @@ def audit_record(
     object_id: str = "",
 ) -> AuditEvent:
     """Append one event; ``object_type``/``object_id`` name an object that could not be loaded."""
-    user = actor if getattr(actor, "is_authenticated", False) else None
-    event = AuditEvent(
-        at=timezone.now(),
-        actor=user,
+    event = _new_event(
+        actor=actor,
         action=action,
         interface=interface or current_interface.get(),
         patient_id=patient_id,
         object_type=obj._meta.label_lower if obj is not None else object_type,
         object_id=str(obj.pk) if obj is not None else str(object_id),
-        request_id=current_request_id.get(),
     )
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_LOCK_KEY])
-        event.prev_hash = (
-            AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS
-        )
-        event.hash = content_hash(event.prev_hash, event)
-        event.save(force_insert=True)
+    _append([event])
     return event
 
 
@@ -100,31 +141,64 @@ def audit_record_many(
     """
     if not patient_ids:
         return
-    user = actor if getattr(actor, "is_authenticated", False) else None
-    interface, request_id = current_interface.get(), current_request_id.get()
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_LOCK_KEY])
-        prev = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS
-        events = []
-        objects = patient_ids if object_ids is None else object_ids
-        for patient_id, object_id in zip(patient_ids, objects, strict=True):
-            event = AuditEvent(
-                at=timezone.now(),
-                actor=user,
+    interface = current_interface.get()
+    objects = patient_ids if object_ids is None else object_ids
+    _append(
+        [
+            _new_event(
+                actor=actor,
                 action=action,
                 interface=interface,
                 patient_id=patient_id,
                 object_type=object_type,
                 object_id=str(object_id),
-                request_id=request_id,
             )
-            event.prev_hash, event.hash = prev, content_hash(prev, event)
+            for patient_id, object_id in zip(patient_ids, objects, strict=True)
+        ]
+    )
+
+
+def _new_event(
+    *,
+    actor: object | None,
+    action: str,
+    interface: str,
+    patient_id: int | None,
+    object_type: str,
+    object_id: str,
+) -> AuditEvent:
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    key_id, _ = signing_key()
+    return AuditEvent(
+        at=timezone.now(),
+        actor=user,
+        action=action,
+        interface=interface,
+        patient_id=patient_id,
+        object_type=object_type,
+        object_id=object_id,
+        request_id=current_request_id.get(),
+        api_token_id=current_api_token_id.get(),
+        chain_version=CHAIN_V2_HMAC,
+        key_id=key_id,
+    )
+
+
+def _append(events: Sequence[AuditEvent]) -> None:
+    _, key = signing_key()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_LOCK_KEY])
+        prev = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS
+        for event in events:
+            event.prev_hash, event.hash = prev, keyed_hash(prev, event, key)
             prev = event.hash
-            events.append(event)
-        # bulk_create keeps list order and ids ascend in it, so the chain order is the id order.
-        AuditEvent.objects.bulk_create(events)
+        if len(events) == 1:
+            events[0].save(force_insert=True)
+        else:
+            # bulk_create keeps list order and ids ascend in it: chain order is the id order.
+            AuditEvent.objects.bulk_create(events)
 
 
 @dataclass(frozen=True)
@@ -133,24 +207,112 @@ class ChainProblem:
     problem: str
 
 
-def audit_verify(batch_size: int = 2000) -> tuple[int, list[ChainProblem]]:
-    """Walk the chain in id order; return (records checked, problems found)."""
-    problems: list[ChainProblem] = []
-    expected_prev, checked = GENESIS, 0
-    for event in _in_id_order(batch_size):
-        checked += 1
-        if event.prev_hash != expected_prev:
-            problems.append(
-                ChainProblem(event.pk, "the record before it is missing or was altered")
-            )
+def record_problems(event: AuditEvent, expected_prev: str, seen_keyed: bool) -> list[str]:
+    """What is wrong with one record, given the hash the record before it carries."""
+    problems = []
+    if event.prev_hash != expected_prev:
+        problems.append("the record before it is missing or was altered")
+    if event.chain_version == CHAIN_V2_HMAC:
+        key = verification_key(event.key_id)
+        if key is None:
+            problems.append(f"signed with audit key {event.key_id!r}, which is not configured")
+        elif not hmac.compare_digest(keyed_hash(event.prev_hash, event, key), event.hash):
+            problems.append("its content does not match its hash (altered)")
+    elif event.chain_version == CHAIN_V1_SHA256:
+        if seen_keyed:
+            problems.append("an unkeyed record after keyed ones (re-hashed without the key)")
         if content_hash(event.prev_hash, event) != event.hash:
-            problems.append(ChainProblem(event.pk, "its content does not match its hash (altered)"))
+            problems.append("its content does not match its hash (altered)")
+    else:
+        problems.append(f"unknown chain version {event.chain_version}")
+    return problems
+
+
+def audit_verify(batch_size: int = 2000) -> tuple[int, list[ChainProblem]]:
+    """Walk the whole chain in id order and hold it against every anchor written outside the
+    database; return (records checked, problems found)."""
+    from .audit_anchor import anchors_read
+
+    anchors, problems = anchors_read()
+    checked, walk_problems = _walk(anchors, start_after=None, batch_size=batch_size)
+    return checked, [*problems, *walk_problems, *_unanchored_tail(anchors)]
+
+
+def _unanchored_tail(anchors: list[Anchor]) -> list[ChainProblem]:
+    """Keyed records that should have been anchored by now but were not: the anchor file (or
+    its newest lines) was removed, or beat is not anchoring. Either way the tail is unvouched."""
+    grace = dt.timedelta(seconds=2 * settings.MEDAI_AUDIT_ANCHOR_SECONDS + 60)
+    cutoff = timezone.now() - grace
+    overdue = AuditEvent.objects.filter(chain_version=CHAIN_V2_HMAC, at__lt=cutoff)
+    latest = anchors[-1] if anchors else None
+    if latest is not None:
+        if dt.datetime.fromisoformat(latest.at) >= cutoff:
+            return []
+        overdue = overdue.filter(pk__gt=latest.last_id)
+    first = overdue.order_by("pk").values("pk", "at").first()
+    if first is None:
+        return []
+    since = "no anchor at all" if latest is None else f"the latest anchor is from {latest.at}"
+    return [
+        ChainProblem(
+            first["pk"],
+            f"recorded at {first['at'].isoformat()} and still not anchored ({since}): anchors "
+            "were removed or beat is not anchoring",
+        )
+    ]
+
+
+def _walk(
+    anchors: list[Anchor], *, start_after: Anchor | None, batch_size: int
+) -> tuple[int, list[ChainProblem]]:
+    """Check records (all, or those from ``start_after``'s anchored record on) against their
+    predecessors and against ``anchors``; the count includes the records before the start."""
+    problems: list[ChainProblem] = []
+    anchored = {a.last_id: a for a in anchors}
+    legacy_last_id = max((a.legacy_last_id for a in anchors), default=None)
+    first_id, expected_prev, checked, seen_keyed = 0, GENESIS, 0, False
+    if start_after is not None:
+        first_id = start_after.last_id
+        checked = AuditEvent.objects.filter(pk__lt=first_id).count()
+    reached: set[int] = set()
+    for event in _in_id_order(first_id, batch_size):
+        if start_after is not None and event.pk == start_after.last_id:
+            expected_prev = event.prev_hash  # the anchored record itself: checked below
+        checked += 1
+        found = record_problems(event, expected_prev, seen_keyed)
+        if (
+            event.chain_version == CHAIN_V1_SHA256
+            and legacy_last_id is not None
+            and event.pk > legacy_last_id
+        ):
+            found.append("an unkeyed record newer than the anchored legacy records")
+        anchor = anchored.get(event.pk)
+        if anchor is not None:
+            reached.add(event.pk)
+            if not hmac.compare_digest(anchor.head, event.hash):
+                found.append(f"differs from the head anchored at {anchor.at} (rewritten)")
+            if anchor.count != checked:
+                found.append(
+                    f"the anchor of {anchor.at} counted {anchor.count} records up to here, "
+                    f"the table holds {checked} (records removed or inserted)"
+                )
+        problems.extend(ChainProblem(event.pk, p) for p in found)
+        seen_keyed = seen_keyed or event.chain_version == CHAIN_V2_HMAC
         expected_prev = event.hash
+    for anchor in anchors:
+        if anchor.last_id >= first_id and anchor.last_id not in reached:
+            problems.append(
+                ChainProblem(
+                    anchor.last_id,
+                    f"the record anchored as the head at {anchor.at} ({anchor.count} records) "
+                    f"is gone; the table now holds {checked} (tail deleted or table emptied)",
+                )
+            )
     return checked, problems
 
 
-def _in_id_order(batch_size: int) -> Iterator[AuditEvent]:
-    last_id = 0
+def _in_id_order(first_id: int, batch_size: int) -> Iterator[AuditEvent]:
+    last_id = first_id - 1
     while True:
         batch = list(AuditEvent.objects.filter(pk__gt=last_id).order_by("pk")[:batch_size])
         if not batch:

@@ -11,12 +11,14 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 from .audit import current_interface, current_request_id
 from .models import AuditEvent
+from .request_context import current_api_token_id
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
 class RequestContextMiddleware:
-    """Sets ``current_request_id`` (from a sane X-Request-ID or a new uuid) and the interface."""
+    """Sets ``current_request_id`` (from a sane X-Request-ID or a new uuid) and the interface,
+    and clears the API token id that the request's bearer authentication may set."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -33,11 +35,13 @@ class RequestContextMiddleware:
         request.request_id = request_id  # type: ignore[attr-defined]
         id_token = current_request_id.set(request_id)
         interface_token = current_interface.set(interface)
+        api_token = current_api_token_id.set(None)  # the bearer authentication sets it
         try:
             response = self.get_response(request)
         finally:
             current_request_id.reset(id_token)
             current_interface.reset(interface_token)
+            current_api_token_id.reset(api_token)
         response["X-Request-ID"] = request_id
         return response
 

@@ -10,10 +10,14 @@ from django.utils import timezone
 class AuditEvent(models.Model):
     """One access to (or change of) patient data: who, which patient, what, when, through what.
 
-    Append-only: written only by ``medai_site.audit.audit_record``; a database trigger refuses
-    UPDATE and DELETE (migration 0004). Each record carries the SHA-256 of its content chained to
-    the previous record's hash, so ``manage.py audit_verify`` detects an altered or missing one.
-    Holds ids and action names, never PHI.
+    Append-only: written only by ``medai_site.audit``; database triggers refuse UPDATE, DELETE
+    (migration 0004) and TRUNCATE (0005), and the application's database role may only INSERT
+    and SELECT here (``manage.py db_grant_app_role``). Each record carries a hash of its content
+    chained to the previous record's: HMAC-SHA256 under ``AUDIT_CHAIN_KEYS[key_id]`` (chain
+    version 2), or the unkeyed SHA-256 of records written before keys existed (version 1). The
+    head of the chain is anchored outside the database (``medai_site.audit_anchor``), so
+    ``manage.py audit_verify`` detects an altered, missing or removed record, a shortened tail
+    and an emptied table. Holds ids and action names, never PHI.
     """
 
     class Action(models.TextChoices):
@@ -24,6 +28,7 @@ class AuditEvent(models.Model):
         EXPORT = "export"
         ADVICE = "advice"
         DENIED = "denied"
+        DELETE = "delete"
 
     class Interface(models.TextChoices):
         PAGE = "page"
@@ -42,6 +47,14 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=64, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
+    # The API token the request authenticated with (None for pages, admin, workers, commands):
+    # a token acts as its user, and this tells the token's actions from the person's own.
+    api_token = models.ForeignKey(
+        "ApiToken", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # 1 = unkeyed SHA-256 (records written before migration 0005), 2 = HMAC-SHA256 under key_id.
+    chain_version = models.PositiveSmallIntegerField(default=2, editable=False)
+    key_id = models.CharField(max_length=16, blank=True, editable=False)
     prev_hash = models.CharField(max_length=64, editable=False)
     hash = models.CharField(max_length=64, editable=False, unique=True)
 
@@ -55,9 +68,12 @@ class AuditEvent(models.Model):
 class ApiToken(models.Model):
     """A per-client credential for the REST API: stored hashed, scoped, expiring, revocable.
 
-    The secret is shown once, when the token is created (``create_api_token`` or the admin);
-    only its sha256 is stored. The token's user is the viewer in every selector, so an
-    integration client sees exactly what its user's care teams allow, narrowed by its scopes.
+    The secret is shown once, when the token is created; only its sha256 is stored. A person
+    creates their own tokens (Account → API tokens); an integration-client account's tokens are
+    created by a hospital admin (the admin) or an operator (``create_api_token``), so nobody can
+    mint a token that acts as somebody else. The token's user is the viewer in every selector,
+    so a client sees exactly what its user's care teams allow, narrowed by its scopes; every
+    audit record made through it names it (``AuditEvent.api_token``).
     """
 
     class Scope(models.TextChoices):
@@ -76,6 +92,11 @@ class ApiToken(models.Model):
     token_hash = models.CharField(max_length=64, unique=True)
     scopes = models.JSONField(default=list)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Who issued it: the user themselves, or the admin who issued an integration client's token;
+    # None = an operator at the command line (``create_api_token``).
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)

@@ -6,7 +6,7 @@ from patients import views as patient_views
 from predictions import views as prediction_views
 from visits import views as visit_views
 
-from . import two_factor_views, views
+from . import api_token_views, two_factor_views, views
 
 urlpatterns = [
     path("", views.dashboard_view, name="dashboard"),
@@ -14,6 +14,7 @@ urlpatterns = [
     path("login/code/", two_factor_views.login_code_view, name="login_verify"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("account/two-factor/", two_factor_views.two_factor_view, name="two_factor"),
+    path("account/api-tokens/", api_token_views.api_tokens_view, name="api_tokens"),
     path("session/", views.session_check, name="session_check"),
     path("i18n/", include("django.conf.urls.i18n")),
     # Patients

@@ -12,3 +12,11 @@ current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("reques
 current_interface: contextvars.ContextVar[str] = contextvars.ContextVar(
     "interface", default="command"
 )
+# The id of the API token a request authenticated with (set by BearerTokenAuthentication, reset
+# by RequestContextMiddleware): every audit record written during the request names it.
+current_api_token_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "api_token_id", default=None
+)
+# Who is acting when a change reaches the audit trail through a model signal rather than a
+# service call (e.g. a role removed in the admin's user form): set around such views.
+current_actor: contextvars.ContextVar[object | None] = contextvars.ContextVar("actor", default=None)

@@ -31,6 +31,12 @@ def is_doctor(user: object) -> bool:
     return has_role(user, DOCTOR)
 
 
+def is_integration_account(user: object) -> bool:
+    """An account with no person behind it (another hospital system): the integration-client
+    role and no personal role. Admins issue its API tokens; a person issues their own."""
+    return has_role(user, INTEGRATION) and not (is_doctor(user) or is_admin(user))
+
+
 def may_train_models(user: object) -> bool:
     """Starting training (pages, API and tokens alike): admins, or a doctor granted
     ``predictions.add_trainingjob``. Promotion and rollback stay admin-only."""

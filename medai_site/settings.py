@@ -33,19 +33,20 @@ def _local_secrets() -> dict[str, str]:
     from cryptography.fernet import Fernet
 
     path = VAR_DIR / "local-secrets.json"
-    if not path.exists():
+    generated = {
+        "DJANGO_SECRET_KEY": lambda: secrets.token_urlsafe(50),
+        "FIELD_ENCRYPTION_KEY": lambda: Fernet.generate_key().decode(),
+        "BLIND_INDEX_KEY": lambda: secrets.token_hex(32),
+        "AUDIT_CHAIN_KEY": lambda: f"local1:{secrets.token_hex(32)}",
+    }
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    missing = {name: make() for name, make in generated.items() if name not in stored}
+    if missing:  # first start, or a key added since this machine's file was written
         VAR_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            json.dumps(
-                {
-                    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-                    "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-                    "BLIND_INDEX_KEY": secrets.token_hex(32),
-                }
-            )
-        )
+        stored.update(missing)
+        path.write_text(json.dumps(stored))
         path.chmod(0o600)
-    return json.loads(path.read_text())
+    return stored
 
 
 # Throw-away keys for the test profile only: test data is synthetic and the keys are public.
@@ -53,6 +54,7 @@ _TEST_SECRETS = {
     "DJANGO_SECRET_KEY": "test-only-secret-key-not-for-any-real-deployment-0123456789",
     "FIELD_ENCRYPTION_KEY": "rYq0O8lYbIEY1mRuHxMkTq4yAhG1Y4Pq0BqvJ1Hnj3c=",
     "BLIND_INDEX_KEY": "7465737420626c696e6420696e646578206b6579206e6f7420666f7220757365",
+    "AUDIT_CHAIN_KEY": "t1:7465737420617564697420636861696e206b6579206e6f7420666f7220757365",
 }
 _DEFAULT_SECRETS = {"local": _local_secrets, "test": lambda: _TEST_SECRETS}.get(PROFILE)
 _defaults = _DEFAULT_SECRETS() if _DEFAULT_SECRETS else {}
@@ -78,6 +80,52 @@ FIELD_ENCRYPTION_KEY = [k.strip() for k in _secret("FIELD_ENCRYPTION_KEY").split
 # Separate HMAC key for blind indexes: search without decrypting, and a leaked index
 # cannot be brute-forced without this key. Hex-encoded, at least 32 bytes.
 BLIND_INDEX_KEY = _secret("BLIND_INDEX_KEY")
+
+
+# --- Integrity of the audit trail (README "Audit trail") ----------------------------------
+def _audit_chain_keys(value: str) -> dict[str, bytes]:
+    """``id:hex,id:hex``: the FIRST key signs new audit records and anchors, every one verifies.
+
+    Records store the id of the key that signed them, so a key is rotated by putting a new one
+    first and keeping the old ones for as long as their records are retained.
+    """
+    keys: dict[str, bytes] = {}
+    for entry in (e.strip() for e in value.split(",")):
+        if not entry:
+            continue
+        key_id, sep, hex_key = entry.partition(":")
+        if not sep or not key_id.isascii() or not key_id.replace("-", "").isalnum():
+            raise environ.ImproperlyConfigured(
+                "AUDIT_CHAIN_KEY entries are id:hexkey (id: letters, digits, hyphens)"
+            )
+        try:
+            key = bytes.fromhex(hex_key)
+        except ValueError:
+            raise environ.ImproperlyConfigured(f"AUDIT_CHAIN_KEY {key_id!r} is not hex") from None
+        if len(key) < 32 or len(key_id) > 16 or key_id in keys:
+            raise environ.ImproperlyConfigured(
+                f"AUDIT_CHAIN_KEY {key_id!r}: at least 32 bytes, an id of at most 16 characters, "
+                "each id once"
+            )
+        keys[key_id] = key
+    if not keys:
+        raise environ.ImproperlyConfigured("AUDIT_CHAIN_KEY names no key")
+    return keys
+
+
+# HMAC keys of the audit hash chain, kept outside the database: someone who can rewrite the
+# table (its owner, a superuser, a restored backup) cannot recompute valid hashes without them.
+AUDIT_CHAIN_KEYS = _audit_chain_keys(_secret("AUDIT_CHAIN_KEY"))
+# Where the head of the chain (latest hash, count, time) is anchored, signed, one JSON line per
+# anchor, appended by beat and by `audit_verify`. Production names it explicitly: a directory on
+# another volume (ideally append-only, e.g. `chattr +a`, or shipped off-host), never the database.
+_ANCHOR_DIR_DEFAULT = (
+    str(VAR_DIR / "audit-anchors") if PROFILE != "production" else environ.Env.NOTSET
+)
+MEDAI_AUDIT_ANCHOR_DIR = Path(env.str("MEDAI_AUDIT_ANCHOR_DIR", default=_ANCHOR_DIR_DEFAULT))
+# How often beat anchors the head: records newer than the latest anchor are protected by the
+# HMAC keys alone (a deleted tail younger than this goes unnoticed by someone holding them).
+MEDAI_AUDIT_ANCHOR_SECONDS = env.int("MEDAI_AUDIT_ANCHOR_SECONDS", default=300)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -263,6 +311,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # The outbox relay is its own process (Procfile "relay"): it must keep trying while the broker
 # is down, which a beat-scheduled task sent through that broker could not.
 CELERY_BEAT_SCHEDULE = {
+    "audit-anchor": {
+        "task": "medai_site.tasks.audit_anchor_write",
+        "schedule": float(MEDAI_AUDIT_ANCHOR_SECONDS),
+    },
     "watch-training-jobs": {"task": "predictions.tasks.training_job_watchdog", "schedule": 60.0},
     "model-monitoring": {
         "task": "predictions.tasks.monitoring_run",
@@ -282,8 +334,11 @@ REST_FRAMEWORK = {
         "medai_site.api_auth.BearerTokenAuthentication",
         "medai_site.api_auth.VerifiedSessionAuthentication",
     ],
+    # Signed in, with a clinical role (the selectors' own rule), and the operation's declared
+    # scope: a view that declares none is refused (tests/api/test_scopes.py walks every route).
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
+        "medai_site.api_auth.HasClinicalRole",
         "medai_site.api_auth.HasScope",
     ],
     "DEFAULT_THROTTLE_CLASSES": ["medai_site.api_auth.ClientRateThrottle"],

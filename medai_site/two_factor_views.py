@@ -26,8 +26,10 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods
 
 from . import two_factor
+from .audit import audit_record
 from .errors import Conflict, InvalidInput
-from .forms import CodeForm
+from .forms import AuthenticatorChangeForm, CodeForm
+from .models import AuditEvent
 from .pages import page
 from .roles import is_admin
 
@@ -126,14 +128,31 @@ def _count_failure(request: HttpRequest, pending: dict | None) -> int:
     return failures
 
 
+DEVICE_TYPE = "otp_totp.totpdevice"  # the audit trail's name for an authenticator
+
+
+def _audit_authenticator(request: HttpRequest, action: str, device_id: object) -> None:
+    """Adding, removing, and refused attempts at either: who, when, which device (no secret)."""
+    audit_record(
+        actor=request.user, action=action, object_type=DEVICE_TYPE, object_id=str(device_id or "")
+    )
+
+
 @page
 @never_cache
 @require_http_methods(["GET", "POST"])
 def two_factor_view(request: HttpRequest) -> HttpResponse:
-    """Turn two-factor sign-in on (enrol + confirm with a code) or off (with a code)."""
+    """Turn two-factor sign-in on (enrol + confirm with a code) or off (with a code).
+
+    Confirming a new authenticator and removing one both need the current password as well (a
+    signed-in session alone must not change how the account signs in); removing also needs the
+    current code. Every change, and every refused attempt, is audited.
+    """
     user = request.user
     action = request.POST.get("action", "")
-    form = CodeForm(request.POST if action in {"confirm", "disable"} else None)
+    form = AuthenticatorChangeForm(
+        request.POST if action in {"confirm", "disable"} else None, request=request
+    )
     if request.method == "POST":
         if action == "start":
             with contextlib.suppress(Conflict):  # already on: the page shows it
@@ -146,22 +165,32 @@ def two_factor_view(request: HttpRequest) -> HttpResponse:
             try:
                 device = two_factor.totp_enrol_confirm(user=user, token=form.cleaned_data["code"])
             except InvalidInput:
+                pending = two_factor.pending_device(user)
+                _audit_authenticator(request, AuditEvent.Action.DENIED, pending and pending.pk)
                 form.add_error("code", _("That code is not correct. Check the key and try again."))
             else:
+                _audit_authenticator(request, AuditEvent.Action.CREATE, device.pk)
                 django_otp.login(request, device)  # this session has just proved the code
                 messages.success(request, _("Two-factor sign-in is on."))
                 return redirect("two_factor")
         elif action == "disable" and form.is_valid():
+            device = two_factor.confirmed_device(user)
             try:
                 two_factor.totp_disable(user=user, token=form.cleaned_data["code"])
             except InvalidInput:
+                _audit_authenticator(request, AuditEvent.Action.DENIED, device and device.pk)
                 form.add_error("code", _("That code is not correct."))
             except Conflict:
                 return redirect("two_factor")
             else:
+                _audit_authenticator(request, AuditEvent.Action.DELETE, device and device.pk)
                 messages.success(request, _("Two-factor sign-in is off."))
                 return redirect("two_factor")
-        elif action not in {"confirm", "disable"}:
+        elif action in {"confirm", "disable"}:  # the form refused it, e.g. a wrong password
+            if "password" in form.errors:
+                device = two_factor.confirmed_device(user) or two_factor.pending_device(user)
+                _audit_authenticator(request, AuditEvent.Action.DENIED, device and device.pk)
+        else:
             return HttpResponse(status=400)
     device = two_factor.confirmed_device(user)
     enrolling = None if device is not None else two_factor.pending_device(user)

@@ -283,12 +283,28 @@ class CareTeamAdmin(MedaiAdminMixin, admin.ModelAdmin):
 class BreakGlassGrantAdmin(MedaiAdminMixin, admin.ModelAdmin):
     """The review list: every emergency access stays here, unreviewed first, until signed off."""
 
-    list_display = ("created_at", "grantee", "patient", "expires_at", "reviewed_by", "reviewed_at")
-    list_filter = (("reviewed_at", admin.EmptyFieldListFilter), "created_at")
+    list_display = (
+        "created_at",
+        "grantee",
+        "patient",
+        "category",
+        "extension",
+        "expires_at",
+        "reviewed_by",
+        "reviewed_at",
+    )
+    list_filter = (
+        ("reviewed_at", admin.EmptyFieldListFilter),
+        ("extends", admin.EmptyFieldListFilter),
+        "category",
+        "created_at",
+    )
     list_select_related = ("grantee", "patient", "reviewed_by")
     readonly_fields = (
         "patient",
         "grantee",
+        "category",
+        "extends",
         "reason",
         "created_at",
         "expires_at",
@@ -299,12 +315,21 @@ class BreakGlassGrantAdmin(MedaiAdminMixin, admin.ModelAdmin):
     actions = ("sign_off",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[BreakGlassGrant]:
-        # Unreviewed first: the review list is the point of this page.
+        # Unreviewed first, extensions first among them: the review list is the point of this page.
         return (
             super()
             .get_queryset(request)
-            .order_by(F("reviewed_at").asc(nulls_first=True), "-created_at")
+            .order_by(
+                F("reviewed_at").asc(nulls_first=True),
+                F("extends").asc(nulls_last=True),
+                "-created_at",
+            )
         )
+
+    @admin.display(description="extension", boolean=False)
+    def extension(self, grant: BreakGlassGrant) -> str:
+        """Flag for review: access prolonged while the previous grant was still active."""
+        return f"⚠ extends #{grant.extends_id}" if grant.extends_id else ""
 
     @admin.action(description="Sign off the selected emergency accesses as reviewed")
     def sign_off(self, request: HttpRequest, queryset: QuerySet[BreakGlassGrant]) -> None:

@@ -1,12 +1,20 @@
-"""Break-the-glass: emergency access outside the care team, time-limited, stated, reviewed."""
+"""Break-the-glass: emergency access outside the care team, time-limited, stated, reviewed.
+
+The doctor states the kind of emergency from a short list and describes it in their own words
+(at least a few distinct words: "aaaaaaaaaa" or "urgent" says nothing a reviewer can check). A
+second grant for the same patient while the doctor's previous one is still active is an
+*extension*: it is recorded as such (``BreakGlassGrant.extends``) and flagged on the review list,
+so repeatedly prolonging access cannot pass as a string of unrelated emergencies.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from medai_site.audit import audit_record
@@ -16,19 +24,37 @@ from medai_site.roles import is_admin, is_doctor
 
 from .models import BreakGlassGrant, Patient, normalise_mrn
 
-MIN_REASON_LENGTH = 10  # "emergency" alone is not a reason a reviewer can check
+# A description a reviewer can check: at least this many distinct words (a CJK ideograph counts
+# as one) and this many characters. "aaaaaaaaaa", "urgent urgent" or "emergency" fail.
+MIN_REASON_WORDS = 4
+MIN_REASON_LENGTH = 12
+_IDEOGRAPH = "\u3400-\u4dbf\u4e00-\u9fff"
+_WORDS = re.compile(rf"[^\W\d_{_IDEOGRAPH}]{{2,}}|[{_IDEOGRAPH}]")
+REASON_RULE = (
+    f"Describe the emergency in your own words (at least {MIN_REASON_WORDS} different words); "
+    "it is reviewed."
+)
 
 
-def break_glass_open(*, viewer: object, mrn: str, reason: str) -> BreakGlassGrant:
-    """Grant the doctor time-limited access to the patient with this MRN, for a stated reason."""
+def reason_is_specific(reason: str) -> bool:
+    words = {w.casefold() for w in _WORDS.findall(reason)}
+    return len(reason) >= MIN_REASON_LENGTH and len(words) >= MIN_REASON_WORDS
+
+
+def break_glass_open(*, viewer: object, mrn: str, category: str, reason: str) -> BreakGlassGrant:
+    """Grant the doctor time-limited access to the patient with this MRN, for a stated reason
+    (a ``BreakGlassGrant.Category`` and the doctor's description). While the doctor's previous
+    grant for the patient is active, the new one is an extension of it (flagged for review)."""
     if not is_doctor(viewer):
         raise Forbidden("Only doctors can use emergency access.")
-    reason = (reason or "").strip()
-    if len(reason) < MIN_REASON_LENGTH:
-        raise InvalidInput(
-            "State the emergency (at least 10 characters); it is reviewed.",
-            fields={"reason": ["Required."]},
-        )
+    reason = " ".join((reason or "").split())
+    problems: dict[str, list[str]] = {}
+    if category not in BreakGlassGrant.Category.values:
+        problems["category"] = ["Choose the kind of emergency."]
+    if not reason_is_specific(reason):
+        problems["reason"] = [REASON_RULE]
+    if problems:
+        raise InvalidInput(next(iter(problems.values()))[0], fields=problems)
     normalised_mrn = normalise_mrn(mrn)
     patient = Patient.objects.filter(mrn=normalised_mrn).first()
     if patient is None:
@@ -41,11 +67,25 @@ def break_glass_open(*, viewer: object, mrn: str, reason: str) -> BreakGlassGran
         )
         raise NotFound("No patient has this MRN.")
     with transaction.atomic():
+        now = timezone.now()
+        # Serialise this doctor's grants for the patient, so two at once are still one extension.
+        Patient.objects.select_for_update().filter(pk=patient.pk).values_list("pk").first()
+        previous = (
+            BreakGlassGrant.objects.filter(
+                grantee_id=viewer.pk,  # type: ignore[attr-defined]
+                patient=patient,
+                expires_at__gt=now,
+            )
+            .order_by("-expires_at")
+            .first()
+        )
         grant = BreakGlassGrant.objects.create(
             patient=patient,
             grantee=viewer,
+            category=category,
             reason=reason,
-            expires_at=timezone.now() + timedelta(minutes=settings.MEDAI_BREAK_GLASS_MINUTES),
+            extends=previous,
+            expires_at=now + timedelta(minutes=settings.MEDAI_BREAK_GLASS_MINUTES),
         )
         # Recorded as the creation of a grant object: the audit row names patients.breakglassgrant.
         audit_record(
@@ -80,8 +120,11 @@ def emergency_grant(
 
 
 def grants_awaiting_review() -> QuerySet[BreakGlassGrant]:
-    return BreakGlassGrant.objects.filter(reviewed_at__isnull=True).select_related(
-        "patient", "grantee"
+    """Unreviewed grants, extensions first (prolonged access is what a reviewer checks first)."""
+    return (
+        BreakGlassGrant.objects.filter(reviewed_at__isnull=True)
+        .select_related("patient", "grantee")
+        .order_by(F("extends").asc(nulls_last=True), "-created_at")
     )
 
 

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from medai_site.errors import DomainError, InvalidInput, NotFound
 from medai_site.roles import is_admin
 
-from .break_glass import MIN_REASON_LENGTH, break_glass_open
+from .break_glass import MIN_REASON_WORDS, break_glass_open, reason_is_specific
 from .models import Allergy, BreakGlassGrant, CareTeam, Patient, normalise_mrn
 from .selectors import care_teams_registrable
 from .services import AllergyInput, patient_create, registration_care_teams
@@ -176,18 +176,30 @@ class BreakGlassForm(forms.Form):
         help_text=_("The patient's medical record number, exactly."),
         widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "characters"}),
     )
-    reason = forms.CharField(
-        label=_("Reason for emergency access"),
-        min_length=MIN_REASON_LENGTH,
-        max_length=1000,
-        help_text=_("What is the emergency, and why can the care team not be reached?"),
-        widget=forms.Textarea(attrs={"rows": 3}),
-        error_messages={
-            "min_length": _(
-                "State the emergency in at least %(limit_value)d characters; it is reviewed."
-            ),
-        },
+    category = forms.ChoiceField(
+        label=_("Kind of emergency"),
+        choices=[("", "—"), *BreakGlassGrant.Category.choices],
     )
+    reason = forms.CharField(
+        label=_("Describe the emergency"),
+        max_length=1000,
+        help_text=_(
+            "In your own words: what is happening, and why can the care team not be reached?"
+        ),
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"]
+        if not reason_is_specific(reason):  # the service's own rule, reported on the field
+            raise forms.ValidationError(
+                _(
+                    "Describe the emergency in your own words (at least %(words)d different "
+                    "words); it is reviewed."
+                )
+                % {"words": MIN_REASON_WORDS}
+            )
+        return reason
 
     def __init__(self, *args: Any, user: object, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -199,6 +211,7 @@ class BreakGlassForm(forms.Form):
             return break_glass_open(
                 viewer=self.user,
                 mrn=self.cleaned_data["mrn"],
+                category=self.cleaned_data["category"],
                 reason=self.cleaned_data["reason"],
             )
         except NotFound:

@@ -11,6 +11,7 @@ import datetime as dt
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from medai_site.blind_index import BlindIndexField
 from medai_site.encrypted_fields import (
@@ -130,9 +131,18 @@ class Allergy(models.Model):
 class BreakGlassGrant(models.Model):
     """Emergency access to a patient outside the doctor's care teams ("break the glass").
 
-    Time-limited, with a stated reason; shown on every page of the chart while active and listed
-    for review until an admin signs it off.
+    Time-limited, with a reason from a short list plus the doctor's own words; shown on every
+    page of the chart while active and listed for review until an admin signs it off. A grant
+    made while the same doctor's previous grant for the patient is still active *extends* it
+    (``extends``) and is flagged on the review list.
     """
+
+    class Category(models.TextChoices):
+        EMERGENCY_TREATMENT = "emergency_treatment", _("Emergency treatment")
+        UNCONSCIOUS_PATIENT = "unconscious_patient", _("Patient unconscious or cannot communicate")
+        URGENT_CONSULT = "urgent_consult", _("Urgent consultation requested")
+        CRITICAL_RESULT = "critical_result", _("Critical result needs action")
+        CARE_TEAM_UNREACHABLE = "care_team_unreachable", _("Patient's care team unreachable")
 
     patient = models.ForeignKey(
         Patient, on_delete=models.PROTECT, related_name="break_glass_grants"
@@ -140,7 +150,12 @@ class BreakGlassGrant(models.Model):
     grantee = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="break_glass_grants"
     )
+    category = models.CharField(max_length=32, choices=Category.choices, blank=True)
     reason = EncryptedTextField()  # free text about a patient's emergency: PHI
+    # The still-active grant this one prolongs (same doctor, same patient): an extension.
+    extends = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="extensions"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
     reviewed_by = models.ForeignKey(

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from medai_site.errors import Conflict, InvalidInput
 from medai_site.pages import is_htmx, may_train_models, may_view_models, page
+from medai_site.session_idle import background_poll
 from visits.charts import problem_entries
 from visits.models import Visit
 from visits.selectors import problem_list, visit_get
@@ -61,6 +62,7 @@ def _panel(
     return render(request, "predictions/_advice_panel.html", context)
 
 
+@background_poll  # polled while advice is pending: never counts as the user's activity
 @page
 @require_GET
 def advice_panel_view(request: HttpRequest, visit_id: int) -> HttpResponse:
@@ -221,6 +223,7 @@ def training_job_view(request: HttpRequest, job_id: int) -> HttpResponse:
     )
 
 
+@background_poll  # polled until the job finishes: never counts as the user's activity
 @page(allowed=may_view_models)
 @require_GET
 def training_progress_view(request: HttpRequest, job_id: int) -> HttpResponse:

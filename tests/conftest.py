@@ -109,3 +109,38 @@ def force_login_completes_second_factor(monkeypatch):
             session.save()
 
     monkeypatch.setattr(Client, "force_login", force_login)
+
+
+@pytest.fixture(autouse=True)
+def audit_anchor_dir(settings, tmp_path):
+    """Each test anchors its own audit trail: the database is rolled back after every test, so
+    anchors written by one test must not be held against the next one's table."""
+    settings.MEDAI_AUDIT_ANCHOR_DIR = tmp_path / "audit-anchors"
+    return settings.MEDAI_AUDIT_ANCHOR_DIR
+
+
+@pytest.fixture(scope="session", autouse=True)
+def owner_empties_the_audit_table_between_tests():
+    """pytest-django empties every table with one TRUNCATE after a transactional test; the audit
+    table refuses TRUNCATE (migration 0005). The database owner lifts that trigger for exactly
+    that statement, as any table owner could (the app's own role cannot: it owns nothing)."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    original = DatabaseOperations.sql_flush
+    table = "medai_site_auditevent"
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        sql = original(
+            self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+        )
+        if table not in tables or not sql:
+            return sql
+        return [
+            f"ALTER TABLE {table} DISABLE TRIGGER medai_audit_no_truncate",
+            *sql,
+            f"ALTER TABLE {table} ENABLE TRIGGER medai_audit_no_truncate",
+        ]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DatabaseOperations, "sql_flush", sql_flush)
+        yield

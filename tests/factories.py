@@ -113,6 +113,7 @@ class BreakGlassGrantFactory(factory.django.DjangoModelFactory):
 
     patient = factory.SubFactory(PatientFactory)
     grantee = factory.SubFactory(DoctorFactory)
+    category = BreakGlassGrant.Category.UNCONSCIOUS_PATIENT
     reason = "Unconscious in the emergency department; the care team is unreachable."
 
     @classmethod
@@ -120,7 +121,10 @@ class BreakGlassGrantFactory(factory.django.DjangoModelFactory):
         from patients.break_glass import break_glass_open
 
         return break_glass_open(
-            viewer=kwargs["grantee"], mrn=kwargs["patient"].mrn, reason=kwargs["reason"]
+            viewer=kwargs["grantee"],
+            mrn=kwargs["patient"].mrn,
+            category=kwargs["category"],
+            reason=kwargs["reason"],
         )
 
 
@@ -236,7 +240,10 @@ class ApiTokenFactory(factory.django.DjangoModelFactory):
     def _create(cls, model_class: type, *args: Any, **kwargs: Any) -> ApiToken:
         from medai_site.api_auth import api_token_create
 
-        token, secret = api_token_create(actor=None, **kwargs)
+        # A person's token is issued by that person (issue 12: admins only issue tokens for
+        # integration-client accounts).
+        kwargs.setdefault("actor", kwargs["user"])
+        token, secret = api_token_create(**kwargs)
         token.secret = secret  # the only copy: only its hash is stored
         return token
 

@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from medai_site.api_auth import IsHospitalAdmin, Scope
+from medai_site.api_auth import NO_SCOPE, IsHospitalAdmin, Scope, require_scope
 from medai_site.api_fields import IdField, StrictCharField
 from medai_site.errors import NotFound
 from medai_site.idempotency import idempotent_create
@@ -173,6 +173,7 @@ class AdviceRequestDetailApi(APIView):
 
 
 class AdviceFeedbackCreateApi(APIView):
+    # Accepting also needs visits:write (checked in post: it depends on the decision).
     required_scopes = {"POST": Scope.ADVICE_REQUEST}
     idempotent = True
 
@@ -197,13 +198,18 @@ class AdviceFeedbackCreateApi(APIView):
         tags=["advice"],
         summary="Accept or override one suggestion",
         description=(
-            "Accepting a suggested diagnosis records it as a confirmed diagnosis of the visit. "
-            "Overriding needs a reason. Feedback on a suggestion is recorded once (409 after)."
+            "Accepting a suggested diagnosis records it as a confirmed diagnosis of the visit, "
+            "so it also needs the `visits:write` scope. Overriding needs a reason. Feedback on a suggestion is recorded once (409 after)."
         ),
         request=InputSerializer,
         responses={201: FeedbackSerializer},
     )
     def post(self, request: Request, advice_id: int) -> Response:
+        # Accepting records a confirmed diagnosis on the visit: a clinical write, so it also
+        # needs visits:write (advice:request alone may only request advice and override it).
+        data = request.data if isinstance(request.data, dict) else {}
+        if data.get("decision") == Feedback.Decision.ACCEPT:
+            require_scope(request, Scope.VISITS_WRITE)
         advice = advice_get(viewer=request.user, advice_id=advice_id)
 
         def create() -> tuple[int, int]:
@@ -300,6 +306,8 @@ class ActivationEventSerializer(serializers.Serializer):
 
 
 class ModelListApi(APIView):
+    required_scopes = {"GET": NO_SCOPE}  # reference data, no PHI
+
     @extend_schema(
         operation_id="models_list",
         tags=["models"],
@@ -311,6 +319,8 @@ class ModelListApi(APIView):
 
 
 class ModelDetailApi(APIView):
+    required_scopes = {"GET": NO_SCOPE}  # reference data, no PHI
+
     @extend_schema(
         operation_id="models_retrieve",
         tags=["models"],

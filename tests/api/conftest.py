@@ -39,7 +39,7 @@ def token_for(db) -> Callable[..., str]:
         if scopes is None:  # every scope the user's role allows
             scopes = [s for s in ALL_SCOPES if s != Scope.MODELS_MANAGE or may_train_models(user)]
         return api_token_create(
-            user=user, name="test client", scopes=scopes, days=days, actor=None
+            user=user, name="test client", scopes=scopes, days=days, actor=user
         )[1]
 
     return make

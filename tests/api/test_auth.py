@@ -19,6 +19,16 @@ from medai_site.models import ApiToken
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def gateway(db):
+    """An integration-client account: no person behind it, so an admin or operator issues its
+    tokens."""
+    from medai_site import roles
+    from tests.factories import UserFactory
+
+    return UserFactory(username="lab_gateway", role=roles.INTEGRATION)
+
+
 def _bearer(secret: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
@@ -27,7 +37,7 @@ def _bearer(secret: str) -> APIClient:
 
 def test_token_is_stored_only_as_its_sha256(doctor_a):
     token, secret = api_token_create(
-        user=doctor_a, name="lab", scopes=[Scope.PATIENTS_READ], days=7, actor=None
+        user=doctor_a, name="lab", scopes=[Scope.PATIENTS_READ], days=7, actor=doctor_a
     )
     assert secret.startswith("medai_")
     assert token.token_hash == hashlib.sha256(secret.encode()).hexdigest()
@@ -60,7 +70,7 @@ def test_no_credentials_is_401_naming_the_bearer_scheme(db):
 
 def test_expired_token_is_refused(doctor_a):
     token, secret = api_token_create(
-        user=doctor_a, name="lab", scopes=DOCTOR_SCOPES, days=1, actor=None
+        user=doctor_a, name="lab", scopes=DOCTOR_SCOPES, days=1, actor=doctor_a
     )
     ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
     response = _bearer(secret).get("/api/v1/patients")
@@ -70,7 +80,7 @@ def test_expired_token_is_refused(doctor_a):
 
 def test_revoked_token_is_refused_and_cannot_be_revoked_twice(doctor_a):
     token, secret = api_token_create(
-        user=doctor_a, name="lab", scopes=DOCTOR_SCOPES, days=1, actor=None
+        user=doctor_a, name="lab", scopes=DOCTOR_SCOPES, days=1, actor=doctor_a
     )
     api_token_revoke(token=token, actor=None)
     assert _bearer(secret).get("/api/v1/patients").status_code == 401
@@ -90,12 +100,12 @@ def test_inactive_users_token_is_refused(doctor_a, token_for):
 )
 def test_token_creation_validates_scopes_and_lifetime(doctor_a, scopes, days):
     with pytest.raises(InvalidInput):
-        api_token_create(user=doctor_a, name="x", scopes=scopes, days=days, actor=None)
+        api_token_create(user=doctor_a, name="x", scopes=scopes, days=days, actor=doctor_a)
 
 
 def test_last_used_is_recorded(doctor_a):
     token, secret = api_token_create(
-        user=doctor_a, name="lab", scopes=DOCTOR_SCOPES, days=1, actor=None
+        user=doctor_a, name="lab", scopes=DOCTOR_SCOPES, days=1, actor=doctor_a
     )
     _bearer(secret).get("/api/v1/patients")
     token.refresh_from_db()
@@ -107,7 +117,7 @@ DOCTOR_SCOPES = [s for s in Scope.values if s != Scope.MODELS_MANAGE]
 
 def test_token_cannot_carry_a_scope_beyond_its_users_role(doctor_a):
     with pytest.raises(InvalidInput, match="may not manage"):
-        api_token_create(user=doctor_a, name="x", scopes=Scope.values, days=1, actor=None)
+        api_token_create(user=doctor_a, name="x", scopes=Scope.values, days=1, actor=doctor_a)
 
 
 @pytest.mark.parametrize(
@@ -175,12 +185,12 @@ def test_anonymous_calls_are_throttled_per_ip(settings, db):
     assert codes == [401, 401, 401]  # authentication is checked first, then nothing leaks
 
 
-def test_create_api_token_command_prints_the_secret_once(doctor_a):
+def test_create_api_token_command_prints_the_secret_once(gateway):
     out, err = StringIO(), StringIO()
     call_command(
         "create_api_token",
         "--user",
-        "doctor_a",
+        "lab_gateway",
         "--scopes",
         "patients:read,visits:write",
         "--days",
@@ -201,16 +211,16 @@ def test_create_api_token_command_prints_the_secret_once(doctor_a):
     "args",
     [
         ["--user", "nobody", "--scopes", "patients:read"],
-        ["--user", "doctor_a", "--scopes", "bogus"],
-        ["--user", "doctor_a", "--scopes", "patients:read", "--days", "1000"],
+        ["--user", "lab_gateway", "--scopes", "bogus"],
+        ["--user", "lab_gateway", "--scopes", "patients:read", "--days", "1000"],
     ],
 )
-def test_create_api_token_command_rejects_bad_input(doctor_a, args):
+def test_create_api_token_command_rejects_bad_input(gateway, args):
     with pytest.raises(CommandError):
         call_command("create_api_token", *args, stdout=StringIO(), stderr=StringIO())
 
 
-def test_admin_creates_a_token_showing_the_secret_once_and_revokes_it(admin_user, doctor_a):
+def test_admin_creates_a_token_showing_the_secret_once_and_revokes_it(admin_user, gateway):
     from django.contrib.messages import get_messages
     from django.test import Client
 
@@ -218,10 +228,11 @@ def test_admin_creates_a_token_showing_the_secret_once_and_revokes_it(admin_user
     browser.force_login(admin_user)
     response = browser.post(
         "/admin/medai_site/apitoken/add/",
-        {"user": doctor_a.pk, "name": "lab gateway", "scopes": ["patients:read"], "days": 30},
+        {"user": gateway.pk, "name": "lab gateway", "scopes": ["patients:read"], "days": 30},
     )
     assert response.status_code == 302, response.content[:2000]
     token = ApiToken.objects.get()
+    assert token.created_by == admin_user
     messages = [str(m) for m in get_messages(response.wsgi_request)]
     secret = next(m.split(": ", 1)[1] for m in messages if "shown once" in m)
     assert token.token_hash == hashlib.sha256(secret.encode()).hexdigest()

@@ -76,7 +76,7 @@ def test_generated_client_registers_a_patient_posts_a_visit_and_reads_advice(
         name="EHR",
         scopes=[s for s in Scope.values if s != Scope.MODELS_MANAGE],
         days=1,
-        actor=None,
+        actor=doctor,
     )[1]
 
     def module(name: str):
@@ -154,7 +154,7 @@ def test_generated_client_registers_a_patient_posts_a_visit_and_reads_advice(
         name="other",
         scopes=[s for s in Scope.values if s != Scope.MODELS_MANAGE],  # a doctor's role
         days=1,
-        actor=None,
+        actor=stranger,
     )[1]
     other = generated_client.AuthenticatedClient(base_url=live_server.url, token=other_token)
     hidden = module("api.patients.patients_retrieve").sync_detailed(patient.id, client=other)

@@ -51,7 +51,7 @@ def _population(name: str):
         name=f"{name} client",
         scopes=[s for s in Scope.values if s != Scope.MODELS_MANAGE],  # a doctor's role
         days=1,
-        actor=None,
+        actor=doctor,
     )[1]
     return doctor, patients, token
 

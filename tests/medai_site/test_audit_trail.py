@@ -122,11 +122,14 @@ def test_lists_of_patients_record_a_view_of_each_and_keep_the_chain(client, doct
     assert audit_verify()[1] == []
 
 
-def test_issuing_and_revoking_api_tokens_is_audited(doctor_a, admin_user):
+def test_issuing_and_revoking_api_tokens_is_audited(admin_user):
+    from medai_site import roles
     from medai_site.api_auth import Scope, api_token_create, api_token_revoke
+    from tests.factories import UserFactory
 
+    gateway = UserFactory(role=roles.INTEGRATION)
     token, secret = api_token_create(
-        user=doctor_a, name="lab", scopes=[Scope.PATIENTS_READ], days=1, actor=admin_user
+        user=gateway, name="lab", scopes=[Scope.PATIENTS_READ], days=1, actor=admin_user
     )
     api_token_revoke(token=token, actor=admin_user)
     events = AuditEvent.objects.filter(actor=admin_user, object_type="medai_site.apitoken")

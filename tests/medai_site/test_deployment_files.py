@@ -20,7 +20,17 @@ def procfile() -> dict[str, str]:
 
 def test_compose_names_every_service():
     services = compose()["services"]
-    assert set(services) == {"db", "redis", "migrate", "web", "worker", "trainer", "beat", "relay"}
+    assert set(services) == {
+        "db",
+        "redis",
+        "migrate",
+        "grants",
+        "web",
+        "worker",
+        "trainer",
+        "beat",
+        "relay",
+    }
     assert services["db"]["image"].startswith("postgres:16")
     assert services["redis"]["image"].startswith("redis:7")
     assert "--appendonly" in services["redis"]["command"]
@@ -46,8 +56,38 @@ def test_compose_commands_match_the_procfile():
     assert "--queues training,celery" in processes["trainer"]
 
 
+def test_two_database_roles_owner_migrates_app_role_runs():
+    """migrate and grants connect as the owner; every long-running service as medai_app, whose
+    grants are applied after each migrate, before any of them starts."""
+    services = compose()["services"]
+    for name in ("migrate", "grants"):
+        assert services[name]["environment"]["DATABASE_URL"].startswith("postgres://medai:")
+    assert services["grants"]["command"][2:4] == ["db_grant_app_role", "medai_app"]
+    assert services["grants"]["depends_on"]["migrate"]["condition"] == (
+        "service_completed_successfully"
+    )
+    for name in ("web", "worker", "trainer", "beat", "relay"):
+        env = services[name]["environment"]
+        assert env["DATABASE_URL"].startswith("postgres://medai_app:"), name
+        assert services[name]["depends_on"]["grants"]["condition"] == (
+            "service_completed_successfully"
+        )
+        assert env["MEDAI_AUDIT_ANCHOR_DIR"] == "/var/lib/medai-audit"
+        assert "medai-audit-anchors:/var/lib/medai-audit" in services[name]["volumes"]
+
+
+def test_app_containers_never_hold_the_owner_password():
+    """Compose substitutes .env (database passwords) into the file; containers load medai.env."""
+    services = compose()["services"]
+    for name in ("web", "worker", "trainer", "beat", "relay"):
+        assert services[name]["env_file"] == "medai.env", name
+        env = services[name]["environment"]
+        assert "POSTGRES_PASSWORD" not in env
+        assert "POSTGRES_PASSWORD" not in env["DATABASE_URL"], name
+
+
 def test_production_services_get_production_profile():
-    for name in ("web", "worker", "trainer", "beat", "relay", "migrate"):
+    for name in ("web", "worker", "trainer", "beat", "relay", "migrate", "grants"):
         env = compose()["services"][name]["environment"]
         assert env["MEDAI_PROFILE"] == "production"
         assert env["CELERY_BROKER_URL"].startswith("redis://redis")

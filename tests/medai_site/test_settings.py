@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -40,7 +41,9 @@ def _settings_in_subprocess(env: dict[str, str], expression: str) -> subprocess.
     clean = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("MEDAI_", "DJANGO_", "FIELD_", "BLIND_", "DATABASE_", "CELERY_"))
+        if not k.startswith(
+            ("MEDAI_", "DJANGO_", "FIELD_", "BLIND_", "AUDIT_", "DATABASE_", "CELERY_")
+        )
     }
     clean.update(env)
     code = f"import django, os; os.environ['DJANGO_SETTINGS_MODULE']='medai_site.settings'; from django.conf import settings; print({expression})"
@@ -67,6 +70,8 @@ def test_production_profile_defaults_are_safe():
         "DJANGO_SECRET_KEY": "x" * 60,
         "FIELD_ENCRYPTION_KEY": "rYq0O8lYbIEY1mRuHxMkTq4yAhG1Y4Pq0BqvJ1Hnj3c=",
         "BLIND_INDEX_KEY": "ab" * 32,
+        "AUDIT_CHAIN_KEY": "k2026:" + "cd" * 32,
+        "MEDAI_AUDIT_ANCHOR_DIR": "/srv/medai-audit",
         "DATABASE_URL": "postgres://u@db/medai",
         "CELERY_BROKER_URL": "redis://redis:6379/0",
     }
@@ -76,6 +81,53 @@ def test_production_profile_defaults_are_safe():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False [] True True"
+
+
+@pytest.mark.parametrize("missing", ["AUDIT_CHAIN_KEY", "MEDAI_AUDIT_ANCHOR_DIR"])
+def test_production_requires_an_audit_key_and_an_anchor_directory(missing):
+    """The audit chain's HMAC key and the anchor directory have no production default."""
+    env = {
+        "MEDAI_PROFILE": "production",
+        "DJANGO_SECRET_KEY": "x" * 60,
+        "FIELD_ENCRYPTION_KEY": "rYq0O8lYbIEY1mRuHxMkTq4yAhG1Y4Pq0BqvJ1Hnj3c=",
+        "BLIND_INDEX_KEY": "ab" * 32,
+        "AUDIT_CHAIN_KEY": "k2026:" + "cd" * 32,
+        "MEDAI_AUDIT_ANCHOR_DIR": "/srv/medai-audit",
+        "DATABASE_URL": "postgres://u@db/medai",
+        "CELERY_BROKER_URL": "redis://redis:6379/0",
+    }
+    del env[missing]
+    result = _settings_in_subprocess(env, "settings.AUDIT_CHAIN_KEYS")
+    assert result.returncode != 0
+    assert missing in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("cd" * 32, "id:hexkey"),
+        ("k1:zz", "not hex"),
+        ("k1:" + "cd" * 8, "at least 32 bytes"),
+        ("k1:" + "cd" * 32 + ",k1:" + "ef" * 32, "each id once"),
+    ],
+)
+def test_malformed_audit_keys_are_refused(value, message):
+    env = {"MEDAI_PROFILE": "test", "AUDIT_CHAIN_KEY": value}
+    result = _settings_in_subprocess(env, "settings.AUDIT_CHAIN_KEYS")
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_audit_settings_resolve():
+    """Test profile: a fixed key first; beat anchors the head at the configured interval."""
+    assert list(settings.AUDIT_CHAIN_KEYS) == ["t1"]
+    assert len(settings.AUDIT_CHAIN_KEYS["t1"]) == 32
+    schedule = app.conf.beat_schedule["audit-anchor"]
+    assert schedule["task"] == "medai_site.tasks.audit_anchor_write"
+    assert schedule["schedule"] == settings.MEDAI_AUDIT_ANCHOR_SECONDS == 300
+    from medai_site import tasks  # the module Celery's autodiscovery imports per app
+
+    assert tasks.audit_anchor_write.name == schedule["task"]
 
 
 def test_unknown_profile_is_rejected():
@@ -99,3 +151,15 @@ def test_local_profile_runs_on_embedded_defaults(tmp_path, profile):
     first = secrets_file.read_text()
     _settings_in_subprocess(env, "settings.DEBUG")
     assert secrets_file.read_text() == first  # generated once, reused
+    assert json.loads(first)["AUDIT_CHAIN_KEY"].startswith("local1:")
+
+
+def test_local_profile_adds_an_audit_key_to_an_older_secrets_file(tmp_path):
+    """A machine set up before the audit key existed gets one, keeping its other keys."""
+    older = {"DJANGO_SECRET_KEY": "s" * 50, "FIELD_ENCRYPTION_KEY": "k", "BLIND_INDEX_KEY": "ab"}
+    (tmp_path / "local-secrets.json").write_text(json.dumps(older))
+    env = {"MEDAI_PROFILE": "local", "MEDAI_VAR_DIR": str(tmp_path)}
+    result = _settings_in_subprocess(env, "list(settings.AUDIT_CHAIN_KEYS)")
+    assert result.stdout.strip() == "['local1']", result.stderr
+    stored = json.loads((tmp_path / "local-secrets.json").read_text())
+    assert {k: stored[k] for k in older} == older

@@ -32,8 +32,8 @@ def visit_b(patient_b, doctor_b):
     )
 
 
-def _open(client, mrn="MRN-B-0001", reason=REASON):
-    return client.post(reverse("break_glass"), {"mrn": mrn, "reason": reason})
+def _open(client, mrn="MRN-B-0001", reason=REASON, category="emergency_treatment"):
+    return client.post(reverse("break_glass"), {"mrn": mrn, "category": category, "reason": reason})
 
 
 def test_search_and_404_offer_emergency_access_to_doctors(client_a, patient_b):
@@ -52,7 +52,7 @@ def test_search_and_404_offer_emergency_access_to_doctors(client_a, patient_b):
 def test_form_errors_for_a_short_reason_and_an_unknown_mrn(client_a, patient_b):
     short = _open(client_a, reason="urgent")
     assert short.status_code == 400
-    assert "State the emergency in at least 10 characters" in short.content.decode()
+    assert "Describe the emergency in your own words" in short.content.decode()
     unknown = _open(client_a, mrn="MRN-NOPE-9")
     assert unknown.status_code == 400
     assert "No patient has this MRN." in unknown.content.decode()

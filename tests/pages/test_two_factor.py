@@ -48,13 +48,17 @@ def test_enrolment_confirms_only_with_a_valid_code(client_a, doctor_a):
     assert "otpauth://totp/" in page.content.decode()
     assert page["Cache-Control"].startswith("max-age=0") or "no-store" in page["Cache-Control"]
 
-    wrong = client_a.post(reverse("two_factor"), {"action": "confirm", "code": "000000"})
+    wrong = client_a.post(
+        reverse("two_factor"), {"action": "confirm", "code": "000000", "password": PASSWORD}
+    )
     assert wrong.status_code == 400
     assert "That code is not correct" in wrong.content.decode()
     device.refresh_from_db()
     assert device.confirmed is False
     device.throttle_reset()  # django-otp delays the next try after a failure
-    good = client_a.post(reverse("two_factor"), {"action": "confirm", "code": _code(device)})
+    good = client_a.post(
+        reverse("two_factor"), {"action": "confirm", "code": _code(device), "password": PASSWORD}
+    )
     assert good.status_code == 302
     device.refresh_from_db()
     assert device.confirmed is True
@@ -146,13 +150,16 @@ def test_enrolling_elsewhere_stops_a_password_only_session(client_a, doctor_a):
 
 def test_disable_needs_a_current_code(client, doctor_with_device):
     client.force_login(doctor_with_device.user)  # verified, as after a real sign-in
-    wrong = client.post(reverse("two_factor"), {"action": "disable", "code": "123456"})
+    wrong = client.post(
+        reverse("two_factor"), {"action": "disable", "code": "123456", "password": PASSWORD}
+    )
     assert wrong.status_code == 400
     assert TOTPDevice.objects.filter(pk=doctor_with_device.pk).exists()
     doctor_with_device.refresh_from_db()
     doctor_with_device.throttle_reset()
     ok = client.post(
-        reverse("two_factor"), {"action": "disable", "code": _code(doctor_with_device)}
+        reverse("two_factor"),
+        {"action": "disable", "code": _code(doctor_with_device), "password": PASSWORD},
     )
     assert ok.status_code == 302
     assert not TOTPDevice.objects.filter(user=doctor_with_device.user).exists()
@@ -163,6 +170,8 @@ def test_admins_cannot_turn_it_off(client_admin, admin_user):
     device = TOTPDevice.objects.get(user=admin_user)
     page = client_admin.get(reverse("two_factor")).content.decode()
     assert "cannot be turned off" in page
-    refused = client_admin.post(reverse("two_factor"), {"action": "disable", "code": _code(device)})
+    refused = client_admin.post(
+        reverse("two_factor"), {"action": "disable", "code": _code(device), "password": PASSWORD}
+    )
     assert refused.status_code == 403
     assert TOTPDevice.objects.filter(user=admin_user, confirmed=True).exists()

@@ -21,6 +21,7 @@ from tests.factories import PatientFactory
 
 pytestmark = pytest.mark.django_db
 REASON = "Unconscious in ED, regular physician unreachable"
+CATEGORY = "unconscious_patient"
 
 
 @pytest.fixture
@@ -32,8 +33,10 @@ def test_grant_opens_the_chart_only_with_a_stated_reason(doctor_a, outside_patie
     with pytest.raises(NotFound):
         patient_get(viewer=doctor_a, patient_id=outside_patient.pk)
     with pytest.raises(InvalidInput):
-        break_glass_open(viewer=doctor_a, mrn=outside_patient.mrn, reason="urgent")
-    grant = break_glass_open(viewer=doctor_a, mrn="mrn-bg-0001", reason=REASON)
+        break_glass_open(
+            viewer=doctor_a, mrn=outside_patient.mrn, category=CATEGORY, reason="urgent"
+        )
+    grant = break_glass_open(viewer=doctor_a, mrn="mrn-bg-0001", category=CATEGORY, reason=REASON)
     assert patient_get(viewer=doctor_a, patient_id=outside_patient.pk) == outside_patient
     assert active_grant(viewer=doctor_a, patient_id=outside_patient.pk) == grant
     assert grant.reason == REASON
@@ -43,7 +46,9 @@ def test_grant_opens_the_chart_only_with_a_stated_reason(doctor_a, outside_patie
 
 
 def test_grant_expires(doctor_a, outside_patient):
-    grant = break_glass_open(viewer=doctor_a, mrn=outside_patient.mrn, reason=REASON)
+    grant = break_glass_open(
+        viewer=doctor_a, mrn=outside_patient.mrn, category=CATEGORY, reason=REASON
+    )
     BreakGlassGrant.objects.filter(pk=grant.pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
@@ -59,23 +64,25 @@ def test_grant_is_personal(doctor_a, doctor_b, outside_patient, team_a):
 
     colleague = DoctorFactory(username="colleague")
     team_a.members.add(colleague)
-    break_glass_open(viewer=doctor_a, mrn=outside_patient.mrn, reason=REASON)
+    break_glass_open(viewer=doctor_a, mrn=outside_patient.mrn, category=CATEGORY, reason=REASON)
     with pytest.raises(NotFound):
         patient_get(viewer=colleague, patient_id=outside_patient.pk)
 
 
 def test_unknown_mrn_and_non_doctors_are_refused(doctor_a, admin_user):
     with pytest.raises(NotFound):
-        break_glass_open(viewer=doctor_a, mrn="MRN-NOPE-1", reason=REASON)
+        break_glass_open(viewer=doctor_a, mrn="MRN-NOPE-1", category=CATEGORY, reason=REASON)
     assert AuditEvent.objects.filter(
         actor=doctor_a, action=AuditEvent.Action.DENIED, object_id="MRN-NOPE-1"
     ).exists()  # probing MRNs leaves a trace
     with pytest.raises(Forbidden):
-        break_glass_open(viewer=admin_user, mrn="MRN-NOPE-1", reason=REASON)
+        break_glass_open(viewer=admin_user, mrn="MRN-NOPE-1", category=CATEGORY, reason=REASON)
 
 
 def test_review_list_until_signed_off_by_someone_else(doctor_a, admin_user, outside_patient):
-    grant = break_glass_open(viewer=doctor_a, mrn=outside_patient.mrn, reason=REASON)
+    grant = break_glass_open(
+        viewer=doctor_a, mrn=outside_patient.mrn, category=CATEGORY, reason=REASON
+    )
     assert list(grants_awaiting_review()) == [grant]
     with pytest.raises(InvalidInput):
         break_glass_review(grant=grant, reviewer=doctor_a)
@@ -86,7 +93,9 @@ def test_review_list_until_signed_off_by_someone_else(doctor_a, admin_user, outs
 
 
 def test_admin_review_list_and_sign_off_action(client, doctor_a, admin_user, outside_patient):
-    grant = break_glass_open(viewer=doctor_a, mrn=outside_patient.mrn, reason=REASON)
+    grant = break_glass_open(
+        viewer=doctor_a, mrn=outside_patient.mrn, category=CATEGORY, reason=REASON
+    )
     client.force_login(admin_user)
     page = client.get("/admin/patients/breakglassgrant/")
     assert page.status_code == 200

@@ -52,7 +52,7 @@ def api(doctor_a) -> APIClient:
         name="hostile client",
         scopes=[s for s in Scope.values if s != Scope.MODELS_MANAGE],  # a doctor's role
         days=1,
-        actor=None,
+        actor=doctor_a,
     )[1]
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")

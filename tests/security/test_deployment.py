@@ -26,7 +26,9 @@ def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     clean = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("MEDAI_", "DJANGO_", "FIELD_", "BLIND_", "DATABASE_", "CELERY_"))
+        if not k.startswith(
+            ("MEDAI_", "DJANGO_", "FIELD_", "BLIND_", "AUDIT_", "DATABASE_", "CELERY_")
+        )
     }
     return {
         **clean,
@@ -37,6 +39,8 @@ def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         "DJANGO_ALLOWED_HOSTS": "medai.hospital.example",
         "FIELD_ENCRYPTION_KEY": "rYq0O8lYbIEY1mRuHxMkTq4yAhG1Y4Pq0BqvJ1Hnj3c=",  # dummy
         "BLIND_INDEX_KEY": secrets.token_hex(32),
+        "AUDIT_CHAIN_KEY": f"k1:{secrets.token_hex(32)}",
+        "MEDAI_AUDIT_ANCHOR_DIR": str(tmp_path / "audit-anchors"),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy-check.sqlite3'}",
         "CELERY_BROKER_URL": "redis://127.0.0.1:6379/9",
         **overrides,

@@ -254,7 +254,7 @@ def test_canaries_planted_everywhere_appear_only_in_encrypted_columns(
             name="canary client",
             scopes=[s for s in Scope.values if s != Scope.MODELS_MANAGE],  # a doctor's role
             days=1,
-            actor=None,
+            actor=doctor,
         )[1]
         api = APIClient()
         api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")

@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from medai_site.api_auth import Scope
+from medai_site.api_auth import NO_SCOPE, Scope
 from medai_site.api_fields import (
     AwareDateTimeField,
     FiniteFloatField,
@@ -433,6 +433,8 @@ class VisitDiagnosisUpdateApi(APIView):
 
 # --- reference data ------------------------------------------------------------------------------
 class ObservationDefinitionListApi(APIView):
+    required_scopes = {"GET": NO_SCOPE}  # reference data, no PHI
+
     class OutputSerializer(serializers.Serializer):
         code = StrictCharField()
         display = StrictCharField()
@@ -470,6 +472,8 @@ class Icd10CodeSerializer(serializers.Serializer):
 
 
 class Icd10SearchApi(APIView):
+    required_scopes = {"GET": NO_SCOPE}  # reference data, no PHI
+
     class FilterSerializer(serializers.Serializer):
         q = StrictCharField(max_length=100, allow_blank=True, help_text="Code or words.")
         limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
@@ -490,6 +494,8 @@ class Icd10SearchApi(APIView):
 
 
 class Icd10LookupApi(APIView):
+    required_scopes = {"GET": NO_SCOPE}  # reference data, no PHI
+
     @extend_schema(
         operation_id="icd10_retrieve",
         tags=["reference"],

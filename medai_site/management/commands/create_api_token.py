@@ -1,4 +1,8 @@
-"""Create an API token for an integration client; prints the secret once (it is not stored)."""
+"""Create an API token for an integration-client account; prints the secret once (not stored).
+
+People create their own tokens (Account → API tokens); an operator cannot mint one that acts as
+a person. The token records no creator (``created_by`` empty = issued at the command line).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,14 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from medai_site.api_auth import MAX_TOKEN_DAYS, Scope, api_token_create
-from medai_site.errors import InvalidInput
+from medai_site.errors import Forbidden, InvalidInput
 
 
 class Command(BaseCommand):
     help = (
-        "Create a scoped, expiring API token for USER. The token's user is the viewer in every "
-        "read, so the client sees what that user's care teams allow. The secret is printed once."
+        "Create a scoped, expiring API token for the integration-client account USER. The "
+        "token's user is the viewer in every read, so the client sees what that user's care "
+        "teams allow. The secret is printed once. People create their own tokens in the app."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -46,7 +51,7 @@ class Command(BaseCommand):
                 days=options["days"],
                 actor=None,
             )
-        except InvalidInput as exc:
+        except (InvalidInput, Forbidden) as exc:
             raise CommandError(exc.message) from None
         self.stderr.write(
             f"Token {token.prefix}… for {user.get_username()}, scopes {', '.join(token.scopes)}, "
