@@ -133,10 +133,13 @@ class TokenEncoder:
         raw = np.where(logged, np.log(np.maximum(raw, 1e-9)), raw)
         z = np.where(has_value, (raw - self.value_mean[ids]) / self.value_std[ids], 0.0)
         days_before = np.where(static, 0.0, (reference - times) / MICROSECONDS_PER_DAY)
-        timed_times = np.where(static, np.nan, times.astype(float))
-        previous = pd.Series(timed_times).ffill().shift(1).to_numpy()
+        # The previous *timed* event of each token (anchors come first, then time order).
+        last_timed = np.maximum.accumulate(np.where(static, -1, np.arange(len(times))))
+        previous = np.concatenate([[-1], last_timed[:-1]]) if len(times) else last_timed
         gap = np.where(
-            static | np.isnan(previous), 0.0, (timed_times - previous) / MICROSECONDS_PER_DAY
+            static | (previous < 0),
+            0.0,
+            (times - times[np.maximum(previous, 0)]) / MICROSECONDS_PER_DAY,
         )
         continuous = np.column_stack(
             [
