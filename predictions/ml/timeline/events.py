@@ -93,7 +93,8 @@ def _align(table: pa.Table, schema: Any, required: tuple[str, ...], what: str) -
         )
     if len(table) == 0:
         raise DataError(f"{what} file has no rows")
-    if pa.types.is_string(table.schema.field("subject_id").type):
+    subject_type = table.schema.field("subject_id").type
+    if pa.types.is_string(subject_type) or pa.types.is_large_string(subject_type):
         try:
             table = table.set_column(
                 table.schema.get_field_index("subject_id"),
@@ -121,6 +122,8 @@ def read_events(source: str | Path | pd.DataFrame | pa.Table) -> pd.DataFrame:
     """
     table = _read_table(source, "events")
     table = _utc_naive(table, "time")
+    if "numeric_value" not in table.column_names:  # optional in MEDS: absent means no values
+        table = table.append_column("numeric_value", pa.nulls(len(table), pa.float32()))
     table = _align(table, meds.DataSchema, ("subject_id", "time", "code"), "events")
     if table["subject_id"].null_count:
         raise DataError("events: subject_id is empty on some rows (MEDS requires it)")
@@ -132,7 +135,7 @@ def read_events(source: str | Path | pd.DataFrame | pa.Table) -> pd.DataFrame:
             "time": table["time"].to_pandas().astype("datetime64[us]").to_numpy(),
             "code": table["code"].to_pandas().astype(str).to_numpy(dtype=object),
             "numeric_value": table["numeric_value"].to_pandas().astype(float).to_numpy(),
-            "text_value": table["text_value"].to_pandas().to_numpy(dtype=object)
+            "text_value": np.array(table["text_value"].to_pylist(), dtype=object)
             if "text_value" in table.column_names
             else np.full(len(table), None, dtype=object),
         }

@@ -391,13 +391,19 @@ def _compression_entry(
 
 
 # -- selection and refit ------------------------------------------------------------------------
-def _select(run: _Run) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """(baseline entry, selected entry, selection summary)."""
+def select_models(
+    entries: list[dict[str, Any]], *, baseline_added: bool = False
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(baseline entry, selected entry, selection summary) from the models' report entries.
+
+    Each entry has ``name``, ``family`` ("count" or "sequence") and ``metrics`` with ``log_loss``,
+    ``roc_auc`` and ``roc_auc_ci``.
+    """
     by_loss = lambda e: e["metrics"]["log_loss"]  # noqa: E731 - a sort key
-    counts = [e for e in run.entries if e["family"] == "count"]
-    sequences = [e for e in run.entries if e["family"] == "sequence"]
+    counts = [e for e in entries if e["family"] == "count"]
+    sequences = [e for e in entries if e["family"] == "sequence"]
     baseline = min(counts, key=by_loss)
-    summary: dict[str, Any] = {"rule": SELECTION_RULE, "baseline_added": run.baseline_added}
+    summary: dict[str, Any] = {"rule": SELECTION_RULE, "baseline_added": baseline_added}
     if not sequences:
         summary["reason"] = "no sequence model was trained: the baseline serves"
         return baseline, baseline, summary
@@ -429,7 +435,7 @@ def _ci(entry: dict[str, Any]) -> str:
 def _select_and_refit(run: _Run) -> ForecastResult:
     from predictions.ml.export import OnnxModel, export_onnx, quantize_int8
 
-    baseline, selected, summary = _select(run)
+    baseline, selected, summary = select_models(run.entries, baseline_added=run.baseline_added)
     every = np.arange(len(run.y))
     run.say(f"refitting {selected['name']} on all labels", 90)
     name = selected["name"]
