@@ -15,6 +15,7 @@ tuned as the engine's other models.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import meds
@@ -38,7 +39,7 @@ DAYS_PER_YEAR = 365.25
 
 def code_index(codes: np.ndarray, vocabulary: list[str]) -> np.ndarray:
     """Position of each code in ``vocabulary`` (-1 when absent)."""
-    return np.asarray(pd.Categorical(codes, categories=vocabulary).codes, dtype=np.int64)
+    return np.asarray(pd.Index(vocabulary).get_indexer(codes), dtype=np.int64)
 
 
 def gather(timelines: Timelines, histories: Histories) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +85,8 @@ class CountFeaturizer:
         raw = self._raw(timelines, histories)
         n_last = len(self.numeric_codes) * (len(self.windows) + 1)
         last = raw[:, -n_last:] if n_last else raw[:, :0]
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a code never measured: median 0
             self.medians = np.where(
                 np.isnan(last).all(axis=0), 0.0, np.nan_to_num(np.nanmedian(last, axis=0))
             )

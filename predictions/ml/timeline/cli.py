@@ -40,7 +40,7 @@ def add_forecast_parser(commands: Any) -> None:
         "--pretrain-epochs", type=int, default=3, help="self-supervised epochs (0 = none)"
     )
     forecast.add_argument(
-        "--finetune-epochs", type=int, default=15, help="most fine-tuning epochs (early stopping)"
+        "--finetune-epochs", type=int, default=20, help="most fine-tuning epochs (early stopping)"
     )
     forecast.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="report directory")
 

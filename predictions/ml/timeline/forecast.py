@@ -75,7 +75,7 @@ class ForecastOptions:
     seed: int = 0
     algorithms: Sequence[str] | None = None
     pretrain_epochs: int = 3
-    finetune_epochs: int = 15
+    finetune_epochs: int = 20
     max_len: int = MAX_LEN
     dim: int = 64
     compress: bool = True
@@ -313,7 +313,7 @@ def _cross_validate_sequence(run: _Run, kind: str) -> None:
             fp32 = export_onnx(net, {"codes": codes[:2], "continuous": continuous[:2]}, output_name="logit")
             int8 = quantize_int8(fp32)
             fp32_logits = _onnx_logits(OnnxModel(fp32), codes, continuous)
-            int8_logits = _onnx_logits(OnnxModel(int8), codes, continuous)
+            int8_logits = _onnx_logits(OnnxModel(int8), codes, continuous, step=1)
             parities.append(parity(logits, fp32_logits))
             oof_fp32[test] = calibrator.probabilities(fp32_logits)[:, 1]
             oof_int8[test] = calibrator.probabilities(int8_logits)[:, 1]
@@ -336,11 +336,12 @@ def _cross_validate_sequence(run: _Run, kind: str) -> None:
         run.compression.append(_compression_entry(run, kind, oof, oof_fp32, oof_int8, parities, sizes))
 
 
-def _onnx_logits(model: Any, codes: np.ndarray, continuous: np.ndarray) -> np.ndarray:
+def _onnx_logits(model: Any, codes: np.ndarray, continuous: np.ndarray, step: int = 512) -> np.ndarray:
+    """Logits from onnxruntime; int8 uses ``step=1`` as served (its activation scale is per batch)."""
     return np.concatenate(
         [
-            model.run({"codes": codes[i : i + 512], "continuous": continuous[i : i + 512]})
-            for i in range(0, len(codes), 512)
+            model.run({"codes": codes[i : i + step], "continuous": continuous[i : i + step]})
+            for i in range(0, len(codes), step)
         ]
     ).astype(float)
 

@@ -1,6 +1,7 @@
 """The sequence networks (PyTorch, CPU): GRU, LSTM, temporal CNN and a small transformer.
 
-All four share the event embedding (code embedding + a linear map of the five token numbers) and
+All four share the event embedding (code embedding, plus the standardised value times a per-code
+value embedding, plus a linear map of the five token numbers) and
 two heads: ``next_code`` (self-supervised pretraining: predict each next event's code from the
 events before it) and ``risk`` (fine-tuning: one logit from the last position's state and the mean
 state over real events). Every body is causal: position ``i`` sees events ``<= i`` only, which is
@@ -91,6 +92,9 @@ class TimelineNet(nn.Module):
             raise ValueError(f"unknown sequence model {kind!r}; choose from {', '.join(KINDS)}")
         self.kind = kind
         self.code_embedding = nn.Embedding(vocabulary_size, dim, padding_idx=PAD)
+        # Each code has its own direction for its value: "eGFR 45" and "HbA1c 45" must differ,
+        # which one shared projection of the value could only express through the body.
+        self.value_embedding = nn.Embedding(vocabulary_size, dim, padding_idx=PAD)
         self.value_projection = nn.Linear(N_CONTINUOUS, dim)
         self.dropout = nn.Dropout(dropout)
         if kind == "gru":
@@ -113,7 +117,9 @@ class TimelineNet(nn.Module):
 
     def states(self, codes: torch.Tensor, continuous: torch.Tensor) -> torch.Tensor:
         """(B, L, D) causal states; ``codes`` (B, L) left-padded, ``continuous`` (B, L, 5)."""
-        x = self.dropout(self.code_embedding(codes) + self.value_projection(continuous))
+        value = continuous[..., :1]  # the standardised value (0 when the event has none)
+        x = self.code_embedding(codes) + self.value_embedding(codes) * value
+        x = self.dropout(x + self.value_projection(continuous))
         if self.kind in ("gru", "lstm"):
             out, _ = self.body(x)
             return out

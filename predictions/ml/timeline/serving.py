@@ -134,11 +134,15 @@ class ForecastModel:
 
     def logits(self, codes: np.ndarray, continuous: np.ndarray) -> np.ndarray:
         """Uncalibrated risk logits of encoded sequences (onnxruntime, int8 when accepted)."""
-        runner = self.onnx_int8 if self.serve_int8 and self.onnx_int8 is not None else self.onnx
+        int8 = self.serve_int8 and self.onnx_int8 is not None
+        runner = self.onnx_int8 if int8 else self.onnx
         assert runner is not None  # noqa: S101 - a sequence model always carries its ONNX graph
+        # Dynamic quantisation scales activations per tensor, i.e. per batch: int8 rows are run one
+        # at a time so a patient's risk never depends on who else is in the batch.
+        step = 1 if int8 else BATCH
         out = [
-            runner.run({"codes": codes[i : i + BATCH], "continuous": continuous[i : i + BATCH]})
-            for i in range(0, len(codes), BATCH)
+            runner.run({"codes": codes[i : i + step], "continuous": continuous[i : i + step]})
+            for i in range(0, len(codes), step)
         ]
         return np.concatenate(out).astype(float) if out else np.zeros(0)
 

@@ -19,7 +19,7 @@ import meds
 import numpy as np
 import pandas as pd
 
-from predictions.ml.timeline.baseline import gather
+from predictions.ml.timeline.baseline import code_index, gather
 from predictions.ml.timeline.events import (
     MICROSECONDS_PER_DAY,
     STATIC_TIME,
@@ -82,7 +82,7 @@ class TokenEncoder:
         return self
 
     def token_ids(self, codes: np.ndarray) -> np.ndarray:
-        index = np.asarray(pd.Categorical(codes, categories=self.vocabulary).codes, dtype=np.int64)
+        index = code_index(codes, self.vocabulary)
         return np.where(index < 0, UNKNOWN, index + 2)
 
     def encode(

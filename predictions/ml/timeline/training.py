@@ -222,7 +222,7 @@ def finetune(
     labels: np.ndarray,
     groups: np.ndarray,
     *,
-    max_epochs: int = 15,
+    max_epochs: int = 20,
     seed: int = 0,
     progress: Progress | None = None,
 ) -> FineTuned:

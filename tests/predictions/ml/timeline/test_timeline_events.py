@@ -118,3 +118,31 @@ def test_write_labels_round_trips(tmp_path: Path) -> None:
     )
     path = write_labels(labels, tmp_path / "labels.parquet")
     pd.testing.assert_frame_equal(read_labels(path), read_labels(labels))
+
+
+def test_timeline_modules_import_without_django_and_serving_without_torch() -> None:
+    """The engine stays pure; a saved forecast model is served with numpy and onnxruntime only."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[4]
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import predictions.ml.timeline as t\n"
+        "serving = ['predictions.ml.timeline.serving', 'predictions.ml.timeline.artifacts',\n"
+        "           'predictions.ml.timeline.embeddings', 'predictions.ml.export']\n"
+        "for name in serving: importlib.import_module(name)\n"
+        "assert 'torch' not in sys.modules, 'serving imported torch'\n"
+        "for m in pkgutil.iter_modules(t.__path__): importlib.import_module(f'{t.__name__}.{m.name}')\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'django', 'celery', 'rest_framework'})\n"
+        "print(bad); raise SystemExit(1 if bad else 0)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "", "PYTHONPATH": str(repo)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
