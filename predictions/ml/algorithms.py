@@ -234,7 +234,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         (:mod:`predictions.ml.export`); its output equals :meth:`decision_function`."""
         import torch
 
-        (w1, b1), (w2, b2) = self.weights_
+        (w1, _), (w2, _) = self.weights_
         network = torch.nn.Sequential(
             torch.nn.Linear(w1.shape[0], w1.shape[1]),
             torch.nn.ReLU(),

@@ -65,7 +65,7 @@ def export_onnx(
                 opset_version=OPSET,
                 dynamo=False,
             )
-        except Exception:  # noqa: BLE001 - any refusal: try the other exporter
+        except Exception:
             buffer = io.BytesIO()
             batch = torch.export.Dim("batch", min=1)
             program = torch.onnx.export(

@@ -49,7 +49,9 @@ def save_forecast_model(model: ForecastModel, path: str | Path) -> ArtifactInfo:
     blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
     temporary = path.with_suffix(path.suffix + ".tmp")
     joblib.dump(
-        {"format": ARTIFACT_FORMAT, "metadata": metadata, "model": blob}, temporary, compress=COMPRESSION
+        {"format": ARTIFACT_FORMAT, "metadata": metadata, "model": blob},
+        temporary,
+        compress=COMPRESSION,
     )
     temporary.replace(path)
     return ArtifactInfo(file_sha256(path), path.stat().st_size, path, len(blob))

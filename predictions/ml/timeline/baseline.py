@@ -80,7 +80,9 @@ class CountFeaturizer:
         )
         kept = set(self.codes)
         self.numeric_codes = [
-            str(c) for c, s in zip(unique_codes, share, strict=True) if s >= NUMERIC_SHARE and c in kept
+            str(c)
+            for c, s in zip(unique_codes, share, strict=True)
+            if s >= NUMERIC_SHARE and c in kept
         ]
         raw = self._raw(timelines, histories)
         n_last = len(self.numeric_codes) * (len(self.windows) + 1)
@@ -103,7 +105,8 @@ class CountFeaturizer:
 
     def transform(self, timelines: Timelines, histories: Histories) -> np.ndarray:
         """(n, d) standardised features of each history."""
-        assert self.mean is not None and self.scale is not None  # noqa: S101 - fitted first
+        assert self.mean is not None  # noqa: S101 - fitted first
+        assert self.scale is not None  # noqa: S101 - fitted first
         return (self._impute(self._raw(timelines, histories)) - self.mean) / self.scale
 
     def _impute(self, raw: np.ndarray) -> np.ndarray:

@@ -90,7 +90,11 @@ def run_forecast(args: argparse.Namespace) -> int:
     from predictions.ml.timeline.artifacts import save_forecast_model
 
     info = save_forecast_model(result.model, args.out / "forecast-model.joblib")
-    report["artifact"] = {"path": str(info.path), "sha256": info.sha256, "size_bytes": info.size_bytes}
+    report["artifact"] = {
+        "path": str(info.path),
+        "sha256": info.sha256,
+        "size_bytes": info.size_bytes,
+    }
     report["seconds"] = round(time.perf_counter() - started, 2)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=2, default=_json_default))

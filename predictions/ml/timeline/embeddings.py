@@ -46,7 +46,8 @@ class PatientIndex:
         best = np.argpartition(-similarity, k - 1)[:k] if k else np.array([], dtype=int)
         best = best[np.argsort(-similarity[best], kind="stable")]
         return [
-            {"subject_id": int(self.subject_ids[i]), "similarity": float(similarity[i])} for i in best
+            {"subject_id": int(self.subject_ids[i]), "similarity": float(similarity[i])}
+            for i in best
         ]
 
 

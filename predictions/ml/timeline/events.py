@@ -77,7 +77,9 @@ def _utc_naive(table: pa.Table, column: str) -> pa.Table:
         try:
             parsed = pd.to_datetime(values.to_pandas(), utc=True, format="ISO8601")
         except (ValueError, TypeError) as exc:
-            raise DataError(f"column {column!r} holds a value that is not an ISO date-time") from exc
+            raise DataError(
+                f"column {column!r} holds a value that is not an ISO date-time"
+            ) from exc
         values = pa.array(parsed.dt.tz_localize(None), type=pa.timestamp("us"))
     elif pa.types.is_null(field.type):
         values = pa.nulls(len(table), pa.timestamp("us"))
@@ -193,7 +195,9 @@ def write_events(frame: pd.DataFrame, path: str | Path) -> Path:
     table = pa.Table.from_pandas(
         frame[[c for c in EVENT_COLUMNS if c in frame.columns]], preserve_index=False
     )
-    table = _align(_utc_naive(table, "time"), meds.DataSchema, ("subject_id", "time", "code"), "events")
+    table = _align(
+        _utc_naive(table, "time"), meds.DataSchema, ("subject_id", "time", "code"), "events"
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path)
@@ -250,8 +254,7 @@ class Timelines:
         subject = events["subject_id"].to_numpy(dtype=np.int64)
         time = to_microseconds(events["time"].to_numpy())
         if len(subject) > 1 and (
-            np.any(np.diff(subject) < 0)
-            or np.any((np.diff(subject) == 0) & (np.diff(time) < 0))
+            np.any(np.diff(subject) < 0) or np.any((np.diff(subject) == 0) & (np.diff(time) < 0))
         ):
             order = np.lexsort((time, subject))
             subject, time = subject[order], time[order]
@@ -315,7 +318,9 @@ class Timelines:
         time = self.time[start:stop]
         return pd.DataFrame(
             {
-                "time": np.where(time == STATIC_TIME, np.datetime64("NaT"), time.astype("datetime64[us]")),
+                "time": np.where(
+                    time == STATIC_TIME, np.datetime64("NaT"), time.astype("datetime64[us]")
+                ),
                 "code": self.code[start:stop],
                 "numeric_value": self.numeric_value[start:stop],
             }

@@ -140,7 +140,9 @@ def _proba2(p: np.ndarray) -> np.ndarray:
     return np.column_stack([1 - p, p])
 
 
-def _metrics(y: np.ndarray, p: np.ndarray, subgroups: dict[str, np.ndarray], options: ForecastOptions) -> dict[str, Any]:
+def _metrics(
+    y: np.ndarray, p: np.ndarray, subgroups: dict[str, np.ndarray], options: ForecastOptions
+) -> dict[str, Any]:
     return evaluate_predictions(
         np.where(y, "true", "false"),
         _proba2(p),
@@ -277,7 +279,9 @@ def _prepare_sequences(run: _Run) -> None:
 def _finetune(run: _Run, kind: str, rows: np.ndarray) -> tuple[Any, Any, dict[str, Any]]:
     from predictions.ml.timeline.training import NetConfig, finetune
 
-    assert run.encoder is not None and run.codes is not None and run.continuous is not None  # noqa: S101
+    assert run.encoder is not None  # noqa: S101
+    assert run.codes is not None  # noqa: S101
+    assert run.continuous is not None  # noqa: S101
     tuned = finetune(
         run.pretrained.get(kind),
         NetConfig(kind, dim=run.options.dim),
@@ -289,15 +293,18 @@ def _finetune(run: _Run, kind: str, rows: np.ndarray) -> tuple[Any, Any, dict[st
         max_epochs=run.options.finetune_epochs,
         seed=run.options.seed,
     )
-    calibrator = fit_calibrator(tuned.validation_logits, run.y[rows][tuned.validation_rows].astype(int))
+    calibrator = fit_calibrator(
+        tuned.validation_logits, run.y[rows][tuned.validation_rows].astype(int)
+    )
     return tuned.net, calibrator, tuned.log.as_dict()
 
 
 def _cross_validate_sequence(run: _Run, kind: str) -> None:
-    from predictions.ml.export import export_onnx, OnnxModel, parity, quantize_int8
+    from predictions.ml.export import OnnxModel, export_onnx, parity, quantize_int8
     from predictions.ml.timeline.training import predict_logits
 
-    assert run.codes is not None and run.continuous is not None  # noqa: S101
+    assert run.codes is not None  # noqa: S101
+    assert run.continuous is not None  # noqa: S101
     started = time.perf_counter()
     oof = np.zeros(len(run.y))
     oof_fp32 = np.zeros(len(run.y))
@@ -310,7 +317,9 @@ def _cross_validate_sequence(run: _Run, kind: str) -> None:
         logits = predict_logits(net, codes, continuous)
         oof[test] = calibrator.probabilities(logits)[:, 1]
         if run.options.compress:
-            fp32 = export_onnx(net, {"codes": codes[:2], "continuous": continuous[:2]}, output_name="logit")
+            fp32 = export_onnx(
+                net, {"codes": codes[:2], "continuous": continuous[:2]}, output_name="logit"
+            )
             int8 = quantize_int8(fp32)
             fp32_logits = _onnx_logits(OnnxModel(fp32), codes, continuous)
             int8_logits = _onnx_logits(OnnxModel(int8), codes, continuous, step=1)
@@ -333,10 +342,14 @@ def _cross_validate_sequence(run: _Run, kind: str) -> None:
         }
     )
     if run.options.compress:
-        run.compression.append(_compression_entry(run, kind, oof, oof_fp32, oof_int8, parities, sizes))
+        run.compression.append(
+            _compression_entry(run, kind, oof, oof_fp32, oof_int8, parities, sizes)
+        )
 
 
-def _onnx_logits(model: Any, codes: np.ndarray, continuous: np.ndarray, step: int = 512) -> np.ndarray:
+def _onnx_logits(
+    model: Any, codes: np.ndarray, continuous: np.ndarray, step: int = 512
+) -> np.ndarray:
     """Logits from onnxruntime; int8 uses ``step=1`` as served (its activation scale is per batch)."""
     return np.concatenate(
         [
@@ -361,7 +374,9 @@ def _compression_entry(
     from predictions.ml.timeline.training import torch_threads
 
     net, fp32, int8, codes, continuous = run.latency_example
-    samples = [(codes[i : i + 1], continuous[i : i + 1]) for i in range(min(LATENCY_SAMPLES, len(codes)))]
+    samples = [
+        (codes[i : i + 1], continuous[i : i + 1]) for i in range(min(LATENCY_SAMPLES, len(codes)))
+    ]
     fp32_model, int8_model = OnnxModel(fp32), OnnxModel(int8)
 
     def torch_call(sample: tuple[np.ndarray, np.ndarray]) -> Any:
@@ -378,8 +393,18 @@ def _compression_entry(
         "onnx_int8_bytes": int(np.mean([s[1] for s in sizes])),
         "latency_ms": {
             "torch": round(torch_ms, 3),
-            "onnxruntime": round(median_latency_ms(lambda s: fp32_model.run({"codes": s[0], "continuous": s[1]}), samples), 3),
-            "onnxruntime_int8": round(median_latency_ms(lambda s: int8_model.run({"codes": s[0], "continuous": s[1]}), samples), 3),
+            "onnxruntime": round(
+                median_latency_ms(
+                    lambda s: fp32_model.run({"codes": s[0], "continuous": s[1]}), samples
+                ),
+                3,
+            ),
+            "onnxruntime_int8": round(
+                median_latency_ms(
+                    lambda s: int8_model.run({"codes": s[0], "continuous": s[1]}), samples
+                ),
+                3,
+            ),
             "what": "median of single-sequence predictions (no explanation), one thread",
         },
         "parity_max_abs_logit_difference": max(parities),
@@ -433,30 +458,46 @@ def _ci(entry: dict[str, Any]) -> str:
     return "n/a" if lo is None else f"[{lo:.3f}, {hi:.3f}]"
 
 
-def _select_and_refit(run: _Run) -> ForecastResult:
+def _build_model(run: _Run, name: str, *, int8: bool) -> tuple[ForecastModel, dict[str, Any]]:
+    """``name`` fitted on every label as a servable :class:`ForecastModel` (+ its training log)."""
     from predictions.ml.export import OnnxModel, export_onnx, quantize_int8
 
-    baseline, selected, summary = select_models(run.entries, baseline_added=run.baseline_added)
     every = np.arange(len(run.y))
-    run.say(f"refitting {selected['name']} on all labels", 90)
-    name = selected["name"]
-    model = ForecastModel(name=name, family=selected["family"], params=selected["params"])
-    if selected["family"] == "count":
+    run.say(f"fitting {name} on all labels", 90)
+    log: dict[str, Any] = {}
+    if name in COUNT_MODELS:
         featurizer, fitted, params = _fit_count(run, name, every)
-        model.count_featurizer, model.count_model, model.params = featurizer, fitted, params
+        model = ForecastModel(name=name, family="count", params=params)
+        model.count_featurizer, model.count_model = featurizer, fitted
     else:
         net, calibrator, log = _finetune(run, name, every)
-        assert run.codes is not None and run.continuous is not None  # noqa: S101
-        fp32 = export_onnx(net, {"codes": run.codes[:2], "continuous": run.continuous[:2]}, output_name="logit")
-        entry = next((c for c in run.compression if c["model"] == name), None)
-        model.token_encoder, model.calibrator = run.encoder, calibrator
-        model.onnx = OnnxModel(fp32)
-        if entry is not None and entry["int8_accepted"]:
+        assert run.codes is not None  # noqa: S101
+        assert run.continuous is not None  # noqa: S101
+        example = {"codes": run.codes[:2], "continuous": run.continuous[:2]}
+        fp32 = export_onnx(net, example, output_name="logit")
+        model = ForecastModel(
+            name=name,
+            family="sequence",
+            params={"dim": run.options.dim, "max_len": run.options.max_len},
+            token_encoder=run.encoder,
+            calibrator=calibrator,
+            onnx=OnnxModel(fp32),
+        )
+        if int8:
             model.onnx_int8, model.serve_int8 = OnnxModel(quantize_int8(fp32)), True
-        summary["final_finetune"] = log
-    embedder_kind = name if name in run.pretrained else _best_pretrained(run)
-    if embedder_kind is not None and run.pretrained.get(embedder_kind) is not None:
+    embedder_kind = name if run.pretrained.get(name) is not None else _best_pretrained(run)
+    if embedder_kind is not None:
         model.embedder = _embedder(run, embedder_kind)
+    return model, log
+
+
+def _select_and_refit(run: _Run) -> ForecastResult:
+    baseline, selected, summary = select_models(run.entries, baseline_added=run.baseline_added)
+    name = selected["name"]
+    entry = next((c for c in run.compression if c["model"] == name), None)
+    model, log = _build_model(run, name, int8=entry is not None and entry["int8_accepted"])
+    if log:
+        summary["final_finetune"] = log
     model.risk_bins = risk_table(run.oof[name], run.y)
     report = _report(run, baseline, selected, summary, model)
     model.metadata = {
@@ -470,21 +511,60 @@ def _select_and_refit(run: _Run) -> ForecastResult:
     return ForecastResult(model=model, report=report, out_of_fold=run.oof, labels=run.y)
 
 
+def fit_forecast_model(
+    events: Any,
+    labels: Any,
+    algorithm: str,
+    options: ForecastOptions | None = None,
+    progress: Progress | None = None,
+) -> tuple[ForecastModel, dict[str, Any]]:
+    """Pretrain (sequence models) and fit ``algorithm`` on every label, without cross-validation.
+
+    For refits of an already validated choice (a nightly fine-tune, the timing benchmark); the
+    returned model serves float32 (int8 is only accepted through :func:`train_forecast`'s test
+    folds) and has no risk interval table. Returns the model and a log with the timings.
+    """
+    options = options or ForecastOptions()
+    started = time.perf_counter()
+    run = _Run(
+        events, labels, ForecastOptions(**{**options.__dict__, "algorithms": [algorithm]}), progress
+    )
+    timings: dict[str, Any] = {}
+    if algorithm in SEQUENCE_MODELS:
+        _prepare_sequences(run)
+        timings["pretraining"] = run.pretrain_logs[algorithm]
+    model, log = _build_model(run, algorithm, int8=False)
+    timings["finetune"] = log
+    timings["seconds"] = round(time.perf_counter() - started, 1)
+    model.metadata = {"library_versions": library_versions(), "fit": timings}
+    return model, timings
+
+
 def _best_pretrained(run: _Run) -> str | None:
     ranked = sorted(
-        (e for e in run.entries if e["family"] == "sequence" and run.pretrained.get(e["name"]) is not None),
+        (
+            e
+            for e in run.entries
+            if e["family"] == "sequence" and run.pretrained.get(e["name"]) is not None
+        ),
         key=lambda e: e["metrics"]["log_loss"],
     )
-    return ranked[0]["name"] if ranked else None
+    if ranked:
+        return str(ranked[0]["name"])
+    return next((k for k, net in run.pretrained.items() if net is not None), None)
 
 
 def _embedder(run: _Run, kind: str) -> TimelineEmbedder:
     from predictions.ml.export import OnnxModel, export_onnx
     from predictions.ml.timeline.networks import EmbeddingHead
 
-    assert run.encoder is not None and run.codes is not None and run.continuous is not None  # noqa: S101
+    assert run.encoder is not None  # noqa: S101
+    assert run.codes is not None  # noqa: S101
+    assert run.continuous is not None  # noqa: S101
     head = EmbeddingHead(run.pretrained[kind])
-    onnx = export_onnx(head, {"codes": run.codes[:2], "continuous": run.continuous[:2]}, output_name="embedding")
+    onnx = export_onnx(
+        head, {"codes": run.codes[:2], "continuous": run.continuous[:2]}, output_name="embedding"
+    )
     return TimelineEmbedder(kind=kind, encoder=run.encoder, onnx=OnnxModel(onnx))
 
 
@@ -498,12 +578,12 @@ def _report(
     positives = int(run.y.sum())
     report: dict[str, Any] = {
         "dataset": {
-            "subjects": int(len(run.timelines.subjects)),
+            "subjects": len(run.timelines.subjects),
             "events": int(run.timelines.n_events),
-            "labels": int(len(run.y)),
+            "labels": len(run.y),
             "positive_labels": positives,
             "prevalence": positives / len(run.y),
-            "labelled_subjects": int(len(np.unique(run.groups))),
+            "labelled_subjects": len(np.unique(run.groups)),
             "visible_events": int((run.histories.stop - run.histories.start).sum()),
         },
         "task": "binary",

@@ -103,9 +103,7 @@ class TimelineNet(nn.Module):
             self.body = nn.LSTM(dim, dim, batch_first=True)
         elif kind == "tcn":
             # Dilations 1..16 with kernel 3: each position sees the previous 62 events directly.
-            self.body = nn.ModuleList(
-                CausalConvBlock(dim, 3, 2**i, dropout) for i in range(5)
-            )
+            self.body = nn.ModuleList(CausalConvBlock(dim, 3, 2**i, dropout) for i in range(5))
         else:
             self.position = nn.Embedding(max_len, dim)
             self.body = nn.ModuleList(TransformerBlock(dim, heads, dropout) for _ in range(layers))

@@ -44,7 +44,9 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def risk_table(probabilities: np.ndarray, outcomes: np.ndarray, bins: int = RISK_BINS) -> list[dict[str, Any]]:
+def risk_table(
+    probabilities: np.ndarray, outcomes: np.ndarray, bins: int = RISK_BINS
+) -> list[dict[str, Any]]:
     """Observed outcome rates (with Wilson CIs) per band of out-of-fold predicted risk.
 
     Bands are predicted-risk quantiles (so every band holds patients), merged when equal.
@@ -97,7 +99,9 @@ class TimelineEmbedder:
         codes, continuous = self.encoder.encode(timelines, histories)
         return np.vstack(
             [
-                self.onnx.run({"codes": codes[i : i + BATCH], "continuous": continuous[i : i + BATCH]})
+                self.onnx.run(
+                    {"codes": codes[i : i + BATCH], "continuous": continuous[i : i + BATCH]}
+                )
                 for i in range(0, max(len(codes), 1), BATCH)
             ]
         )[: len(codes)]
@@ -125,10 +129,12 @@ class ForecastModel:
     def probabilities(self, timelines: Timelines, histories: Histories) -> np.ndarray:
         """(n,) calibrated probabilities of the outcome for each visible history."""
         if self.family == "count":
-            assert self.count_featurizer is not None and self.count_model is not None  # noqa: S101
+            assert self.count_featurizer is not None  # noqa: S101
+            assert self.count_model is not None  # noqa: S101
             X = self.count_featurizer.transform(timelines, histories)
             return self.count_model.predict_proba(X)[:, 1]
-        assert self.token_encoder is not None and self.calibrator is not None  # noqa: S101
+        assert self.token_encoder is not None  # noqa: S101
+        assert self.calibrator is not None  # noqa: S101
         codes, continuous = self.token_encoder.encode(timelines, histories)
         return self.calibrator.probabilities(self.logits(codes, continuous))[:, 1]
 
@@ -162,7 +168,9 @@ class ForecastModel:
         ``events`` has ``time``, ``code`` and optionally ``numeric_value`` columns (one subject);
         ``prediction_time`` is a datetime (naive UTC, as in MEDS) or datetime64.
         """
-        cut = int(to_microseconds(np.array([np.datetime64(pd.Timestamp(prediction_time), "us")]))[0])
+        cut = int(
+            to_microseconds(np.array([np.datetime64(pd.Timestamp(prediction_time), "us")]))[0]
+        )
         time, code, value = _visible_arrays(events, cut)
         groups = np.unique(time[time != STATIC_TIME])[-MAX_EXPLAINED_VISITS:] if explain else []
         keeps = [np.ones(len(time), bool)] + [time != t for t in groups]

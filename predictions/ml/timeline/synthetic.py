@@ -130,7 +130,9 @@ def _advance(p: _Patient, days: float, rng: np.random.Generator) -> None:
     )
     if ACE_INHIBITOR in p.treated:
         decline *= 1 - 0.3 * p.adherence
-    p.egfr = float(np.clip(p.egfr + decline * years + rng.normal(0, 1.2 * math.sqrt(years)), 5, 140))
+    p.egfr = float(
+        np.clip(p.egfr + decline * years + rng.normal(0, 1.2 * math.sqrt(years)), 5, 140)
+    )
     if not p.hf:
         hazard = math.exp(
             -4.9
@@ -155,7 +157,9 @@ def generate_events(n_subjects: int, *, seed: int = 0, first_subject_id: int = 1
         subject = first_subject_id + offset
         rng = np.random.default_rng(root.integers(0, 2**63))
         rows.extend(_simulate(subject, rng))
-    frame = pd.DataFrame(rows, columns=["subject_id", "time", "code", "numeric_value", "text_value"])
+    frame = pd.DataFrame(
+        rows, columns=["subject_id", "time", "code", "numeric_value", "text_value"]
+    )
     frame["time"] = pd.to_datetime(frame["time"]).astype("datetime64[us]")
     frame["numeric_value"] = frame["numeric_value"].astype(float)
     return frame
@@ -201,7 +205,9 @@ def _visit(
     emergency: bool,
 ) -> list[tuple]:
     female = p.sex == "F"
-    rows: list[tuple] = [(subject, when, "VISIT/emergency" if emergency else "VISIT/outpatient", math.nan, None)]
+    rows: list[tuple] = [
+        (subject, when, "VISIT/emergency" if emergency else "VISIT/outpatient", math.nan, None)
+    ]
 
     def measure(code: str, value: float, digits: int = 1) -> None:
         rows.append((subject, when, code, round(float(value), digits), None))

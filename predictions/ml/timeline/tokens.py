@@ -119,7 +119,9 @@ class TokenEncoder:
         anchor = (timelines.time[index] == STATIC_TIME) | (timelines.code[index] == meds.birth_code)
         anchors, rest = index[anchor], index[~anchor]
         room = max(self.max_len - len(anchors), 0)
-        return np.concatenate([anchors[: self.max_len], rest[len(rest) - room :] if room else rest[:0]])
+        return np.concatenate(
+            [anchors[: self.max_len], rest[len(rest) - room :] if room else rest[:0]]
+        )
 
     def encode_events(
         self, codes: np.ndarray, times: np.ndarray, values: np.ndarray, reference: int

@@ -80,7 +80,7 @@ class TrainLog:
         }
 
 
-class torch_threads:  # noqa: N801 - used as a context manager, named like one
+class torch_threads:
     """Run the enclosed block on ``n`` torch threads, restoring the previous count after."""
 
     def __init__(self, n: int = TORCH_THREADS) -> None:
@@ -95,7 +95,9 @@ class torch_threads:  # noqa: N801 - used as a context manager, named like one
 
 
 def _tensors(codes: np.ndarray, continuous: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.as_tensor(codes, dtype=torch.long), torch.as_tensor(continuous, dtype=torch.float32)
+    return torch.as_tensor(codes, dtype=torch.long), torch.as_tensor(
+        continuous, dtype=torch.float32
+    )
 
 
 def _random_windows(
@@ -110,7 +112,9 @@ def _random_windows(
     return encoder.encode(timelines, windows)
 
 
-def _next_visit_loss(net: TimelineNet, codes: torch.Tensor, continuous: torch.Tensor) -> torch.Tensor:
+def _next_visit_loss(
+    net: TimelineNet, codes: torch.Tensor, continuous: torch.Tensor
+) -> torch.Tensor:
     """Cross-entropy of the next visit's codes, predicted from the state after each visit.
 
     A "visit" is the events sharing one time. Predicting the next *token* would mostly teach the
@@ -193,9 +197,16 @@ def pretrain(
             log.train_loss.append(total / len(order))
             log.validation_loss.append(val_loss)
             if progress:
-                progress(f"pretraining {config.kind}: epoch {epoch + 1}/{epochs}, loss {val_loss:.3f}")
+                progress(
+                    f"pretraining {config.kind}: epoch {epoch + 1}/{epochs}, loss {val_loss:.3f}"
+                )
             if val_loss < best - 1e-4:
-                best, best_state, stale, log.best_epoch = val_loss, copy.deepcopy(net.state_dict()), 0, epoch + 1
+                best, best_state, stale, log.best_epoch = (
+                    val_loss,
+                    copy.deepcopy(net.state_dict()),
+                    0,
+                    epoch + 1,
+                )
             else:
                 stale += 1
                 if stale >= PRETRAIN_PATIENCE:
@@ -269,14 +280,21 @@ def finetune(
                 total += loss.item() * len(batch)
             net.eval()
             with torch.no_grad():
-                val_loss = float(loss_fn(net(x_codes[val_tensor], x_cont[val_tensor]), target[val_tensor]))
+                val_loss = float(
+                    loss_fn(net(x_codes[val_tensor], x_cont[val_tensor]), target[val_tensor])
+                )
             log.epochs = epoch + 1
             log.train_loss.append(total / max(len(order), 1))
             log.validation_loss.append(val_loss)
             if progress:
                 progress(f"fine-tuning {config.kind}: epoch {epoch + 1}, loss {val_loss:.3f}")
             if val_loss < best - 1e-4:
-                best, best_state, stale, log.best_epoch = val_loss, copy.deepcopy(net.state_dict()), 0, epoch + 1
+                best, best_state, stale, log.best_epoch = (
+                    val_loss,
+                    copy.deepcopy(net.state_dict()),
+                    0,
+                    epoch + 1,
+                )
             else:
                 stale += 1
                 if stale >= FINETUNE_PATIENCE:

@@ -41,7 +41,9 @@ def small_labels(small_timelines: Timelines) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def trained_gru(small_events: pd.DataFrame, small_labels: pd.DataFrame) -> ForecastResult:
     """A tiny run with the count baseline and a GRU (pretrained one epoch)."""
-    options = ForecastOptions(**{**TINY.__dict__, "algorithms": ["count_logistic_regression", "gru"]})
+    options = ForecastOptions(
+        **{**TINY.__dict__, "algorithms": ["count_logistic_regression", "gru"]}
+    )
     return train_forecast(small_events, small_labels, options)
 
 

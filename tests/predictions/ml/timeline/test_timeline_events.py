@@ -24,7 +24,13 @@ def _events() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "subject_id": [2, 1, 1, 1, 2],
-            "time": ["2020-01-02T10:00", "2020-01-01T09:00", None, "2020-03-01T09:00", "2020-01-05"],
+            "time": [
+                "2020-01-02T10:00",
+                "2020-01-01T09:00",
+                None,
+                "2020-03-01T09:00",
+                "2020-01-05",
+            ],
             "code": ["ICD10/I10", "LOINC/8480-6", "GENDER/F", "SNOMED/38341003", "RxNorm/29046"],
             "numeric_value": [None, 150.0, None, None, None],
         }
@@ -88,9 +94,13 @@ def test_label_errors_are_one_line() -> None:
             "boolean_value": [True, False],
         }
     )
-    with pytest.raises(DataError, match=r"1 labels belong to 1 subjects with no events \(e.g. subject_id 7\)") as no_events:
+    with pytest.raises(
+        DataError, match=r"1 labels belong to 1 subjects with no events \(e.g. subject_id 7\)"
+    ) as no_events:
         check_labels(timelines, read_labels(unknown))
-    early = unknown.assign(subject_id=[1, 2], prediction_time=pd.to_datetime(["2020-02-01", "2019-12-31"]))
+    early = unknown.assign(
+        subject_id=[1, 2], prediction_time=pd.to_datetime(["2020-02-01", "2019-12-31"])
+    )
     with pytest.raises(DataError, match="at or before the subject's first event") as before:
         check_labels(timelines, read_labels(early))
     one_class = unknown.assign(subject_id=[1, 2], boolean_value=[True, True])
@@ -114,7 +124,11 @@ def test_history_is_static_facts_and_events_strictly_before_the_prediction_time(
 
 def test_write_labels_round_trips(tmp_path: Path) -> None:
     labels = pd.DataFrame(
-        {"subject_id": [3], "prediction_time": pd.to_datetime(["2021-05-01"]), "boolean_value": [False]}
+        {
+            "subject_id": [3],
+            "prediction_time": pd.to_datetime(["2021-05-01"]),
+            "boolean_value": [False],
+        }
     )
     path = write_labels(labels, tmp_path / "labels.parquet")
     pd.testing.assert_frame_equal(read_labels(path), read_labels(labels))

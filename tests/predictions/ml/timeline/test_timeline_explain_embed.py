@@ -27,7 +27,8 @@ def test_each_driver_is_the_change_when_its_visit_is_removed(
     forecast = model.forecast(history, when)
     assert 0.0 <= forecast.probability <= 1.0
     times = [d["time"] for d in forecast.drivers]
-    assert times == sorted(times) and len(times) > 2
+    assert times == sorted(times)
+    assert len(times) > 2
     for driver in forecast.drivers[-3:]:
         without = history[history["time"] != pd.Timestamp(driver["time"])]
         reduced = model.forecast(without, when, explain=False).probability
@@ -58,7 +59,8 @@ def _sequence_model(result, events, labels):
         trained = train_forecast(events, labels, options)
     finally:
         module.select_models = original
-    assert trained.model.family == "sequence" and trained.model.onnx is not None
+    assert trained.model.family == "sequence"
+    assert trained.model.onnx is not None
     return trained.model
 
 
@@ -70,9 +72,13 @@ def test_nearest_patients_and_phenotypes(trained_gru, small_timelines: Timelines
     index = PatientIndex(small_timelines.subjects, vectors)
     query = int(small_timelines.subjects[0])
     nearest = index.nearest(vectors[0], k=3, exclude=query)
-    assert len(nearest) == 3 and query not in {n["subject_id"] for n in nearest}
+    assert len(nearest) == 3
+    assert query not in {n["subject_id"] for n in nearest}
     assert nearest[0]["similarity"] >= nearest[-1]["similarity"]
-    assert index.nearest(vectors[0], k=1)[0] == {"subject_id": query, "similarity": pytest.approx(1.0)}
+    assert index.nearest(vectors[0], k=1)[0] == {
+        "subject_id": query,
+        "similarity": pytest.approx(1.0),
+    }
     ckd = np.isin(small_timelines.subjects, outcome_subjects(small_timelines, ["ICD10/N18"]))
     result = phenotype_clusters(
         vectors, small_timelines.subjects, small_timelines, histories, n_clusters=3, outcomes=ckd

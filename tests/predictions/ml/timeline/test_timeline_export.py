@@ -41,7 +41,9 @@ def test_sequence_networks_match_onnxruntime_within_1e4(kind: str) -> None:
     served = OnnxModel(model_bytes).run({"codes": codes, "continuous": continuous})
     assert served.shape == expected.shape == (6,)  # the batch axis is dynamic
     assert parity(expected, served) < PARITY_TOLERANCE
-    embedding = OnnxModel(export_onnx(EmbeddingHead(net), {"codes": codes, "continuous": continuous}))
+    embedding = OnnxModel(
+        export_onnx(EmbeddingHead(net), {"codes": codes, "continuous": continuous})
+    )
     vectors = embedding.run({"codes": codes, "continuous": continuous})
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
@@ -67,7 +69,8 @@ def test_tabular_mlp_exports_with_parity_and_quantises() -> None:
 def test_int8_is_refused_when_auc_drops_by_more_than_the_limit() -> None:
     assert accept_int8(0.80, 0.80 - MAX_AUC_DROP)[0]
     accepted, reason = accept_int8(0.80, 0.80 - MAX_AUC_DROP - 0.001)
-    assert not accepted and "refused" in reason
+    assert not accepted
+    assert "refused" in reason
     assert not accept_int8(float("nan"), 0.7)[0]
 
 
@@ -78,7 +81,7 @@ def test_onnx_model_pickles_as_bytes_without_its_session() -> None:
     codes, continuous = _batch(2)
     model = OnnxModel(export_onnx(net, {"codes": codes, "continuous": continuous}))
     before = model.run({"codes": codes, "continuous": continuous})
-    copy = pickle.loads(pickle.dumps(model))
+    copy = pickle.loads(pickle.dumps(model))  # noqa: S301 - our own bytes, just written
     assert copy._session is None
     np.testing.assert_array_equal(copy.run({"codes": codes, "continuous": continuous}), before)
 
@@ -86,7 +89,8 @@ def test_onnx_model_pickles_as_bytes_without_its_session() -> None:
 def test_forecast_report_has_the_compression_table(trained_gru) -> None:
     (entry,) = trained_gru.report["compression"]
     assert entry["model"] == "gru"
-    assert entry["onnx_fp32_bytes"] > 0 and entry["onnx_int8_bytes"] > 0
+    assert entry["onnx_fp32_bytes"] > 0
+    assert entry["onnx_int8_bytes"] > 0
     assert set(entry["latency_ms"]) >= {"torch", "onnxruntime", "onnxruntime_int8"}
     assert entry["parity_max_abs_logit_difference"] < PARITY_TOLERANCE
     assert abs(entry["auc"]["torch"] - entry["auc"]["onnxruntime"]) < 1e-3

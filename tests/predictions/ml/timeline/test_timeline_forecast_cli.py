@@ -56,7 +56,8 @@ def test_report_json_follows_the_contract(meds_files: dict, tmp_path: Path) -> N
     assert {"roc_auc", "pr_auc", "brier"} <= set(report["baseline"]["metrics"])
     assert report["baseline"]["name"] == "count_gradient_boosting"
     assert [m["name"] for m in report["models"]] == ["count_gradient_boosting", "gru"]
-    assert report["cv"]["folds"] == 2 and report["cv"]["seed"] == 3
+    assert report["cv"]["folds"] == 2
+    assert report["cv"]["seed"] == 3
     assert report["dataset"] == {**report["dataset"], "subjects": 160}
     assert {"subjects", "events", "labels"} <= set(report["dataset"])
     assert report["pretraining"]["per_model"]["gru"]["epochs"] == 1
@@ -70,7 +71,9 @@ def test_report_json_follows_the_contract(meds_files: dict, tmp_path: Path) -> N
     assert model.name == "count_gradient_boosting"
 
 
-def test_unknown_vocabulary_codes_are_accepted(meds_files: dict, small_events, tmp_path: Path) -> None:
+def test_unknown_vocabulary_codes_are_accepted(
+    meds_files: dict, small_events, tmp_path: Path
+) -> None:
     """Any code vocabulary: rename every code into made-up namespaces."""
     renamed = small_events.assign(
         code=small_events["code"].str.replace("LOINC/", "LOCAL-LAB:").str.replace("ICD10/", "DX#")
@@ -100,7 +103,10 @@ def test_missing_columns_give_one_line(meds_files: dict, small_events, tmp_path:
     line = _one_line_error(
         run_forecast("--events", tmp_path / "events.csv", "--labels", meds_files["labels"])
     )
-    assert line == "error: events lack the MEDS column code (have: subject_id, time, numeric_value, text_value)"
+    assert (
+        line
+        == "error: events lack the MEDS column code (have: subject_id, time, numeric_value, text_value)"
+    )
     (tmp_path / "labels.csv").write_text("subject_id,boolean_value\n1,true\n")
     line = _one_line_error(
         run_forecast("--events", meds_files["events"], "--labels", tmp_path / "labels.csv")
@@ -129,8 +135,12 @@ def test_prediction_time_before_any_event_gives_one_line(meds_files: dict, tmp_p
 
 
 def test_missing_file_and_wrong_suffix_give_one_line(meds_files: dict, tmp_path: Path) -> None:
-    line = _one_line_error(run_forecast("--events", tmp_path / "none.parquet", "--labels", meds_files["labels"]))
+    line = _one_line_error(
+        run_forecast("--events", tmp_path / "none.parquet", "--labels", meds_files["labels"])
+    )
     assert line == f"error: events file not found: {tmp_path / 'none.parquet'}"
     (tmp_path / "events.json").write_text("{}")
-    line = _one_line_error(run_forecast("--events", tmp_path / "events.json", "--labels", meds_files["labels"]))
+    line = _one_line_error(
+        run_forecast("--events", tmp_path / "events.json", "--labels", meds_files["labels"])
+    )
     assert line.endswith("must be .parquet or .csv")

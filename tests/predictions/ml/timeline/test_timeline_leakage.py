@@ -19,7 +19,9 @@ from predictions.ml.timeline.tokens import TokenEncoder
 
 
 def _histories(timelines: Timelines, labels: pd.DataFrame):
-    return timelines.histories(labels["subject_id"].to_numpy(), labels["prediction_time"].to_numpy())
+    return timelines.histories(
+        labels["subject_id"].to_numpy(), labels["prediction_time"].to_numpy()
+    )
 
 
 def test_features_and_tokens_ignore_planted_future_events(
@@ -31,7 +33,9 @@ def test_features_and_tokens_ignore_planted_future_events(
     h_clean, h_leaky = _histories(clean, small_labels), _histories(leaky, small_labels)
     counts = CountFeaturizer().fit(leaky, h_leaky)
     assert not any("LEAK" in name for name in counts.names)
-    np.testing.assert_array_equal(counts.transform(clean, h_clean), counts.transform(leaky, h_leaky))
+    np.testing.assert_array_equal(
+        counts.transform(clean, h_clean), counts.transform(leaky, h_leaky)
+    )
     encoder = TokenEncoder(max_len=64).fit(leaky, pretraining_corpus(leaky, small_labels))
     assert not any(code.startswith("LEAK") for code in encoder.vocabulary)
     for a, b in zip(encoder.encode(clean, h_clean), encoder.encode(leaky, h_leaky), strict=True):
@@ -42,7 +46,9 @@ def test_every_model_gives_identical_predictions_with_a_planted_future(
     small_events: pd.DataFrame, small_labels: pd.DataFrame, plant_future, tiny_options
 ) -> None:
     """Train everything twice (seeded): out-of-fold predictions are bit-identical."""
-    options = ForecastOptions(**{**tiny_options.__dict__, "compress": False, "max_len": 32, "dim": 8})
+    options = ForecastOptions(
+        **{**tiny_options.__dict__, "compress": False, "max_len": 32, "dim": 8}
+    )
     clean = train_forecast(small_events, small_labels, options)
     leaky = train_forecast(plant_future(small_events, small_labels), small_labels, options)
     assert set(clean.out_of_fold) == {*COUNT_MODELS, *SEQUENCE_MODELS}

@@ -44,7 +44,9 @@ def test_overlapping_cis_keep_the_baseline_and_say_so() -> None:
 
 def test_a_baseline_is_always_trained() -> None:
     count, sequence, added = choose_algorithms(["gru", "tcn"])
-    assert count == ["count_logistic_regression"] and sequence == ["gru", "tcn"] and added
+    assert count == ["count_logistic_regression"]
+    assert sequence == ["gru", "tcn"]
+    assert added
     assert choose_algorithms(None)[0] == ["count_logistic_regression", "count_gradient_boosting"]
     with pytest.raises(DataError, match="unknown forecast algorithm 'rnn'"):
         choose_algorithms(["rnn"])

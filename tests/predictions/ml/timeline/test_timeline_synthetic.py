@@ -18,7 +18,8 @@ def test_population_is_followed_for_years_with_irregular_visits(small_events: pd
     timed = small_events.dropna(subset=["time"])
     visits = timed[timed["code"].str.startswith("VISIT/")]
     span = visits.groupby("subject_id")["time"].agg(lambda t: (t.max() - t.min()).days / 365.25)
-    assert span.median() > 3 and span.max() > 8
+    assert span.median() > 3
+    assert span.max() > 8
     gaps = visits.groupby("subject_id")["time"].diff().dt.days.dropna()
     assert gaps.std() > 60  # irregular intervals, missed visits
     assert (gaps > 365).mean() > 0.01
@@ -33,10 +34,12 @@ def test_conditions_progress_and_most_patients_do_not(small_events: pd.DataFrame
     ckd = _first(small_events, synthetic.CKD)
     diabetes = _first(small_events, synthetic.DIABETES)
     prediabetes = _first(small_events, synthetic.PREDIABETES)
-    assert 0.02 < len(ckd) / subjects < 0.4 and 0.02 < len(diabetes) / subjects < 0.4
+    assert 0.02 < len(ckd) / subjects < 0.4
+    assert 0.02 < len(diabetes) / subjects < 0.4
     # Progression: prediabetes before diabetes in most patients who had both recorded.
     both = prediabetes.index.intersection(diabetes.index)
-    assert len(both) >= 3 and (prediabetes[both] <= diabetes[both]).mean() > 0.6
+    assert len(both) >= 3
+    assert (prediabetes[both] <= diabetes[both]).mean() > 0.6
     # CKD is commoner among people with hypertension or diabetes than without.
     risky = hypertension.index.union(diabetes.index)
     everyone = pd.Index(small_events["subject_id"].unique())
