@@ -168,3 +168,78 @@ def export_mlp(estimator: Any, n_features: int) -> bytes:
     """ONNX of a fitted tabular MLP: float32 features ``x`` (n, d) -> logits (n, k)."""
     example = {"x": np.zeros((2, n_features), dtype=np.float32)}
     return export_onnx(mlp_module(estimator), example, output_name="logits")
+
+
+def mlp_compression_report(
+    X: np.ndarray,
+    y: np.ndarray,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    seed: int = 0,
+    latency_rows: int = 200,
+) -> dict[str, Any]:
+    """The tabular MLP compressed fold by fold: size, latency and test-fold AUC, float32 vs int8.
+
+    ``X`` is the engine's feature matrix (binary ``y``); on each fold an MLP is fitted on the
+    training rows, exported and quantised, and the test rows are scored by the live numpy path,
+    onnxruntime float32 and onnxruntime int8 (rows one at a time for int8, as served).
+    """
+    import torch
+    from sklearn.metrics import roc_auc_score
+
+    from predictions.ml.algorithms import TorchMLPClassifier
+
+    n = len(y)
+    live, fp32_scores, int8_scores = np.zeros(n), np.zeros(n), np.zeros(n)
+    worst, sizes = 0.0, []
+    for train, test in folds:
+        mlp = TorchMLPClassifier(seed=seed).fit(X[train], y[train])
+        fp32 = export_mlp(mlp, X.shape[1])
+        int8 = quantize_int8(fp32)
+        sizes.append((len(fp32), len(int8)))
+        rows = X[test].astype(np.float32)
+        reference = mlp.decision_function(X[test])
+        served = OnnxModel(fp32).run({"x": rows})
+        quantised = np.vstack(
+            [OnnxModel(int8).run({"x": rows[i : i + 1]}) for i in range(len(rows))]
+        )
+        worst = max(worst, parity(reference, served))
+        live[test] = reference[:, 1] - reference[:, 0]
+        fp32_scores[test] = served[:, 1] - served[:, 0]
+        int8_scores[test] = quantised[:, 1] - quantised[:, 0]
+    auc_live, auc_fp32, auc_int8 = (
+        float(roc_auc_score(y, s)) for s in (live, fp32_scores, int8_scores)
+    )
+    accepted, reason = accept_int8(auc_fp32, auc_int8)
+    module = mlp.torch_module()
+    fp32_model, int8_model = OnnxModel(fp32), OnnxModel(int8)
+    samples = [X[i : i + 1] for i in range(min(latency_rows, n))]
+    samples32 = [s.astype(np.float32) for s in samples]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            torch_ms = median_latency_ms(lambda s: module(torch.as_tensor(s)), samples32)
+    finally:
+        torch.set_num_threads(threads)
+    return {
+        "model": "mlp",
+        "onnx_fp32_bytes": int(np.mean([s[0] for s in sizes])),
+        "onnx_int8_bytes": int(np.mean([s[1] for s in sizes])),
+        "latency_ms": {
+            "numpy_live_path": round(median_latency_ms(mlp.decision_function, samples), 4),
+            "torch": round(torch_ms, 4),
+            "onnxruntime": round(
+                median_latency_ms(lambda s: fp32_model.run({"x": s}), samples32), 4
+            ),
+            "onnxruntime_int8": round(
+                median_latency_ms(lambda s: int8_model.run({"x": s}), samples32), 4
+            ),
+        },
+        "parity_max_abs_logit_difference": worst,
+        "auc": {"numpy_live_path": auc_live, "onnxruntime": auc_fp32, "onnxruntime_int8": auc_int8},
+        "auc_drop_int8": auc_fp32 - auc_int8,
+        "int8_accepted": accepted,
+        "int8_decision": reason,
+        "folds": len(folds),
+    }

@@ -19,7 +19,7 @@ import meds
 import numpy as np
 import pandas as pd
 
-from predictions.ml.timeline.baseline import code_index, gather
+from predictions.ml.timeline.baseline import gather
 from predictions.ml.timeline.events import (
     MICROSECONDS_PER_DAY,
     STATIC_TIME,
@@ -72,7 +72,7 @@ class TokenEncoder:
         valued = valued[valued["code"].isin(self.vocabulary)]
         for code, values in valued.groupby("code")["value"]:
             x = values.to_numpy(dtype=float)
-            i = self.token_ids(np.array([code], dtype=object))[0]
+            i = self.vocabulary.index(code) + 2
             median = float(np.median(x))
             if x.min() > 0 and median > 0 and x.max() / median > SKEW_RATIO:
                 self.value_log[i] = True
@@ -81,9 +81,17 @@ class TokenEncoder:
             self.value_std[i] = float(x.std()) if x.std() > 1e-9 else 1.0
         return self
 
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state.pop("_lookup", None)  # rebuilt on first use
+        return state
+
     def token_ids(self, codes: np.ndarray) -> np.ndarray:
-        index = code_index(codes, self.vocabulary)
-        return np.where(index < 0, UNKNOWN, index + 2)
+        lookup: dict[str, int] | None = self.__dict__.get("_lookup")
+        if lookup is None:
+            lookup = {code: i + 2 for i, code in enumerate(self.vocabulary)}
+            self.__dict__["_lookup"] = lookup
+        return np.fromiter((lookup.get(c, UNKNOWN) for c in codes), np.int64, len(codes))
 
     def encode(
         self,
@@ -99,18 +107,24 @@ class TokenEncoder:
         codes = np.zeros((n, length), dtype=np.int64)
         continuous = np.zeros((n, length, N_CONTINUOUS), dtype=np.float32)
         reference = histories.prediction_time if reference_times is None else reference_times
-        for i in range(n):
-            start, stop = int(histories.start[i]), int(histories.stop[i])
-            picked = self.select(timelines, start, stop)
+        picked = [
+            self.select(timelines, int(a), int(b))
+            for a, b in zip(histories.start, histories.stop, strict=True)
+        ]
+        every = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
+        ids = self.token_ids(timelines.code[every])  # one vocabulary lookup for all histories
+        ends = np.cumsum([len(p) for p in picked])
+        for i, events in enumerate(picked):
+            if not len(events):
+                continue
             c, x = self.encode_events(
-                timelines.code[picked],
-                timelines.time[picked],
-                timelines.numeric_value[picked],
+                ids[ends[i] - len(events) : ends[i]],
+                timelines.time[events],
+                timelines.numeric_value[events],
                 int(reference[i]),
             )
-            if len(c):
-                codes[i, -len(c) :] = c
-                continuous[i, -len(c) :] = x
+            codes[i, -len(c) :] = c
+            continuous[i, -len(c) :] = x
         return codes, continuous
 
     def select(self, timelines: Timelines, start: int, stop: int) -> np.ndarray:
@@ -124,10 +138,9 @@ class TokenEncoder:
         )
 
     def encode_events(
-        self, codes: np.ndarray, times: np.ndarray, values: np.ndarray, reference: int
+        self, ids: np.ndarray, times: np.ndarray, values: np.ndarray, reference: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """One sequence's tokens (already selected, anchors first, then in time order)."""
-        ids = self.token_ids(codes)
+        """One sequence's tokens from its token ids (selected: anchors first, then time order)."""
         static = times == STATIC_TIME
         has_value = ~np.isnan(values)
         raw = np.where(has_value, values, 0.0)
