@@ -166,11 +166,9 @@ class ForecastModel:
         """Forecast for one subject from its MEDS events (only events before the time count).
 
         ``events`` has ``time``, ``code`` and optionally ``numeric_value`` columns (one subject);
-        ``prediction_time`` is a datetime (naive UTC, as in MEDS) or datetime64.
+        ``prediction_time`` is an aware datetime, or naive UTC (as MEDS stores times).
         """
-        cut = int(
-            to_microseconds(np.array([np.datetime64(pd.Timestamp(prediction_time), "us")]))[0]
-        )
+        cut = int(to_microseconds(np.array([naive_utc(prediction_time)]))[0])
         time, code, value = _visible_arrays(events, cut)
         groups = np.unique(time[time != STATIC_TIME])[-MAX_EXPLAINED_VISITS:] if explain else []
         keeps = [np.ones(len(time), bool)] + [time != t for t in groups]
@@ -202,12 +200,23 @@ class ForecastModel:
         )
 
 
+def naive_utc(moment: Any) -> np.datetime64:
+    """A datetime (aware, or naive UTC as MEDS stores it) as naive-UTC datetime64[us]."""
+    stamp = pd.Timestamp(moment)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return np.datetime64(stamp.to_datetime64(), "us")
+
+
 def _visible_arrays(events: pd.DataFrame, cut: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One subject's events strictly before ``cut`` (plus static facts), statics first, in time order.
 
     The same rule as :meth:`Timelines.histories`, applied to a single subject's frame.
     """
-    time = to_microseconds(events["time"].to_numpy())
+    times = events["time"]
+    if isinstance(times.dtype, pd.DatetimeTZDtype):  # aware datetimes: compared in UTC
+        times = times.dt.tz_convert("UTC").dt.tz_localize(None)
+    time = to_microseconds(pd.to_datetime(times).to_numpy(dtype="datetime64[us]"))
     code = events["code"].to_numpy(dtype=object)
     value = (
         events["numeric_value"].to_numpy(dtype=float)

@@ -90,3 +90,16 @@ def test_nearest_patients_and_phenotypes(trained_gru, small_timelines: Timelines
         assert 0.0 <= cluster["outcome_rate"] <= 1.0
         assert all(code["lift"] > 1.0 for code in cluster["defining_codes"])
     assert sum(c["outcome_rate"] * c["size"] for c in clusters) == pytest.approx(ckd.sum())
+
+
+def test_forecast_accepts_timezone_aware_times(trained_gru, small_events, small_labels) -> None:
+    """The app passes aware datetimes; MEDS stores naive UTC: both give the same forecast."""
+    history, when = _subject(small_events, small_labels, 3)
+    aware = history.assign(
+        time=history["time"].dt.tz_localize("UTC").dt.tz_convert("Asia/Shanghai")
+    )
+    moment = pd.Timestamp(when).tz_localize("UTC").tz_convert("Asia/Shanghai")
+    a = trained_gru.model.forecast(history, when)
+    b = trained_gru.model.forecast(aware, moment.to_pydatetime())
+    assert a.probability == b.probability
+    assert [d["time"] for d in a.drivers] == [d["time"] for d in b.drivers]
