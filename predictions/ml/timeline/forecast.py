@@ -59,6 +59,7 @@ FORECAST_ALGORITHMS = (*COUNT_MODELS, *SEQUENCE_MODELS)
 DEFAULT_BASELINE = "count_logistic_regression"
 CLASSES = ["false", "true"]
 LATENCY_SAMPLES = 50
+MIN_PER_FOLD = 3
 SELECTION_RULE = (
     "a sequence model is selected only when the lower bound of its ROC AUC 95% CI is above the "
     "upper bound of the baseline's (no CI overlap); within each family, lowest out-of-fold log loss"
@@ -168,14 +169,23 @@ class _Run:
         self.started = time.perf_counter()
         self.options = options
         self.say = progress or (lambda stage, percent: None)
-        frame = events if isinstance(events, Timelines) else None
-        self.timelines = frame if frame is not None else Timelines.from_frame(read_events(events))
-        self.labels = read_labels(labels)
         if options.cv < 2:
             raise DataError("--cv must be at least 2")
+        self.timelines = (
+            events if isinstance(events, Timelines) else Timelines.from_frame(read_events(events))
+        )
+        self.labels = read_labels(labels)
         check_labels(self.timelines, self.labels)
         self.count, self.sequence, self.baseline_added = choose_algorithms(options.algorithms)
         self.y = self.labels["boolean_value"].to_numpy(dtype=bool)
+        # Every outer training part is searched by 3 inner grouped folds, each needing both outcomes.
+        rarest = int(min(self.y.sum(), (~self.y).sum()))
+        if rarest < MIN_PER_FOLD * options.cv:
+            outcome = "true" if self.y.sum() <= (~self.y).sum() else "false"
+            raise DataError(
+                f"only {rarest} labels are {outcome}: {options.cv}-fold cross-validation needs at "
+                f"least {MIN_PER_FOLD * options.cv} of each outcome ({MIN_PER_FOLD} per fold)"
+            )
         self.groups = self.labels["subject_id"].to_numpy(dtype=np.int64)
         self.histories = self.timelines.histories(
             self.groups, self.labels["prediction_time"].to_numpy()
@@ -190,6 +200,9 @@ class _Run:
         self.encoder: TokenEncoder | None = None
         self.codes: np.ndarray | None = None
         self.continuous: np.ndarray | None = None
+        self.corpus_events = 0
+        # (network, fp32 bytes, int8 bytes, codes, continuous) of one fold, for the latency table
+        self.latency_example: tuple[Any, bytes, bytes, np.ndarray, np.ndarray] | None = None
 
 
 def train_forecast(
@@ -373,6 +386,7 @@ def _compression_entry(
     from predictions.ml.export import OnnxModel, accept_int8, median_latency_ms
     from predictions.ml.timeline.training import torch_threads
 
+    assert run.latency_example is not None  # noqa: S101 - set by the first fold
     net, fp32, int8, codes, continuous = run.latency_example
     samples = [
         (codes[i : i + 1], continuous[i : i + 1]) for i in range(min(LATENCY_SAMPLES, len(codes)))
@@ -611,7 +625,7 @@ def _report(
             "the next time, from the state after each visit)",
             "corpus": "every subject's events before its earliest prediction time; whole timeline "
             "for subjects without labels",
-            "corpus_events": getattr(run, "corpus_events", 0),
+            "corpus_events": run.corpus_events,
             "epochs_requested": run.options.pretrain_epochs,
             "per_model": run.pretrain_logs,
             "vocabulary_size": run.encoder.vocabulary_size if run.encoder else 0,

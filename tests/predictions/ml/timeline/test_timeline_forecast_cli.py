@@ -144,3 +144,21 @@ def test_missing_file_and_wrong_suffix_give_one_line(meds_files: dict, tmp_path:
         run_forecast("--events", tmp_path / "events.json", "--labels", meds_files["labels"])
     )
     assert line.endswith("must be .parquet or .csv")
+
+
+def test_too_few_outcomes_for_the_folds_give_one_line(
+    meds_files: dict, small_labels, tmp_path: Path
+) -> None:
+    labels = small_labels.copy()
+    positive = labels.index[labels["boolean_value"]]
+    labels.loc[positive[4:], "boolean_value"] = False  # four positive labels left
+    write_labels(labels, tmp_path / "labels.parquet")
+    line = _one_line_error(
+        run_forecast(
+            "--events", meds_files["events"], "--labels", tmp_path / "labels.parquet", "--cv", "2"
+        )
+    )
+    assert line == (
+        "error: only 4 labels are true: 2-fold cross-validation needs at least 6 of each outcome "
+        "(3 per fold)"
+    )
