@@ -18,7 +18,8 @@ The engine API the Django side adapts (thin adapters; no Django here):
 * serving -- ``ForecastModel.forecast(subject_events_frame, prediction_time)`` -> ``Forecast``
   (``probability``, ``risk_interval``, ``drivers``: visits with their events and contribution,
   sorted by time); ``ForecastModel.probabilities(timelines, histories)`` for batches.
-* similar patients and phenotypes -- ``ForecastModel.embedder.embed(timelines, histories)``,
+* similar patients and phenotypes -- ``ForecastModel.embedder.embed(timelines, histories)``
+  (population), ``serving.embed_one(embedder, subject_events_frame, prediction_time)`` (query),
   ``embeddings.PatientIndex(subject_ids, vectors).nearest(vector, k, exclude=)``,
   ``embeddings.phenotype_clusters(vectors, subject_ids, timelines, histories, n_clusters=,
   outcomes=)``.

@@ -200,6 +200,15 @@ class ForecastModel:
         )
 
 
+def embed_one(embedder: TimelineEmbedder, events: pd.DataFrame, prediction_time: Any) -> np.ndarray:
+    """One subject's embedding from its events before ``prediction_time`` (query for
+    :meth:`~predictions.ml.timeline.embeddings.PatientIndex.nearest`)."""
+    cut = int(to_microseconds(np.array([naive_utc(prediction_time)]))[0])
+    time, code, value = _visible_arrays(events, cut)
+    timelines, histories = _variants(time, code, value, [np.ones(len(time), bool)], cut)
+    return embedder.embed(timelines, histories)[0]
+
+
 def naive_utc(moment: Any) -> np.datetime64:
     """A datetime (aware, or naive UTC as MEDS stores it) as naive-UTC datetime64[us]."""
     stamp = pd.Timestamp(moment)

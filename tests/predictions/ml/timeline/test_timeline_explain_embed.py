@@ -9,6 +9,7 @@ import pytest
 from predictions.ml.timeline.embeddings import PatientIndex, phenotype_clusters
 from predictions.ml.timeline.events import Timelines
 from predictions.ml.timeline.labels import outcome_subjects
+from predictions.ml.timeline.serving import embed_one
 
 
 def _subject(events: pd.DataFrame, labels: pd.DataFrame, row: int):
@@ -79,6 +80,9 @@ def test_nearest_patients_and_phenotypes(trained_gru, small_timelines: Timelines
         "subject_id": query,
         "similarity": pytest.approx(1.0),
     }
+    events = small_timelines.events_frame(*small_timelines.subject_range(query))
+    last = events["time"].max() + pd.Timedelta(seconds=1)
+    np.testing.assert_allclose(embed_one(embedder, events, last), vectors[0], atol=1e-5)
     ckd = np.isin(small_timelines.subjects, outcome_subjects(small_timelines, ["ICD10/N18"]))
     result = phenotype_clusters(
         vectors, small_timelines.subjects, small_timelines, histories, n_clusters=3, outcomes=ckd
