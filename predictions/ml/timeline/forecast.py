@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import meds
 import numpy as np
 import pandas as pd
 
@@ -37,7 +38,7 @@ from predictions.ml.errors import DataError
 from predictions.ml.evaluate import age_band, evaluate_predictions
 from predictions.ml.pipeline import fit_learner, library_versions
 from predictions.ml.split import grouped_folds
-from predictions.ml.timeline.baseline import CountFeaturizer, gather
+from predictions.ml.timeline.baseline import CountFeaturizer
 from predictions.ml.timeline.events import (
     MICROSECONDS_PER_DAY,
     STATIC_TIME,
@@ -117,22 +118,27 @@ def pretraining_corpus(timelines: Timelines, labels: pd.DataFrame) -> Histories:
 
 def label_subgroups(timelines: Timelines, histories: Histories) -> dict[str, np.ndarray]:
     """Sex (from a static ``GENDER/``/``SEX/`` code) and age band at the prediction time."""
-    n = len(histories)
-    sex = np.full(n, "unknown", dtype=object)
-    age = np.full(n, np.nan)
-    rows, events = gather(timelines, histories)
-    code = timelines.code[events].astype(str)
-    for prefix in ("GENDER/", "SEX/"):
-        hit = np.flatnonzero(np.char.startswith(code.astype("U"), prefix))
-        sex[rows[hit]] = [c[len(prefix) :].lower() for c in code[hit]]
-    birth = (code == "MEDS_BIRTH") & (timelines.time[events] != STATIC_TIME)
-    age[rows[birth]] = (
-        (histories.prediction_time[rows[birth]] - timelines.time[events][birth])
-        / MICROSECONDS_PER_DAY
-        / 365.25
+    # Only static facts and birth events are looked at (cheap on millions of events).
+    candidates = np.flatnonzero(
+        (timelines.time == STATIC_TIME) | (timelines.code == meds.birth_code)
     )
-    out = {"sex": sex.astype(str)}
-    if not np.isnan(age).all():
+    owner = np.searchsorted(timelines.offsets, candidates, side="right") - 1
+    subject_sex = np.full(len(timelines.subjects), "unknown", dtype=object)
+    subject_birth = np.full(len(timelines.subjects), STATIC_TIME, dtype=np.int64)
+    for event, subject in zip(candidates, owner, strict=True):
+        code = str(timelines.code[event])
+        if code.startswith(("GENDER/", "SEX/")):
+            subject_sex[subject] = code.split("/", 1)[1].lower()
+        elif code == meds.birth_code and timelines.time[event] != STATIC_TIME:
+            subject_birth[subject] = timelines.time[event]
+    index = np.searchsorted(timelines.subjects, histories.subject_id)
+    birth = subject_birth[index]
+    known = (birth != STATIC_TIME) & (birth < histories.prediction_time)
+    age = np.where(
+        known, (histories.prediction_time - birth) / MICROSECONDS_PER_DAY / 365.25, np.nan
+    )
+    out = {"sex": subject_sex[index].astype(str)}
+    if known.any():
         out["age_band"] = np.array([age_band(a) for a in age])
     return out
 
