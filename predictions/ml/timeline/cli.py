@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from predictions.ml.evaluate import _clean as json_safe
 from predictions.ml.timeline.forecast import FORECAST_ALGORITHMS, ForecastOptions, train_forecast
 
 DEFAULT_FOLDS = 5
@@ -97,7 +98,11 @@ def run_forecast(args: argparse.Namespace) -> int:
     }
     report["seconds"] = round(time.perf_counter() - started, 2)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "report.json").write_text(json.dumps(report, indent=2, default=_json_default))
+    # NaN (an AUC on one-class rows) becomes null: report.json stays valid JSON for other tools.
+    report = json_safe(report)
+    (args.out / "report.json").write_text(
+        json.dumps(report, indent=2, default=_json_default, allow_nan=False)
+    )
     print_forecast_table(report)
     print(f"report: {args.out / 'report.json'}  ({report['seconds']} s)")
     return 0
