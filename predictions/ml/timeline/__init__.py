@@ -16,7 +16,8 @@ The engine API the Django side adapts (thin adapters; no Django here):
 * artifacts -- ``artifacts.save_forecast_model(model, path)`` -> ``ArtifactInfo(sha256, ...)``;
   ``artifacts.load_forecast_model(path, sha256)`` (verified, cached).
 * serving -- ``ForecastModel.forecast(subject_events_frame, prediction_time)`` -> ``Forecast``
-  (``probability``, ``risk_interval``, ``drivers``: visits with their events and contribution,
+  (``probability``, ``risk_interval``, ``drivers``: the 20 most recent visits with their events
+  and contribution, plus one "earlier_history" block for older visits,
   sorted by time); ``ForecastModel.probabilities(timelines, histories)`` for batches.
 * similar patients and phenotypes -- ``ForecastModel.embedder.embed(timelines, histories)``
   (population), ``serving.embed_one(embedder, subject_events_frame, prediction_time)`` (query),

@@ -3,10 +3,10 @@
 :class:`ForecastModel` is what training produces and what is saved; serving needs no torch (the
 sequence networks run in onnxruntime, the count baseline in numpy/scikit-learn).
 
-``forecast`` explains by **occlusion of visits**: the history is re-scored with each of its most
-recent visits (the events sharing one time) removed, and a visit's contribution is how much the
-calibrated probability falls without it (negative: the visit made the forecast lower). All variants
-are scored in one batch. Occlusion measures the model's reliance on a visit given the others; when
+``forecast`` explains by **occlusion of visits**: the history is re-scored with each of its 20 most
+recent visits (the events sharing one time) removed, and with all older visits removed together;
+a visit's contribution is how much the calibrated probability falls without it (negative: the
+visit made the forecast lower). All variants are scored in one batch. Occlusion measures the model's reliance on a visit given the others; when
 two visits carry the same information each looks unimportant alone (the stated caveat).
 
 The risk interval is not a property of one patient's model output: it is the 95% Wilson interval
@@ -29,7 +29,7 @@ from predictions.ml.timeline.baseline import CountFeaturizer
 from predictions.ml.timeline.events import STATIC_TIME, Histories, Timelines, to_microseconds
 from predictions.ml.timeline.tokens import TokenEncoder
 
-MAX_EXPLAINED_VISITS = 40
+MAX_EXPLAINED_VISITS = 20  # one by one; older visits are occluded as one block
 RISK_BINS = 10
 BATCH = 512
 Z95 = 1.959963984540054
@@ -170,16 +170,31 @@ class ForecastModel:
         """
         cut = int(to_microseconds(np.array([naive_utc(prediction_time)]))[0])
         time, code, value = _visible_arrays(events, cut)
-        groups = np.unique(time[time != STATIC_TIME])[-MAX_EXPLAINED_VISITS:] if explain else []
-        keeps = [np.ones(len(time), bool)] + [time != t for t in groups]
+        visits = np.unique(time[time != STATIC_TIME]) if explain else np.zeros(0, np.int64)
+        recent, earlier = visits[-MAX_EXPLAINED_VISITS:], visits[:-MAX_EXPLAINED_VISITS]
+        keeps = [np.ones(len(time), bool)] + [time != t for t in recent]
+        if len(earlier):  # older visits are occluded together, as one block
+            keeps.append((time == STATIC_TIME) | (time > earlier[-1]))
         timelines, histories = _variants(time, code, value, keeps, cut)
         p = self.probabilities(timelines, histories)
         drivers = []
-        for i, t in enumerate(groups):
+        if len(earlier):
+            drivers.append(
+                {
+                    "kind": "earlier_history",
+                    "time": _iso(earlier[0]),
+                    "until": _iso(earlier[-1]),
+                    "visits": len(earlier),
+                    "events": [],
+                    "contribution": float(p[0] - p[-1]),
+                }
+            )
+        for i, t in enumerate(recent):
             members = time == t
             drivers.append(
                 {
-                    "time": pd.Timestamp(np.datetime64(int(t), "us")).isoformat(),
+                    "kind": "visit",
+                    "time": _iso(t),
                     "events": [
                         {"code": str(c), "numeric_value": None if np.isnan(v) else float(v)}
                         for c, v in zip(code[members], value[members], strict=True)
@@ -195,9 +210,14 @@ class ForecastModel:
             drivers=drivers,
             explanation_method=(
                 "occlusion of visits: change in calibrated probability when the visit's events "
-                "are removed (reliance given the other visits; redundant visits share credit)"
+                "are removed (reliance given the other visits; redundant visits share credit); "
+                f"visits before the last {MAX_EXPLAINED_VISITS} are removed together"
             ),
         )
+
+
+def _iso(microseconds: Any) -> str:
+    return pd.Timestamp(np.datetime64(int(microseconds), "us")).isoformat()
 
 
 def embed_one(embedder: TimelineEmbedder, events: pd.DataFrame, prediction_time: Any) -> np.ndarray:

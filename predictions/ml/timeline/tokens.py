@@ -91,7 +91,12 @@ class TokenEncoder:
         if lookup is None:
             lookup = {code: i + 2 for i, code in enumerate(self.vocabulary)}
             self.__dict__["_lookup"] = lookup
-        return np.fromiter((lookup.get(c, UNKNOWN) for c in codes), np.int64, len(codes))
+        if not len(codes):
+            return np.zeros(0, dtype=np.int64)
+        # Hash the codes once, look up each distinct code once (a history repeats a few codes).
+        inverse, distinct = pd.factorize(np.asarray(codes, dtype=object))
+        mapped = np.fromiter((lookup.get(c, UNKNOWN) for c in distinct), np.int64, len(distinct))
+        return mapped[inverse]
 
     def encode(
         self,
@@ -111,20 +116,24 @@ class TokenEncoder:
             self.select(timelines, int(a), int(b))
             for a, b in zip(histories.start, histories.stop, strict=True)
         ]
-        every = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
+        lengths = np.array([len(p) for p in picked], dtype=np.int64)
+        if not lengths.sum():
+            return codes, continuous
+        every = np.concatenate(picked)
+        row = np.repeat(np.arange(n), lengths)
+        row_start = np.cumsum(lengths) - lengths
         ids = self.token_ids(timelines.code[every])  # one vocabulary lookup for all histories
-        ends = np.cumsum([len(p) for p in picked])
-        for i, events in enumerate(picked):
-            if not len(events):
-                continue
-            c, x = self.encode_events(
-                ids[ends[i] - len(events) : ends[i]],
-                timelines.time[events],
-                timelines.numeric_value[events],
-                int(reference[i]),
-            )
-            codes[i, -len(c) :] = c
-            continuous[i, -len(c) :] = x
+        features = self.token_features(
+            ids,
+            timelines.time[every],
+            timelines.numeric_value[every],
+            reference[row],
+            row_start[row],
+        )
+        # Left-padded: the last event of each history sits at the last position.
+        column = length - lengths[row] + (np.arange(len(every)) - row_start[row])
+        codes[row, column] = ids
+        continuous[row, column] = features
         return codes, continuous
 
     def select(self, timelines: Timelines, start: int, stop: int) -> np.ndarray:
@@ -137,10 +146,16 @@ class TokenEncoder:
             [anchors[: self.max_len], rest[len(rest) - room :] if room else rest[:0]]
         )
 
-    def encode_events(
-        self, ids: np.ndarray, times: np.ndarray, values: np.ndarray, reference: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """One sequence's tokens from its token ids (selected: anchors first, then time order)."""
+    def token_features(
+        self,
+        ids: np.ndarray,
+        times: np.ndarray,
+        values: np.ndarray,
+        reference: np.ndarray,
+        first: np.ndarray,
+    ) -> np.ndarray:
+        """(tokens, 5) numbers of concatenated sequences; ``first`` is each token's sequence
+        start (no gap is measured across sequences), ``reference`` its sequence's time origin."""
         static = times == STATIC_TIME
         has_value = ~np.isnan(values)
         raw = np.where(has_value, values, 0.0)
@@ -148,15 +163,17 @@ class TokenEncoder:
         raw = np.where(logged, np.log(np.maximum(raw, 1e-9)), raw)
         z = np.where(has_value, (raw - self.value_mean[ids]) / self.value_std[ids], 0.0)
         days_before = np.where(static, 0.0, (reference - times) / MICROSECONDS_PER_DAY)
-        # The previous *timed* event of each token (anchors come first, then time order).
-        last_timed = np.maximum.accumulate(np.where(static, -1, np.arange(len(times))))
-        previous = np.concatenate([[-1], last_timed[:-1]]) if len(times) else last_timed
+        # The previous *timed* event of each token within its own sequence (anchors come first,
+        # then time order).
+        position = np.arange(len(times))
+        last_timed = np.maximum.accumulate(np.where(static, -1, position))
+        previous = np.concatenate([[-1], last_timed[:-1]])
         gap = np.where(
-            static | (previous < 0),
+            static | (previous < first),
             0.0,
             (times - times[np.maximum(previous, 0)]) / MICROSECONDS_PER_DAY,
         )
-        continuous = np.column_stack(
+        return np.column_stack(
             [
                 np.clip(z, -Z_CLIP, Z_CLIP),
                 has_value.astype(float),
@@ -165,4 +182,3 @@ class TokenEncoder:
                 static.astype(float),
             ]
         ).astype(np.float32)
-        return ids, continuous

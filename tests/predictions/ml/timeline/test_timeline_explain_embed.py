@@ -9,7 +9,7 @@ import pytest
 from predictions.ml.timeline.embeddings import PatientIndex, phenotype_clusters
 from predictions.ml.timeline.events import Timelines
 from predictions.ml.timeline.labels import outcome_subjects
-from predictions.ml.timeline.serving import embed_one
+from predictions.ml.timeline.serving import MAX_EXPLAINED_VISITS, embed_one
 
 
 def _subject(events: pd.DataFrame, labels: pd.DataFrame, row: int):
@@ -107,3 +107,23 @@ def test_forecast_accepts_timezone_aware_times(trained_gru, small_events, small_
     b = trained_gru.model.forecast(aware, moment.to_pydatetime())
     assert a.probability == b.probability
     assert [d["time"] for d in a.drivers] == [d["time"] for d in b.drivers]
+
+
+def test_visits_before_the_last_twenty_are_occluded_as_one_block(
+    trained_gru, small_events: pd.DataFrame
+) -> None:
+    timed = small_events.dropna(subset=["time"])
+    subject = timed.groupby("subject_id")["time"].nunique().idxmax()
+    history = small_events[small_events["subject_id"] == subject]
+    visits = np.sort(history["time"].dropna().unique())
+    assert len(visits) > MAX_EXPLAINED_VISITS
+    when = visits[-1] + np.timedelta64(1, "s")
+    forecast = trained_gru.model.forecast(history, when)
+    block, *recent = forecast.drivers
+    assert block["kind"] == "earlier_history"
+    assert block["visits"] == len(visits) - MAX_EXPLAINED_VISITS
+    assert [d["kind"] for d in recent] == ["visit"] * MAX_EXPLAINED_VISITS
+    cut = visits[-MAX_EXPLAINED_VISITS]
+    without = history[history["time"].isna() | (history["time"] >= cut)]
+    reduced = trained_gru.model.forecast(without, when, explain=False).probability
+    assert block["contribution"] == pytest.approx(forecast.probability - reduced, abs=1e-9)
