@@ -229,6 +229,23 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.classes_[self.decision_function(X).argmax(axis=1)]
 
+    def torch_module(self) -> Any:
+        """The fitted network rebuilt in torch (eval mode, float32) for ONNX export
+        (:mod:`predictions.ml.export`); its output equals :meth:`decision_function`."""
+        import torch
+
+        (w1, _), (w2, _) = self.weights_
+        network = torch.nn.Sequential(
+            torch.nn.Linear(w1.shape[0], w1.shape[1]),
+            torch.nn.ReLU(),
+            torch.nn.Linear(w2.shape[0], w2.shape[1]),
+        )
+        with torch.no_grad():
+            for layer, (w, b) in zip((network[0], network[2]), self.weights_, strict=True):
+                layer.weight.copy_(torch.as_tensor(w.T, dtype=torch.float32))
+                layer.bias.copy_(torch.as_tensor(b, dtype=torch.float32))
+        return network.eval()
+
 
 # Up to this many rows, histogram gradient boosting is scored by :class:`BoostedForest` (numpy)
 # instead of sklearn's OpenMP predictor, whose per-tree thread start-up costs ~30-100 ms for one

@@ -21,6 +21,7 @@ from predictions.ml.dataset import normalise_label, read_csv, shipped_plausible_
 from predictions.ml.errors import DataError, EngineError
 from predictions.ml.evaluate import evaluate_predictions
 from predictions.ml.pipeline import ModelSpec, TrainedModel, train
+from predictions.ml.timeline.cli import add_forecast_parser, run_forecast
 
 EXIT_BAD_INPUT = 2
 DEFAULT_OUT = "ml-report"
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--algorithms", nargs="+", choices=list(ALGORITHMS), help="default: all six"
     )
     evaluate.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="report directory")
+    add_forecast_parser(commands)
     return parser
 
 
@@ -169,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "evaluate":
             return run_evaluate(args)
+        if args.command == "forecast":
+            return run_forecast(args)
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
