@@ -45,7 +45,7 @@ from predictions.ml.algorithms import (
     rbf_svc_kernel,
 )
 from predictions.ml.calibration import CalibratedModel, align_scores
-from predictions.ml.features import Featurizer
+from predictions.ml.features import Featurizer, dense_row, n_rows
 
 
 @dataclass
@@ -251,10 +251,10 @@ def global_importance(
     Uses the same method as the per-prediction explanations, so global and local stories agree.
     """
     rng = np.random.default_rng(seed)
-    rows = rng.choice(len(X), size=min(max_rows, len(X)), replace=False)
+    rows = rng.choice(n_rows(X), size=min(max_rows, n_rows(X)), replace=False)
     totals = np.zeros(len(explainer.columns))
     for i in rows:
-        explanation = explainer.explain(X[i], int(targets[i]))
+        explanation = explainer.explain(dense_row(X, i), int(targets[i]))
         totals += np.abs([explanation.contributions[c] for c in explainer.columns])
     means = totals / max(1, len(rows))
     ranked = np.argsort(-means, kind="stable")
