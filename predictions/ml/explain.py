@@ -32,11 +32,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 from scipy.special import logit
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
+from predictions.ml import text as textlib
 from predictions.ml.algorithms import (
     PROBA_FLOOR,
     ExplainMethod,
@@ -45,7 +47,14 @@ from predictions.ml.algorithms import (
     rbf_svc_kernel,
 )
 from predictions.ml.calibration import CalibratedModel, align_scores
-from predictions.ml.features import Featurizer, dense_row, n_rows
+from predictions.ml.features import Featurizer, SequenceData, dense_row, n_rows
+
+
+def _flat(x: Any) -> np.ndarray:
+    """One feature row (dense, sparse or (1, d)) as a flat float array."""
+    if sparse.issparse(x):
+        x = x.toarray()
+    return np.asarray(x, dtype=float).reshape(-1)
 
 
 @dataclass
@@ -76,6 +85,12 @@ class Explainer:
         self.reference = featurizer.feature_means.copy()
         sources = featurizer.feature_source
         self.columns = list(dict.fromkeys(sources))
+        # Neural text models read token sequences: their text columns are occluded by removing
+        # the column's tokens, the structured columns as usual.
+        self.sequence = featurizer.is_sequence
+        self.text_columns = list(featurizer.text) if self.sequence else []
+        if self.sequence:
+            method = self.method = "occlusion"
         column_index = {c: i for i, c in enumerate(self.columns)}
         self.source_code = np.array([column_index[s] for s in sources], dtype=int)
         estimator = model.estimator
@@ -104,9 +119,11 @@ class Explainer:
         return f"calibrated probability of {name!r}"
 
     # -- public ---------------------------------------------------------------------------------
-    def explain(self, x: np.ndarray, target: int) -> Explanation:
+    def explain(self, x: Any, target: int) -> Explanation:
         """Explain the model's output for the class at index ``target`` on one feature row."""
-        row = np.asarray(x, dtype=float).reshape(-1)
+        if self.sequence:
+            return self._occlusion_sequence(x, target)
+        row = _flat(x)
         if self.method == "linear":
             baseline, per_feature = self._linear(row, target)
         elif self.method == "boosting":
@@ -126,7 +143,9 @@ class Explainer:
 
     def model_output(self, x: np.ndarray, target: int) -> float:
         """The model's own output on the explanation's scale (what the sum must equal; tests)."""
-        row = np.asarray(x, dtype=float).reshape(1, -1)
+        if self.sequence:
+            return float(self.model.predict_proba(x)[0, target])
+        row = _flat(x).reshape(1, -1)
         calibrator = self.model.calibrator
         if self.method in ("linear", "boosting"):
             z = calibrator.calibrated_logits(self.model.scores(row))
@@ -191,6 +210,60 @@ class Explainer:
             per_feature[tree.feature[node]] += values[i + 1] - values[i]
         return values[0], per_feature
 
+    def _sequence_variant(
+        self, x: SequenceData, removed: list[int]
+    ) -> tuple[list[str], np.ndarray]:
+        """Tokens and dense row of ``x`` with the listed columns (structured, then text) occluded."""
+        dense = x.dense[0].copy()
+        tokens = list(x.tokens[0])
+        n_structured = len(self.columns)
+        for c in removed:
+            if c < n_structured:
+                mask = self.source_code == c
+                dense[mask] = self.reference[mask]
+            else:
+                marker = f"<{self.text_columns[c - n_structured]}>"
+                start = tokens.index(marker) + 1 if marker in tokens else len(tokens)
+                end = start
+                while end < len(tokens) and not (
+                    tokens[end].startswith("<")
+                    and tokens[end].endswith(">")
+                    and tokens[end] != "<sep>"
+                ):
+                    end += 1
+                tokens = tokens[:start] + tokens[end:]
+        return tokens, dense
+
+    def _occlusion_sequence(self, x: SequenceData, target: int) -> Explanation:
+        names = self.columns + self.text_columns
+        singles = [self._sequence_variant(x, [])] + [
+            self._sequence_variant(x, [c]) for c in range(len(names))
+        ]
+        batch = SequenceData([t for t, _ in singles], np.vstack([d for _, d in singles]))
+        p = self.model.predict_proba(batch)[:, target]
+        order = np.argsort(-np.abs(p[0] - p[1:]), kind="stable")
+        path = [
+            self._sequence_variant(x, [int(c) for c in order[:step]])
+            for step in range(len(names) + 1)
+        ]
+        batch = SequenceData([t for t, _ in path], np.vstack([d for _, d in path]))
+        q = self.model.predict_proba(batch)[:, target]
+        contributions = np.zeros(len(names))
+        contributions[order] = q[:-1] - q[1:]
+        return Explanation(
+            target_class=self.classes[target],
+            scale=self.scale_for(target),
+            baseline=float(q[-1]),
+            output=float(q[0]),
+            contributions=dict(zip(names, contributions.tolist(), strict=True)),
+        )
+
+    def linear_terms(self, row: np.ndarray, target: int) -> np.ndarray | None:
+        """Exact per-feature contributions of a linear model (None for other methods)."""
+        if self.method != "linear":
+            return None
+        return self._linear(np.asarray(row, dtype=float).reshape(-1), target)[1]
+
     def _occlusion(self, row: np.ndarray, target: int) -> Explanation:
         if self._kernel is not None:
             return self._occlusion_from_distances(row, target)
@@ -252,10 +325,119 @@ def global_importance(
     """
     rng = np.random.default_rng(seed)
     rows = rng.choice(n_rows(X), size=min(max_rows, n_rows(X)), replace=False)
-    totals = np.zeros(len(explainer.columns))
+    columns = explainer.columns + explainer.text_columns
+    totals = np.zeros(len(columns))
     for i in rows:
-        explanation = explainer.explain(dense_row(X, i), int(targets[i]))
-        totals += np.abs([explanation.contributions[c] for c in explainer.columns])
+        x = X[[int(i)]] if isinstance(X, SequenceData) else dense_row(X, i)
+        explanation = explainer.explain(x, int(targets[i]))
+        totals += np.abs([explanation.contributions[c] for c in columns])
     means = totals / max(1, len(rows))
     ranked = np.argsort(-means, kind="stable")
-    return [{"feature": explainer.columns[j], "importance": float(means[j])} for j in ranked]
+    return [{"feature": columns[j], "importance": float(means[j])} for j in ranked]
+
+
+# -- free text: which words drove the prediction ----------------------------------------------
+
+TEXT_WORDS = 10
+# Occlusion re-scores the record once per word: long notes are explained on their first words.
+OCCLUSION_MAX_WORDS = 60
+
+
+def _word_tokens(text: str) -> list[textlib.Token]:
+    return [t for t in textlib.analyse(text).tokens if t.kind in ("word", "trigger")]
+
+
+def _word_item(column: str, text: str, token: textlib.Token, value: float) -> dict[str, Any]:
+    return {
+        "column": column,
+        "text": text[token.start : token.end],
+        "start": token.start,
+        "end": token.end,
+        "language": token.language,
+        "negated": token.polarity == "NEG",
+        "uncertain": token.polarity == "UNC",
+        "contribution": float(value),
+    }
+
+
+def linear_text_words(
+    featurizer: Featurizer, per_feature: np.ndarray, row: np.ndarray, texts: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Exact words and terms of a linear model: each present term's contribution
+    ``w_j * (x_j - mean_j)`` is shared among its occurrences and, within one, among the words it
+    spans; a word's credit is the sum. Returns (words, terms), largest first."""
+    words: list[dict[str, Any]] = []
+    terms: list[dict[str, Any]] = []
+    for column, blocks in featurizer.text_offsets().items():
+        text = texts.get(column, "")
+        tokens = _word_tokens(text)
+        credit = np.zeros(len(tokens))
+        starts = np.array([t.start for t in tokens])
+        ends = np.array([t.end for t in tokens])
+        for offset, block in blocks:
+            if block.kind == "encoder":
+                value = float(per_feature[offset : offset + block.width].sum())
+                terms.append(
+                    {"column": column, "term": "(sentence embedding)", "contribution": value}
+                )
+                continue
+            occurrences = (
+                textlib.word_occurrences(text)
+                if block.kind == "word"
+                else textlib.char_occurrences(text)
+            )
+            present = [(block.vocabulary.get(f), a, b, f) for f, a, b in occurrences]
+            present = [(j, a, b, f) for j, a, b, f in present if j is not None]
+            counts: dict[int, int] = {}
+            for j, _, _, _ in present:
+                counts[j] = counts.get(j, 0) + 1
+            for j, a, b, _ in present:
+                share = per_feature[offset + j] / counts[j]
+                hit = np.flatnonzero((starts < b) & (ends > a))
+                if len(hit):
+                    credit[hit] += share / len(hit)
+            seen = {}
+            for j, _, _, f in present:
+                seen[j] = f
+            for j, f in seen.items():
+                terms.append(
+                    {
+                        "column": column,
+                        "term": ("~" if block.kind == "char" else "") + f,
+                        "contribution": float(per_feature[offset + j]),
+                    }
+                )
+        words += [
+            _word_item(column, text, token, credit[i])
+            for i, token in enumerate(tokens)
+            if credit[i] != 0
+        ]
+    words.sort(key=lambda w: -abs(w["contribution"]))
+    terms.sort(key=lambda t: -abs(t["contribution"]))
+    return words, terms
+
+
+def occlusion_text_words(
+    texts: dict[str, str], score: Any, text_columns: list[str]
+) -> list[dict[str, Any]]:
+    """Words by occlusion: each word's credit is the drop in the calibrated probability when
+    that word alone is deleted from its text. ``score(texts_list)`` returns one probability per
+    variant (the first variant is the record as written)."""
+    variants: list[dict[str, str]] = [dict(texts)]
+    where: list[tuple[str, textlib.Token]] = []
+    for column in text_columns:
+        text = texts.get(column, "")
+        for token in _word_tokens(text)[:OCCLUSION_MAX_WORDS]:
+            changed = dict(texts)
+            changed[column] = text[: token.start] + text[token.end :]
+            variants.append(changed)
+            where.append((column, token))
+    if not where:
+        return []
+    p = np.asarray(score(variants), dtype=float)
+    words = [
+        _word_item(column, texts[column], token, p[0] - p[i + 1])
+        for i, (column, token) in enumerate(where)
+    ]
+    words.sort(key=lambda w: -abs(w["contribution"]))
+    return words

@@ -62,14 +62,15 @@ def _build_network(torch: Any, kind: str, vocab: int, k: int, dense: int, p: dic
             self.embed = nn.Embedding(vocab, p["embedding_dim"], padding_idx=PAD)
             self.polarity = nn.Embedding(3, p["embedding_dim"])
             self.convs = nn.ModuleList(
-                nn.Conv1d(p["embedding_dim"], p["filters"], w, padding=w // 2)
-                for w in p["widths"]
+                nn.Conv1d(p["embedding_dim"], p["filters"], w, padding=w // 2) for w in p["widths"]
             )
             self.dropout = nn.Dropout(p["dropout"])
             self.out = nn.Linear(p["filters"] * len(p["widths"]) + dense, k)
 
         def forward(self, ids: Any, pol: Any, mask: Any, extra: Any) -> Any:
-            x = self.dropout(self.embed(ids) + self.polarity(pol)).transpose(1, 2)
+            # Padding contributes exact zeros, so a row scores the same in any batch.
+            x = self.dropout((self.embed(ids) + self.polarity(pol)) * mask[:, :, None])
+            x = x.transpose(1, 2)
             pooled = []
             for conv in self.convs:
                 h = torch.relu(conv(x))[:, :, : ids.shape[1]]
@@ -87,8 +88,16 @@ def _build_network(torch: Any, kind: str, vocab: int, k: int, dense: int, p: dic
             self.out = nn.Linear(4 * p["hidden"] + dense, k)
 
         def forward(self, ids: Any, pol: Any, mask: Any, extra: Any) -> Any:
-            x = self.dropout(self.embed(ids) + self.polarity(pol))
-            h, _ = self.rnn(x)
+            x = self.dropout((self.embed(ids) + self.polarity(pol)) * mask[:, :, None])
+            # Packed: each direction reads the row's own tokens only, never the padding, so a
+            # row scores the same whatever it is batched with.
+            lengths = mask.sum(dim=1).clamp(min=1).cpu()
+            packed = nn.utils.rnn.pack_padded_sequence(
+                x, lengths, batch_first=True, enforce_sorted=False
+            )
+            h, _ = nn.utils.rnn.pad_packed_sequence(
+                self.rnn(packed)[0], batch_first=True, total_length=ids.shape[1]
+            )
             m = mask[:, :, None].float()
             mean = (h * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
             peak = h.masked_fill(~mask[:, :, None], -1e4).max(dim=1).values
@@ -203,9 +212,7 @@ class _SequenceClassifier(ClassifierMixin, BaseEstimator):
             for start in range(0, len(order), self.batch_size):
                 batch = order[start : start + self.batch_size]
                 optimiser.zero_grad()
-                logits = network(
-                    t_ids[batch], t_pol[batch], t_ids[batch] != PAD, t_dense[batch]
-                )
+                logits = network(t_ids[batch], t_pol[batch], t_ids[batch] != PAD, t_dense[batch])
                 loss_fn(logits, t_y[batch]).backward()
                 optimiser.step()
             self.n_epochs_ += 1

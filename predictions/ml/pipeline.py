@@ -28,7 +28,13 @@ from predictions.ml.calibration import CalibratedModel, aligned_scores, fit_cali
 from predictions.ml.dataset import ColumnPlan, apply_plans, clean, clean_record, is_missing
 from predictions.ml.errors import DataError
 from predictions.ml.evaluate import age_band, evaluate_predictions
-from predictions.ml.explain import Explainer, global_importance
+from predictions.ml.explain import (
+    TEXT_WORDS,
+    Explainer,
+    global_importance,
+    linear_text_words,
+    occlusion_text_words,
+)
 from predictions.ml.features import REPRESENTATIONS, Featurizer, n_rows
 from predictions.ml.split import grouped_folds
 
@@ -80,6 +86,8 @@ class Prediction:
     baseline: float
     output: float
     predicted: str
+    # Free text: the words that drove the predicted class, as written (for highlighting).
+    text: dict[str, Any] | None = None
 
 
 @dataclass
@@ -264,7 +272,49 @@ class TrainedModel:
             baseline=explanation.baseline,
             output=explanation.output,
             predicted=self.classes[predicted],
+            text=self.explain_text(cleaned, row, predicted),
         )
+
+    def explain_text(self, cleaned: dict[str, Any], row: Any, target: int) -> dict[str, Any] | None:
+        """The words of the free text that drove class ``target``, in the language written.
+
+        Linear models: exact (each present term's contribution on the calibrated logit, shared
+        among the words it spans). Other models, the neural ones included: occlusion (the drop in
+        the calibrated probability when one word is deleted). Each word carries its place in the
+        text (``start``/``end``) so a page can highlight it, and whether it was negated.
+        """
+        from predictions.ml.text import detect_language
+
+        featurizer = self.featurizer
+        if not featurizer.text:
+            return None
+        texts = {c: str(cleaned.get(c) or "") for c in featurizer.text}
+        per_feature = None
+        if not featurizer.is_sequence:
+            per_feature = self.explainer.linear_terms(row, target)
+        if per_feature is not None:
+            words, terms = linear_text_words(featurizer, per_feature, row, texts)
+            method = (
+                "exact: the linear model's term contributions, shared among the words they span"
+            )
+            scale = self.explainer.scale_for(target)
+        else:
+
+            def score(variants: list[dict[str, str]]) -> np.ndarray:
+                frame = pd.DataFrame([{**cleaned, **v} for v in variants], columns=list(self.plans))
+                return self.model.predict_proba(featurizer.transform(frame))[:, target]
+
+            words, terms = occlusion_text_words(texts, score, featurizer.text), []
+            method = "occlusion: the drop in probability when the word alone is deleted"
+            scale = f"calibrated probability of {self.classes[target]!r}"
+        return {
+            "target": self.classes[target],
+            "method": method,
+            "scale": scale,
+            "languages": {c: detect_language(t) for c, t in texts.items() if t},
+            "words": words[:TEXT_WORDS],
+            "terms": terms[:TEXT_WORDS],
+        }
 
     def _abstention_reasons(
         self, record: dict[str, Any], cleaned: dict[str, Any], confidence: float
@@ -376,9 +426,7 @@ def _number_or_none(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
-def candidate_representations(
-    algorithm: Algorithm, has_text: bool, encoder_ok: bool
-) -> list[str]:
+def candidate_representations(algorithm: Algorithm, has_text: bool, encoder_ok: bool) -> list[str]:
     """The text representations ``algorithm`` is cross-validated with (one when no text)."""
     if not has_text:
         return ["word"]
@@ -501,9 +549,10 @@ def train(
     step = 0
     for fold, (train_idx, test_idx) in enumerate(outer):
         designs: dict[str, tuple[Any, Any]] = {}
+        block_cache: dict[tuple[Any, ...], Any] = {}
         for name in needed:
             featurizer = Featurizer(data.plans, representation=name).fit(
-                data.frame.iloc[train_idx]
+                data.frame.iloc[train_idx], block_cache
             )
             designs[name] = (
                 featurizer.transform(data.frame.iloc[train_idx]),
@@ -544,9 +593,9 @@ def train(
             }
         )
     best_representation = {
-        a.name: min(
-            (e for e in scored if e["algorithm"] == a.name), key=lambda e: e["log_loss"]
-        )["representation"]
+        a.name: min((e for e in scored if e["algorithm"] == a.name), key=lambda e: e["log_loss"])[
+            "representation"
+        ]
         for a in chosen
         if any(e["algorithm"] == a.name for e in scored)
     }

@@ -300,13 +300,19 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
 SUBSTANCES: dict[str, dict[str, tuple[str, ...]]] = {
     "penicillin": {"en": (r"penicillin\w*",), "zh": ("青霉素", "盘尼西林")},
     "amoxicillin": {"en": (r"amoxicillin\w*", r"amoxil"), "zh": ("阿莫西林",)},
-    "beta-lactam": {"en": (r"beta[- ]?lactams?", r"β[- ]?lactams?"), "zh": ("β-内酰胺", "β内酰胺", "内酰胺")},
+    "beta-lactam": {
+        "en": (r"beta[- ]?lactams?", r"β[- ]?lactams?"),
+        "zh": ("β-内酰胺", "β内酰胺", "内酰胺"),
+    },
     "piperacillin": {"en": (r"piperacillin\w*", r"tazocin"), "zh": ("哌拉西林",)},
     "sulfonamide": {
         "en": (r"sulfonamides?", r"sulphonamides?", r"sulfa\b", r"sulpha\b", r"sulfa drugs?"),
         "zh": ("磺胺",),
     },
-    "trimethoprim": {"en": (r"trimethoprim\w*", r"bactrim", r"co-trimoxazole"), "zh": ("甲氧苄啶", "复方新诺明")},
+    "trimethoprim": {
+        "en": (r"trimethoprim\w*", r"bactrim", r"co-trimoxazole"),
+        "zh": ("甲氧苄啶", "复方新诺明"),
+    },
     "aspirin": {"en": (r"aspirin", r"acetylsalicylic acid"), "zh": ("阿司匹林", "乙酰水杨酸")},
     "nsaid": {
         "en": (r"nsaids?", r"non-?steroidal anti-?inflammator\w*"),
@@ -408,7 +414,6 @@ CLINICAL_WORDS_ZH = (
 )
 
 
-
 def _zh_pieces(run: str, offset: int) -> list[tuple[str, int, int]]:
     tokenizer = _jieba()
     with _jieba_lock:  # jieba's tokenizer is not documented as thread-safe
@@ -429,7 +434,9 @@ def _raw_tokens(text: str) -> list[Token]:
         elif kind == "brk":
             mark = match.group()
             soft = mark in _EN_SOFT_BREAKS
-            tokens.append(Token(mark, mark, start, match.end(), "en", kind="soft" if soft else "break"))
+            tokens.append(
+                Token(mark, mark, start, match.end(), "en", kind="soft" if soft else "break")
+            )
         else:
             mark = match.group()
             tokens.append(Token(mark, mark, start, match.end(), "zh", kind="soft"))
@@ -618,7 +625,9 @@ def _polarity_at(analysis: Analysis, start: int, end: int) -> Polarity:
     return ""
 
 
-def find_concept(text: str, concept: str, *, table: Literal["findings", "substances"] = "findings") -> list[Mention]:
+def find_concept(
+    text: str, concept: str, *, table: Literal["findings", "substances"] = "findings"
+) -> list[Mention]:
     """Every mention of ``concept`` in ``text`` (either language) with its polarity."""
     text = text or ""
     if not text:
@@ -687,9 +696,7 @@ def word_occurrences(text: str, ngrams: int = 2) -> tuple[tuple[str, int, int], 
         for n in range(1, ngrams + 1):
             for k in range(len(words) - n + 1):
                 gram = words[k : k + n]
-                out.append(
-                    (prefix + "_".join(t.norm for t in gram), gram[0].start, gram[-1].end)
-                )
+                out.append((prefix + "_".join(t.norm for t in gram), gram[0].start, gram[-1].end))
     out.extend(
         (t.norm, t.start, t.end)
         for t in analysis.tokens
@@ -726,7 +733,9 @@ def char_occurrences(text: str, low: int = 2, high: int = 4) -> tuple[tuple[str,
                 pieces.append((run, places))
                 run, places = "", []
             edge = [token.start]
-            pieces.append((f" {token.norm} ", edge + list(range(token.start, token.end)) + [token.end - 1]))
+            pieces.append(
+                (f" {token.norm} ", edge + list(range(token.start, token.end)) + [token.end - 1])
+            )
         if run:
             pieces.append((run, places))
         for piece, where in pieces:
