@@ -42,3 +42,4 @@ bench: install
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_engine.py
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_advice.py
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_search.py
+	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_text.py

@@ -1,4 +1,5 @@
-"""The six learners, their small hyper-parameter grids and how each one is explained.
+"""The six learners (and two opt-in neural text models), their small hyper-parameter grids and
+how each one is explained.
 
 All estimators follow the scikit-learn protocol (``fit``, ``predict_proba``, ``classes_``) and take
 the dense feature matrix built by :mod:`predictions.ml.features`. ``raw_scores`` gives the

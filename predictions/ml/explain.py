@@ -47,7 +47,7 @@ from predictions.ml.algorithms import (
     rbf_svc_kernel,
 )
 from predictions.ml.calibration import CalibratedModel, align_scores
-from predictions.ml.features import Featurizer, SequenceData, dense_row, n_rows
+from predictions.ml.features import Featurizer, SequenceData, dense_row, n_rows, occurrences_in
 
 
 def _flat(x: Any) -> np.ndarray:
@@ -83,6 +83,7 @@ class Explainer:
         self.classes = class_names or [str(c) for c in model.classes]
         self.binary = len(self.classes) == 2
         self.reference = featurizer.feature_means.copy()
+        self._linear_at_reference: np.ndarray | None = None
         sources = featurizer.feature_source
         self.columns = list(dict.fromkeys(sources))
         # Neural text models read token sequences: their text columns are occluded by removing
@@ -159,19 +160,19 @@ class Explainer:
         estimator: LogisticRegression = self.model.estimator
         calibrator = self.model.calibrator
         delta = row - self.reference
+        if self._linear_at_reference is None:
+            # The model's raw output at the training mean, per class: computed once (with tens of
+            # thousands of text terms, a multi-threaded dot product per call cost ~50 ms).
+            with one_blas_thread():
+                self._linear_at_reference = estimator.coef_ @ self.reference + estimator.intercept_
+        at_reference = self._linear_at_reference
         if self.binary:
             sign = 1.0 if target == 1 else -1.0
             w = estimator.coef_[0] * calibrator.slope * sign
-            base = sign * (
-                calibrator.slope * (estimator.coef_[0] @ self.reference + estimator.intercept_[0])
-                + calibrator.intercept
-            )
+            base = sign * (calibrator.slope * at_reference[0] + calibrator.intercept)
             return base, w * delta
         t = calibrator.temperature
-        coef = estimator.coef_[target] / t
-        return (
-            estimator.coef_[target] @ self.reference + estimator.intercept_[target]
-        ) / t, coef * delta
+        return at_reference[target] / t, estimator.coef_[target] / t * delta
 
     def _prepare_boosting(self, estimator: HistGradientBoostingClassifier) -> None:
         forest = boosted_forest(estimator)
@@ -381,32 +382,34 @@ def linear_text_words(
                     {"column": column, "term": "(sentence embedding)", "contribution": value}
                 )
                 continue
-            occurrences = (
-                textlib.word_occurrences(text)
-                if block.kind == "word"
-                else textlib.char_occurrences(text)
+            index, lows, highs = occurrences_in(text, block)
+            if not len(index) or not len(tokens):
+                continue
+            # Each term's credit is shared among its occurrences, then among the words each
+            # occurrence spans (tokens are sorted and disjoint: a span covers a range of them).
+            seen, counts = np.unique(index, return_counts=True)
+            share = per_feature[offset + index] / counts[np.searchsorted(seen, index)]
+            lo = np.searchsorted(ends, lows, side="right")
+            hi = np.searchsorted(starts, highs, side="left")
+            spanned = np.maximum(hi - lo, 1)
+            ok = hi > lo
+            step = np.zeros(len(tokens) + 1)
+            np.add.at(step, lo[ok], share[ok] / spanned[ok])
+            np.add.at(step, hi[ok], -share[ok] / spanned[ok])
+            credit += np.cumsum(step)[:-1]
+            mark = "~" if block.kind == "char" else ""
+            names = featurizer.feature_names
+            prefix = len(column) + 2 + len(mark)  # "column: " and the char mark
+            values = per_feature[offset + seen]
+            strongest = np.argsort(-np.abs(values), kind="stable")[:TEXT_WORDS]
+            terms.extend(
+                {
+                    "column": column,
+                    "term": mark + names[offset + int(seen[k])][prefix:],
+                    "contribution": float(values[k]),
+                }
+                for k in strongest
             )
-            present = [(block.vocabulary.get(f), a, b, f) for f, a, b in occurrences]
-            present = [(j, a, b, f) for j, a, b, f in present if j is not None]
-            counts: dict[int, int] = {}
-            for j, _, _, _ in present:
-                counts[j] = counts.get(j, 0) + 1
-            for j, a, b, _ in present:
-                share = per_feature[offset + j] / counts[j]
-                hit = np.flatnonzero((starts < b) & (ends > a))
-                if len(hit):
-                    credit[hit] += share / len(hit)
-            seen = {}
-            for j, _, _, f in present:
-                seen[j] = f
-            for j, f in seen.items():
-                terms.append(
-                    {
-                        "column": column,
-                        "term": ("~" if block.kind == "char" else "") + f,
-                        "contribution": float(per_feature[offset + j]),
-                    }
-                )
         words += [
             _word_item(column, text, token, credit[i])
             for i, token in enumerate(tokens)

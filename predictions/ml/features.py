@@ -104,6 +104,41 @@ class TextColumn:
     def width(self) -> int:
         return len(self.vocabulary) if self.kind != "encoder" else len(self.idf)
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_recent", None)  # a serving-time cache, never part of the artifact
+        return state
+
+
+# Serving explains the record it just featurised: the vocabulary look-ups of the last few texts
+# are kept so the explanation reuses them instead of repeating hundreds of dictionary look-ups.
+RECENT_TEXTS = 256
+
+
+def occurrences_in(doc: str, column: TextColumn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(vocabulary index, start, end) of every occurrence of a known term in ``doc``."""
+    recent: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = column.__dict__.setdefault(
+        "_recent", {}
+    )
+    hit = recent.get(doc)
+    if hit is not None:
+        return hit
+    if column.kind == "word":
+        occurrences = textlib.word_occurrences(doc, WORD_NGRAMS)
+    else:
+        occurrences = textlib.char_occurrences(doc, *CHAR_NGRAMS)
+    vocabulary = column.vocabulary
+    found = [(j, a, b) for f, a, b in occurrences if (j := vocabulary.get(f)) is not None]
+    result = (
+        np.fromiter((j for j, _, _ in found), dtype=np.int64, count=len(found)),
+        np.fromiter((a for _, a, _ in found), dtype=np.int64, count=len(found)),
+        np.fromiter((b for _, _, b in found), dtype=np.int64, count=len(found)),
+    )
+    if len(recent) >= RECENT_TEXTS:
+        recent.clear()
+    recent[doc] = result
+    return result
+
 
 def fit_tfidf(docs: Sequence[str], kind: BlockKind, max_terms: int | None) -> TextColumn:
     """Vocabulary and idf of one text column (sklearn's TfidfVectorizer, our analyser)."""
@@ -123,16 +158,11 @@ def fit_tfidf(docs: Sequence[str], kind: BlockKind, max_terms: int | None) -> Te
 
 def tfidf_weights(doc: str, column: TextColumn) -> tuple[np.ndarray, np.ndarray]:
     """(indices, values) of one document's sublinear, l2-normalised TF-IDF (as sklearn's)."""
-    counts: dict[int, int] = {}
-    vocabulary = column.vocabulary
-    for gram in ANALYZERS[column.kind](doc):
-        index = vocabulary.get(gram)
-        if index is not None:
-            counts[index] = counts.get(index, 0) + 1
-    if not counts:
+    found = occurrences_in(doc, column)[0]
+    if not len(found):
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-    tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=float, count=len(counts)))
+    idx, counts = np.unique(found, return_counts=True)
+    tf = 1.0 + np.log(counts.astype(float))
     weights = tf * column.idf[idx]
     return idx, weights / np.sqrt(np.dot(weights, weights))
 

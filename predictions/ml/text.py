@@ -457,6 +457,10 @@ _EN_PRE_NEG_T = _phrases(_EN_PRE_NEG)
 _EN_POST_NEG_T = _phrases(_EN_POST_NEG)
 _EN_PRE_UNC_T = _phrases(_EN_PRE_UNC)
 _EN_PSEUDO_T = _phrases(_EN_PSEUDO)
+_FIRST_WORDS = {
+    id(p): frozenset(phrase[0] for phrase in p)
+    for p in (_EN_PRE_NEG_T, _EN_POST_NEG_T, _EN_PRE_UNC_T, _EN_PSEUDO_T)
+}
 _ZH_PRE_NEG_S = frozenset(_ZH_PRE_NEG)
 _ZH_POST_NEG_S = frozenset(_ZH_POST_NEG)
 _ZH_PRE_UNC_S = frozenset(_ZH_PRE_UNC)
@@ -465,6 +469,8 @@ _ZH_PSEUDO_S = frozenset(_ZH_PSEUDO)
 
 def _match_at(norms: list[str], i: int, phrases: list[tuple[str, ...]]) -> int:
     """Length (in tokens) of the longest phrase starting at ``norms[i]``, 0 if none."""
+    if norms[i] not in _FIRST_WORDS[id(phrases)]:  # most words start no phrase: one look-up
+        return 0
     for phrase in phrases:
         if tuple(norms[i : i + len(phrase)]) == phrase:
             return len(phrase)
@@ -740,11 +746,16 @@ def char_occurrences(text: str, low: int = 2, high: int = 4) -> tuple[tuple[str,
             pieces.append((run, places))
         for piece, where in pieces:
             length = len(piece)
+            if length < low:
+                out.append((prefix + piece, where[0], where[-1] + 1))
+                continue
             for n in range(low, high + 1):
-                if n == low and length < low:
-                    out.append((prefix + piece, where[0], where[-1] + 1))
-                for k in range(length - n + 1):
-                    out.append((prefix + piece[k : k + n], where[k], where[k + n - 1] + 1))
+                out.extend(
+                    [
+                        (prefix + piece[k : k + n], where[k], where[k + n - 1] + 1)
+                        for k in range(length - n + 1)
+                    ]
+                )
     return tuple(out)
 
 
