@@ -82,7 +82,7 @@ def test_text_blocks_match_sklearn_tfidf_with_our_analysers_and_have_no_cap() ->
 def test_dense_learners_get_the_capped_word_block() -> None:
     import pandas as pd
 
-    docs = [f"cough day {i} fever term{i}" for i in range(300)]
+    docs = [f"cough day{i % 150} fever term{i % 140}" for i in range(300)]
     frame = pd.DataFrame({"note": docs, "y": ["a", "b", "c"] * 100})
     data = clean(frame, target="y", text=["note"])
     featurizer = Featurizer(data.plans, representation="word-top").fit(data.frame)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,16 +101,20 @@ def test_benchmark_set_is_bilingual_varied_and_has_negations() -> None:
     assert frame["label"].nunique() >= 12
     chinese = frame["text"].str.contains(r"[\u4e00-\u9fff]")
     assert abs(chinese.mean() - 0.5) < 0.02
-    assert frame["text"].str.contains(r"\b(?:no|denies|without|negative for)\b").mean() > 0.2
-    assert frame["text"].str.contains("无|否认|未见|没有|不伴").mean() > 0.2
+    english = frame.loc[~chinese, "text"]
+    assert english.str.contains(r"(?i)\b(?:no|denies|without|negative for|nil)\b").mean() > 0.4
+    assert frame.loc[chinese, "text"].str.contains("无|否认|未见|没有|不伴|未诉").mean() > 0.4
     assert frame["text"].nunique() == len(frame)
-    # No single word names a class: the most telling word of each class also occurs elsewhere.
-    words = frame["text"].str.lower().str.findall(r"[a-z]{4,}")
-    for label, rows in frame.groupby("label").groups.items():
-        inside = words[rows].explode().value_counts()
-        top = inside.index[0]
-        elsewhere = words.drop(rows).map(lambda ws, t=top: t in ws).sum()
-        assert elsewhere > 0, (label, top)
+    # No keyword gives a class away: a word (English) or two-character run (Chinese) found in
+    # nearly every text of a class ("pain") also turns up in other classes.
+    for label, rows in frame.groupby("label"):
+        for language, pattern in ((False, r"[a-z]{4,}"), (True, r"[\u4e00-\u9fff]{2}")):
+            inside = rows.loc[chinese[rows.index] == language, "text"].str.lower()
+            texts = frame.loc[chinese == language, "text"].str.lower()
+            counts = inside.map(lambda t, p=pattern: set(re.findall(p, t))).explode().value_counts()
+            for word in counts[counts >= 0.875 * len(inside)].index:
+                precision = counts[word] / texts.str.contains(word, regex=False).sum()
+                assert precision < 0.9, (label, word)
 
 
 def test_bilingual_benchmark_beats_the_plain_baseline_on_the_same_folds(bilingual) -> None:
@@ -124,6 +129,9 @@ def test_bilingual_benchmark_beats_the_plain_baseline_on_the_same_folds(bilingua
         f"{m['top3_accuracy']:.3f}; TF-IDF+LR baseline accuracy {base_acc:.3f} top-3 {base_top3:.3f}"
     )
     assert report["cv"]["folds"] == 10
+    # The engine's 1R rules baseline (the single most telling capped term) gets nowhere near.
+    one_rule = next(e for e in report["models"] if e["name"] == "rules_baseline")
+    assert one_rule["metrics"]["accuracy"] < 0.25
     assert m["accuracy"] >= base_acc
     assert m["top3_accuracy"] >= base_top3
 

@@ -420,11 +420,11 @@ FINDINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("单侧小腿肿胀", "左下肢肿胀", "一条腿比另一条粗"),
     ),
     "calf_pain": (
-        ("calf pain", "pain in the calf on walking", "tenderness in the calf"),
-        ("小腿疼痛", "小腿压痛", "走路时小腿痛"),
+        ("calf pain", "pain in the lower leg on walking", "tenderness behind the knee"),
+        ("小腿疼痛", "腘窝压痛", "走路时腿疼"),
     ),
     "leg_warmth": (
-        ("a warm red calf", "redness of the lower leg", "the leg feeling warm"),
+        ("a warm, red lower leg", "redness of the lower leg", "the leg feeling warm"),
         ("小腿皮温升高", "小腿发红发热", "下肢皮肤发红"),
     ),
     "immobility": (
