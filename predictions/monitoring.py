@@ -162,8 +162,13 @@ def output_drift_compute(
     result: dict[str, Any] = {"alerts": []}
     predicted = {}
     for side, frame in (("reference", reference), ("window", window)):
+        if side == "reference" and version.report.get("output_reference"):
+            # Stored at training: the out-of-fold predictions on the training visits, i.e. how
+            # the model judges visits it has not seen -- the fair comparison for new visits.
+            predicted[side] = version.report["output_reference"]
+            continue
         proba = model.predict_frame(frame.drop(columns=["visit_id"], errors="ignore"))
-        predicted[side] = _summarise_predictions(task, model.classes, proba)
+        predicted[side] = predictions_summary(task, model.classes, proba)
     if task.kind == PredictionTask.Kind.RISK:
         result["probabilities"] = {
             "what": "probability of the positive class",
@@ -198,9 +203,9 @@ def output_drift_compute(
     result["checks"] = {c["feature"]: _brief(c) for c in checks}
     for c in checks:
         if c["status"] == "act":
-            # The reference is the model's predictions on its own training visits (in-sample,
-            # so a little more confident than on new visits): only a major, significant shift
-            # raises an alert. And output drift alone is a symptom, not proof of harm: it asks
+            # The reference is the model's out-of-fold predictions on its training visits (or,
+            # for versions trained before those were stored, its in-sample predictions, a little
+            # more confident than on new visits): only a major, significant shift raises an alert. And output drift alone is a symptom, not proof of harm: it asks
             # for a look (watch); input drift and live performance decide when to act.
             result["alerts"].append(
                 {
@@ -214,7 +219,7 @@ def output_drift_compute(
     return result
 
 
-def _summarise_predictions(
+def predictions_summary(
     task: PredictionTask, classes: list[str], proba: np.ndarray
 ) -> dict[str, list]:
     if not len(proba):

@@ -4,13 +4,20 @@ Alerts carry a severity (critical > high > warning), the rule's name and a messa
 Thresholds follow widely used criteria: hypertensive crisis SBP >= 180 or DBP >= 120 mmHg;
 hypoxaemia SpO2 < 92 % (critical < 88 %); qSOFA (Singer et al., JAMA 2016) >= 2 of RR >= 22/min,
 SBP <= 100 mmHg, altered mentation.
+
+Every free-text rule reads English and Chinese alike through the engine's text module
+(:mod:`predictions.ml.text`): its lexicons name the findings and allergy substances in both
+languages, and its NegEx scopes keep negated findings from firing ("no confusion", "无意识障碍",
+"denies penicillin allergy"). Uncertain findings ("? confused", "可疑意识模糊") do count: the
+rules screen, so a possible red flag is worth a look.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from predictions.ml import text as clinical_text
 
 SEVERITY_ORDER = {"critical": 0, "high": 1, "warning": 2}
 
@@ -37,7 +44,8 @@ class Alert:
 
 
 # First-line treatments a suggested diagnosis usually leads to, and the allergy substances they
-# conflict with (substance names as recorded, lower case; a class name matches its members).
+# conflict with (keys of predictions.ml.text.SUBSTANCES, which knows each one's English and Chinese
+# names; a class name matches its members).
 TREATMENT_CONFLICTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "J18": ("amoxicillin", ("penicillin", "amoxicillin", "beta-lactam")),
     "J06": ("amoxicillin (if bacterial)", ("penicillin", "amoxicillin")),
@@ -53,9 +61,36 @@ TREATMENT_CONFLICTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "K35": ("cefazolin + metronidazole", ("cephalosporin", "cephalosporins", "metronidazole")),
 }
 
-_CONFUSION = re.compile(
-    r"\b(confus\w*|disorient\w*|drows\w*|altered mental|gcs\s*(1[0-4]|[3-9])\b)", re.I
-)
+# Red-flag phrases in the notes (either language) and what each asks the doctor to consider.
+CRITICAL_PHRASES: dict[str, tuple[str, str]] = {
+    "critical_chest_pain": (
+        "critical",
+        "Chest pain described as {found}: exclude acute coronary syndrome and aortic dissection now.",
+    ),
+    "thunderclap_headache": (
+        "critical",
+        "Headache described as {found}: exclude subarachnoid haemorrhage.",
+    ),
+    "stroke_signs": (
+        "critical",
+        "Possible stroke signs ({found}): time of onset, FAST assessment and stroke pathway.",
+    ),
+    "gi_bleeding": (
+        "high",
+        "Possible gastrointestinal bleeding ({found}): check haemoglobin and haemodynamics.",
+    ),
+    "anaphylaxis": ("critical", "Possible anaphylaxis ({found}): airway, adrenaline."),
+    "suicidality": (
+        "high",
+        "Risk of self-harm mentioned ({found}): assess safety before the patient leaves.",
+    ),
+    "loss_of_consciousness": (
+        "high",
+        "Loss of consciousness noted ({found}): look for a cardiac or neurological cause.",
+    ),
+    "seizure": ("high", "Seizure noted ({found}): check glucose, consider neurology."),
+    "meningism": ("high", "Meningism noted ({found}): with fever, consider meningitis."),
+}
 
 
 def _value(facts: dict[str, ObservationFact], code: str) -> float | None:
@@ -120,8 +155,9 @@ def qsofa(facts: dict[str, ObservationFact], free_text: str) -> list[Alert]:
         criteria.append(f"respiratory rate {rr:g}/min")
     if sbp is not None and sbp <= 100:
         criteria.append(f"systolic BP {sbp:g} mmHg")
-    if _CONFUSION.search(free_text or ""):
-        criteria.append("altered mentation noted")
+    confusion = clinical_text.affirmed(free_text or "", "confusion")
+    if confusion:
+        criteria.append(f"altered mentation noted (“{confusion[0].text}”)")
     if len(criteria) >= 2:
         return [
             Alert(
@@ -133,15 +169,22 @@ def qsofa(facts: dict[str, ObservationFact], free_text: str) -> list[Alert]:
     return []
 
 
+def _allergy_substances(allergy: str) -> set[str]:
+    """The substance keys an allergy entry names, in English or Chinese, unless it denies them
+    ("no penicillin allergy", "否认青霉素过敏")."""
+    return set(clinical_text.substances_in(allergy))
+
+
 def allergy_conflicts(suggested_codes: list[str], allergies: list[str]) -> list[Alert]:
-    recorded = {a.strip().lower() for a in allergies}
+    recorded = {a.strip() for a in allergies if a and a.strip()}
+    named = {a: _allergy_substances(a) for a in recorded}
     alerts = []
     for code in suggested_codes:
         conflict = TREATMENT_CONFLICTS.get(code[:3])
         if conflict is None:
             continue
         treatment, substances = conflict
-        clashes = sorted(s for s in recorded if any(term in s for term in substances))
+        clashes = sorted(a for a in recorded if named[a] & set(substances))
         if clashes:
             alerts.append(
                 Alert(
@@ -151,6 +194,17 @@ def allergy_conflicts(suggested_codes: list[str], allergies: list[str]) -> list[
                     f"with recorded allergy to {', '.join(clashes)}.",
                 )
             )
+    return alerts
+
+
+def critical_phrases(free_text: str) -> list[Alert]:
+    """Red-flag phrases written in the notes (English or Chinese), unless negated."""
+    alerts = []
+    for concept, (severity, message) in CRITICAL_PHRASES.items():
+        found = clinical_text.affirmed(free_text or "", concept)
+        if found:
+            words = ", ".join(dict.fromkeys(f"“{m.text}”" for m in found))
+            alerts.append(Alert("critical_phrase", severity, message.format(found=words)))
     return alerts
 
 
@@ -166,6 +220,7 @@ def evaluate_rules(
         *hypertensive_crisis(facts),
         *hypoxaemia(facts),
         *qsofa(facts, free_text),
+        *critical_phrases(free_text),
         *allergy_conflicts(suggested_codes, allergies),
     ]
     alerts.sort(key=lambda a: (SEVERITY_ORDER[a.severity], a.rule))

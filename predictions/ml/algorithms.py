@@ -1,4 +1,5 @@
-"""The six learners, their small hyper-parameter grids and how each one is explained.
+"""The six learners (and two opt-in neural text models), their small hyper-parameter grids and
+how each one is explained.
 
 All estimators follow the scikit-learn protocol (``fit``, ``predict_proba``, ``classes_``) and take
 the dense feature matrix built by :mod:`predictions.ml.features`. ``raw_scores`` gives the
@@ -485,7 +486,7 @@ def rbf_svc_kernel(estimator: Any) -> RbfSVCKernel | None:
 def raw_scores(estimator: Any, X: np.ndarray) -> np.ndarray:
     """The uncalibrated score calibration works on: (n,) log-odds for binary, (n, k) logits else."""
     k = len(estimator.classes_)
-    if len(X) <= FAST_BOOSTING_MAX_ROWS and (forest := boosted_forest(estimator)) is not None:
+    if X.shape[0] <= FAST_BOOSTING_MAX_ROWS and (forest := boosted_forest(estimator)) is not None:
         return forest.decision_function(X)
     if isinstance(estimator, TorchMLPClassifier):
         logits = estimator.decision_function(X)
@@ -511,6 +512,35 @@ class Algorithm:
     fit_takes_groups: bool = False
     notes: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    # Free-text representations this learner is cross-validated with (features.REPRESENTATIONS):
+    # sparse-capable learners try the uncapped blocks, dense-only ones the capped word block.
+    text_representations: tuple[str, ...] = ("word-top",)
+    # Grid used instead of ``grid`` when the features include sparse TF-IDF text (l2-normalised
+    # rows of tens of thousands of terms want weaker regularisation than standardised columns).
+    sparse_text_grid: list[dict[str, Any]] | None = None
+    # In the default set (CLI without --algorithms); opt-in learners say why in ``notes``.
+    default: bool = True
+    # Reads free text itself (the neural text models): left out when the data has no text.
+    needs_text: bool = False
+    # Left out of the default set on large free-text tasks (see pipeline.COSTLY_TEXT_WORK):
+    # one-vs-one pairs or trees per class cost minutes there and see only the capped word block.
+    costly_with_text: bool = False
+
+    def grid_for(self, sparse_text: bool) -> list[dict[str, Any]]:
+        return self.sparse_text_grid if sparse_text and self.sparse_text_grid else self.grid
+
+
+NEURAL_NOTE = (
+    "opt-in (--algorithms cnn_text gru_text): a 10-fold run on 1,200 short texts takes minutes "
+    "on 2 cores, past the default set's one-minute budget"
+)
+
+
+def _neural_text(kind: str, params: dict[str, Any], seed: int) -> Any:
+    from predictions.ml.neural_text import TextCNNClassifier, TextGRUClassifier
+
+    cls = TextCNNClassifier if kind == "cnn" else TextGRUClassifier
+    return cls(seed=seed, **params)
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -528,6 +558,9 @@ ALGORITHMS: dict[str, Algorithm] = {
             lambda p, seed: LogisticRegression(max_iter=2000, **p),
             [{"C": 0.03}, {"C": 0.1}, {"C": 0.3}, {"C": 1.0}],
             "linear",
+            text_representations=("word", "char", "word+char", "word+char+encoder"),
+            # tol 1e-3: half the L-BFGS iterations on sparse text for the same accuracy (bench)
+            sparse_text_grid=[{"C": 1.0, "tol": 1e-3}, {"C": 10.0, "tol": 1e-3}],
         ),
         Algorithm(
             "svm",
@@ -535,6 +568,9 @@ ALGORITHMS: dict[str, Algorithm] = {
             [{"C": 0.3}, {"C": 1.0}, {"C": 3.0}],
             "occlusion",
             max_train_rows=4000,
+            text_representations=("word+char",),
+            sparse_text_grid=[{"C": 1.0}, {"C": 10.0}],
+            costly_with_text=True,
         ),
         Algorithm(
             "decision_tree",
@@ -545,6 +581,7 @@ ALGORITHMS: dict[str, Algorithm] = {
                 {"max_depth": 8, "min_samples_leaf": 20},
             ],
             "tree",
+            text_representations=("word",),
         ),
         Algorithm(
             "gradient_boosting",
@@ -559,6 +596,7 @@ ALGORITHMS: dict[str, Algorithm] = {
                 },
             ],
             "boosting",
+            costly_with_text=True,
         ),
         Algorithm(
             "mlp",
@@ -569,17 +607,40 @@ ALGORITHMS: dict[str, Algorithm] = {
             ],
             "occlusion",
             fit_takes_groups=True,
+            costly_with_text=True,
+        ),
+        Algorithm(
+            "cnn_text",
+            lambda p, seed: _neural_text("cnn", p, seed),
+            [{"units": "tokens"}],
+            "occlusion",
+            fit_takes_groups=True,
+            text_representations=("sequence",),
+            default=False,
+            needs_text=True,
+            notes=NEURAL_NOTE,
+        ),
+        Algorithm(
+            "gru_text",
+            lambda p, seed: _neural_text("gru", p, seed),
+            [{"hidden": 48}],
+            "occlusion",
+            fit_takes_groups=True,
+            text_representations=("sequence",),
+            default=False,
+            needs_text=True,
+            notes=NEURAL_NOTE,
         ),
     )
 }
 
 
 def get_algorithms(names: list[str] | tuple[str, ...] | None) -> list[Algorithm]:
-    """The named algorithms (all six when ``names`` is None)."""
+    """The named algorithms (the default set when ``names`` is None)."""
     from predictions.ml.errors import DataError
 
     if names is None:
-        return list(ALGORITHMS.values())
+        return [a for a in ALGORITHMS.values() if a.default]
     unknown = [n for n in names if n not in ALGORITHMS]
     if unknown:
         raise DataError(f"unknown algorithm {unknown[0]!r}; choose from: {', '.join(ALGORITHMS)}")

@@ -21,7 +21,9 @@ import joblib
 from predictions.ml.errors import EngineError
 from predictions.ml.pipeline import TrainedModel, library_versions
 
-ARTIFACT_FORMAT = 1
+# 2: free-text blocks (word/char/encoder TF-IDF, token sequences) replaced the capped TF-IDF of
+# format 1; a format-1 model cannot be served by this engine and must be retrained.
+ARTIFACT_FORMAT = 2
 # Libraries whose pickled objects must match exactly: their estimators and arrays change layout
 # between releases. Python, pandas and joblib are recorded but only informative.
 STRICT_LIBRARIES = ("numpy", "scipy", "scikit-learn", "torch")
@@ -34,6 +36,10 @@ class ArtifactError(EngineError):
 
 class ArtifactIntegrityError(ArtifactError):
     """The file's sha256 differs from the recorded one (corrupt, truncated or replaced)."""
+
+
+class ArtifactFormatError(ArtifactError):
+    """The artifact was written by an older (or newer) engine whose models this one cannot serve."""
 
 
 class ArtifactVersionError(ArtifactError):
@@ -85,8 +91,14 @@ def read_metadata(path: str | Path, sha256: str) -> dict[str, Any]:
             "refusing to load a file that is not the one recorded"
         )
     payload = joblib.load(path)
-    if not isinstance(payload, dict) or payload.get("format") != ARTIFACT_FORMAT:
+    if not isinstance(payload, dict) or "format" not in payload:
         raise ArtifactError(f"{path.name} is not a MedAI model artifact (format {ARTIFACT_FORMAT})")
+    if payload["format"] != ARTIFACT_FORMAT:
+        raise ArtifactFormatError(
+            f"{path.name} was written by an engine using artifact format {payload['format']}; "
+            f"this engine reads format {ARTIFACT_FORMAT} (free text is featurised differently "
+            "since format 2): retrain the model"
+        )
     return payload
 
 

@@ -20,6 +20,7 @@ from predictions.ml.algorithms import ALGORITHMS
 from predictions.ml.dataset import normalise_label, read_csv, shipped_plausible_ranges
 from predictions.ml.errors import DataError, EngineError
 from predictions.ml.evaluate import evaluate_predictions
+from predictions.ml.features import REPRESENTATIONS
 from predictions.ml.pipeline import ModelSpec, TrainedModel, train
 from predictions.ml.timeline.cli import add_forecast_parser, run_forecast
 
@@ -42,7 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--cv", type=int, default=DEFAULT_FOLDS, help="outer folds (default 10)")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument(
-        "--algorithms", nargs="+", choices=list(ALGORITHMS), help="default: all six"
+        "--algorithms",
+        nargs="+",
+        choices=list(ALGORITHMS),
+        help="default: the six classical learners (cnn_text and gru_text are opt-in)",
+    )
+    evaluate.add_argument(
+        "--text-representations",
+        nargs="+",
+        choices=list(REPRESENTATIONS),
+        help="free-text representations to cross-validate (default: word, word+char, "
+        "word-top for dense learners, sequence for the neural ones)",
     )
     evaluate.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="report directory")
     add_forecast_parser(commands)
@@ -107,6 +118,14 @@ def print_table(report: dict[str, Any]) -> None:
             f" {_fmt(m['ece'])} {_fmt(m['log_loss'])}{tail}"
         )
     print(f"* selected: {report['selected']['name']} ({report['selected']['selection_rule']})")
+    text = report.get("text")
+    if text:
+        print(f"text: {text['selected']} selected; {text['why']}")
+        encoder = text["encoder"]
+        state = "tried" if encoder.get("tried") else f"not tried: {encoder.get('why_not')}"
+        print(f"sentence encoder ({', '.join(encoder['languages'])} only): {state}")
+    for name, why in report.get("skipped", {}).items():
+        print(f"skipped {name}: {why}")
     for ext in report["external"]:
         m = ext["metrics"] or {}
         print(
@@ -133,7 +152,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
         plausible=shipped_plausible_ranges(),
     )
     result = train(
-        frame, spec, algorithms=args.algorithms, cv=args.cv, seed=args.seed, out_dir=args.out
+        frame,
+        spec,
+        algorithms=args.algorithms,
+        cv=args.cv,
+        seed=args.seed,
+        out_dir=args.out,
+        representations=args.text_representations,
     )
     report = result.report
     report["external"] = [

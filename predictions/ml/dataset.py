@@ -283,10 +283,21 @@ def infer_plan(
         dates = pd.to_datetime(as_text, errors="coerce", format="mixed")
         if dates.notna().mean() >= PARSE_SHARE:
             return ColumnPlan(name, "numeric", "date")
-    words = as_text.str.split().str.len().mean()
+    words = as_text.map(word_count).mean()
     if words >= TEXT_MIN_WORDS:
         return ColumnPlan(name, "text", "text")
     return ColumnPlan(name, "categorical", "category")
+
+
+_HAN_CHAR_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def word_count(text: str) -> float:
+    """Words in ``text``: space-separated words, plus one per two Han characters (Chinese has no
+    spaces; its words average about two characters), so "胸痛三小时，伴出汗" counts as text."""
+    han = len(_HAN_CHAR_RE.findall(text))
+    latin = len(_HAN_CHAR_RE.sub(" ", text).split())
+    return latin + han / 2
 
 
 def normalise_label(value: Any) -> str | None:

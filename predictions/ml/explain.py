@@ -32,11 +32,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 from scipy.special import logit
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
+from predictions.ml import text as textlib
 from predictions.ml.algorithms import (
     PROBA_FLOOR,
     ExplainMethod,
@@ -45,7 +47,14 @@ from predictions.ml.algorithms import (
     rbf_svc_kernel,
 )
 from predictions.ml.calibration import CalibratedModel, align_scores
-from predictions.ml.features import Featurizer
+from predictions.ml.features import Featurizer, SequenceData, dense_row, n_rows, occurrences_in
+
+
+def _flat(x: Any) -> np.ndarray:
+    """One feature row (dense, sparse or (1, d)) as a flat float array."""
+    if sparse.issparse(x):
+        x = x.toarray()
+    return np.asarray(x, dtype=float).reshape(-1)
 
 
 @dataclass
@@ -74,8 +83,15 @@ class Explainer:
         self.classes = class_names or [str(c) for c in model.classes]
         self.binary = len(self.classes) == 2
         self.reference = featurizer.feature_means.copy()
+        self._linear_at_reference: np.ndarray | None = None
         sources = featurizer.feature_source
         self.columns = list(dict.fromkeys(sources))
+        # Neural text models read token sequences: their text columns are occluded by removing
+        # the column's tokens, the structured columns as usual.
+        self.sequence = featurizer.is_sequence
+        self.text_columns = list(featurizer.text) if self.sequence else []
+        if self.sequence:
+            method = self.method = "occlusion"
         column_index = {c: i for i, c in enumerate(self.columns)}
         self.source_code = np.array([column_index[s] for s in sources], dtype=int)
         estimator = model.estimator
@@ -104,9 +120,11 @@ class Explainer:
         return f"calibrated probability of {name!r}"
 
     # -- public ---------------------------------------------------------------------------------
-    def explain(self, x: np.ndarray, target: int) -> Explanation:
+    def explain(self, x: Any, target: int) -> Explanation:
         """Explain the model's output for the class at index ``target`` on one feature row."""
-        row = np.asarray(x, dtype=float).reshape(-1)
+        if self.sequence:
+            return self._occlusion_sequence(x, target)
+        row = _flat(x)
         if self.method == "linear":
             baseline, per_feature = self._linear(row, target)
         elif self.method == "boosting":
@@ -126,7 +144,9 @@ class Explainer:
 
     def model_output(self, x: np.ndarray, target: int) -> float:
         """The model's own output on the explanation's scale (what the sum must equal; tests)."""
-        row = np.asarray(x, dtype=float).reshape(1, -1)
+        if self.sequence:
+            return float(self.model.predict_proba(x)[0, target])
+        row = _flat(x).reshape(1, -1)
         calibrator = self.model.calibrator
         if self.method in ("linear", "boosting"):
             z = calibrator.calibrated_logits(self.model.scores(row))
@@ -140,19 +160,19 @@ class Explainer:
         estimator: LogisticRegression = self.model.estimator
         calibrator = self.model.calibrator
         delta = row - self.reference
+        if self._linear_at_reference is None:
+            # The model's raw output at the training mean, per class: computed once (with tens of
+            # thousands of text terms, a multi-threaded dot product per call cost ~50 ms).
+            with one_blas_thread():
+                self._linear_at_reference = estimator.coef_ @ self.reference + estimator.intercept_
+        at_reference = self._linear_at_reference
         if self.binary:
             sign = 1.0 if target == 1 else -1.0
             w = estimator.coef_[0] * calibrator.slope * sign
-            base = sign * (
-                calibrator.slope * (estimator.coef_[0] @ self.reference + estimator.intercept_[0])
-                + calibrator.intercept
-            )
+            base = sign * (calibrator.slope * at_reference[0] + calibrator.intercept)
             return base, w * delta
         t = calibrator.temperature
-        coef = estimator.coef_[target] / t
-        return (
-            estimator.coef_[target] @ self.reference + estimator.intercept_[target]
-        ) / t, coef * delta
+        return at_reference[target] / t, estimator.coef_[target] / t * delta
 
     def _prepare_boosting(self, estimator: HistGradientBoostingClassifier) -> None:
         forest = boosted_forest(estimator)
@@ -190,6 +210,60 @@ class Explainer:
         for i, node in enumerate(path[:-1]):
             per_feature[tree.feature[node]] += values[i + 1] - values[i]
         return values[0], per_feature
+
+    def _sequence_variant(
+        self, x: SequenceData, removed: list[int]
+    ) -> tuple[list[str], np.ndarray]:
+        """Tokens and dense row of ``x`` with the listed columns (structured, then text) occluded."""
+        dense = x.dense[0].copy()
+        tokens = list(x.tokens[0])
+        n_structured = len(self.columns)
+        for c in removed:
+            if c < n_structured:
+                mask = self.source_code == c
+                dense[mask] = self.reference[mask]
+            else:
+                marker = f"<{self.text_columns[c - n_structured]}>"
+                start = tokens.index(marker) + 1 if marker in tokens else len(tokens)
+                end = start
+                while end < len(tokens) and not (
+                    tokens[end].startswith("<")
+                    and tokens[end].endswith(">")
+                    and tokens[end] != "<sep>"
+                ):
+                    end += 1
+                tokens = tokens[:start] + tokens[end:]
+        return tokens, dense
+
+    def _occlusion_sequence(self, x: SequenceData, target: int) -> Explanation:
+        names = self.columns + self.text_columns
+        singles = [self._sequence_variant(x, [])] + [
+            self._sequence_variant(x, [c]) for c in range(len(names))
+        ]
+        batch = SequenceData([t for t, _ in singles], np.vstack([d for _, d in singles]))
+        p = self.model.predict_proba(batch)[:, target]
+        order = np.argsort(-np.abs(p[0] - p[1:]), kind="stable")
+        path = [
+            self._sequence_variant(x, [int(c) for c in order[:step]])
+            for step in range(len(names) + 1)
+        ]
+        batch = SequenceData([t for t, _ in path], np.vstack([d for _, d in path]))
+        q = self.model.predict_proba(batch)[:, target]
+        contributions = np.zeros(len(names))
+        contributions[order] = q[:-1] - q[1:]
+        return Explanation(
+            target_class=self.classes[target],
+            scale=self.scale_for(target),
+            baseline=float(q[-1]),
+            output=float(q[0]),
+            contributions=dict(zip(names, contributions.tolist(), strict=True)),
+        )
+
+    def linear_terms(self, row: np.ndarray, target: int) -> np.ndarray | None:
+        """Exact per-feature contributions of a linear model (None for other methods)."""
+        if self.method != "linear":
+            return None
+        return self._linear(np.asarray(row, dtype=float).reshape(-1), target)[1]
 
     def _occlusion(self, row: np.ndarray, target: int) -> Explanation:
         if self._kernel is not None:
@@ -251,11 +325,122 @@ def global_importance(
     Uses the same method as the per-prediction explanations, so global and local stories agree.
     """
     rng = np.random.default_rng(seed)
-    rows = rng.choice(len(X), size=min(max_rows, len(X)), replace=False)
-    totals = np.zeros(len(explainer.columns))
+    rows = rng.choice(n_rows(X), size=min(max_rows, n_rows(X)), replace=False)
+    columns = explainer.columns + explainer.text_columns
+    totals = np.zeros(len(columns))
     for i in rows:
-        explanation = explainer.explain(X[i], int(targets[i]))
-        totals += np.abs([explanation.contributions[c] for c in explainer.columns])
+        x = X[[int(i)]] if isinstance(X, SequenceData) else dense_row(X, i)
+        explanation = explainer.explain(x, int(targets[i]))
+        totals += np.abs([explanation.contributions[c] for c in columns])
     means = totals / max(1, len(rows))
     ranked = np.argsort(-means, kind="stable")
-    return [{"feature": explainer.columns[j], "importance": float(means[j])} for j in ranked]
+    return [{"feature": columns[j], "importance": float(means[j])} for j in ranked]
+
+
+# -- free text: which words drove the prediction ----------------------------------------------
+
+TEXT_WORDS = 10
+# Occlusion re-scores the record once per word: long notes are explained on their first words.
+OCCLUSION_MAX_WORDS = 60
+
+
+def _word_tokens(text: str) -> list[textlib.Token]:
+    return [t for t in textlib.analyse(text).tokens if t.kind in ("word", "trigger")]
+
+
+def _word_item(column: str, text: str, token: textlib.Token, value: float) -> dict[str, Any]:
+    return {
+        "column": column,
+        "text": text[token.start : token.end],
+        "start": token.start,
+        "end": token.end,
+        "language": token.language,
+        "negated": token.polarity == "NEG",
+        "uncertain": token.polarity == "UNC",
+        "contribution": float(value),
+    }
+
+
+def linear_text_words(
+    featurizer: Featurizer, per_feature: np.ndarray, row: np.ndarray, texts: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Exact words and terms of a linear model: each present term's contribution
+    ``w_j * (x_j - mean_j)`` is shared among its occurrences and, within one, among the words it
+    spans; a word's credit is the sum. Returns (words, terms), largest first."""
+    words: list[dict[str, Any]] = []
+    terms: list[dict[str, Any]] = []
+    for column, blocks in featurizer.text_offsets().items():
+        text = texts.get(column, "")
+        tokens = _word_tokens(text)
+        credit = np.zeros(len(tokens))
+        starts = np.array([t.start for t in tokens])
+        ends = np.array([t.end for t in tokens])
+        for offset, block in blocks:
+            if block.kind == "encoder":
+                value = float(per_feature[offset : offset + block.width].sum())
+                terms.append(
+                    {"column": column, "term": "(sentence embedding)", "contribution": value}
+                )
+                continue
+            index, lows, highs = occurrences_in(text, block)
+            if not len(index) or not len(tokens):
+                continue
+            # Each term's credit is shared among its occurrences, then among the words each
+            # occurrence spans (tokens are sorted and disjoint: a span covers a range of them).
+            seen, counts = np.unique(index, return_counts=True)
+            share = per_feature[offset + index] / counts[np.searchsorted(seen, index)]
+            lo = np.searchsorted(ends, lows, side="right")
+            hi = np.searchsorted(starts, highs, side="left")
+            spanned = np.maximum(hi - lo, 1)
+            ok = hi > lo
+            step = np.zeros(len(tokens) + 1)
+            np.add.at(step, lo[ok], share[ok] / spanned[ok])
+            np.add.at(step, hi[ok], -share[ok] / spanned[ok])
+            credit += np.cumsum(step)[:-1]
+            mark = "~" if block.kind == "char" else ""
+            names = featurizer.feature_names
+            prefix = len(column) + 2 + len(mark)  # "column: " and the char mark
+            values = per_feature[offset + seen]
+            strongest = np.argsort(-np.abs(values), kind="stable")[:TEXT_WORDS]
+            terms.extend(
+                {
+                    "column": column,
+                    "term": mark + names[offset + int(seen[k])][prefix:],
+                    "contribution": float(values[k]),
+                }
+                for k in strongest
+            )
+        words += [
+            _word_item(column, text, token, credit[i])
+            for i, token in enumerate(tokens)
+            if credit[i] != 0
+        ]
+    words.sort(key=lambda w: -abs(w["contribution"]))
+    terms.sort(key=lambda t: -abs(t["contribution"]))
+    return words, terms
+
+
+def occlusion_text_words(
+    texts: dict[str, str], score: Any, text_columns: list[str]
+) -> list[dict[str, Any]]:
+    """Words by occlusion: each word's credit is the drop in the calibrated probability when
+    that word alone is deleted from its text. ``score(texts_list)`` returns one probability per
+    variant (the first variant is the record as written)."""
+    variants: list[dict[str, str]] = [dict(texts)]
+    where: list[tuple[str, textlib.Token]] = []
+    for column in text_columns:
+        text = texts.get(column, "")
+        for token in _word_tokens(text)[:OCCLUSION_MAX_WORDS]:
+            changed = dict(texts)
+            changed[column] = text[: token.start] + text[token.end :]
+            variants.append(changed)
+            where.append((column, token))
+    if not where:
+        return []
+    p = np.asarray(score(variants), dtype=float)
+    words = [
+        _word_item(column, texts[column], token, p[0] - p[i + 1])
+        for i, (column, token) in enumerate(where)
+    ]
+    words.sort(key=lambda w: -abs(w["contribution"]))
+    return words

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.metrics import log_loss
 from threadpoolctl import threadpool_limits
 
@@ -27,8 +28,14 @@ from predictions.ml.calibration import CalibratedModel, aligned_scores, fit_cali
 from predictions.ml.dataset import ColumnPlan, apply_plans, clean, clean_record, is_missing
 from predictions.ml.errors import DataError
 from predictions.ml.evaluate import age_band, evaluate_predictions
-from predictions.ml.explain import Explainer, global_importance
-from predictions.ml.features import Featurizer
+from predictions.ml.explain import (
+    TEXT_WORDS,
+    Explainer,
+    global_importance,
+    linear_text_words,
+    occlusion_text_words,
+)
+from predictions.ml.features import REPRESENTATIONS, Featurizer, n_rows
 from predictions.ml.split import grouped_folds
 
 Progress = Callable[[str, int], None]
@@ -39,6 +46,14 @@ MAX_MISSING_SHARE = 0.5
 # "Far outside the training range": beyond min/max by more than this share of the training span.
 RANGE_MARGIN = 0.5
 TOP_CONTRIBUTIONS = 8
+# Free-text representations tried unless the caller names others: the word block (English words,
+# jieba's Chinese words, negation terms) and word + character n-grams for the sparse learners,
+# the capped word block for dense ones, token sequences for the neural models. "char" alone and
+# the sentence encoder are opt-in: together they would triple a 10-fold run's time.
+DEFAULT_REPRESENTATIONS = ("word", "word+char", "word-top", "sequence")
+# Rows x classes above which, with free text, the default set leaves out the learners marked
+# ``costly_with_text`` (1,200 texts x 24 classes: minutes each, against seconds for the rest).
+COSTLY_TEXT_WORK = 10_000
 # Fits run single-threaded: workers already run in parallel processes, and OpenMP threads that
 # spin-wait for a busy core turned a 7 s gradient-boosting fit into 130 s on a 2-core machine.
 FIT_THREADS = 1
@@ -73,6 +88,8 @@ class Prediction:
     baseline: float
     output: float
     predicted: str
+    # Free text: the words that drove the predicted class, as written (for highlighting).
+    text: dict[str, Any] | None = None
 
 
 @dataclass
@@ -154,8 +171,8 @@ def _fit_learner(
     inner_folds: int,
     max_search_rows: int | None,
 ) -> FittedLearner:
-    rows = np.arange(len(X))
-    if algorithm.max_train_rows is not None and len(X) > algorithm.max_train_rows:
+    rows = np.arange(n_rows(X))
+    if algorithm.max_train_rows is not None and n_rows(X) > algorithm.max_train_rows:
         rows = _stratified_subsample(codes, algorithm.max_train_rows, seed)
     search_rows = rows
     if max_search_rows is not None and len(rows) > max_search_rows:
@@ -165,8 +182,8 @@ def _fit_learner(
     splits = grouped_folds(ys, gs, inner_folds, seed)
     search: list[dict[str, Any]] = []
     best: tuple[float, dict[str, Any], Any] | None = None
-    for params in algorithm.grid:
-        oof = np.zeros(len(Xs)) if n_classes == 2 else np.zeros((len(Xs), n_classes))
+    for params in algorithm.grid_for(sparse.issparse(X)):
+        oof = np.zeros(n_rows(Xs)) if n_classes == 2 else np.zeros((n_rows(Xs), n_classes))
         for train_idx, val_idx in splits:
             estimator = _fit_estimator(
                 algorithm, params, seed, Xs[train_idx], ys[train_idx], gs[train_idx]
@@ -257,7 +274,49 @@ class TrainedModel:
             baseline=explanation.baseline,
             output=explanation.output,
             predicted=self.classes[predicted],
+            text=self.explain_text(cleaned, row, predicted),
         )
+
+    def explain_text(self, cleaned: dict[str, Any], row: Any, target: int) -> dict[str, Any] | None:
+        """The words of the free text that drove class ``target``, in the language written.
+
+        Linear models: exact (each present term's contribution on the calibrated logit, shared
+        among the words it spans). Other models, the neural ones included: occlusion (the drop in
+        the calibrated probability when one word is deleted). Each word carries its place in the
+        text (``start``/``end``) so a page can highlight it, and whether it was negated.
+        """
+        from predictions.ml.text import detect_language
+
+        featurizer = self.featurizer
+        if not featurizer.text:
+            return None
+        texts = {c: str(cleaned.get(c) or "") for c in featurizer.text}
+        per_feature = None
+        if not featurizer.is_sequence:
+            per_feature = self.explainer.linear_terms(row, target)
+        if per_feature is not None:
+            words, terms = linear_text_words(featurizer, per_feature, row, texts)
+            method = (
+                "exact: the linear model's term contributions, shared among the words they span"
+            )
+            scale = self.explainer.scale_for(target)
+        else:
+
+            def score(variants: list[dict[str, str]]) -> np.ndarray:
+                frame = pd.DataFrame([{**cleaned, **v} for v in variants], columns=list(self.plans))
+                return self.model.predict_proba(featurizer.transform(frame))[:, target]
+
+            words, terms = occlusion_text_words(texts, score, featurizer.text), []
+            method = "occlusion: the drop in probability when the word alone is deleted"
+            scale = f"calibrated probability of {self.classes[target]!r}"
+        return {
+            "target": self.classes[target],
+            "method": method,
+            "scale": scale,
+            "languages": {c: detect_language(t) for c, t in texts.items() if t},
+            "words": words[:TEXT_WORDS],
+            "terms": terms[:TEXT_WORDS],
+        }
 
     def _abstention_reasons(
         self, record: dict[str, Any], cleaned: dict[str, Any], confidence: float
@@ -369,6 +428,27 @@ def _number_or_none(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
+def candidate_representations(algorithm: Algorithm, has_text: bool, encoder_ok: bool) -> list[str]:
+    """The text representations ``algorithm`` is cross-validated with (one when no text)."""
+    if not has_text:
+        return ["word"]
+    names = [r for r in algorithm.text_representations if r in REPRESENTATIONS]
+    if not encoder_ok:
+        names = [r for r in names if not REPRESENTATIONS[r].encoder]
+    return names or ["word-top"]
+
+
+def _english_share(frame: pd.DataFrame, text_columns: list[str]) -> dict[str, int]:
+    from predictions.ml.text import detect_language
+
+    counts: Counter[str] = Counter()
+    for name in text_columns:
+        for doc in frame[name]:
+            if doc:
+                counts[detect_language(str(doc))] += 1
+    return {"en": counts.get("en", 0), "zh": counts.get("zh", 0)}
+
+
 def train(
     frame: pd.DataFrame,
     spec: ModelSpec,
@@ -380,8 +460,14 @@ def train(
     *,
     inner_folds: int = INNER_FOLDS,
     n_bootstrap: int = 200,
+    representations: Sequence[str] | None = None,
 ) -> TrainResult:
-    """Clean, split by patient, search, calibrate, evaluate out-of-fold, select and refit."""
+    """Clean, split by patient, search, calibrate, evaluate out-of-fold, select and refit.
+
+    Every learner is cross-validated with each free-text representation it can take
+    (``representations`` narrows them); per learner the representation with the lowest
+    out-of-fold log loss stands for it, and the lowest log loss overall is selected.
+    """
     report_progress = progress or (lambda stage, percent: None)
     chosen = get_algorithms(list(algorithms) if algorithms is not None else None)
     if cv < 2:
@@ -406,18 +492,79 @@ def train(
     subgroups = _subgroups(frame.reset_index(drop=True), spec, data.raw_index)
     outer = grouped_folds(codes, data.groups, cv, seed)
 
-    oof = {a.name: np.zeros((len(codes), k)) for a in chosen}
-    params_per_fold: dict[str, list[dict[str, Any]]] = {a.name: [] for a in chosen}
-    total_steps = len(outer) * len(chosen) + 1
+    text_columns = [n for n, p in data.plans.items() if p.kind == "text"]
+    has_text = bool(text_columns)
+    languages = _english_share(data.frame, text_columns) if has_text else {}
+    from predictions.ml import encoder
+
+    encoder_status = encoder.status() if has_text else {}
+    # The encoder is English-only: it is tried when most texts are English and it is installed.
+    english_mostly = bool(languages) and languages["en"] >= languages["zh"]
+    asked = representations is not None and any(
+        REPRESENTATIONS[r].encoder for r in representations if r in REPRESENTATIONS
+    )
+    encoder_ok = bool(encoder_status.get("available")) and english_mostly and asked
+    if has_text:
+        encoder_status = {**encoder_status, "tried": encoder_ok}
+        if not encoder_status["available"]:
+            encoder_status["why_not"] = encoder_status["reason"]
+        elif not english_mostly:
+            encoder_status["why_not"] = "most texts are not English (the encoder is English-only)"
+        elif not asked:
+            encoder_status["why_not"] = (
+                "opt-in (--text-representations word+char+encoder): embedding every text "
+                "costs more than the default one-minute budget allows"
+            )
+    unknown = [r for r in representations or () if r not in REPRESENTATIONS]
+    if unknown:
+        raise DataError(
+            f"unknown text representation {unknown[0]!r}; choose from: {', '.join(REPRESENTATIONS)}"
+        )
+    wanted = tuple(representations) if representations is not None else DEFAULT_REPRESENTATIONS
+    skipped: dict[str, str] = {}
+    if has_text and algorithms is None and len(codes) * k > COSTLY_TEXT_WORK:
+        for algorithm in chosen:
+            if algorithm.costly_with_text:
+                skipped[algorithm.name] = (
+                    f"left out of the default set on free text with {len(codes)} rows x {k} "
+                    "classes (minutes per fold at this size); "
+                    "name it in --algorithms to include it"
+                )
+        chosen = [a for a in chosen if a.name not in skipped]
+    pairs: list[tuple[Algorithm, str]] = []
+    for algorithm in chosen:
+        if algorithm.needs_text and not has_text:
+            skipped[algorithm.name] = "reads free text and the data has none"
+            continue
+        options = candidate_representations(algorithm, has_text, encoder_ok)
+        picked = [r for r in options if r in wanted] if has_text else options
+        for name in picked or options[:1]:
+            pairs.append((algorithm, name))
+    if not pairs:
+        raise DataError(f"no learner takes the text representations {list(representations or [])}")
+    needed = list(dict.fromkeys(r for _, r in pairs))
+
+    oof = {(a.name, r): np.zeros((len(codes), k)) for a, r in pairs}
+    params_per_fold: dict[tuple[str, str], list[dict[str, Any]]] = {
+        (a.name, r): [] for a, r in pairs
+    }
+    total_steps = len(outer) * len(pairs) + 1
     step = 0
     for fold, (train_idx, test_idx) in enumerate(outer):
-        featurizer = Featurizer(data.plans).fit(data.frame.iloc[train_idx])
-        X_train = featurizer.transform(data.frame.iloc[train_idx])
-        X_test = featurizer.transform(data.frame.iloc[test_idx])
-        for algorithm in chosen:
-            report_progress(
-                f"fold {fold + 1}/{len(outer)}: {algorithm.name}", int(90 * step / total_steps)
+        designs: dict[str, tuple[Any, Any]] = {}
+        block_cache: dict[tuple[Any, ...], Any] = {}
+        for name in needed:
+            featurizer = Featurizer(data.plans, representation=name).fit(
+                data.frame.iloc[train_idx], block_cache
             )
+            designs[name] = (
+                featurizer.transform(data.frame.iloc[train_idx]),
+                featurizer.transform(data.frame.iloc[test_idx]),
+            )
+        for algorithm, name in pairs:
+            X_train, X_test = designs[name]
+            label = f"{algorithm.name} [{name}]" if has_text else algorithm.name
+            report_progress(f"fold {fold + 1}/{len(outer)}: {label}", int(90 * step / total_steps))
             fitted = fit_learner(
                 algorithm,
                 X_train,
@@ -427,34 +574,66 @@ def train(
                 seed=seed,
                 inner_folds=inner_folds,
             )
-            oof[algorithm.name][test_idx] = fitted.model.predict_proba(X_test)
-            params_per_fold[algorithm.name].append(fitted.params)
+            oof[(algorithm.name, name)][test_idx] = fitted.model.predict_proba(X_test)
+            params_per_fold[(algorithm.name, name)].append(fitted.params)
             step += 1
 
     report_progress("evaluating", 90)
+    scored: list[dict[str, Any]] = []
+    for algorithm, name in pairs:
+        proba = oof[(algorithm.name, name)]
+        loss = float(log_loss(codes, np.clip(proba, 1e-15, 1), labels=list(range(k))))
+        top = np.argsort(-proba, axis=1)[:, :3]
+        scored.append(
+            {
+                "algorithm": algorithm.name,
+                "representation": name,
+                "log_loss": loss,
+                "accuracy": float((proba.argmax(axis=1) == codes).mean()),
+                "top3_accuracy": float((top == codes[:, None]).any(axis=1).mean())
+                if k > 2
+                else None,
+            }
+        )
+    best_representation = {
+        a.name: min((e for e in scored if e["algorithm"] == a.name), key=lambda e: e["log_loss"])[
+            "representation"
+        ]
+        for a in chosen
+        if any(e["algorithm"] == a.name for e in scored)
+    }
     models = []
     for algorithm in chosen:
+        if algorithm.name not in best_representation:
+            continue
+        key = (algorithm.name, best_representation[algorithm.name])
         metrics = evaluate_predictions(
             data.labels,
-            oof[algorithm.name],
+            oof[key],
             classes,
             subgroups=subgroups,
             n_bootstrap=n_bootstrap,
             seed=seed,
         )
-        common = Counter(repr(sorted(p.items())) for p in params_per_fold[algorithm.name])
+        runs = params_per_fold[key]
+        common = Counter(repr(sorted(p.items())) for p in runs)
         most_common = next(
-            p
-            for p in params_per_fold[algorithm.name]
-            if repr(sorted(p.items())) == common.most_common(1)[0][0]
+            p for p in runs if repr(sorted(p.items())) == common.most_common(1)[0][0]
         )
         entry: dict[str, Any] = {
             "name": algorithm.name,
             "params": most_common,
-            "params_per_fold": params_per_fold[algorithm.name],
+            "params_per_fold": runs,
             "metrics": metrics,
             "explanation_method": algorithm.explain,
         }
+        if has_text:
+            entry["text_representation"] = key[1]
+            entry["text_representations"] = [
+                {k_: v for k_, v in e.items() if k_ != "algorithm"}
+                for e in scored
+                if e["algorithm"] == algorithm.name
+            ]
         if algorithm.max_train_rows is not None:
             entry["max_train_rows"] = algorithm.max_train_rows
         if algorithm.notes:
@@ -462,9 +641,10 @@ def train(
         models.append(entry)
     selected_entry = min(models, key=lambda m: m["metrics"]["log_loss"])
     selected = ALGORITHMS[selected_entry["name"]]
+    selected_representation = best_representation[selected.name]
 
     report_progress(f"refitting {selected.name} on all data", 93)
-    featurizer = Featurizer(data.plans).fit(data.frame)
+    featurizer = Featurizer(data.plans, representation=selected_representation).fit(data.frame)
     X_all = featurizer.transform(data.frame)
     fitted = fit_learner(selected, X_all, codes, data.groups, k, seed=seed, inner_folds=inner_folds)
     model = TrainedModel(
@@ -497,6 +677,7 @@ def train(
             "stratified": True,
         },
         "models": models,
+        "skipped": skipped,
         "selected": {
             "name": selected.name,
             "params": fitted.params,
@@ -513,6 +694,17 @@ def train(
             f"({model.explainer.method} attribution)"
         ),
     }
+    if has_text:
+        report["selected"]["text_representation"] = selected_representation
+        report["text"] = text_report(
+            model,
+            data.frame,
+            codes,
+            scored,
+            selected_representation,
+            languages=languages,
+            encoder_status=encoder_status,
+        )
     model.metadata = {
         "feature_schema": featurizer.schema(),
         "label_map": dict(enumerate(classes)),
@@ -524,13 +716,14 @@ def train(
         "cleaning": data.report.to_dict(),
     }
     plots: dict[str, Path] = {}
+    key = (selected.name, selected_representation)
     if out_dir is not None:
         from predictions.ml.plots import write_plots
 
         plots = write_plots(
             Path(out_dir),
             data.labels,
-            oof[selected.name],
+            oof[key],
             classes,
             selected_entry["metrics"],
             title=selected.name,
@@ -541,6 +734,95 @@ def train(
         model=model,
         report=report,
         plots=plots,
-        oof_probabilities=oof[selected.name],
+        oof_probabilities=oof[key],
         labels=data.labels,
     )
+
+
+TOP_TERMS_PER_CLASS = 10
+
+
+def text_report(
+    model: TrainedModel,
+    frame: pd.DataFrame,
+    codes: np.ndarray,
+    scored: list[dict[str, Any]],
+    selected_representation: str,
+    *,
+    languages: dict[str, int],
+    encoder_status: dict[str, Any],
+) -> dict[str, Any]:
+    """What the report says about free text: the representations' CV scores, the one selected
+    and why, the languages seen, the encoder's state, and the top terms per class."""
+    ranked = sorted(scored, key=lambda e: e["log_loss"])
+    best = ranked[0]
+    runner_up = next((e for e in ranked[1:] if e["representation"] != best["representation"]), None)
+    why = (
+        f"{best['algorithm']} with {best['representation']} had the lowest out-of-fold log loss "
+        f"({best['log_loss']:.3f}, accuracy {best['accuracy']:.3f})"
+    )
+    if runner_up is not None:
+        why += (
+            f"; the best other representation, {runner_up['representation']} "
+            f"({runner_up['algorithm']}), had {runner_up['log_loss']:.3f} "
+            f"(accuracy {runner_up['accuracy']:.3f})"
+        )
+    encoder_note = dict(encoder_status)
+    encoder_note["note"] = (
+        "English-only: Chinese texts get a zero embedding, so the block can only help English notes"
+    )
+    return {
+        "columns": list(model.featurizer.text),
+        "languages": languages,
+        "language_detection": "per text, from its script (share of Han characters)",
+        "negation": "NegEx-style scopes in English and Chinese; negated findings are NEG_ terms",
+        "representations": scored,
+        "selected": selected_representation,
+        "why": why,
+        "encoder": encoder_note,
+        "top_terms": top_terms_per_class(model, frame, codes),
+    }
+
+
+def top_terms_per_class(
+    model: TrainedModel, frame: pd.DataFrame, codes: np.ndarray, n: int = TOP_TERMS_PER_CLASS
+) -> dict[str, Any]:
+    """Per class, the text terms that speak most for it.
+
+    A linear model's own coefficients when it was selected (exact); otherwise the word terms
+    whose mean TF-IDF in the class most exceeds their mean elsewhere (model-free).
+    """
+    featurizer = model.featurizer
+    estimator = model.model.estimator
+    text_index = [
+        j for j, source in enumerate(featurizer.feature_source) if source in featurizer.text
+    ]
+    names = featurizer.feature_names
+    if hasattr(estimator, "coef_") and text_index and not featurizer.is_sequence:
+        coef = np.asarray(estimator.coef_, dtype=float)
+        if coef.shape[0] == 1:  # binary: one row for the positive class, its negation for the other
+            coef = np.vstack([-coef[0], coef[0]])
+        method = "largest logistic-regression coefficients of the selected model"
+        weights = coef[:, text_index]
+        terms = [names[j] for j in text_index]
+    else:
+        words = Featurizer(featurizer.plans, representation="word").fit(frame)
+        X = sparse.csr_matrix(words.transform(frame))
+        index = [j for j, s in enumerate(words.feature_source) if s in words.text]
+        X = X[:, index]
+        terms = [words.feature_names[j] for j in index]
+        weights = np.vstack(
+            [
+                np.asarray(X[codes == c].mean(axis=0)).reshape(-1)
+                - np.asarray(X[codes != c].mean(axis=0)).reshape(-1)
+                for c in range(len(model.classes))
+            ]
+        )
+        method = "word terms whose mean TF-IDF in the class most exceeds their mean elsewhere"
+    out: dict[str, Any] = {"method": method, "classes": {}}
+    for c, name in enumerate(model.classes):
+        order = np.argsort(-weights[c], kind="stable")[:n]
+        out["classes"][name] = [
+            {"term": terms[j], "weight": round(float(weights[c, j]), 4)} for j in order
+        ]
+    return out

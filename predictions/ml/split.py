@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from predictions.ml.errors import DataError
 
@@ -29,6 +29,19 @@ def effective_folds(labels: np.ndarray, groups: np.ndarray, folds: int) -> int:
 def grouped_folds(labels: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> list[Split]:
     """``folds`` (train, test) index pairs: stratified by label, no patient in both halves."""
     k = effective_folds(labels, groups, folds)
+    if len(np.unique(groups)) == len(groups):
+        # One row per patient: plain stratified folds are the same thing, and StratifiedGroupKFold's
+        # per-group Python loop cost 0.4 s per call at 1,200 rows (called for every inner search).
+        splitter: StratifiedKFold | StratifiedGroupKFold = StratifiedKFold(
+            n_splits=k, shuffle=True, random_state=seed
+        )
+        placeholder = np.zeros((len(labels), 1))
+        counts = np.unique(labels, return_counts=True)[1]
+        if counts.min() >= k:
+            return [
+                (np.asarray(train), np.asarray(test))
+                for train, test in splitter.split(placeholder, labels)
+            ]
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     placeholder = np.zeros((len(labels), 1))
     return [

@@ -251,7 +251,11 @@ def _train_version(job: TrainingJob) -> ModelVersion:
             metrics=result.report.get("selected", {}).get("metrics", {}),
             holdout_metrics=challenger_metrics,
             comparison=comparison,
-            report={**result.report, "similar_cases_index": neighbours},
+            report={
+                **result.report,
+                "similar_cases_index": neighbours,
+                "output_reference": output_reference_summary(task, model.classes, result),
+            },
             plots={name: str(path) for name, path in result.plots.items()},
             created_by=job.started_by,
         )
@@ -263,6 +267,32 @@ def _train_version(job: TrainingJob) -> ModelVersion:
                 actor=job.started_by,
             )
     return version
+
+
+def output_reference_summary(
+    task: PredictionTask, classes: list[str], result: Any
+) -> dict[str, Any]:
+    """What the model predicts for visits it has not seen: a sample of its out-of-fold
+    predictions on the training visits, the reference monitoring compares new visits with
+    (in-sample predictions of a flexible text model are far more confident than on new visits,
+    which would read as drift). Numbers and class codes only."""
+    from predictions.monitoring import (
+        MAX_REFERENCE_VISITS,
+        REFERENCE_SAMPLE_SEED,
+        predictions_summary,
+    )
+
+    proba = result.oof_probabilities
+    if proba is None or not len(proba):
+        return {}
+    proba = np.asarray(proba, dtype=float)
+    if proba.ndim == 1:  # binary: probability of the positive (second) class
+        proba = np.column_stack([1 - proba, proba])
+    if len(proba) > MAX_REFERENCE_VISITS:
+        rng = np.random.default_rng(REFERENCE_SAMPLE_SEED)
+        proba = proba[np.sort(rng.choice(len(proba), MAX_REFERENCE_VISITS, replace=False))]
+    summary = predictions_summary(task, classes, proba)
+    return {"score": [round(s, 5) for s in summary["score"]], "top": summary["top"]}
 
 
 def _similar_case_index(model: Any, frame: pd.DataFrame, out_dir: Path) -> dict[str, Any]:

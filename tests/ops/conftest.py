@@ -57,7 +57,7 @@ def engine_model(tmp_path_factory):
     )
     result = train(frame, spec, algorithms=["logistic_regression"], cv=2, seed=0)
     info = save_model(result.model, tmp_path_factory.mktemp("ops-model") / "model.joblib")
-    return result.model, info
+    return result.model, info, result
 
 
 @dataclass
@@ -106,7 +106,9 @@ def monitored(db, engine_model, team_a, doctor_a) -> Monitored:
     from predictions.services import registry
 
     clear_cache()
-    model, info = engine_model
+    from predictions.services.training import output_reference_summary
+
+    model, info, result = engine_model
     task = PredictionTask.objects.get(slug="differential")
     reference_ids = import_population(_reference_population(), team_a, doctor_a)
     job = TrainingJob.objects.create(
@@ -126,6 +128,8 @@ def monitored(db, engine_model, team_a, doctor_a) -> Monitored:
         label_map={str(i): c for i, c in enumerate(model.classes)},
         data_hash="0" * 64,
         holdout_metrics={"accuracy": 0.6, "roc_auc": 0.85, "brier": 0.5},
+        # As the training service stores it: the reference monitoring compares outputs with.
+        report={"output_reference": output_reference_summary(task, model.classes, result)},
     )
     registry.version_activate(
         version=version, action=ActivationEvent.Action.AUTO_PROMOTE, reason="test", actor=None

@@ -86,3 +86,18 @@ def test_stable_population_does_not_fire(monitored, team_a, doctor_a, settings):
     assert snapshot.output_drift["probabilities"]["window"]["n"] == 150
     monitored.task.refresh_from_db()
     assert monitored.task.enabled is True
+
+
+def test_output_reference_is_the_out_of_fold_predictions_not_the_in_sample_ones(engine_model):
+    """Monitoring compares new visits' outputs with how the model judged visits it had not seen:
+    in-sample predictions of a flexible text model are over-confident and read as drift."""
+    from predictions.models import PredictionTask
+    from predictions.services.training import output_reference_summary
+
+    model, _info, result = engine_model
+    task = PredictionTask(slug="differential", kind=PredictionTask.Kind.DIFFERENTIAL)
+    stored = output_reference_summary(task, model.classes, result)
+    assert len(stored["score"]) == len(result.oof_probabilities)
+    assert set(stored["top"]) <= set(model.classes)
+    oof_top = result.oof_probabilities.max(axis=1)
+    assert stored["score"] == [round(float(s), 5) for s in oof_top]

@@ -13,6 +13,7 @@ from predictions.ml.algorithms import (
     OneRuleClassifier,
     TorchMLPClassifier,
     early_stopping_split,
+    get_algorithms,
 )
 from predictions.ml.pipeline import fit_learner
 
@@ -24,7 +25,7 @@ def noisy(n: int = 300, seed: int = 0):
     return X, y
 
 
-def test_six_algorithms_are_registered() -> None:
+def test_six_default_algorithms_and_two_opt_in_neural_text_models_are_registered() -> None:
     assert list(ALGORITHMS) == [
         "rules_baseline",
         "logistic_regression",
@@ -32,7 +33,10 @@ def test_six_algorithms_are_registered() -> None:
         "decision_tree",
         "gradient_boosting",
         "mlp",
+        "cnn_text",
+        "gru_text",
     ]
+    assert [a.name for a in get_algorithms(None)] == list(ALGORITHMS)[:6]
 
 
 def test_one_rule_picks_the_informative_feature() -> None:

@@ -46,21 +46,46 @@ def test_unseen_category_maps_to_zeros_instead_of_failing(make_frame) -> None:
     assert row[visit_columns].sum() == 0
 
 
-def test_fast_tfidf_matches_sklearn() -> None:
+def test_text_blocks_match_sklearn_tfidf_with_our_analysers_and_have_no_cap() -> None:
+    """Word and char blocks equal TfidfVectorizer(analyzer=ours, sublinear_tf, min_df=2) exactly,
+    batch and per record, and keep every term seen twice (no 100-term cap)."""
+    from predictions.ml.features import ANALYZERS
+
     docs = [
-        f"chest pain and cough day {i % 5}" if i % 2 else "routine check, no complaints"
-        for i in range(40)
+        f"chest pain and cough day {i} with term{i // 2}"
+        if i % 2
+        else f"无发热，咳嗽{i % 7}天，伴胸痛"
+        for i in range(400)
     ]
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), max_features=100, sublinear_tf=True, min_df=2)
-    expected = vectorizer.fit_transform(docs).toarray()
     import pandas as pd
 
-    frame = pd.DataFrame({"note": docs, "y": ["a", "b"] * 20, "x": range(40)})
+    frame = pd.DataFrame({"note": docs, "y": ["a", "b"] * 200, "x": range(400)})
     data = clean(frame, target="y", text=["note"])
-    featurizer = Featurizer(data.plans).fit(data.frame)
-    names = [n.removeprefix("note: ") for n in featurizer.feature_names if n.startswith("note: ")]
-    got = featurizer.transform(data.frame)[
-        :, [featurizer.feature_names.index(f"note: {n}") for n in names]
-    ]
-    order = [vectorizer.vocabulary_[n] for n in names]
-    np.testing.assert_allclose(got, expected[:, order], atol=1e-12)
+    featurizer = Featurizer(data.plans, representation="word+char").fit(data.frame)
+    X = featurizer.transform(data.frame)
+    offsets = featurizer.text_offsets()["note"]
+    for offset, block in offsets:
+        expected = TfidfVectorizer(analyzer=ANALYZERS[block.kind], sublinear_tf=True, min_df=2).fit(
+            docs
+        )
+        assert expected.vocabulary_ == block.vocabulary
+        got = X[:, offset : offset + block.width].toarray()
+        np.testing.assert_allclose(got, expected.transform(docs).toarray(), atol=1e-12)
+    word_block = offsets[0][1]
+    assert len(word_block.vocabulary) > 100  # the old cap is gone
+    assert "NEG_发热" in word_block.vocabulary
+    for i in (0, 3, 250):
+        row = featurizer.transform_record(clean_record(frame.iloc[i].to_dict(), data.plans))
+        np.testing.assert_allclose(row[0], X[i].toarray()[0], atol=1e-12)
+
+
+def test_dense_learners_get_the_capped_word_block() -> None:
+    import pandas as pd
+
+    docs = [f"cough day{i % 150} fever term{i % 140}" for i in range(300)]
+    frame = pd.DataFrame({"note": docs, "y": ["a", "b", "c"] * 100})
+    data = clean(frame, target="y", text=["note"])
+    featurizer = Featurizer(data.plans, representation="word-top").fit(data.frame)
+    X = featurizer.transform(data.frame)
+    assert isinstance(X, np.ndarray)
+    assert X.shape[1] == 100

@@ -129,3 +129,14 @@ def test_artifact_round_trip_verifies_hash_and_versions(
     monkeypatch.setattr(artifacts, "library_versions", lambda: {**real, "scikit-learn": "0.0.1"})
     with pytest.raises(ArtifactVersionError, match="scikit-learn"):
         load_model(info.path, info.sha256)
+
+
+def test_an_artifact_of_the_previous_format_is_refused_with_a_clear_error(tmp_path) -> None:
+    import joblib
+
+    from predictions.ml.artifacts import ArtifactFormatError, file_sha256, load_model
+
+    path = tmp_path / "old.joblib"
+    joblib.dump({"format": 1, "metadata": {}, "model": b""}, path)
+    with pytest.raises(ArtifactFormatError, match=r"format 1.*retrain"):
+        load_model(path, file_sha256(path))
