@@ -31,6 +31,15 @@ def is_doctor(user: object) -> bool:
     return has_role(user, DOCTOR)
 
 
+def has_clinical_role(viewer: object) -> bool:
+    """The role half of every access decision: an active account that is a doctor, an
+    integration client or a hospital admin. The care-team half is patients.access; pages
+    additionally exclude integration clients (medai_site.pages)."""
+    if not (getattr(viewer, "is_authenticated", False) and getattr(viewer, "is_active", False)):
+        return False
+    return is_admin(viewer) or is_doctor(viewer) or has_role(viewer, INTEGRATION)
+
+
 def is_integration_account(user: object) -> bool:
     """An account with no person behind it (another hospital system): the integration-client
     role and no personal role. Admins issue its API tokens; a person issues their own."""

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 from django.db.models import Prefetch, QuerySet
 
-from medai_site.access import in_care_team, visible_patients
 from medai_site.audit import audit_record
 from medai_site.errors import NotFound
 from medai_site.models import AuditEvent
+from patients.access import in_care_team, visible_patients
 from patients.break_glass import emergency_grant
 
 from .models import Diagnosis, Observation, ObservationDefinition, Visit
