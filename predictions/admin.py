@@ -131,6 +131,12 @@ class PredictionTaskAdmin(MedaiAdminMixin, admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def save_model(
+        self, request: HttpRequest, obj: PredictionTask, form: Any, change: bool
+    ) -> None:
+        """Every field is read-only here: the actions (registry and training services) make every
+        change, so the form's Save writes nothing (Django's default would re-save the row)."""
+
     @admin.display(description="Recent activations")
     def recent_activations(self, task: PredictionTask) -> str:
         events = task.activations.select_related("from_version", "to_version", "actor")[:10]
