@@ -35,6 +35,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-logo
+	MEDAI_PROFILE=test $(BIN)/mypy  # scope and strictness: [tool.mypy] in pyproject.toml
 	$(BIN)/bandit -q -r medai_site patients visits predictions -ll -x '*/migrations/*'
 	MEDAI_PROFILE=test $(BIN)/python manage.py check
 	MEDAI_PROFILE=test $(BIN)/python manage.py makemigrations --check --dry-run

@@ -43,7 +43,7 @@ from .audit import audit_record
 from .errors import Conflict, Forbidden, InvalidInput
 from .models import ApiToken, AuditEvent
 from .request_context import current_api_token_id
-from .roles import has_clinical_role, is_admin, is_integration_account, may_train_models
+from .roles import account_of, has_clinical_role, is_admin, is_integration_account, may_train_models
 
 Scope = ApiToken.Scope
 TOKEN_PREFIX = "medai_"  # noqa: S105 (a public marker that makes leaked tokens greppable, not a secret)
@@ -122,7 +122,7 @@ def api_token_create(
         token_hash=token_hash(secret),
         scopes=scopes,
         expires_at=timezone.now() + dt.timedelta(days=days),
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        created_by=account_of(actor),
     )
     audit_record(actor=actor, action=AuditEvent.Action.CREATE, obj=token)  # never the secret
     return token, secret

@@ -28,7 +28,7 @@ def visible_patients(viewer: object) -> QuerySet[Patient]:
     if not is_doctor(viewer):  # an integration client: its care teams only, no emergency access
         return Patient.objects.filter(in_care_team(viewer))
     emergency_access = BreakGlassGrant.objects.filter(
-        grantee_id=viewer.pk,  # type: ignore[attr-defined]
+        grantee_id=viewer.pk,
         patient_id=OuterRef("pk"),
         expires_at__gt=timezone.now(),
     )
@@ -44,7 +44,7 @@ def in_care_team(viewer: object, patient_field: str = "pk") -> Exists:
     """
     return Exists(
         CareTeam.members.through.objects.filter(
-            user_id=viewer.pk,  # type: ignore[attr-defined]
+            user_id=viewer.pk,
             careteam_id__in=Patient.care_teams.through.objects.filter(
                 patient_id=OuterRef(OuterRef(patient_field))
             ).values("careteam_id"),

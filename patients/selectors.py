@@ -88,7 +88,7 @@ def patient_get(*, viewer: object, patient_id: int, audit: bool = True) -> Patie
         )
         raise NotFound("Patient not found.") from None
     # Read by the patient banner on every page of the chart (patients/_banner.html).
-    patient.emergency_grant = emergency_grant(  # type: ignore[attr-defined]
+    patient.emergency_grant = emergency_grant(
         viewer=viewer, patient_id=patient.pk, in_care_team=patient.viewer_in_care_team
     )
     if audit:
@@ -101,7 +101,7 @@ def patient_get(*, viewer: object, patient_id: int, audit: bool = True) -> Patie
 def _as_int(value: object) -> int | None:
     """The id for the audit row, or None when it is no id the column could hold."""
     try:
-        number = int(value)  # type: ignore[arg-type]
+        number = int(value)
     except (TypeError, ValueError):
         return None
     # An id past bigint (e.g. a fuzzed URL) would make the audit INSERT itself fail with a 500.

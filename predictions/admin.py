@@ -404,7 +404,7 @@ class PatientScopedMixin:
     visit_path = "visit"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        queryset = super().get_queryset(request)  # type: ignore[misc]
+        queryset = super().get_queryset(request)
         return queryset.filter(
             **{f"{self.visit_path}__in": visible_visits(request.user).values("pk")}
         )
@@ -412,7 +412,7 @@ class PatientScopedMixin:
     def get_object(
         self, request: HttpRequest, object_id: str, from_field: str | None = None
     ) -> Any:
-        obj = super().get_object(request, object_id, from_field)  # type: ignore[misc]
+        obj = super().get_object(request, object_id, from_field)
         if obj is not None:
             visit = obj.visit if self.visit_path == "visit" else obj.advice.visit
             audit_record(

@@ -114,7 +114,7 @@ def problem_entries(diagnoses: QuerySet[Diagnosis] | list[Diagnosis]) -> list[di
             }
         else:
             entry["first"] = d.visit.start
-            entry["visits"] = int(entry["visits"]) + 1  # type: ignore[call-overload]
+            entry["visits"] = int(entry["visits"]) + 1
     return list(entries.values())
 
 

@@ -77,7 +77,7 @@ def visit_get(
         )
         raise NotFound("Visit not found.") from None
     # Read by the patient banner on every page of the chart (patients/_banner.html).
-    visit.patient.emergency_grant = emergency_grant(  # type: ignore[attr-defined]
+    visit.patient.emergency_grant = emergency_grant(
         viewer=viewer, patient_id=visit.patient_id, in_care_team=visit.viewer_in_care_team
     )
     if audit:

@@ -349,7 +349,9 @@ class BoostedForest:
 
 # estimator -> (its ``_predictors`` list when flattened, the forest); holding the list itself (not
 # its id, which a later list may reuse) tells a refitted estimator from the one flattened.
-_FORESTS: weakref.WeakKeyDictionary[Any, tuple[list, BoostedForest]] = weakref.WeakKeyDictionary()
+_FORESTS: weakref.WeakKeyDictionary[Any, tuple[list[Any], BoostedForest]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def boosted_forest(estimator: Any) -> BoostedForest | None:

@@ -117,7 +117,7 @@ class Recorder:
             self.responses.append((url, response))
             return response
 
-        client.request = request  # type: ignore[method-assign]
+        client.request = request
         return client
 
 
