@@ -26,6 +26,7 @@ from medai_site.admin import MedaiAdminMixin, ReadOnlyAdminMixin
 from medai_site.audit import audit_record
 from medai_site.errors import DomainError
 from medai_site.models import AuditEvent
+from predictions.ml.metric_format import format_metric
 from visits.selectors import visible_visits
 
 from .models import (
@@ -82,21 +83,13 @@ def _run_each(
 
 
 def _metrics_table(metrics: dict[str, Any]) -> str:
-    rows = [(name, _fmt(metrics.get(name))) for name in METRIC_NAMES if name in metrics]
+    rows = [(name, format_metric(metrics.get(name))) for name in METRIC_NAMES if name in metrics]
     if not rows:
         return "—"
     return format_html(
         "<table><tbody>{}</tbody></table>",
         format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
     )
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    if isinstance(value, list | tuple) and all(isinstance(v, float) for v in value):
-        return "[" + ", ".join(f"{v:.3f}" for v in value) + "]"
-    return "n/a" if value is None else str(value)
 
 
 def _pretty_json(value: Any) -> str:
@@ -253,11 +246,11 @@ class ModelVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Held-out ROC AUC")
     def holdout_auc(self, version: ModelVersion) -> str:
-        return _fmt(version.holdout_metrics.get("roc_auc"))
+        return format_metric(version.holdout_metrics.get("roc_auc"))
 
     @admin.display(description="Held-out ECE")
     def holdout_ece(self, version: ModelVersion) -> str:
-        return _fmt(version.holdout_metrics.get("ece"))
+        return format_metric(version.holdout_metrics.get("ece"))
 
     @admin.display(description="Comparison")
     def comparison_verdict(self, version: ModelVersion) -> str:
@@ -273,7 +266,11 @@ class ModelVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         champion = comparison.get("champion") or {}
         challenger = comparison.get("challenger") or {}
         rows = [
-            (name, _fmt(challenger.get(name)), _fmt(champion.get(name)) if champion else "—")
+            (
+                name,
+                format_metric(challenger.get(name)),
+                format_metric(champion.get(name)) if champion else "—",
+            )
             for name in ("roc_auc", "ece", "brier", "accuracy")
         ]
         return format_html(
