@@ -30,9 +30,12 @@ run: install
 test: install
 	MEDAI_PROFILE=test PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest
 
+## lint: style, security lint, the layer contracts (import-linter), types (mypy), Django's checks
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
+	MEDAI_PROFILE=test $(BIN)/mypy  # scope and strictness: [tool.mypy] in pyproject.toml
 	$(BIN)/bandit -q -r medai_site patients visits predictions -ll -x '*/migrations/*'
 	MEDAI_PROFILE=test $(BIN)/python manage.py check
 	MEDAI_PROFILE=test $(BIN)/python manage.py makemigrations --check --dry-run

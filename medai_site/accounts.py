@@ -1,6 +1,6 @@
 """Accounts' standing: roles and activation, and what losing them takes away.
 
-A role (Django group, medai_site.roles) is half of every access decision (medai_site.access);
+A role (Django group, medai_site.roles) is half of every access decision (medai_site.roles.has_clinical_role; patients.access);
 an API token acts as its user. So when a user loses a role or is deactivated, every live token
 of theirs is revoked (each revocation audited): the services below do it, and so does a signal
 handler (medai_site.signals) for the paths that bypass them — the Django admin's user form and

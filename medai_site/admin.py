@@ -57,32 +57,32 @@ class MedaiAdminMixin:
     """Hospital admins may use every MedAI admin page; each request is audited as ``admin``."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return is_admin(request.user) or super().has_module_permission(request)  # type: ignore[misc]
+        return is_admin(request.user) or super().has_module_permission(request)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_admin(request.user) or super().has_view_permission(request, obj)  # type: ignore[misc]
+        return is_admin(request.user) or super().has_view_permission(request, obj)
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return is_admin(request.user) or super().has_add_permission(request, *args)  # type: ignore[misc]
+        return is_admin(request.user) or super().has_add_permission(request, *args)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_admin(request.user) or super().has_change_permission(request, obj)  # type: ignore[misc]
+        return is_admin(request.user) or super().has_change_permission(request, obj)
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         with admin_audit_context():
-            return super().changelist_view(request, extra_context)  # type: ignore[misc]
+            return super().changelist_view(request, extra_context)
 
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         with admin_audit_context():
-            return super().changeform_view(request, *args, **kwargs)  # type: ignore[misc]
+            return super().changeform_view(request, *args, **kwargs)
 
     def delete_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         with admin_audit_context():
-            return super().delete_view(request, *args, **kwargs)  # type: ignore[misc]
+            return super().delete_view(request, *args, **kwargs)
 
     def history_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         with admin_audit_context():
-            return super().history_view(request, *args, **kwargs)  # type: ignore[misc]
+            return super().history_view(request, *args, **kwargs)
 
 
 class ReadOnlyAdminMixin(MedaiAdminMixin):
@@ -115,7 +115,7 @@ class ReadOnlyInlineMixin:
         return False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_admin(request.user) or super().has_view_permission(request, obj)  # type: ignore[misc]
+        return is_admin(request.user) or super().has_view_permission(request, obj)
 
 
 @admin.register(AuditEvent)

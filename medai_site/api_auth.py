@@ -14,7 +14,7 @@
 * **Scopes**: each view names the scope each HTTP method needs (``required_scopes``); a view or
   method without a declaration is refused (fail closed). ``NO_SCOPE`` declares an operation any
   authenticated caller with a clinical role may use (reference data such as ICD-10).
-* **Roles**: every call needs a clinical role (:func:`medai_site.access.has_clinical_role`), the
+* **Roles**: every call needs a clinical role (:func:`medai_site.roles.has_clinical_role`), the
   same rule the selectors apply; a user removed from their role loses the API with it.
 * **Throttling**: one bucket per client (token, else user, else IP).
 """
@@ -39,12 +39,11 @@ from rest_framework.authentication import (
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
-from .access import has_clinical_role
 from .audit import audit_record
 from .errors import Conflict, Forbidden, InvalidInput
 from .models import ApiToken, AuditEvent
 from .request_context import current_api_token_id
-from .roles import is_admin, is_integration_account, may_train_models
+from .roles import account_of, has_clinical_role, is_admin, is_integration_account, may_train_models
 
 Scope = ApiToken.Scope
 TOKEN_PREFIX = "medai_"  # noqa: S105 (a public marker that makes leaked tokens greppable, not a secret)
@@ -123,7 +122,7 @@ def api_token_create(
         token_hash=token_hash(secret),
         scopes=scopes,
         expires_at=timezone.now() + dt.timedelta(days=days),
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        created_by=account_of(actor),
     )
     audit_record(actor=actor, action=AuditEvent.Action.CREATE, obj=token)  # never the secret
     return token, secret
@@ -262,7 +261,7 @@ class HasScope(permissions.BasePermission):
 
 class HasClinicalRole(permissions.BasePermission):
     """A clinical role (doctor, integration client, admin): the role half of the access rule
-    that the selectors apply to every record (medai_site.access)."""
+    that the selectors apply to every record (patients.access)."""
 
     message = "This account has no clinical role."
 

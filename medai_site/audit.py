@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from .models import AuditEvent
 from .request_context import current_api_token_id, current_interface, current_request_id
+from .roles import account_of
 
 if TYPE_CHECKING:
     from .audit_anchor import Anchor
@@ -167,7 +168,7 @@ def _new_event(
     object_type: str,
     object_id: str,
 ) -> AuditEvent:
-    user = actor if getattr(actor, "is_authenticated", False) else None
+    user = account_of(actor)
     key_id, _ = signing_key()
     return AuditEvent(
         at=timezone.now(),

@@ -9,8 +9,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Callable
 
 from django import forms
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -28,6 +30,23 @@ CSV_COLUMNS = (
     "request_id",
     "hash",
 )
+
+
+PatientLookup = Callable[[str], int | None]
+# How an MRN names a patient. The patients app registers it (PatientsConfig.ready): this base
+# module imports no app (docs/architecture.md).
+_patient_lookup: PatientLookup | None = None
+
+
+def patient_lookup_register(lookup: PatientLookup) -> None:
+    global _patient_lookup
+    _patient_lookup = lookup
+
+
+def _patient_id_for_mrn(mrn: str) -> int | None:
+    if _patient_lookup is None:
+        raise ImproperlyConfigured("No app registered a patient look-up (is 'patients' installed?)")
+    return _patient_lookup(mrn)
 
 
 class AuditReportForm(forms.Form):
@@ -56,13 +75,9 @@ def audit_events_for(
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
 ) -> QuerySet[AuditEvent]:
-    from patients.models import Patient, normalise_mrn
-
     events = AuditEvent.objects.select_related("actor").order_by("at", "id")
     if mrn:
-        patient_id = (
-            Patient.objects.filter(mrn=normalise_mrn(mrn)).values_list("pk", flat=True).first()
-        )
+        patient_id = _patient_id_for_mrn(mrn)
         events = events.filter(patient_id=patient_id) if patient_id else events.none()
     if username:
         events = events.filter(actor__username=username.strip())

@@ -8,7 +8,7 @@ from django.apps import apps
 from django.core.checks import Error, Warning, register
 from django.db import DatabaseError, connection
 
-from .encrypted_fields import SafeEncryptedMixin, crypter
+from .encrypted_fields import crypter, encrypted_fields_of
 
 SAMPLE_ROWS = 5  # per table and end: enough to catch a wrong key, cheap at start-up
 
@@ -29,7 +29,7 @@ def encryption_keys_decrypt_existing_data(app_configs: Any = None, **kwargs: Any
     except DatabaseError:
         return [Warning("Database unreachable: encryption keys not checked.", id="medai.W001")]
     for model in apps.get_models():
-        fields = [f for f in model._meta.concrete_fields if isinstance(f, SafeEncryptedMixin)]
+        fields = encrypted_fields_of(model)
         if not fields or model._meta.db_table not in existing_tables:
             continue
         rows = _sample_raw_rows(

@@ -132,17 +132,16 @@ def _encrypts(expression: Any, field: models.Field) -> bool:
     return False
 
 
-def encrypted_field_names(model: type[models.Model]) -> list[str]:
-    return [f.name for f in model._meta.concrete_fields if isinstance(f, SafeEncryptedMixin)]
+def encrypted_fields_of(model: type[models.Model]) -> list[Any]:
+    """The model's encrypted columns (the one definition: updates, key checks, key rotation)."""
+    return [f for f in model._meta.concrete_fields if isinstance(f, SafeEncryptedMixin)]
 
 
 class EncryptedQuerySet(models.QuerySet):
     """Refuses updates that would bypass encryption or leave a blind index stale."""
 
     def update(self, **kwargs: Any) -> int:
-        encrypted = {
-            f.name: f for f in self.model._meta.concrete_fields if isinstance(f, SafeEncryptedMixin)
-        }
+        encrypted = {f.name: f for f in encrypted_fields_of(self.model)}
         for name, value in kwargs.items():
             field = encrypted.get(name)
             if (

@@ -44,14 +44,14 @@ class CurrentPasswordMixin(forms.Form):
     )
 
     def __init__(self, *args: object, request: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)
         self.request = request
 
     def clean_password(self) -> str:
         from django.contrib.auth import authenticate
         from django.core.exceptions import PermissionDenied
 
-        user = self.request.user  # type: ignore[attr-defined]
+        user = self.request.user
         password = self.cleaned_data["password"]
         try:
             checked = authenticate(self.request, username=user.get_username(), password=password)

@@ -1,13 +1,16 @@
 """Liveness (/healthz) and readiness (/readyz) for load balancers and orchestrators.
 
 /readyz answers 503 naming the check that failed: the database, the broker (a short connection
-attempt), or an active model whose artifact does not load (missing file, failed sha256 or
-library-version check). Neither endpoint needs credentials or returns anything but check names.
+attempt), or a check an app registers in its ``AppConfig.ready`` with
+:func:`readiness_check_register` — predictions adds ``models`` (an active model whose artifact
+does not load: predictions/health.py), so this base module imports no app. Neither endpoint needs
+credentials or returns anything but check names and the failing checks' own wording.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection
@@ -44,24 +47,20 @@ def check_broker() -> str:
     return OK
 
 
-def check_models() -> str:
-    from predictions.ml.artifacts import load_model
-    from predictions.models import PredictionTask
-
-    failed = []
-    tasks = PredictionTask.objects.filter(enabled=True, active_version__isnull=False)
-    for task in tasks.select_related("active_version").order_by("slug"):
-        version = task.active_version
-        try:
-            load_model(version.artifact_path, version.artifact_sha256)
-        except Exception as exc:  # any reason the worker could not use it counts
-            failed.append(f"{task.slug} v{version.number} ({type(exc).__name__})")
-    if failed:
-        raise RuntimeError("artifact does not load: " + ", ".join(failed))
-    return OK
+Check = Callable[[], str]
 
 
-CHECKS = {"database": check_database, "broker": check_broker, "models": check_models}
+class ReadinessFailure(RuntimeError):
+    """A check's own finding, worded without PHI or secrets: /readyz shows its message. Any other
+    exception is reported by its type name only (its message may carry a connection string)."""
+
+
+# name -> check, in the order they run and appear; apps add theirs at ready().
+CHECKS: dict[str, Check] = {"database": check_database, "broker": check_broker}
+
+
+def readiness_check_register(name: str, check: Check) -> None:
+    CHECKS[name] = check
 
 
 class HealthSerializer(serializers.Serializer):
@@ -109,7 +108,7 @@ class ReadinessApi(APIView):
                 results[name] = check()
             except Exception as exc:
                 ready = False
-                detail = str(exc) if name == "models" else type(exc).__name__
+                detail = str(exc) if isinstance(exc, ReadinessFailure) else type(exc).__name__
                 results[name] = f"failed: {detail}"
                 logger.warning("readiness check %s failed: %s", name, type(exc).__name__)
         body = {"status": "ok" if ready else "unavailable", "checks": results}

@@ -32,7 +32,7 @@ class RequestContextMiddleware:
             interface = AuditEvent.Interface.ADMIN
         else:
             interface = AuditEvent.Interface.PAGE
-        request.request_id = request_id  # type: ignore[attr-defined]
+        request.request_id = request_id
         id_token = current_request_id.set(request_id)
         interface_token = current_interface.set(interface)
         api_token = current_api_token_id.set(None)  # the bearer authentication sets it

@@ -18,16 +18,15 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 
-from .access import has_clinical_role
 from .errors import Forbidden, NotFound
-from .roles import is_admin, is_doctor, may_train_models
+from .roles import has_clinical_role, is_admin, is_doctor, may_train_models
 from .two_factor import second_factor_missing
 
 View = Callable[..., HttpResponse]
 
 
 def may_use_pages(user: object) -> bool:
-    """The clinical-role rule every access decision starts from (medai_site.access), minus
+    """The clinical-role rule every access decision starts from (medai_site.roles), minus
     integration-client accounts, whose login is for the API only."""
     return has_clinical_role(user) and (is_doctor(user) or is_admin(user))
 

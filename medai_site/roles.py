@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User as Account  # the project's user model
 
 DOCTOR = "doctor"
 ADMIN = "admin"
@@ -12,13 +18,21 @@ ALL_ROLES = (DOCTOR, ADMIN, INTEGRATION)
 User = AbstractBaseUser | AnonymousUser
 
 
+def account_of(actor: object | None) -> Account | None:
+    """The signed-in account behind ``actor``, or None for the system (a task, a command) or an
+    anonymous caller: what a service records as a row's author (created_by, actor, ...)."""
+    if isinstance(actor, get_user_model()) and actor.is_authenticated:
+        return actor
+    return None
+
+
 def has_role(user: object, role: str) -> bool:
     if not getattr(user, "is_authenticated", False):
         return False
     cache = getattr(user, "_medai_roles", None)
     if cache is None:
-        cache = set(user.groups.values_list("name", flat=True))  # type: ignore[attr-defined]
-        user._medai_roles = cache  # type: ignore[attr-defined]
+        cache = set(user.groups.values_list("name", flat=True))
+        user._medai_roles = cache
     return role in cache
 
 
@@ -31,6 +45,15 @@ def is_doctor(user: object) -> bool:
     return has_role(user, DOCTOR)
 
 
+def has_clinical_role(viewer: object) -> bool:
+    """The role half of every access decision: an active account that is a doctor, an
+    integration client or a hospital admin. The care-team half is patients.access; pages
+    additionally exclude integration clients (medai_site.pages)."""
+    if not (getattr(viewer, "is_authenticated", False) and getattr(viewer, "is_active", False)):
+        return False
+    return is_admin(viewer) or is_doctor(viewer) or has_role(viewer, INTEGRATION)
+
+
 def is_integration_account(user: object) -> bool:
     """An account with no person behind it (another hospital system): the integration-client
     role and no personal role. Admins issue its API tokens; a person issues their own."""
@@ -40,6 +63,4 @@ def is_integration_account(user: object) -> bool:
 def may_train_models(user: object) -> bool:
     """Starting training (pages, API and tokens alike): admins, or a doctor granted
     ``predictions.add_trainingjob``. Promotion and rollback stay admin-only."""
-    return is_admin(user) or (
-        is_doctor(user) and user.has_perm("predictions.add_trainingjob")  # type: ignore[attr-defined]
-    )
+    return is_admin(user) or (is_doctor(user) and user.has_perm("predictions.add_trainingjob"))

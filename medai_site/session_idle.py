@@ -135,7 +135,7 @@ class SessionIdleMiddleware:
         login_url = reverse("login")
         if request.path == login_url:
             # The sign-in page itself: show it with the message, forget the marker.
-            request.session_expired = True  # type: ignore[attr-defined]
+            request.session_expired = True
             response = self.get_response(request)
         else:
             query = {"expired": "1"}

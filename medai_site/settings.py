@@ -138,7 +138,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # vendored Swagger UI / Redoc assets: no CDN
-    "django_prometheus",  # request/latency/status metrics for /metrics (medai_site/metrics.py)
+    "django_prometheus",  # request/latency/status metrics for /metrics (predictions/metrics.py)
     "django_otp",
     "django_otp.plugins.otp_totp",
     "axes",
@@ -466,7 +466,7 @@ MEDAI_ADVICE_REDISPATCH_SECONDS = env.int("MEDAI_ADVICE_REDISPATCH_SECONDS", def
 # Break-the-glass: how long emergency access to a patient outside the care team lasts.
 MEDAI_BREAK_GLASS_MINUTES = env.int("MEDAI_BREAK_GLASS_MINUTES", default=60)
 
-# --- Monitoring (predictions/monitoring.py, medai_site/metrics.py; README "Operations") -------
+# --- Monitoring (predictions/monitoring.py, predictions/metrics.py; README "Operations") -------
 # Visits of the last N days are compared with the active model's training snapshot.
 MEDAI_MONITORING_WINDOW_DAYS = env.int("MEDAI_MONITORING_WINDOW_DAYS", default=30)
 # When a snapshot's status is "act", switch the task off (the registry's kill switch, reason

@@ -26,12 +26,12 @@ DEVICE_NAME = "authenticator"
 def confirmed_device(user: object) -> TOTPDevice | None:
     if not getattr(user, "is_authenticated", False):
         return None
-    return TOTPDevice.objects.filter(user_id=user.pk, confirmed=True).first()  # type: ignore[attr-defined]
+    return TOTPDevice.objects.filter(user_id=user.pk, confirmed=True).first()
 
 
 def pending_device(user: object) -> TOTPDevice | None:
     """An enrolment begun but not yet confirmed with a code (it does not protect anything)."""
-    return TOTPDevice.objects.filter(user_id=user.pk, confirmed=False).first()  # type: ignore[attr-defined]
+    return TOTPDevice.objects.filter(user_id=user.pk, confirmed=False).first()
 
 
 def second_factor_required(user: object) -> bool:
@@ -98,7 +98,7 @@ def totp_enrol_start(*, user: object) -> TOTPDevice:
     """A fresh unconfirmed device (replacing an abandoned enrolment)."""
     if confirmed_device(user) is not None:
         raise Conflict("Two-factor sign-in is already on for this account.")
-    TOTPDevice.objects.filter(user_id=user.pk, confirmed=False).delete()  # type: ignore[attr-defined]
+    TOTPDevice.objects.filter(user_id=user.pk, confirmed=False).delete()
     return totp_device_create(user=user, confirmed=False)
 
 
@@ -110,12 +110,12 @@ def totp_enrol_confirm(*, user: object, token: str) -> TOTPDevice:
         raise InvalidInput("That code is not correct.", fields={"code": ["Invalid."]})
     device.confirmed = True
     device.save(update_fields=["confirmed"])
-    logger.info("two-factor sign-in enrolled for user %s", user.pk)  # type: ignore[attr-defined]
+    logger.info("two-factor sign-in enrolled for user %s", user.pk)
     return device
 
 
 def totp_enrol_cancel(*, user: object) -> None:
-    TOTPDevice.objects.filter(user_id=user.pk, confirmed=False).delete()  # type: ignore[attr-defined]
+    TOTPDevice.objects.filter(user_id=user.pk, confirmed=False).delete()
 
 
 def totp_disable(*, user: object, token: str) -> None:
@@ -126,5 +126,5 @@ def totp_disable(*, user: object, token: str) -> None:
         raise Conflict("Two-factor sign-in is not on for this account.")
     if not check_code(device, token):
         raise InvalidInput("That code is not correct.", fields={"code": ["Invalid."]})
-    TOTPDevice.objects.filter(user_id=user.pk).delete()  # type: ignore[attr-defined]
-    logger.info("two-factor sign-in disabled for user %s", user.pk)  # type: ignore[attr-defined]
+    TOTPDevice.objects.filter(user_id=user.pk).delete()
+    logger.info("two-factor sign-in disabled for user %s", user.pk)

@@ -42,8 +42,8 @@ def second_step_begin(request: HttpRequest, user: object, *, next_url: str) -> H
     """Password accepted: remember who is half-way, and ask for the code."""
     request.session.cycle_key()
     request.session[PENDING_KEY] = {
-        "user": user.pk,  # type: ignore[attr-defined]
-        "backend": user.backend,  # type: ignore[attr-defined]  (set by authenticate())
+        "user": user.pk,
+        "backend": user.backend,  # set by authenticate()
         "next": next_url,
         "at": time.time(),
         "failures": 0,

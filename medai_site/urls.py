@@ -1,19 +1,32 @@
-"""URL map. Pages live in medai_site/page_urls.py, the REST API in medai_site/api_urls.py."""
+"""The root URLconf: the composition root, the one module of the base that names the apps.
+
+It names them by ``include("<app>.urls")`` strings, never by import, so the base imports no app
+(docs/architecture.md, the import-linter contracts in pyproject.toml). Each app keeps its pages in
+``<app>/urls.py`` and its REST operations in ``<app>/api/urls.py``.
+"""
 
 from django.contrib import admin
 from django.urls import include, path
 from django_otp.admin import OTPAdminSite
 
-from medai_site.metrics import metrics_view
-
 # The admin requires a verified second factor (TOTP) on top of the password (HIPAA 164.312(d)).
 admin.site.__class__ = OTPAdminSite
 
+# /api/v1/: every app's operations in one "api" namespace (reverse("api:patient-list")).
+api_v1 = [
+    path("", include("patients.api.urls")),
+    path("", include("visits.api.urls")),
+    path("", include("predictions.api.urls")),
+]
+
 urlpatterns = [
-    path("metrics", metrics_view, name="metrics"),  # Prometheus; basic auth token or staff
     path("admin/", admin.site.urls),
-    path("", include("medai_site.api_urls")),
+    path("api/v1/", include((api_v1, "api"))),
+    path("", include("medai_site.api_urls")),  # schema, docs, health, then any other /api/ is a 404
     path("", include("medai_site.page_urls")),
+    path("", include("patients.urls")),
+    path("", include("visits.urls")),
+    path("", include("predictions.urls")),  # the dashboard at "", models, advice, /metrics
 ]
 
 # Friendly error pages for the browser (the API answers its own JSON errors).

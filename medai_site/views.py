@@ -1,4 +1,6 @@
-"""Site-wide pages: dashboard, sign in/out, the idle check, and the friendly error pages.
+"""Site-wide pages: sign in/out, the idle check, and the friendly error pages.
+
+The dashboard reads every app, so it is a predictions page (predictions.views.dashboard_view).
 
 Sign-in is two steps for an account with an authenticator (medai_site.two_factor_views).
 """
@@ -14,41 +16,13 @@ from django.shortcuts import render
 from django.utils.html import escape
 from django.views.decorators.http import require_GET
 
-from . import dashboard, two_factor
-from .audit import audit_record_many
+from . import two_factor
 from .errors import error_body
-from .models import AuditEvent
-from .pages import page
 from .roles import is_doctor
 from .session_idle import idle_minutes
 from .two_factor_views import second_step_begin
 
 logger = logging.getLogger(__name__)
-
-
-@page
-@require_GET
-def dashboard_view(request: HttpRequest) -> HttpResponse:
-    user = request.user
-    patients = list(dashboard.my_patients(viewer=user))
-    visits = list(dashboard.todays_and_open_visits(viewer=user))
-    reviews = dashboard.advice_awaiting_review(viewer=user)
-    alerts = dashboard.recent_critical_alerts(viewer=user)
-    # Every patient whose name the page shows is a view of that patient's record.
-    shown = {p.pk for p in patients} | {v.patient_id for v in visits}
-    shown |= {r.visit.patient_id for r in reviews} | {a.visit.patient_id for a in alerts}
-    audit_record_many(actor=user, action=AuditEvent.Action.VIEW, patient_ids=sorted(shown))
-    return render(
-        request,
-        "dashboard.html",
-        {
-            "patients": patients,
-            "patient_count": dashboard.my_patient_count(viewer=user),
-            "visits": visits,
-            "reviews": reviews,
-            "alerts": alerts,
-        },
-    )
 
 
 class LoginView(auth_views.LoginView):

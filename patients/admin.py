@@ -16,12 +16,12 @@ from django.core.exceptions import ValidationError
 from django.db.models import F, QuerySet
 from django.http import HttpRequest
 
-from medai_site.access import visible_patients
 from medai_site.admin import MedaiAdminMixin, ReadOnlyInlineMixin, copy_saved_state
 from medai_site.audit import audit_record, audit_record_many
 from medai_site.errors import Conflict, InvalidInput
 from medai_site.models import AuditEvent
 
+from .access import visible_patients
 from .break_glass import break_glass_review
 from .models import Allergy, BreakGlassGrant, CareTeam, Patient
 from .selectors import care_teams_registrable, patient_search

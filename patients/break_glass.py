@@ -20,7 +20,7 @@ from django.utils import timezone
 from medai_site.audit import audit_record
 from medai_site.errors import Conflict, Forbidden, InvalidInput, NotFound
 from medai_site.models import AuditEvent
-from medai_site.roles import is_admin, is_doctor
+from medai_site.roles import account_of, is_admin, is_doctor
 
 from .models import BreakGlassGrant, Patient, normalise_mrn
 
@@ -45,7 +45,8 @@ def break_glass_open(*, viewer: object, mrn: str, category: str, reason: str) ->
     """Grant the doctor time-limited access to the patient with this MRN, for a stated reason
     (a ``BreakGlassGrant.Category`` and the doctor's description). While the doctor's previous
     grant for the patient is active, the new one is an extension of it (flagged for review)."""
-    if not is_doctor(viewer):
+    doctor = account_of(viewer)
+    if doctor is None or not is_doctor(doctor):
         raise Forbidden("Only doctors can use emergency access.")
     reason = " ".join((reason or "").split())
     problems: dict[str, list[str]] = {}
@@ -72,7 +73,7 @@ def break_glass_open(*, viewer: object, mrn: str, category: str, reason: str) ->
         Patient.objects.select_for_update().filter(pk=patient.pk).values_list("pk").first()
         previous = (
             BreakGlassGrant.objects.filter(
-                grantee_id=viewer.pk,  # type: ignore[attr-defined]
+                grantee_id=doctor.pk,
                 patient=patient,
                 expires_at__gt=now,
             )
@@ -81,7 +82,7 @@ def break_glass_open(*, viewer: object, mrn: str, category: str, reason: str) ->
         )
         grant = BreakGlassGrant.objects.create(
             patient=patient,
-            grantee=viewer,
+            grantee=doctor,
             category=category,
             reason=reason,
             extends=previous,
@@ -99,8 +100,10 @@ def active_grant(*, viewer: object, patient_id: int) -> BreakGlassGrant | None:
         return None
     return (
         BreakGlassGrant.objects.filter(
-            grantee_id=viewer.pk, patient_id=patient_id, expires_at__gt=timezone.now()
-        )  # type: ignore[attr-defined]
+            grantee_id=getattr(viewer, "pk", None),
+            patient_id=patient_id,
+            expires_at__gt=timezone.now(),
+        )
         .order_by("-expires_at")
         .first()
     )
@@ -139,7 +142,7 @@ def break_glass_review(
         raise InvalidInput(
             "Emergency access must be reviewed by someone other than the doctor who used it."
         )
-    grant.reviewed_by = reviewer
+    grant.reviewed_by = account_of(reviewer)
     grant.reviewed_at = timezone.now()
     grant.review_note = (note or "").strip()
     grant.save(update_fields=["reviewed_by", "reviewed_at", "review_note"])

@@ -1,4 +1,4 @@
-"""Every read of patients, scoped to what the viewer may see (medai_site.access)."""
+"""Every read of patients, scoped to what the viewer may see (patients.access)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import re
 
 from django.db.models import Q, QuerySet
 
-from medai_site.access import in_care_team, visible_patients
 from medai_site.audit import audit_record
 from medai_site.blind_index import blind_index, normalise
 from medai_site.errors import NotFound
 from medai_site.models import AuditEvent
 from medai_site.roles import is_admin
 
+from .access import in_care_team, visible_patients
 from .break_glass import emergency_grant
-from .models import MRN_INPUT_PATTERN, CareTeam, Patient
+from .models import MRN_INPUT_PATTERN, CareTeam, Patient, normalise_mrn
 
 _MRN_LIKE = re.compile(MRN_INPUT_PATTERN)
 
@@ -88,7 +88,7 @@ def patient_get(*, viewer: object, patient_id: int, audit: bool = True) -> Patie
         )
         raise NotFound("Patient not found.") from None
     # Read by the patient banner on every page of the chart (patients/_banner.html).
-    patient.emergency_grant = emergency_grant(  # type: ignore[attr-defined]
+    patient.emergency_grant = emergency_grant(
         viewer=viewer, patient_id=patient.pk, in_care_team=patient.viewer_in_care_team
     )
     if audit:
@@ -101,7 +101,7 @@ def patient_get(*, viewer: object, patient_id: int, audit: bool = True) -> Patie
 def _as_int(value: object) -> int | None:
     """The id for the audit row, or None when it is no id the column could hold."""
     try:
-        number = int(value)  # type: ignore[arg-type]
+        number = int(value)
     except (TypeError, ValueError):
         return None
     # An id past bigint (e.g. a fuzzed URL) would make the audit INSERT itself fail with a 500.
@@ -115,3 +115,11 @@ def care_teams_registrable(*, viewer: object) -> QuerySet[CareTeam]:
     if not getattr(viewer, "is_authenticated", False):
         return CareTeam.objects.none()
     return CareTeam.objects.filter(members=viewer)
+
+
+def patient_id_for_mrn(mrn: str) -> int | None:
+    """The id of the patient an MRN names (typed in any case), or None: the audit report's
+    look-up (medai_site.audit_report), registered in ``PatientsConfig.ready``. Unscoped and
+    unaudited on purpose: only audit-trail readers (hospital admins) reach it, it reveals no
+    record, and the report it serves is itself audited when exported."""
+    return Patient.objects.filter(mrn=normalise_mrn(mrn)).values_list("pk", flat=True).first()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -13,10 +13,13 @@ from django.db import IntegrityError, transaction
 from medai_site.audit import audit_record, audit_record_many
 from medai_site.errors import Conflict, InvalidInput
 from medai_site.models import AuditEvent
-from medai_site.roles import is_admin
+from medai_site.roles import account_of, is_admin
 
 from .models import Allergy, CareTeam, Patient, normalise_mrn
 from .selectors import care_teams_registrable
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 # Fields a caller may set on a patient; everything else is derived (blind indexes, timestamps).
 PATIENT_FIELDS = (
@@ -130,7 +133,7 @@ def patient_create(
         address=address or "",
         national_id=(national_id or "").strip(),
         emergency_contact=emergency_contact or "",
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        created_by=account_of(actor),
     )
     _validated_save(patient)
     patient.care_teams.set(list(care_teams))
@@ -223,7 +226,7 @@ def patients_bulk_import(
             address=entry.address,
             national_id=entry.national_id.strip(),
             emergency_contact=entry.emergency_contact,
-            created_by=actor if getattr(actor, "is_authenticated", False) else None,
+            created_by=account_of(actor),
         )
         try:
             check_birth_date(entry.birth_date)
@@ -274,9 +277,7 @@ def patients_bulk_import(
 
 
 @transaction.atomic
-def care_team_create(
-    *, name: str, members: Iterable[object] = (), actor: object | None
-) -> CareTeam:
+def care_team_create(*, name: str, members: Iterable[User] = (), actor: object | None) -> CareTeam:
     team = CareTeam(name=name.strip())
     try:
         team.full_clean()

@@ -26,6 +26,7 @@ from medai_site.admin import MedaiAdminMixin, ReadOnlyAdminMixin
 from medai_site.audit import audit_record
 from medai_site.errors import DomainError
 from medai_site.models import AuditEvent
+from predictions.ml.metric_format import format_metric
 from visits.selectors import visible_visits
 
 from .models import (
@@ -82,21 +83,13 @@ def _run_each(
 
 
 def _metrics_table(metrics: dict[str, Any]) -> str:
-    rows = [(name, _fmt(metrics.get(name))) for name in METRIC_NAMES if name in metrics]
+    rows = [(name, format_metric(metrics.get(name))) for name in METRIC_NAMES if name in metrics]
     if not rows:
         return "—"
     return format_html(
         "<table><tbody>{}</tbody></table>",
         format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
     )
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    if isinstance(value, list | tuple) and all(isinstance(v, float) for v in value):
-        return "[" + ", ".join(f"{v:.3f}" for v in value) + "]"
-    return "n/a" if value is None else str(value)
 
 
 def _pretty_json(value: Any) -> str:
@@ -130,6 +123,12 @@ class PredictionTaskAdmin(MedaiAdminMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def save_model(
+        self, request: HttpRequest, obj: PredictionTask, form: Any, change: bool
+    ) -> None:
+        """Every field is read-only here: the actions (registry and training services) make every
+        change, so the form's Save writes nothing (Django's default would re-save the row)."""
 
     @admin.display(description="Recent activations")
     def recent_activations(self, task: PredictionTask) -> str:
@@ -247,11 +246,11 @@ class ModelVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Held-out ROC AUC")
     def holdout_auc(self, version: ModelVersion) -> str:
-        return _fmt(version.holdout_metrics.get("roc_auc"))
+        return format_metric(version.holdout_metrics.get("roc_auc"))
 
     @admin.display(description="Held-out ECE")
     def holdout_ece(self, version: ModelVersion) -> str:
-        return _fmt(version.holdout_metrics.get("ece"))
+        return format_metric(version.holdout_metrics.get("ece"))
 
     @admin.display(description="Comparison")
     def comparison_verdict(self, version: ModelVersion) -> str:
@@ -267,7 +266,11 @@ class ModelVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         champion = comparison.get("champion") or {}
         challenger = comparison.get("challenger") or {}
         rows = [
-            (name, _fmt(challenger.get(name)), _fmt(champion.get(name)) if champion else "—")
+            (
+                name,
+                format_metric(challenger.get(name)),
+                format_metric(champion.get(name)) if champion else "—",
+            )
             for name in ("roc_auc", "ece", "brier", "accuracy")
         ]
         return format_html(
@@ -398,7 +401,7 @@ class PatientScopedMixin:
     visit_path = "visit"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        queryset = super().get_queryset(request)  # type: ignore[misc]
+        queryset = super().get_queryset(request)
         return queryset.filter(
             **{f"{self.visit_path}__in": visible_visits(request.user).values("pk")}
         )
@@ -406,7 +409,7 @@ class PatientScopedMixin:
     def get_object(
         self, request: HttpRequest, object_id: str, from_field: str | None = None
     ) -> Any:
-        obj = super().get_object(request, object_id, from_field)  # type: ignore[misc]
+        obj = super().get_object(request, object_id, from_field)
         if obj is not None:
             visit = obj.visit if self.visit_path == "visit" else obj.advice.visit
             audit_record(

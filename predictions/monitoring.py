@@ -31,6 +31,7 @@ from django.db.models import QuerySet
 from predictions.ml import drift
 from predictions.ml.artifacts import load_model
 from predictions.ml.drift import auc_ci, brier_ci, proportion_ci
+from predictions.ml.metric_format import format_metric
 from visits.models import Diagnosis, ObservationDefinition, Visit
 
 from .models import Advice, Feedback, ModelVersion, PredictionTask
@@ -414,7 +415,7 @@ def _performance_alerts(task: PredictionTask, perf: dict[str, Any]) -> list[dict
                 "key": f"performance:{key}",
                 "source": "live performance",
                 "message": (
-                    f"Live {_METRIC_WORDS[key]} {value:.3f} (95% CI {_fmt(ci[0])}–{_fmt(ci[1])}, "
+                    f"Live {_METRIC_WORDS[key]} {format_metric(value)} (95% CI {format_metric(ci[0])}–{format_metric(ci[1])}, "
                     f"n={perf['n']}) against {ref:.3f} on the held-out visits at promotion."
                 ),
             }
@@ -446,7 +447,3 @@ _METRIC_WORDS = {
     "brier": "Brier score",
     "top1": "top-1 agreement with the confirmed diagnosis",
 }
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"

@@ -88,7 +88,7 @@ def _value(data: dict[str, Any], *path: str) -> float | None:
     for key in path:
         if not isinstance(data, dict):
             return None
-        data = data.get(key)  # type: ignore[assignment]
+        data = data.get(key)
     return data if isinstance(data, int | float) else None
 
 

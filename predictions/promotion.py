@@ -12,6 +12,8 @@ from typing import Any
 
 from django.conf import settings
 
+from predictions.ml.metric_format import format_metric
+
 
 def compare(
     challenger: dict[str, Any], champion: dict[str, Any] | None, *, champion_unusable: str = ""
@@ -49,25 +51,21 @@ def compare(
     if c_auc is None or h_auc is None or c_auc < h_auc - auc_margin:
         promote = False
         reasons.append(
-            f"ROC AUC {_f(c_auc)} is more than {auc_margin} below the active model's {_f(h_auc)}."
+            f"ROC AUC {format_metric(c_auc)} is more than {auc_margin} below the active model's {format_metric(h_auc)}."
         )
     else:
         reasons.append(
-            f"ROC AUC {_f(c_auc)} vs active {_f(h_auc)}: within the {auc_margin} margin or better."
+            f"ROC AUC {format_metric(c_auc)} vs active {format_metric(h_auc)}: within the {auc_margin} margin or better."
         )
     c_ece, h_ece = challenger.get("ece"), champion.get("ece")
     if c_ece is None or h_ece is None or c_ece > h_ece + ece_margin:
         promote = False
         reasons.append(
-            f"Calibration error {_f(c_ece)} is more than {ece_margin} above the active model's {_f(h_ece)}."
+            f"Calibration error {format_metric(c_ece)} is more than {ece_margin} above the active model's {format_metric(h_ece)}."
         )
     else:
         reasons.append(
-            f"Calibration error {_f(c_ece)} vs active {_f(h_ece)}: within the {ece_margin} margin or better."
+            f"Calibration error {format_metric(c_ece)} vs active {format_metric(h_ece)}: within the {ece_margin} margin or better."
         )
     result.update(promote=promote, reasons=reasons)
     return result
-
-
-def _f(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.3f}"

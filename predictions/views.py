@@ -1,4 +1,5 @@
-"""Advice panel (htmx partials) and the model pages: versions, reports, plots, training."""
+"""The dashboard, the advice panel (htmx partials) and the model pages: versions, reports, plots,
+training."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from medai_site.audit import audit_record_many
 from medai_site.errors import Conflict, InvalidInput
+from medai_site.models import AuditEvent
 from medai_site.pages import is_htmx, may_train_models, may_view_models, page
 from medai_site.session_idle import background_poll
 from visits.charts import problem_entries
 from visits.models import Visit
 from visits.selectors import problem_list, visit_get
 
-from . import reports
+from . import dashboard, reports
 from .forms import OVERRIDE_REASONS, FeedbackForm
 from .models import TrainingJob
 from .monitoring_panel import task_panel
@@ -110,6 +113,34 @@ def advice_feedback_view(request: HttpRequest, visit_id: int) -> HttpResponse:
         problems=problems,
         include_problems=True,
         patient=visit.patient,
+    )
+
+
+# --- the dashboard: the viewer's patients, visits, advice to review and critical alerts --------
+
+
+@page
+@require_GET
+def dashboard_view(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    patients = list(dashboard.my_patients(viewer=user))
+    visits = list(dashboard.todays_and_open_visits(viewer=user))
+    reviews = dashboard.advice_awaiting_review(viewer=user)
+    alerts = dashboard.recent_critical_alerts(viewer=user)
+    # Every patient whose name the page shows is a view of that patient's record.
+    shown = {p.pk for p in patients} | {v.patient_id for v in visits}
+    shown |= {r.visit.patient_id for r in reviews} | {a.visit.patient_id for a in alerts}
+    audit_record_many(actor=user, action=AuditEvent.Action.VIEW, patient_ids=sorted(shown))
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "patients": patients,
+            "patient_count": dashboard.my_patient_count(viewer=user),
+            "visits": visits,
+            "reviews": reviews,
+            "alerts": alerts,
+        },
     )
 
 

@@ -18,8 +18,8 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
-from medai_site.access import visible_patients
 from medai_site.templatetags.medai import LABELS, unit_display
+from patients.access import visible_patients
 
 from .catalogue import LAB_READING_ORDER, VITAL_READING_ORDER
 from .models import Diagnosis, Observation, ObservationDefinition, Visit
@@ -114,7 +114,7 @@ def problem_entries(diagnoses: QuerySet[Diagnosis] | list[Diagnosis]) -> list[di
             }
         else:
             entry["first"] = d.visit.start
-            entry["visits"] = int(entry["visits"]) + 1  # type: ignore[call-overload]
+            entry["visits"] = int(entry["visits"]) + 1
     return list(entries.values())
 
 

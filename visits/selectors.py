@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 from django.db.models import Prefetch, QuerySet
 
-from medai_site.access import in_care_team, visible_patients
 from medai_site.audit import audit_record
 from medai_site.errors import NotFound
 from medai_site.models import AuditEvent
+from patients.access import in_care_team, visible_patients
 from patients.break_glass import emergency_grant
 
 from .models import Diagnosis, Observation, ObservationDefinition, Visit
@@ -77,7 +77,7 @@ def visit_get(
         )
         raise NotFound("Visit not found.") from None
     # Read by the patient banner on every page of the chart (patients/_banner.html).
-    visit.patient.emergency_grant = emergency_grant(  # type: ignore[attr-defined]
+    visit.patient.emergency_grant = emergency_grant(
         viewer=viewer, patient_id=visit.patient_id, in_care_team=visit.viewer_in_care_team
     )
     if audit:

@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -22,12 +22,16 @@ from django.utils import timezone
 from medai_site.audit import audit_record, audit_record_many
 from medai_site.errors import Conflict, InvalidInput
 from medai_site.models import AuditEvent
+from medai_site.roles import account_of
 from patients.models import Patient
 from patients.services import BULK_BATCH
 
 from .events import visit_event_record
 from .icd10 import icd10_lookup
 from .models import Diagnosis, Observation, ObservationDefinition, Visit, VisitEvent
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 from .units import to_canonical, value_text
 
 VISIT_TEXT_FIELDS = (
@@ -181,7 +185,7 @@ def _full_clean(obj: Visit | Diagnosis) -> None:
 def visit_create(
     *,
     patient: Patient,
-    attending: object,
+    attending: User | None,
     start: dt.datetime | None = None,
     visit_type: str = Visit.Type.OUTPATIENT,
     observations: Iterable[ObservationInput] = (),
@@ -252,7 +256,7 @@ def visit_record(
     actor: object,
     patient: Patient | None = None,
     visit: Visit | None = None,
-    attending: object | None = None,
+    attending: User | None = None,
     observations: Iterable[ObservationInput] = (),
     diagnoses: Iterable[DiagnosisInput] = (),
     request_advice: bool = True,
@@ -269,7 +273,7 @@ def visit_record(
     if patient is not None and visit is None:
         visit = visit_create(
             patient=patient,
-            attending=actor if attending is None else attending,
+            attending=account_of(actor) if attending is None else attending,
             observations=observations,
             actor=actor,
             request_advice=request_advice,
@@ -336,7 +340,7 @@ def diagnosis_add(
         rank=rank,
         status=status,
         source=source,
-        recorded_by=actor if getattr(actor, "is_authenticated", False) else None,
+        recorded_by=account_of(actor),
     )
     _full_clean_unique_aware(diagnosis)
     audit_record(
@@ -390,7 +394,7 @@ class VisitImport:
     """A past visit of a bulk import, as it stood: open or closed, with what it recorded."""
 
     patient: Patient
-    attending: object
+    attending: User | None
     start: dt.datetime
     end: dt.datetime | None
     visit_type: str

@@ -236,13 +236,11 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         import torch
 
         (w1, _), (w2, _) = self.weights_
-        network = torch.nn.Sequential(
-            torch.nn.Linear(w1.shape[0], w1.shape[1]),
-            torch.nn.ReLU(),
-            torch.nn.Linear(w2.shape[0], w2.shape[1]),
-        )
+        hidden = torch.nn.Linear(w1.shape[0], w1.shape[1])
+        output = torch.nn.Linear(w2.shape[0], w2.shape[1])
+        network = torch.nn.Sequential(hidden, torch.nn.ReLU(), output)
         with torch.no_grad():
-            for layer, (w, b) in zip((network[0], network[2]), self.weights_, strict=True):
+            for layer, (w, b) in zip((hidden, output), self.weights_, strict=True):
                 layer.weight.copy_(torch.as_tensor(w.T, dtype=torch.float32))
                 layer.bias.copy_(torch.as_tensor(b, dtype=torch.float32))
         return network.eval()
@@ -367,7 +365,9 @@ class BoostedForest:
 
 # estimator -> (its ``_predictors`` list when flattened, the forest); holding the list itself (not
 # its id, which a later list may reuse) tells a refitted estimator from the one flattened.
-_FORESTS: weakref.WeakKeyDictionary[Any, tuple[list, BoostedForest]] = weakref.WeakKeyDictionary()
+_FORESTS: weakref.WeakKeyDictionary[Any, tuple[list[Any], BoostedForest]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def boosted_forest(estimator: Any) -> BoostedForest | None:

@@ -86,8 +86,9 @@ class CalibratedModel:
     calibrator: Calibrator
     classes: np.ndarray
 
-    def scores(self, X: np.ndarray) -> np.ndarray:
+    # X: a feature matrix, or the neural text models' SequenceData (token ids + dense block).
+    def scores(self, X: Any) -> np.ndarray:
         return aligned_scores(self.estimator, X, self.classes)
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def predict_proba(self, X: Any) -> np.ndarray:
         return self.calibrator.probabilities(self.scores(X))

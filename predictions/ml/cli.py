@@ -21,6 +21,7 @@ from predictions.ml.dataset import normalise_label, read_csv, shipped_plausible_
 from predictions.ml.errors import DataError, EngineError
 from predictions.ml.evaluate import evaluate_predictions
 from predictions.ml.features import REPRESENTATIONS
+from predictions.ml.metric_format import format_metric
 from predictions.ml.pipeline import ModelSpec, TrainedModel, train
 from predictions.ml.timeline.cli import add_forecast_parser, run_forecast
 
@@ -87,8 +88,9 @@ def _external_metrics(
     return entry
 
 
-def _fmt(value: Any) -> str:
-    return "   -  " if value is None else f"{value:6.3f}"
+def _cell(value: Any) -> str:
+    """A table cell: six characters wide, a dash when the metric does not apply."""
+    return format_metric(value, missing="   -  ", width=6)
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -107,15 +109,15 @@ def print_table(report: dict[str, Any]) -> None:
         m = entry["metrics"]
         lo, hi = m["roc_auc_ci"]
         tail = (
-            f"  {_fmt(m.get('top3_accuracy'))}"
+            f"  {_cell(m.get('top3_accuracy'))}"
             if multiclass
-            else f"  {_fmt(m.get('sensitivity'))} {_fmt(m.get('specificity'))}"
+            else f"  {_cell(m.get('sensitivity'))} {_cell(m.get('specificity'))}"
         )
         mark = "*" if entry["name"] == report["selected"]["name"] else " "
         print(
-            f"{mark}{entry['name']:<21} {_fmt(m['accuracy'])} {_fmt(m['balanced_accuracy'])}  "
-            f"{_fmt(m['roc_auc'])} [{_fmt(lo)},{_fmt(hi)}] {_fmt(m['brier'])} ({_fmt(m['brier_baseline'])})"
-            f" {_fmt(m['ece'])} {_fmt(m['log_loss'])}{tail}"
+            f"{mark}{entry['name']:<21} {_cell(m['accuracy'])} {_cell(m['balanced_accuracy'])}  "
+            f"{_cell(m['roc_auc'])} [{_cell(lo)},{_cell(hi)}] {_cell(m['brier'])} ({_cell(m['brier_baseline'])})"
+            f" {_cell(m['ece'])} {_cell(m['log_loss'])}{tail}"
         )
     print(f"* selected: {report['selected']['name']} ({report['selected']['selection_rule']})")
     text = report.get("text")
@@ -129,8 +131,8 @@ def print_table(report: dict[str, Any]) -> None:
     for ext in report["external"]:
         m = ext["metrics"] or {}
         print(
-            f"external {ext['path']}: {ext['rows_scored']} rows, accuracy {_fmt(m.get('accuracy'))}, "
-            f"roc_auc {_fmt(m.get('roc_auc'))}, brier {_fmt(m.get('brier'))}"
+            f"external {ext['path']}: {ext['rows_scored']} rows, accuracy {_cell(m.get('accuracy'))}, "
+            f"roc_auc {_cell(m.get('roc_auc'))}, brier {_cell(m.get('brier'))}"
         )
 
 

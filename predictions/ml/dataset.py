@@ -24,6 +24,8 @@ import pandas as pd
 from predictions.ml.errors import DataError
 
 Kind = Literal["numeric", "categorical", "text"]
+Parse = Literal["number", "date", "category", "text"]
+PARSE_OF_KIND: dict[Kind, Parse] = {"numeric": "number", "categorical": "category", "text": "text"}
 
 # The design's missing tokens (empty, ?, NA, NaN) plus the usual spellings of "nothing".
 MISSING_TOKENS = frozenset({"", "?", "na", "nan", "n/a", "null", "none", "-"})
@@ -149,7 +151,7 @@ class ColumnPlan:
 
     name: str
     kind: Kind
-    parse: Literal["number", "date", "category", "text"]
+    parse: Parse
     plausible: tuple[float, float] | None = None
 
     def convert(self, value: Any) -> Any:
@@ -354,7 +356,8 @@ def clean(
         report.actions["row_dropped_missing_target"] += int(missing_label.sum())
     frame, labels = frame[~missing_label], labels[~missing_label]
     if positive:
-        wanted = {normalise_label(v) for v in positive}
+        # A missing-value token (e.g. "NA") names no class; it cannot be positive.
+        wanted = {label for v in positive if (label := normalise_label(v)) is not None}
         absent = wanted - set(labels)
         if absent == wanted:
             raise DataError(f"none of the --positive values {sorted(wanted)} occur in {target!r}")
@@ -382,11 +385,16 @@ def clean(
         report.dropped_columns[name] = "excluded by the caller"
     only_listed = numeric is not None and categorical is not None
     listed: dict[str, Kind] = {}
-    for kind, names in (("numeric", numeric), ("categorical", categorical), ("text", text)):
+    kinds: tuple[tuple[Kind, list[str] | None], ...] = (
+        ("numeric", numeric),
+        ("categorical", categorical),
+        ("text", text),
+    )
+    for kind, names in kinds:
         for name in names or []:
             if name not in frame.columns:
                 raise DataError(f"{kind} column {name!r} not found")
-            listed[name] = kind  # type: ignore[assignment]
+            listed[name] = kind
 
     plans: dict[str, ColumnPlan] = {}
     cleaned: dict[str, pd.Series] = {}
@@ -397,7 +405,7 @@ def clean(
         column = frame[name]
         if name in listed:
             kind = listed[name]
-            parse = {"numeric": "number", "categorical": "category", "text": "text"}[kind]
+            parse = PARSE_OF_KIND[kind]
             plan: ColumnPlan | None = ColumnPlan(
                 name, kind, parse, plausible_range(name, plausible) if kind == "numeric" else None
             )

@@ -58,7 +58,7 @@ def export_onnx(
             torch.onnx.export(
                 module,
                 example,
-                buffer,
+                buffer,  # type: ignore[arg-type]  # file-like objects are accepted (torch.onnx docs)
                 input_names=names,
                 output_names=[output_name],
                 dynamic_axes={**{n: {0: "batch"} for n in names}, output_name: {0: "batch"}},
@@ -76,7 +76,7 @@ def export_onnx(
                 dynamic_shapes=tuple({0: batch} for _ in names),
                 dynamo=True,
             )
-            program.save(buffer)  # type: ignore[union-attr]
+            program.save(buffer)  # type: ignore[union-attr, arg-type]  # a file-like object works
     return buffer.getvalue()
 
 

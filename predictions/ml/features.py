@@ -298,9 +298,8 @@ class Featurizer:
             )
         names += self.numeric
         sources += self.numeric
-        self.indicator_columns = [
-            n for n, had in zip(self.numeric, np.isnan(values).any(axis=0), strict=True) if had
-        ]
+        missing = np.atleast_1d(np.isnan(values).any(axis=0))
+        self.indicator_columns = [n for n, had in zip(self.numeric, missing, strict=True) if had]
         names += [f"{n} missing" for n in self.indicator_columns]
         sources += self.indicator_columns
 
@@ -323,7 +322,7 @@ class Featurizer:
                     key = (name, kind, spec.max_terms)
                     block = block_cache.get(key) if block_cache is not None else None
                     if block is None:
-                        block = fit_tfidf(docs, kind, spec.max_terms)  # type: ignore[arg-type]
+                        block = fit_tfidf(docs, kind, spec.max_terms)
                         if block_cache is not None:
                             block_cache[key] = block
                     blocks.append(block)

@@ -55,8 +55,10 @@ def units_of(tokens: list[str], units: str) -> list[tuple[str, int]]:
 
 def _build_network(torch: Any, kind: str, vocab: int, k: int, dense: int, p: dict[str, Any]) -> Any:
     nn = torch.nn
+    # torch is imported lazily (Any to mypy), so its base class is too.
+    module_base: Any = nn.Module
 
-    class TextCNN(nn.Module):
+    class TextCNN(module_base):
         def __init__(self) -> None:
             super().__init__()
             self.embed = nn.Embedding(vocab, p["embedding_dim"], padding_idx=PAD)
@@ -78,7 +80,7 @@ def _build_network(torch: Any, kind: str, vocab: int, k: int, dense: int, p: dic
                 pooled.append(h.max(dim=2).values)
             return self.out(self.dropout(torch.cat([*pooled, extra], dim=1)))
 
-    class TextGRU(nn.Module):
+    class TextGRU(module_base):
         def __init__(self) -> None:
             super().__init__()
             self.embed = nn.Embedding(vocab, p["embedding_dim"], padding_idx=PAD)

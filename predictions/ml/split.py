@@ -17,12 +17,15 @@ Split = tuple[np.ndarray, np.ndarray]
 
 
 def effective_folds(labels: np.ndarray, groups: np.ndarray, folds: int) -> int:
-    """The fold count actually usable: no more folds than patients or than the rarest class allows."""
+    """The fold count actually usable: ``folds``, capped at the number of patients, at least 2.
+
+    Only patients cap it, not classes (``labels`` is unused): a class rarer than the fold count
+    is absent from some test folds; StratifiedGroupKFold warns and carries on, which is what we
+    want for rare diagnoses.
+    """
     n_groups = len(np.unique(groups))
     if n_groups < 2:
         raise DataError("need at least two patients to split into training and test data")
-    # A class rarer than the fold count is absent from some test folds; StratifiedGroupKFold
-    # warns and carries on, which is what we want for rare diagnoses.
     return max(2, min(folds, n_groups))
 
 

@@ -729,7 +729,8 @@ def char_occurrences(text: str, low: int = 2, high: int = 4) -> tuple[tuple[str,
         # Chinese words of one clause are joined (n-grams cross jieba's cuts); English words are
         # padded with spaces like sklearn's char_wb. ``places`` maps each character to the text.
         pieces: list[tuple[str, list[int]]] = []
-        run, places = "", []
+        run = ""
+        places: list[int] = []
         for token in clause:
             if token.language == "zh":
                 run += token.norm

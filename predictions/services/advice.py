@@ -48,6 +48,13 @@ RULES_VERSION = 2  # bump when rules change: new inputs hash, so advice is recom
 TOP_DIAGNOSES = 5
 
 
+def _active(task: PredictionTask) -> ModelVersion:
+    """The task's active version; _active_tasks() keeps only tasks that have one."""
+    if task.active_version is None:
+        raise AdviceFailed(f"{task.slug} has no active version")
+    return task.active_version
+
+
 def _active_tasks() -> list[PredictionTask]:
     return list(
         PredictionTask.objects.filter(enabled=True, active_version__isnull=False)
@@ -83,7 +90,7 @@ def advice_compute(*, request_id: int) -> Advice | None:
     started = time.perf_counter()
     record = visit_record(visit)
     tasks = _active_tasks()
-    models_key = ",".join(f"{t.slug}:{t.active_version.number}" for t in tasks) or "rules-only"
+    models_key = ",".join(f"{t.slug}:{_active(t).number}" for t in tasks) or "rules-only"
     allergies = sorted(a.substance for a in visit.patient.allergies.all())
     digest = input_hash(record, extra={"allergies": allergies, "rules": RULES_VERSION})
 
@@ -140,7 +147,7 @@ def _store(
                 critical_alert_count=len(payload.critical_alerts),
                 compute_ms=compute_ms,
             )
-            advice.model_versions.set([t.active_version for t in tasks])
+            advice.model_versions.set([_active(t) for t in tasks])
     except IntegrityError:
         # Another worker stored the same advice first (same inputs, same models): use it. If the
         # clash was instead with another current advice for the visit, raise: the task retries.
@@ -187,7 +194,7 @@ def _payload(
     differential_vector = None
     differential_version = None
     for task in tasks:
-        version = task.active_version
+        version = _active(task)
         model = _load(version, task)
         prediction = model.predict_one(record)
         models.append(
@@ -261,7 +268,7 @@ def _payload(
         similar_cases(
             differential_version, differential_vector, exclude_patient=str(visit.patient_id)
         )
-        if differential_version is not None
+        if differential_version is not None and differential_vector is not None
         else []
     )
     return AdvicePayload(

@@ -7,14 +7,20 @@ advice as its source); overriding needs a reason. Live agreement is a read
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db import transaction
 
-from medai_site.errors import Conflict, InvalidInput
+from medai_site.errors import Conflict, Forbidden, InvalidInput
+from medai_site.roles import account_of
 from predictions.models import Advice, Feedback
 from predictions.payload import advice_payload
 from predictions.visit_records import OTHER_CLASS
 from visits.models import Diagnosis
 from visits.services import diagnosis_add, diagnosis_set_status
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 @transaction.atomic
@@ -63,7 +69,7 @@ def feedback_record(
         comment=comment or "",
         rank=ranked[suggestion],
         diagnosis=diagnosis,
-        actor=actor,
+        actor=_account(actor),
     )
 
 
@@ -90,3 +96,11 @@ def _confirm(advice: Advice, code: str, actor: object) -> Diagnosis:
         source=Diagnosis.Source.ADVICE,
         actor=actor,
     )
+
+
+def _account(actor: object) -> User:
+    """Feedback is always someone's: the pages and the API give a signed-in doctor here."""
+    account = account_of(actor)
+    if account is None:
+        raise Forbidden("Feedback needs a signed-in account.")
+    return account

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from medai_site.errors import Conflict, InvalidInput
+from medai_site.roles import account_of
 from predictions.models import ActivationEvent, ModelVersion, PredictionTask
 
 
@@ -32,7 +33,7 @@ def version_activate(
         from_version=previous,
         to_version=version,
         reason=reason.strip(),
-        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        actor=account_of(actor),
     )
 
 
@@ -61,7 +62,7 @@ def version_rollback(*, task: PredictionTask, reason: str, actor: object | None)
         .exclude(from_version=None)
         .first()
     )
-    if task.active_version is None or last is None:
+    if task.active_version is None or last is None or last.from_version is None:
         raise Conflict("There is no earlier version to roll back to.")
     return version_activate(
         version=last.from_version,
@@ -92,5 +93,5 @@ def task_set_enabled(
         from_version=task.active_version,
         to_version=task.active_version,
         reason=reason.strip(),
-        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        actor=account_of(actor),
     )

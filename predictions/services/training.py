@@ -23,6 +23,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from medai_site.errors import Conflict, TrainingDataError
+from medai_site.roles import account_of
 from predictions.ml.artifacts import file_sha256, load_model, save_model
 from predictions.ml.errors import EngineError
 from predictions.ml.pipeline import train
@@ -48,7 +49,7 @@ def training_job_start(*, task: PredictionTask, actor: object | None, trigger: s
     job = TrainingJob.objects.create(
         task=task,
         trigger=trigger,
-        started_by=actor if getattr(actor, "is_authenticated", False) else None,
+        started_by=account_of(actor),
     )
     transaction.on_commit(lambda: _enqueue(job.pk))
     return job

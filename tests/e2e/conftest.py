@@ -54,11 +54,11 @@ def page(live_server) -> Iterator[object]:
         context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-GB")
         context.set_default_timeout(15_000)
         page = context.new_page()
-        page.errors = []  # type: ignore[attr-defined]
-        page.on("pageerror", lambda exc: page.errors.append(str(exc)))  # type: ignore[attr-defined]
+        page.errors = []
+        page.on("pageerror", lambda exc: page.errors.append(str(exc)))
         page.on(
             "console",
-            lambda msg: page.errors.append(msg.text) if msg.type == "error" else None,  # type: ignore[attr-defined]
+            lambda msg: page.errors.append(msg.text) if msg.type == "error" else None,
         )
         yield page
         context.close()

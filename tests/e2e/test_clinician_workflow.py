@@ -101,7 +101,7 @@ def test_visit_to_accepted_advice(live_server, demo_population, broker, worker, 
     plot.scroll_into_view_if_needed()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=plot.element_handle())
     screenshot(page, "10-model-report")
-    assert not page.errors, page.errors  # type: ignore[attr-defined]
+    assert not page.errors, page.errors
 
 
 def test_training_progress_moves_to_completion(

@@ -54,6 +54,10 @@ def test_compose_commands_match_the_procfile():
     assert "--queues advice " in processes["worker"]
     assert "training,celery" in services["trainer"]["command"]
     assert "--queues training,celery" in processes["trainer"]
+    # The advice worker's concurrency is one setting in both (defaults differ: docker-compose.yml).
+    command = services["worker"]["command"]
+    assert command[command.index("--concurrency") + 1].startswith("${CELERY_CONCURRENCY:-")
+    assert "--concurrency ${CELERY_CONCURRENCY:-" in processes["worker"]
 
 
 def test_two_database_roles_owner_migrates_app_role_runs():

@@ -9,10 +9,10 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from medai_site import roles
-from medai_site.access import visible_patients
 from medai_site.accounts import user_deactivate, user_roles_set
 from medai_site.api_auth import Scope, api_token_create
 from medai_site.models import ApiToken, AuditEvent
+from patients.access import visible_patients
 from tests.factories import PatientFactory
 
 pytestmark = pytest.mark.django_db

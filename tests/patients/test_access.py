@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import AnonymousUser
 
-from medai_site.access import can_see_patient, visible_patients
 from medai_site.errors import NotFound
 from medai_site.models import AuditEvent
+from patients.access import can_see_patient, visible_patients
 from patients.selectors import patient_get, patient_list, patient_search
 from tests.factories import DoctorFactory, PatientFactory, UserFactory, VisitFactory
 from visits.selectors import problem_list, visit_get, visit_list

@@ -38,7 +38,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from medai_site.api_auth import Scope, api_token_create
-from medai_site.encrypted_fields import SafeEncryptedMixin, crypter
+from medai_site.encrypted_fields import crypter, encrypted_fields_of
 from patients.models import Patient
 from patients.services import patient_create
 from predictions.models import AdviceRequest
@@ -117,7 +117,7 @@ class Recorder:
             self.responses.append((url, response))
             return response
 
-        client.request = request  # type: ignore[method-assign]
+        client.request = request
         return client
 
 
@@ -132,9 +132,8 @@ def _visit_form_data(**values: str) -> dict[str, str]:
 def _encrypted_columns() -> dict[str, set[str]]:
     columns: dict[str, set[str]] = {}
     for model in apps.get_models():
-        for f in model._meta.concrete_fields:
-            if isinstance(f, SafeEncryptedMixin):
-                columns.setdefault(model._meta.db_table, set()).add(f.column)
+        for f in encrypted_fields_of(model):
+            columns.setdefault(model._meta.db_table, set()).add(f.column)
     return columns
 
 

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from medai_site.encrypted_fields import SafeEncryptedMixin, crypter
+from medai_site.encrypted_fields import crypter, encrypted_fields_of
 
 
 class Command(BaseCommand):
@@ -37,9 +37,7 @@ class Command(BaseCommand):
         fernet = crypter()
         stale_total = rotated_total = 0
         for model in apps.get_models():
-            columns = [
-                f.column for f in model._meta.concrete_fields if isinstance(f, SafeEncryptedMixin)
-            ]
+            columns = [f.column for f in encrypted_fields_of(model)]
             if not columns:
                 continue
             table, pk = model._meta.db_table, model._meta.pk.column

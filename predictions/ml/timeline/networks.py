@@ -13,6 +13,7 @@ attention is written out with an additive mask rather than calling fused kernels
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -122,15 +123,16 @@ class TimelineNet(nn.Module):
             out, _ = self.body(x)
             return out
         if self.kind == "tcn":
-            for block in self.body:
+            for block in cast(nn.ModuleList, self.body):
                 x = block(x)
             return x
         length = codes.shape[1]
         positions = torch.arange(length, device=codes.device)
         x = x + self.position(positions)[None]
         padding = (codes == PAD).to(x.dtype)[:, None, None, :] * MASK_FILL
-        bias = self.causal[:length, :length][None, None] + padding
-        for block in self.body:
+        causal = cast(torch.Tensor, self.causal)
+        bias = causal[:length, :length][None, None] + padding
+        for block in cast(nn.ModuleList, self.body):
             x = block(x, bias)
         return self.final_norm(x)
 

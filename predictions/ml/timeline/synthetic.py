@@ -27,6 +27,7 @@ construction. The held-out check of the product is on data nobody here generated
 from __future__ import annotations
 
 import math
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,12 +166,12 @@ def generate_events(n_subjects: int, *, seed: int = 0, first_subject_id: int = 1
     return frame
 
 
-def _simulate(subject: int, rng: np.random.Generator) -> list[tuple]:
+def _simulate(subject: int, rng: np.random.Generator) -> list[tuple[Any, ...]]:
     p = _new_patient(rng)
     start = np.datetime64(f"{rng.integers(*START_YEARS)}-01-01") + int(rng.integers(0, 365)) * DAY
     birth = start - int(p.age * 365.25) * DAY
     follow_years = float(rng.uniform(1.0, 10.0))
-    out: list[tuple] = [
+    out: list[tuple[Any, ...]] = [
         (subject, None, f"GENDER/{p.sex}", math.nan, None),
         (subject, birth, "MEDS_BIRTH", math.nan, None),
     ]
@@ -203,9 +204,9 @@ def _visit(
     *,
     first: bool,
     emergency: bool,
-) -> list[tuple]:
+) -> list[tuple[Any, ...]]:
     female = p.sex == "F"
-    rows: list[tuple] = [
+    rows: list[tuple[Any, ...]] = [
         (subject, when, "VISIT/emergency" if emergency else "VISIT/outpatient", math.nan, None)
     ]
 

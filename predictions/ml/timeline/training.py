@@ -186,7 +186,7 @@ def pretrain(
                 batch = order[first : first + BATCH_SIZE]
                 optimiser.zero_grad()
                 loss = _next_visit_loss(net, codes[batch], cont[batch])
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
                 nn.utils.clip_grad_norm_(net.parameters(), GRADIENT_CLIP)
                 optimiser.step()
                 total += loss.item() * len(batch)

@@ -1,6 +1,7 @@
 """Who may see which patient: the one rule every selector applies, pages and API alike.
 
-Access needs BOTH a clinical role and a reason to see the patient. A doctor or integration
+Access needs BOTH a clinical role (medai_site.roles.has_clinical_role: the base knows roles,
+not patients) and a reason to see the patient. A doctor or integration
 client sees a patient when they belong to one of the patient's care teams, or (doctors) hold an
 unexpired break-the-glass grant for them (patients/break_glass.py); hospital admins see every
 patient (and their reads are audited like anyone's). An account without a clinical role — e.g. a
@@ -14,17 +15,9 @@ from __future__ import annotations
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from patients.models import BreakGlassGrant, CareTeam, Patient
+from medai_site.roles import has_clinical_role, is_admin, is_doctor
 
-from .roles import INTEGRATION, has_role, is_admin, is_doctor
-
-
-def has_clinical_role(viewer: object) -> bool:
-    """The role half of the rule: an active account that is a doctor, an integration client or
-    a hospital admin. Pages additionally exclude integration clients (medai_site.pages)."""
-    if not (getattr(viewer, "is_authenticated", False) and getattr(viewer, "is_active", False)):
-        return False
-    return is_admin(viewer) or is_doctor(viewer) or has_role(viewer, INTEGRATION)
+from .models import BreakGlassGrant, CareTeam, Patient
 
 
 def visible_patients(viewer: object) -> QuerySet[Patient]:
@@ -35,7 +28,7 @@ def visible_patients(viewer: object) -> QuerySet[Patient]:
     if not is_doctor(viewer):  # an integration client: its care teams only, no emergency access
         return Patient.objects.filter(in_care_team(viewer))
     emergency_access = BreakGlassGrant.objects.filter(
-        grantee_id=viewer.pk,  # type: ignore[attr-defined]
+        grantee_id=viewer.pk,
         patient_id=OuterRef("pk"),
         expires_at__gt=timezone.now(),
     )
@@ -51,7 +44,7 @@ def in_care_team(viewer: object, patient_field: str = "pk") -> Exists:
     """
     return Exists(
         CareTeam.members.through.objects.filter(
-            user_id=viewer.pk,  # type: ignore[attr-defined]
+            user_id=viewer.pk,
             careteam_id__in=Patient.care_teams.through.objects.filter(
                 patient_id=OuterRef(OuterRef(patient_field))
             ).values("careteam_id"),

@@ -3,6 +3,8 @@
 Every query is scoped through ``visible_patients`` (care team; admins see everyone) and bounded,
 so the dashboard costs the same few queries at any hospital size. The advice lists are
 predictions' selectors (which read the typed payload); they are re-exported here for the page.
+The page sits in predictions, the top layer, because it reads all three apps
+(docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ from __future__ import annotations
 from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
+from patients.access import visible_patients
 from patients.models import Patient
-from predictions.selectors import AlertItem, ReviewItem, advice_awaiting_review
-from predictions.selectors import critical_alerts_recent as recent_critical_alerts
 from visits.models import Visit
 
-from .access import visible_patients
+from .selectors import AlertItem, ReviewItem, advice_awaiting_review
+from .selectors import critical_alerts_recent as recent_critical_alerts
 
 LIST_LIMIT = 12
 __all__ = [

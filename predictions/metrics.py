@@ -13,6 +13,9 @@ Prometheus' ``basic_auth``), or a signed-in staff user's session verified with i
 (as the admin requires). Anything else: 401 with a
 ``WWW-Authenticate: Basic`` challenge, or 403 for a signed-in non-staff user.
 
+The endpoint lives in predictions, the top layer, because most of its figures are predictions'
+tables; the project base (medai_site) imports no app (docs/architecture.md).
+
 With several gunicorn workers, set ``PROMETHEUS_MULTIPROC_DIR`` (an empty directory shared by the
 workers) and the web figures are summed over them via prometheus-client's multiprocess mode.
 """
@@ -48,6 +51,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from medai_site.two_factor import second_factor_missing
+
+from .models import Advice, AdviceRequest, ModelAlert, PredictionTask, TrainingJob
+from .selectors import SYSTEM, monitoring_snapshots_latest
+
 logger = logging.getLogger(__name__)
 
 # The queues the worker consumes (docker-compose.yml, Procfile): their Redis list lengths are the
@@ -68,8 +76,6 @@ class OperationsCollector(Collector):
 
 
 def _outbox_metrics() -> Iterator[Metric]:
-    from predictions.models import AdviceRequest
-
     counts = dict(
         AdviceRequest.objects.values_list("status")
         .annotate(n=Count("id"))
@@ -103,8 +109,6 @@ def _duration_summary(queryset: Any, start: str, end: str) -> tuple[int, float]:
 
 def _job_metrics() -> Iterator[Metric]:
     """Per Celery task: finished runs, their duration, and failures (from the rows they write)."""
-    from predictions.models import AdviceRequest, TrainingJob
-
     duration = SummaryMetricFamily(
         "medai_task_duration_seconds",
         "Finished work per Celery task: advice from request to stored advice, training from start to end.",
@@ -145,8 +149,6 @@ def _job_metrics() -> Iterator[Metric]:
 
 
 def _advice_metrics() -> Iterator[Metric]:
-    from predictions.models import Advice
-
     computed = CounterMetricFamily(
         "medai_advice_computed",
         "Advice stored, per model version used (abstention rate = abstained / computed).",
@@ -180,9 +182,6 @@ def _advice_metrics() -> Iterator[Metric]:
 
 
 def _model_metrics() -> Iterator[Metric]:
-    from predictions.models import ModelAlert, PredictionTask
-    from predictions.selectors import SYSTEM, monitoring_snapshots_latest
-
     enabled = GaugeMetricFamily(
         "medai_model_enabled",
         "1 when the task may advise (kill switch on), else 0.",
@@ -280,8 +279,6 @@ def _token_ok(request: HttpRequest) -> bool:
 
 def _second_factor_ok(user: Any) -> bool:
     """A staff session may scrape once sign-in is complete, second factor included."""
-    from .two_factor import second_factor_missing
-
     return not second_factor_missing(user)
 
 

@@ -1,0 +1,26 @@
+"""The models' part of readiness (/readyz "models"): every enabled task's active artifact loads.
+
+A missing file, a failed sha256 or library-version check fails readiness, naming the task and
+version (never a path). Registered with the base's /readyz in ``PredictionsConfig.ready``.
+"""
+
+from __future__ import annotations
+
+from medai_site.health import OK, ReadinessFailure
+
+from .ml.artifacts import load_model
+from .models import PredictionTask
+
+
+def check_models() -> str:
+    failed = []
+    tasks = PredictionTask.objects.filter(enabled=True, active_version__isnull=False)
+    for task in tasks.select_related("active_version").order_by("slug"):
+        version = task.active_version
+        try:
+            load_model(version.artifact_path, version.artifact_sha256)
+        except Exception as exc:  # any reason the worker could not use it counts
+            failed.append(f"{task.slug} v{version.number} ({type(exc).__name__})")
+    if failed:
+        raise ReadinessFailure("artifact does not load: " + ", ".join(failed))
+    return OK
