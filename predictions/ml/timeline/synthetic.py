@@ -27,8 +27,8 @@ construction. The held-out check of the product is on data nobody here generated
 from __future__ import annotations
 
 import math
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
