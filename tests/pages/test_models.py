@@ -143,11 +143,11 @@ def test_version_report_shows_the_share_of_labels_that_came_from_advice(client_a
         task=model_version.task,
         trigger=TrainingJob.Trigger.ADMIN,
         snapshot={
-            "rows": 250,
+            "rows": 240,
             "label_provenance": {
-                "doctor": 250,
+                "doctor": 240,
                 "advice": 10,
-                "advice_share": 0.0385,
+                "advice_share": 0.04,
                 "advice_policy": "excluded",
                 "advice_visit_ids": list(range(10)),
             },
