@@ -45,7 +45,7 @@ from .outbox import MAX_COMPUTE_ATTEMPTS
 __all__ = ["MAX_COMPUTE_ATTEMPTS", "RULES_VERSION", "advice_compute"]
 
 logger = logging.getLogger(__name__)
-RULES_VERSION = 2  # bump when rules change: new inputs hash, so advice is recomputed
+RULES_VERSION = 3  # bump when rules change: new inputs hash, so advice is recomputed
 TOP_DIAGNOSES = 5
 
 
