@@ -74,13 +74,20 @@ class AdviceState:
         return self.request.error if self.request and self.status == "failed" else ""
 
 
+NOT_DONE = (
+    AdviceRequest.Status.PENDING,
+    AdviceRequest.Status.DISPATCHED,
+    AdviceRequest.Status.COMPUTING,
+)
+
+
 def advice_state(*, viewer: object, visit_id: int) -> AdviceState:
     visit = visit_get(viewer=viewer, visit_id=visit_id, audit=False)
     request = visit.advice_requests.order_by("-created_at", "-id").first()
     advice = visit.advice.filter(superseded=False).prefetch_related("feedback").first()
     if request is None:
         status = "done" if advice else "none"
-    elif request.status in (AdviceRequest.Status.PENDING, AdviceRequest.Status.DISPATCHED):
+    elif request.status in NOT_DONE:
         status = "pending"
     elif request.status == AdviceRequest.Status.FAILED:
         status = "failed"
@@ -296,7 +303,10 @@ def live_agreement(*, viewer: object) -> dict[int, dict[str, Any]]:
         visit_id: code[:3]
         for visit_id, code in Diagnosis.objects.filter(
             rank=Diagnosis.Rank.PRIMARY, status=Diagnosis.Status.CONFIRMED
-        ).values_list("visit_id", "code")
+        )
+        # A confirmed diagnosis that began as accepted advice would agree with itself.
+        .exclude(source=Diagnosis.Source.ADVICE)
+        .values_list("visit_id", "code")
     }
     advice = Advice.objects.filter(superseded=False, visit_id__in=list(confirmed)).prefetch_related(
         "model_versions__task"
