@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from medai_site.api_auth import ApiToken, PredictRateThrottle, Scope
 from medai_site.api_fields import FiniteFloatField, StrictCharField
+from medai_site.api_schema import ErrorSerializer
 from patients.models import Patient
 from predictions.api.payload import serializer_for
 from predictions.models import PredictionTask
@@ -284,7 +285,13 @@ class ModelInputSchemaApi(APIView):
             "`x-observations`; `x-used-by-model` lists the observation codes the model reads "
             "(the others still reach the clinical rules)."
         ),
-        responses={200: InputSchemaSerializer},
+        responses={
+            200: InputSchemaSerializer,
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The model is switched off or has no active version yet.",
+            ),
+        },
     )
     def get(self, request: Request, slug: str) -> Response:
         task = task_for_serving(viewer=request.user, slug=slug)
