@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('medai_site', '0005_audit_keyed_chain'),
-        ('predictions', '0004_advice_request_event'),
+        ('predictions', '0005_advice_claims_and_workers'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
