@@ -15,8 +15,9 @@ class PredictionsConfig(AppConfig):
 
         from .health import check_models
         from .services.outbox import on_visit_event
-        from .views import advice_panel_for_visit
+        from .views import advice_panel_for_visit, medication_panel_for_visit
 
         subscribe(on_visit_event)
+        panel_register(medication_panel_for_visit)  # above the advice: it needs no worker
         panel_register(advice_panel_for_visit)
         readiness_check_register("models", check_models)
