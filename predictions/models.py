@@ -162,6 +162,7 @@ class AdviceRequest(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         DISPATCHED = "dispatched", "Handed to the broker"
+        COMPUTING = "computing", "Being computed"  # claimed by one worker process (claimed_by)
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
 
@@ -186,12 +187,35 @@ class AdviceRequest(models.Model):
     advice = models.ForeignKey(
         "Advice", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The one worker process computing it ("<AdviceWorker.name>:<pool pid>"): only the claimant
+    # may complete it, so a request delivered twice is computed and audited once.
+    claimed_by = models.CharField(max_length=200, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"Advice request {self.pk} for visit {self.visit_id} ({self.status})"
+
+
+class AdviceWorker(models.Model):
+    """A live advice worker (one row per worker process instance), beating every few seconds.
+
+    The relay presumes a worker lost when its row stops beating: whatever that worker held or may
+    have fetched is handed to the broker again (predictions/services/advice_workers.py).
+    """
+
+    name = models.CharField(max_length=200, unique=True)  # "<celery node>#<random instance id>"
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"Advice worker {self.name}"
 
 
 class Advice(models.Model):

@@ -74,13 +74,20 @@ class AdviceState:
         return self.request.error if self.request and self.status == "failed" else ""
 
 
+NOT_DONE = (
+    AdviceRequest.Status.PENDING,
+    AdviceRequest.Status.DISPATCHED,
+    AdviceRequest.Status.COMPUTING,
+)
+
+
 def advice_state(*, viewer: object, visit_id: int) -> AdviceState:
     visit = visit_get(viewer=viewer, visit_id=visit_id, audit=False)
     request = visit.advice_requests.order_by("-created_at", "-id").first()
     advice = visit.advice.filter(superseded=False).prefetch_related("feedback").first()
     if request is None:
         status = "done" if advice else "none"
-    elif request.status in (AdviceRequest.Status.PENDING, AdviceRequest.Status.DISPATCHED):
+    elif request.status in NOT_DONE:
         status = "pending"
     elif request.status == AdviceRequest.Status.FAILED:
         status = "failed"
