@@ -370,6 +370,8 @@ REST_FRAMEWORK = {
 # Requests per client (API token, or user for session calls) and per IP for anonymous calls.
 MEDAI_API_RATE = env.str("MEDAI_API_RATE", default="600/min")
 MEDAI_API_ANON_RATE = env.str("MEDAI_API_ANON_RATE", default="60/min")
+# The prediction API (POST /api/v1/models/{slug}/predict...) has its own budget per client.
+MEDAI_PREDICT_RATE = env.str("MEDAI_PREDICT_RATE", default="3000/min")
 # FHIR (predictions/interop): the identifier systems MedAI's MRNs and national ids are published
 # under in /fhir/r4/ (a hospital sets its own URIs); imports read MRNs by identifier type MR.
 MEDAI_FHIR_MRN_SYSTEM = env.str("MEDAI_FHIR_MRN_SYSTEM", default="urn:medai:mrn")

@@ -357,3 +357,37 @@ class ModelAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.severity}: {self.message[:60]}"
+
+
+class ModelUse(models.Model):
+    """One use of a model outside any stored visit (the prediction API, CDS Hooks).
+
+    Such a prediction concerns no stored patient, so it is accounted for as model use rather than
+    as a PHI read in the audit chain: who (user, API token), which version, a hash of the inputs
+    (never the inputs themselves), how many rows, and when.
+    """
+
+    class Interface(models.TextChoices):
+        API = "api"
+        CDS_HOOKS = "cds-hooks"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    api_token = models.ForeignKey(
+        "medai_site.ApiToken", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # A CDS Hooks client is an EHR identified by its JWT issuer, not a MedAI user.
+    client = models.CharField(max_length=200, blank=True)
+    interface = models.CharField(max_length=16, choices=Interface.choices)
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="uses")
+    input_hash = models.CharField(max_length=64)
+    rows = models.PositiveIntegerField(default=1)
+    request_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.version_id} x{self.rows} at {self.at:%Y-%m-%d %H:%M}"
