@@ -24,6 +24,7 @@ from visits.selectors import problem_list, visit_get
 from . import dashboard, reports
 from .forms import OVERRIDE_REASONS, FeedbackForm
 from .health import check_models
+from .medication_safety import plan_drugs, visit_allergies, visit_drug_conflicts
 from .models import TrainingJob
 from .monitoring_panel import task_panel
 from .pipeline_health import advice_pipeline_health
@@ -57,6 +58,20 @@ def advice_panel_for_visit(request: HttpRequest, visit: Visit) -> SafeString:
     """The advice panel on the visit page (registered with visits/panels.py by the app config)."""
     return render_to_string(
         "predictions/_advice_panel.html", _panel_context(request, visit), request=request
+    )
+
+
+def medication_panel_for_visit(request: HttpRequest, visit: Visit) -> SafeString:
+    """The plan checked against the allergies, on the visit page as soon as the visit is saved
+    (registered with visits/panels.py before the advice panel); nothing when the plan names no
+    drug."""
+    if not plan_drugs(visit):
+        return SafeString("")
+    allergies = visit_allergies(visit)
+    return render_to_string(
+        "predictions/_medication_safety.html",
+        {"conflicts": visit_drug_conflicts(visit), "allergy_count": len(allergies)},
+        request=request,
     )
 
 
