@@ -95,6 +95,29 @@ def advice_state(*, viewer: object, visit_id: int) -> AdviceState:
     )
 
 
+def advice_status(*, viewer: object, visit_id: int) -> str:
+    """Only the status of a visit's advice ("none", "pending", "done", "failed"), as
+    :func:`advice_state` decides it, without reading (decrypting) the advice: the event stream
+    asks it each time it wakes. A visit outside the viewer's scope is "not found"."""
+    if not visible_visits(viewer).filter(pk=visit_id).exists():
+        raise NotFound("Visit not found.")
+    request = (
+        AdviceRequest.objects.filter(visit_id=visit_id)
+        .order_by("-created_at", "-id")
+        .values_list("status", flat=True)
+        .first()
+    )
+    if request is None:
+        return (
+            "done"
+            if Advice.objects.filter(visit_id=visit_id, superseded=False).exists()
+            else "none"
+        )
+    if request in (AdviceRequest.Status.PENDING, AdviceRequest.Status.DISPATCHED):
+        return "pending"
+    return "failed" if request == AdviceRequest.Status.FAILED else "done"
+
+
 def advice_get(*, viewer: object, advice_id: int) -> Advice:
     try:
         return Advice.objects.select_related("visit").get(

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from medai_site import live_events
 from medai_site.audit import current_request_id
 from predictions.models import Advice, AdviceRequest
 from visits.models import Visit, VisitEvent
@@ -143,13 +144,26 @@ def advice_request_start(*, request_id: int) -> AdviceRequest | None:
     return request
 
 
+def advice_topic(visit_id: int) -> str:
+    """The live-event topic of a visit's advice: ids only (medai_site.live_events)."""
+    return f"advice-visit-{int(visit_id)}"
+
+
+def _announce(visit_id: int) -> None:
+    """After commit, wake the visit pages waiting for this advice (their event streams)."""
+    transaction.on_commit(lambda: live_events.publish(advice_topic(visit_id)))
+
+
 def advice_request_fail(*, request_id: int, reason: str) -> None:
     AdviceRequest.objects.filter(pk=request_id).update(
         status=AdviceRequest.Status.FAILED, error=reason[:2000], finished_at=timezone.now()
     )
+    for visit_id in AdviceRequest.objects.filter(pk=request_id).values_list("visit_id", flat=True):
+        _announce(visit_id)
 
 
 def advice_request_complete(*, request_id: int, advice: Advice) -> None:
     AdviceRequest.objects.filter(pk=request_id).update(
         status=AdviceRequest.Status.DONE, advice=advice, finished_at=timezone.now(), error=""
     )
+    _announce(advice.visit_id)
