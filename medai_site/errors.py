@@ -65,6 +65,12 @@ class Conflict(DomainError):
     status = 409
 
 
+class ModelUnavailable(Conflict):
+    """A model cannot serve now: switched off, never trained, or its artifact fails its checks."""
+
+    code = "model_unavailable"
+
+
 class DecryptionFailed(DomainError):
     """A stored value did not decrypt under any configured key: fail closed, never show ciphertext."""
 

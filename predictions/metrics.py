@@ -54,7 +54,7 @@ from prometheus_client.registry import Collector
 from medai_site.two_factor import second_factor_missing
 
 from .models import Advice, AdviceRequest, ModelAlert, PredictionTask, TrainingJob
-from .selectors import SYSTEM, monitoring_snapshots_latest
+from .selectors import NOT_DONE, SYSTEM, monitoring_snapshots_latest
 
 logger = logging.getLogger(__name__)
 
@@ -86,12 +86,12 @@ def _outbox_metrics() -> Iterator[Metric]:
         "Advice requests written but not yet done, by status (pending = not yet handed to the broker).",
         labels=["status"],
     )
-    for status in (AdviceRequest.Status.PENDING, AdviceRequest.Status.DISPATCHED):
+    for status in NOT_DONE:
         backlog.add_metric([status], counts.get(status, 0))
     yield backlog
-    oldest = AdviceRequest.objects.filter(
-        status__in=[AdviceRequest.Status.PENDING, AdviceRequest.Status.DISPATCHED]
-    ).aggregate(oldest=Min("created_at"))["oldest"]
+    oldest = AdviceRequest.objects.filter(status__in=NOT_DONE).aggregate(oldest=Min("created_at"))[
+        "oldest"
+    ]
     yield GaugeMetricFamily(
         "medai_outbox_oldest_pending_age_seconds",
         "Age of the oldest advice request not yet done (pending or dispatched); 0 when none.",

@@ -74,13 +74,20 @@ class AdviceState:
         return self.request.error if self.request and self.status == "failed" else ""
 
 
+NOT_DONE = (
+    AdviceRequest.Status.PENDING,
+    AdviceRequest.Status.DISPATCHED,
+    AdviceRequest.Status.COMPUTING,
+)
+
+
 def advice_state(*, viewer: object, visit_id: int) -> AdviceState:
     visit = visit_get(viewer=viewer, visit_id=visit_id, audit=False)
     request = visit.advice_requests.order_by("-created_at", "-id").first()
     advice = visit.advice.filter(superseded=False).prefetch_related("feedback").first()
     if request is None:
         status = "done" if advice else "none"
-    elif request.status in (AdviceRequest.Status.PENDING, AdviceRequest.Status.DISPATCHED):
+    elif request.status in NOT_DONE:
         status = "pending"
     elif request.status == AdviceRequest.Status.FAILED:
         status = "failed"
@@ -215,6 +222,16 @@ def task_list(*, viewer: object) -> QuerySet[PredictionTask]:
 def task_get(*, viewer: object, slug: str) -> PredictionTask:
     try:
         return task_list(viewer=viewer).get(slug=slug)
+    except PredictionTask.DoesNotExist:
+        raise NotFound("Prediction task not found.") from None
+
+
+def task_for_serving(*, viewer: object, slug: str) -> PredictionTask:
+    """The task with its active version only (one query): what a prediction request needs."""
+    if not _may_see_models(viewer):
+        raise NotFound("Prediction task not found.")
+    try:
+        return PredictionTask.objects.select_related("active_version").get(slug=slug)
     except PredictionTask.DoesNotExist:
         raise NotFound("Prediction task not found.") from None
 

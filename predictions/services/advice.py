@@ -64,9 +64,21 @@ def _active_tasks() -> list[PredictionTask]:
     )
 
 
-def advice_compute(*, request_id: int) -> Advice | None:
-    """Compute (or find) the advice for one request; the request ends done or failed."""
-    request = outbox.advice_request_start(request_id=request_id)
+class _ClaimLost(Exception):
+    """The request's claim was released or taken over while this process computed it."""
+
+
+def advice_compute(
+    *, request_id: int, claimant: str = "inline", takeover: bool = False
+) -> Advice | None:
+    """Compute (or find) the advice for one request; the request ends done or failed.
+
+    ``claimant`` names the computing process; of several deliveries of one request only the one
+    holding the claim stores, completes and audits it (outbox.advice_request_start).
+    """
+    request = outbox.advice_request_start(
+        request_id=request_id, claimant=claimant, takeover=takeover
+    )
     if request is None:
         return None
     if request.status in (AdviceRequest.Status.DONE, AdviceRequest.Status.FAILED):
@@ -104,19 +116,27 @@ def advice_compute(*, request_id: int) -> Advice | None:
             return None
         compute_ms = (time.perf_counter() - started) * 1000
     # One transaction stores the advice, marks the request done and audits it: a worker dying
-    # here leaves either all of it or none (then the request is computed again).
-    with transaction.atomic():
-        if advice is None:
-            advice = _store(visit, digest, models_key, tasks, payload, compute_ms)
-        _make_current(advice)
-        outbox.advice_request_complete(request_id=request_id, advice=advice)
-        audit_record(
-            actor=None,
-            action=AuditEvent.Action.ADVICE,
-            obj=advice,
-            patient_id=visit.patient_id,
-            interface=AuditEvent.Interface.WORKER,
-        )
+    # here leaves either all of it or none (then the request is computed again). Only the
+    # claim's holder commits it, so one request has one advice and one ADVICE audit record.
+    try:
+        with transaction.atomic():
+            if advice is None:
+                advice = _store(visit, digest, models_key, tasks, payload, compute_ms)
+            _make_current(advice)
+            if not outbox.advice_request_complete(
+                request_id=request_id, advice=advice, claimant=claimant
+            ):
+                raise _ClaimLost
+            audit_record(
+                actor=None,
+                action=AuditEvent.Action.ADVICE,
+                obj=advice,
+                patient_id=visit.patient_id,
+                interface=AuditEvent.Interface.WORKER,
+            )
+    except _ClaimLost:
+        logger.info("advice request %s was taken over while computed here; dropped", request_id)
+        return None
     return advice
 
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('predictions', '0004_advice_request_event'),
+        ('predictions', '0006_model_use'),
     ]
 
     operations = [
