@@ -120,7 +120,7 @@ def advice_status(*, viewer: object, visit_id: int) -> str:
             if Advice.objects.filter(visit_id=visit_id, superseded=False).exists()
             else "none"
         )
-    if request in (AdviceRequest.Status.PENDING, AdviceRequest.Status.DISPATCHED):
+    if request in NOT_DONE:
         return "pending"
     return "failed" if request == AdviceRequest.Status.FAILED else "done"
 

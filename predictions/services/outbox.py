@@ -266,11 +266,13 @@ def advice_request_fail(*, request_id: int, reason: str) -> None:
 def advice_request_complete(*, request_id: int, advice: Advice, claimant: str) -> bool:
     """Mark the request done with ``advice`` if ``claimant`` still holds it; False otherwise
     (its claim was released or taken over: the caller rolls its work back, the holder stores)."""
-    return bool(
+    done = bool(
         AdviceRequest.objects.filter(
             pk=request_id, status=AdviceRequest.Status.COMPUTING, claimed_by=claimant
         ).update(
             status=AdviceRequest.Status.DONE, advice=advice, finished_at=timezone.now(), error=""
         )
     )
-    _announce(advice.visit_id)
+    if done:
+        _announce(advice.visit_id)
+    return done

@@ -33,7 +33,9 @@ def test_stream_of_finished_advice_sends_the_event_at_once(client_a, visit_a, ma
 
 
 def test_stream_wakes_on_the_live_event_and_sends_advice(client_a, visit_a, monkeypatch):
-    """Pending: the stream waits on the visit's topic; when woken it re-reads and sends."""
+    """Pending (here: being computed): the stream waits on the visit's topic; when woken it
+    re-reads and sends."""
+    AdviceRequest.objects.filter(visit=visit_a).update(status="computing", claimed_by="w1")
     topics = []
 
     class Woken:
@@ -91,8 +93,11 @@ def test_completing_advice_publishes_the_visits_topic_after_commit(
     try:
         advice = make_advice(visit_a)
         request = AdviceRequest.objects.get(visit=visit_a)
+        AdviceRequest.objects.filter(pk=request.pk).update(status="computing", claimed_by="w1")
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            outbox.advice_request_complete(request_id=request.pk, advice=advice)
+            assert outbox.advice_request_complete(
+                request_id=request.pk, advice=advice, claimant="w1"
+            )
         assert not listener.wait(0.2)  # nothing before the commit
         for callback in callbacks:
             callback()
