@@ -52,7 +52,7 @@ def test_advice_is_pushed_to_the_open_page(live_server, trained, broker, worker,
     try:
         page.get_by_role("button", name="Save visit and get advice").click()
         page.wait_for_url(re.compile(r".*/visits/\d+/$"))
-        page.locator("#advice-computing").wait_for()
+        page.locator("#advice-panel[data-advice-pending]").wait_for()
         page.wait_for_function(
             "() => document.querySelector('#advice-panel').getAttribute('data-sse') === 'open'"
         )
@@ -60,7 +60,8 @@ def test_advice_is_pushed_to_the_open_page(live_server, trained, broker, worker,
         worker.send_signal(signal.SIGCONT)
     page.locator(SUGGESTION).first.wait_for(timeout=30_000)
     assert page.evaluate(DELIVERY) == "push"
-    assert page.locator("#advice-computing").count() == 0  # the banner is gone
+    # The "computing" (or "delayed") banner is gone.
+    assert page.locator("#advice-computing, #advice-delayed").count() == 0
     assert any(f"/visits/{page.url.rstrip('/').rsplit('/', 1)[-1]}/" in u for u in streams)
 
     # The override reason select is wide enough for its longest choice.
@@ -111,8 +112,8 @@ def test_without_event_source_the_page_falls_back_to_polling(
     try:
         page.get_by_role("button", name="Save visit and get advice").click()
         page.wait_for_url(re.compile(r".*/visits/\d+/$"))
-        page.locator("#advice-computing").wait_for()
+        page.locator("#advice-panel[data-advice-pending]").wait_for()
     finally:
         worker.send_signal(signal.SIGCONT)
-    page.locator("#advice-computing").wait_for(state="detached", timeout=30_000)
+    page.locator("#advice-panel[data-advice-pending]").wait_for(state="detached", timeout=30_000)
     assert page.evaluate(DELIVERY) == "poll"

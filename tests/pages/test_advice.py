@@ -16,6 +16,9 @@ HX = {"HX-Request": "true"}
 def test_pending_panel_listens_for_the_push_and_can_poll(client_a, visit_a):
     """Pending: an event stream (sse-connect) triggers the panel's reload; medai.js polls
     (medai:poll) only while no stream is open."""
+    from predictions.services.advice_workers import advice_worker_beat
+
+    advice_worker_beat(name="advice@h#live", pid=1)  # a worker is computing it: not delayed
     html = client_a.get(reverse("visit_detail", args=[visit_a.pk])).content.decode()
     assert "Computing advice" in html
     assert 'hx-trigger="sse:advice, medai:poll"' in html
