@@ -11,12 +11,13 @@ class PredictionsConfig(AppConfig):
         # here loads a model (artifacts load lazily on first use).
         from medai_site.health import readiness_check_register
         from visits.events import subscribe
-        from visits.panels import panel_register
+        from visits.panels import chart_panel_register, panel_register
 
         from .health import check_models
         from .services.outbox import on_visit_event
-        from .views import advice_panel_for_visit
+        from .views import advice_panel_for_visit, course_panel_for_patient
 
         subscribe(on_visit_event)
         panel_register(advice_panel_for_visit)
+        chart_panel_register(course_panel_for_patient)
         readiness_check_register("models", check_models)
