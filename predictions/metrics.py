@@ -200,14 +200,24 @@ def _model_metrics() -> Iterator[Metric]:
         "Largest input-feature PSI in the latest monitoring snapshot.",
         labels=["task", "version"],
     )
+    advice_share = GaugeMetricFamily(
+        "medai_model_advice_label_share",
+        "Share of the window's confirmed diagnoses that began as accepted advice (excluded from "
+        "training), in the latest monitoring snapshot.",
+        labels=["task", "version"],
+    )
     # /metrics has checked its own token or staff session before the collector runs.
     for snapshot in monitoring_snapshots_latest(viewer=SYSTEM):
         labels = [snapshot.task.slug, str(snapshot.version.number)]
         status.add_metric(labels, MONITORING_STATUS_VALUE.get(snapshot.status, 0))
         if snapshot.input_drift.get("psi_max") is not None:
             psi.add_metric(labels, snapshot.input_drift["psi_max"])
+        share = ((snapshot.performance or {}).get("labels") or {}).get("advice_share")
+        if share is not None:
+            advice_share.add_metric(labels, share)
     yield status
     yield psi
+    yield advice_share
     alerts = GaugeMetricFamily(
         "medai_model_alerts_open",
         "Monitoring alerts not yet acknowledged, per task and severity.",

@@ -296,7 +296,10 @@ def live_agreement(*, viewer: object) -> dict[int, dict[str, Any]]:
         visit_id: code[:3]
         for visit_id, code in Diagnosis.objects.filter(
             rank=Diagnosis.Rank.PRIMARY, status=Diagnosis.Status.CONFIRMED
-        ).values_list("visit_id", "code")
+        )
+        # A confirmed diagnosis that began as accepted advice would agree with itself.
+        .exclude(source=Diagnosis.Source.ADVICE)
+        .values_list("visit_id", "code")
     }
     advice = Advice.objects.filter(superseded=False, visit_id__in=list(confirmed)).prefetch_related(
         "model_versions__task"

@@ -307,10 +307,29 @@ def visit_record(
 
 
 @transaction.atomic
-def visit_close(*, visit: Visit, actor: object | None, end: dt.datetime | None = None) -> Visit:
+def visit_close(
+    *,
+    visit: Visit,
+    actor: object | None,
+    end: dt.datetime | None = None,
+    final_diagnoses: Iterable[int] = (),
+) -> Visit:
+    """Close the visit; ``final_diagnoses`` (ids of its diagnoses) are confirmed as it closes."""
     visit = Visit.objects.select_for_update().get(pk=visit.pk)
     if visit.status == Visit.Status.CLOSED:
         raise Conflict("This visit is already closed.")
+    final = set(final_diagnoses)
+    chosen = list(Diagnosis.objects.filter(visit=visit, pk__in=final))
+    if len(chosen) != len(final):
+        raise InvalidInput(
+            "A final diagnosis must be one of this visit's diagnoses.",
+            fields={"final_diagnoses": ["Not a diagnosis of this visit."]},
+        )
+    for diagnosis in chosen:
+        if diagnosis.status != Diagnosis.Status.CONFIRMED:
+            diagnosis_set_status(
+                diagnosis=diagnosis, status=Diagnosis.Status.CONFIRMED, actor=actor
+            )
     visit.status = Visit.Status.CLOSED
     visit.end = end or max(timezone.now(), visit.start)
     _full_clean(visit)
@@ -330,9 +349,23 @@ def diagnosis_add(
     rank: str = Diagnosis.Rank.PRIMARY,
     status: str = Diagnosis.Status.PROVISIONAL,
     source: str = Diagnosis.Source.DOCTOR,
+    suggested_by: str = "",
     actor: object | None,
 ) -> Diagnosis:
+    """Add a diagnosis to a visit.
+
+    A diagnosis that came from advice (``source`` advice, ``suggested_by`` the model version) is
+    the doctor's agreement, never a confirmation: it can only start provisional, and becomes
+    confirmed by :func:`diagnosis_confirm` (or closing the visit with it as a final diagnosis).
+    """
+    if source == Diagnosis.Source.ADVICE and status == Diagnosis.Status.CONFIRMED:
+        raise InvalidInput(
+            "A diagnosis suggested by advice starts provisional; confirm it explicitly.",
+            fields={"status": ["Advice is agreement, not confirmation."]},
+        )
     code, display = icd10_lookup(code)
+    account = account_of(actor)
+    confirmed = status == Diagnosis.Status.CONFIRMED
     diagnosis = Diagnosis(
         visit=visit,
         code=code,
@@ -340,7 +373,10 @@ def diagnosis_add(
         rank=rank,
         status=status,
         source=source,
-        recorded_by=account_of(actor),
+        suggested_by=suggested_by[:120],
+        recorded_by=account,
+        confirmed_by=account if confirmed else None,
+        confirmed_at=timezone.now() if confirmed else None,
     )
     _full_clean_unique_aware(diagnosis)
     audit_record(
@@ -378,6 +414,10 @@ def diagnosis_set_status(*, diagnosis: Diagnosis, status: str, actor: object | N
             f"Unknown diagnosis status '{status}'.", fields={"status": ["Unknown status."]}
         )
     diagnosis = Diagnosis.objects.select_for_update().get(pk=diagnosis.pk)
+    if diagnosis.status != status:
+        confirmed = status == Diagnosis.Status.CONFIRMED
+        diagnosis.confirmed_by = account_of(actor) if confirmed else None
+        diagnosis.confirmed_at = timezone.now() if confirmed else None
     diagnosis.status = status
     _full_clean_unique_aware(diagnosis)
     audit_record(
@@ -387,6 +427,16 @@ def diagnosis_set_status(*, diagnosis: Diagnosis, status: str, actor: object | N
         patient_id=diagnosis.visit.patient_id,
     )
     return diagnosis
+
+
+def diagnosis_confirm(*, diagnosis: Diagnosis, actor: object | None) -> Diagnosis:
+    """The doctor's explicit confirmation of a diagnosis (one suggested by advice included).
+
+    Also after the visit closed: results that establish a diagnosis often come back later.
+    """
+    if diagnosis.status == Diagnosis.Status.CONFIRMED:
+        return diagnosis
+    return diagnosis_set_status(diagnosis=diagnosis, status=Diagnosis.Status.CONFIRMED, actor=actor)
 
 
 @dataclass(frozen=True)
