@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from pathlib import Path
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import joblib
