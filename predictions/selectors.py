@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Prefetch, QuerySet
 from django.utils import timezone
 
@@ -68,10 +69,20 @@ class AdviceState:
     payload: AdvicePayload | None
     request: AdviceRequest | None
     feedback: dict[str, Feedback]
+    # Pending for longer than MEDAI_ADVICE_LATE_SECONDS, or no advice worker is alive to compute
+    # it: the doctor is told not to wait for it.
+    delayed: bool = False
 
     @property
     def error(self) -> str:
         return self.request.error if self.request and self.status == "failed" else ""
+
+
+NOT_DONE = (
+    AdviceRequest.Status.PENDING,
+    AdviceRequest.Status.DISPATCHED,
+    AdviceRequest.Status.COMPUTING,
+)
 
 
 def advice_state(*, viewer: object, visit_id: int) -> AdviceState:
@@ -80,7 +91,7 @@ def advice_state(*, viewer: object, visit_id: int) -> AdviceState:
     advice = visit.advice.filter(superseded=False).prefetch_related("feedback").first()
     if request is None:
         status = "done" if advice else "none"
-    elif request.status in (AdviceRequest.Status.PENDING, AdviceRequest.Status.DISPATCHED):
+    elif request.status in NOT_DONE:
         status = "pending"
     elif request.status == AdviceRequest.Status.FAILED:
         status = "failed"
@@ -91,8 +102,20 @@ def advice_state(*, viewer: object, visit_id: int) -> AdviceState:
     payload = advice_payload(advice) if advice else None
     feedback = {f.suggestion: f for f in advice.feedback.all()} if advice else {}
     return AdviceState(
-        status=status, advice=advice, payload=payload, request=request, feedback=feedback
+        status=status,
+        advice=advice,
+        payload=payload,
+        request=request,
+        feedback=feedback,
+        delayed=status == "pending" and request is not None and _advice_late(request),
     )
+
+
+def _advice_late(request: AdviceRequest) -> bool:
+    from .pipeline_health import live_advice_workers
+
+    late_after = dt.timedelta(seconds=settings.MEDAI_ADVICE_LATE_SECONDS)
+    return timezone.now() - request.created_at > late_after or live_advice_workers() == 0
 
 
 def advice_get(*, viewer: object, advice_id: int) -> Advice:
@@ -192,6 +215,16 @@ def task_list(*, viewer: object) -> QuerySet[PredictionTask]:
 def task_get(*, viewer: object, slug: str) -> PredictionTask:
     try:
         return task_list(viewer=viewer).get(slug=slug)
+    except PredictionTask.DoesNotExist:
+        raise NotFound("Prediction task not found.") from None
+
+
+def task_for_serving(*, viewer: object, slug: str) -> PredictionTask:
+    """The task with its active version only (one query): what a prediction request needs."""
+    if not _may_see_models(viewer):
+        raise NotFound("Prediction task not found.")
+    try:
+        return PredictionTask.objects.select_related("active_version").get(slug=slug)
     except PredictionTask.DoesNotExist:
         raise NotFound("Prediction task not found.") from None
 

@@ -25,8 +25,11 @@ from visits.selectors import problem_list, visit_get
 from . import dashboard, reports
 from .forecast_chart import forecast_timeline_svg
 from .forms import OVERRIDE_REASONS, FeedbackForm
+from .health import check_models
+from .medication_safety import plan_drugs, visit_allergies, visit_drug_conflicts
 from .models import TrainingJob
 from .monitoring_panel import task_panel
+from .pipeline_health import advice_pipeline_health
 from .selectors import (
     activation_history,
     advice_get,
@@ -76,6 +79,20 @@ def course_panel_for_patient(request: HttpRequest, patient: Patient) -> SafeStri
     for entry in outlook:
         entry["svg"] = forecast_timeline_svg(entry)
     return render_to_string("predictions/_course_panel.html", {"outlook": outlook}, request=request)
+
+
+def medication_panel_for_visit(request: HttpRequest, visit: Visit) -> SafeString:
+    """The plan checked against the allergies, on the visit page as soon as the visit is saved
+    (registered with visits/panels.py before the advice panel); nothing when the plan names no
+    drug."""
+    if not plan_drugs(visit):
+        return SafeString("")
+    allergies = visit_allergies(visit)
+    return render_to_string(
+        "predictions/_medication_safety.html",
+        {"conflicts": visit_drug_conflicts(visit), "allergy_count": len(allergies)},
+        request=request,
+    )
 
 
 def _panel(
@@ -135,6 +152,36 @@ def advice_feedback_view(request: HttpRequest, visit_id: int) -> HttpResponse:
         include_problems=True,
         patient=visit.patient,
     )
+
+
+# --- operations: is advice flowing (staff and hospital admins) ------------------------------------
+
+
+def may_view_operations(user: object) -> bool:
+    return bool(getattr(user, "is_staff", False)) or is_admin(user)
+
+
+@page(allowed=may_view_operations)
+@require_GET
+def operations_view(request: HttpRequest) -> HttpResponse:
+    """The advice pipeline's health with the thresholds /metrics alerts on (README)."""
+    response = render(
+        request,
+        "predictions/operations.html",
+        {"health": advice_pipeline_health(), "models_check": _models_check()},
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _models_check() -> str:
+    """'ok', or which active model's artifact does not load (the worker could not use it)."""
+    from medai_site.health import ReadinessFailure
+
+    try:
+        return check_models()
+    except ReadinessFailure as exc:
+        return str(exc)
 
 
 # --- the dashboard: the viewer's patients, visits, advice to review and critical alerts --------

@@ -62,7 +62,7 @@ def create_tasks(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('predictions', '0004_advice_request_event'),
+        ('predictions', '0006_model_use'),
     ]
 
     operations = [
