@@ -150,3 +150,12 @@ def test_beat_schedules_monthly_pretraining_and_nightly_training():
     nightly = app.conf.beat_schedule["nightly-training"]
     assert nightly["task"] == tasks.training_nightly_start.name
     assert nightly["schedule"].hour == {2}
+
+
+def test_the_inline_prediction_api_refuses_forecast_tasks_clearly(db):
+    from medai_site.errors import ModelUnavailable
+    from predictions.services.serving import servable_version
+
+    task = PredictionTask.objects.get(slug="ckd-forecast")
+    with pytest.raises(ModelUnavailable, match="patient's course"):
+        servable_version(task)
