@@ -62,7 +62,7 @@ def create_tasks(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('predictions', '0006_model_use'),
+        ('predictions', '0007_alter_trainingjob_trigger'),
     ]
 
     operations = [
@@ -74,7 +74,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='trainingjob',
             name='trigger',
-            field=models.CharField(choices=[('admin', 'Admin'), ('api', 'API'), ('page', 'Page'), ('schedule', 'Nightly schedule'), ('monthly', 'Monthly re-pretraining')], default='admin', max_length=10),
+            field=models.CharField(choices=[('admin', 'Admin'), ('api', 'API'), ('page', 'Page'), ('schedule', 'Nightly schedule'), ('system', 'System'), ('monthly', 'Monthly re-pretraining')], default='admin', max_length=10),
         ),
         migrations.RunPython(create_tasks, migrations.RunPython.noop),
     ]
