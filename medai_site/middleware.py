@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 from .audit import current_interface, current_request_id
 from .models import AuditEvent
-from .request_context import current_api_token_id
+from .request_context import current_api_token_id, is_api_path
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -26,7 +26,7 @@ class RequestContextMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
-        if request.path.startswith(("/api/", "/fhir/")):  # the REST API and the FHIR API
+        if is_api_path(request.path):
             interface = AuditEvent.Interface.API
         elif request.path.startswith("/admin/"):
             interface = AuditEvent.Interface.ADMIN
@@ -65,7 +65,7 @@ class FormBodyMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.method in _BODY_METHODS and not request.path.startswith(("/api/", "/fhir/")):
+        if request.method in _BODY_METHODS and not is_api_path(request.path):
             refused = self._refusal(request)
             if refused is not None:
                 return refused

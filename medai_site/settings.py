@@ -370,6 +370,17 @@ REST_FRAMEWORK = {
 # Requests per client (API token, or user for session calls) and per IP for anonymous calls.
 MEDAI_API_RATE = env.str("MEDAI_API_RATE", default="600/min")
 MEDAI_API_ANON_RATE = env.str("MEDAI_API_ANON_RATE", default="60/min")
+# CDS Hooks: the EHRs allowed to call, by JWT issuer: {"<iss>": {"jwks": {"keys": [<public JWK>]},
+# "user": "<integration-client username>"}}, from a JSON file (keys are configuration, never
+# fetched from a URL a caller names). Unknown issuers are refused.
+CDS_HOOKS_CLIENTS = (
+    json.loads(Path(env.str("MEDAI_CDS_HOOKS_CLIENTS_FILE")).read_text())
+    if env.str("MEDAI_CDS_HOOKS_CLIENTS_FILE", default="")
+    else {}
+)
+# The public base URL the EHR calls (behind a proxy), e.g. https://medai.example.org: the JWT's
+# audience and the cards' links are built on it. Empty: the request's own host.
+CDS_HOOKS_BASE_URL = env.str("MEDAI_CDS_HOOKS_BASE_URL", default="")
 # The prediction API (POST /api/v1/models/{slug}/predict...) has its own budget per client.
 MEDAI_PREDICT_RATE = env.str("MEDAI_PREDICT_RATE", default="3000/min")
 # FHIR (predictions/interop): the identifier systems MedAI's MRNs and national ids are published
