@@ -56,7 +56,7 @@ class FormBodyMiddleware:
     Django decodes form fields with ``errors="replace"``, so invalid UTF-8 would be stored as
     U+FFFD instead of being refused; and a page view handed a JSON or XML body sees an empty form
     and answers 200. Here such bodies get a 400 (invalid UTF-8) or a 415 (not a form), with no
-    side effect. The APIs (``/api/``, ``/fhir/``) parse their own JSON and answer their own 4xx.
+    side effect. The APIs (``/api/``, ``/fhir/``, ``/cds-services``) parse their own JSON and answer their own 4xx.
     MedAI accepts no file uploads, so a multipart body is text throughout; a future upload
     field would need its parts exempted here.
     """

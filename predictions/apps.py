@@ -15,8 +15,9 @@ class PredictionsConfig(AppConfig):
 
         from . import worker_heartbeat
         from .services.outbox import on_visit_event
-        from .views import advice_panel_for_visit
+        from .views import advice_panel_for_visit, medication_panel_for_visit
 
         subscribe(on_visit_event)
+        panel_register(medication_panel_for_visit)  # above the advice: it needs no worker
         panel_register(advice_panel_for_visit)
         worker_heartbeat.connect()  # advice workers beat (the signals fire only in a worker)

@@ -73,6 +73,7 @@ class OperationsCollector(Collector):
         yield from _advice_metrics()
         yield from _model_metrics()
         yield from _queue_metrics()
+        yield from _pipeline_metrics()
 
 
 def _outbox_metrics() -> Iterator[Metric]:
@@ -258,6 +259,34 @@ def _queue_metrics() -> Iterator[Metric]:
         depth.add_metric([queue], length)
     yield up
     yield depth
+
+
+def _pipeline_metrics() -> Iterator[Metric]:
+    """Is advice flowing (predictions/pipeline_health.py; thresholds: README "Advice pipeline")."""
+    from .pipeline_health import STATUS_VALUE, advice_pipeline_health
+
+    health = advice_pipeline_health()
+    yield GaugeMetricFamily(
+        "medai_advice_workers_live",
+        "Advice workers whose heartbeat is fresh (0 = advice has stopped).",
+        value=health.live_workers,
+    )
+    yield GaugeMetricFamily(
+        "medai_advice_workers_lost",
+        "Advice workers gone silent that the relay has not handled yet (it does within a second).",
+        value=health.lost_workers,
+    )
+    yield GaugeMetricFamily(
+        "medai_advice_late_requests",
+        "Advice requests not done MEDAI_ADVICE_LATE_SECONDS after the visit was saved "
+        "(the visit page says 'Advice is delayed').",
+        value=health.late,
+    )
+    yield GaugeMetricFamily(
+        "medai_advice_pipeline_status",
+        "Advice pipeline: 0 ok, 1 delayed (requests late), 2 stopped (no live worker or no broker).",
+        value=STATUS_VALUE[health.status],
+    )
 
 
 def _web_registry() -> CollectorRegistry:

@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Prefetch, QuerySet
 from django.utils import timezone
 
@@ -68,6 +69,9 @@ class AdviceState:
     payload: AdvicePayload | None
     request: AdviceRequest | None
     feedback: dict[str, Feedback]
+    # Pending for longer than MEDAI_ADVICE_LATE_SECONDS, or no advice worker is alive to compute
+    # it: the doctor is told not to wait for it.
+    delayed: bool = False
 
     @property
     def error(self) -> str:
@@ -98,8 +102,20 @@ def advice_state(*, viewer: object, visit_id: int) -> AdviceState:
     payload = advice_payload(advice) if advice else None
     feedback = {f.suggestion: f for f in advice.feedback.all()} if advice else {}
     return AdviceState(
-        status=status, advice=advice, payload=payload, request=request, feedback=feedback
+        status=status,
+        advice=advice,
+        payload=payload,
+        request=request,
+        feedback=feedback,
+        delayed=status == "pending" and request is not None and _advice_late(request),
     )
+
+
+def _advice_late(request: AdviceRequest) -> bool:
+    from .pipeline_health import live_advice_workers
+
+    late_after = dt.timedelta(seconds=settings.MEDAI_ADVICE_LATE_SECONDS)
+    return timezone.now() - request.created_at > late_after or live_advice_workers() == 0
 
 
 def advice_get(*, viewer: object, advice_id: int) -> Advice:

@@ -19,6 +19,12 @@ from django.utils import timezone
 from medai_site.audit import audit_record
 from medai_site.errors import AdviceFailed
 from medai_site.models import AuditEvent
+from predictions.medication_safety import (
+    conflict_alerts,
+    plan_drugs,
+    visit_allergies,
+    visit_drug_conflicts,
+)
 from predictions.ml.artifacts import load_model
 from predictions.ml.errors import EngineError
 from predictions.models import Advice, AdviceRequest, ModelVersion, PredictionTask
@@ -33,7 +39,7 @@ from predictions.payload import (
     TextWord,
     payload_dumps,
 )
-from predictions.rules import ObservationFact, evaluate_rules
+from predictions.rules import SEVERITY_ORDER, ObservationFact, evaluate_rules
 from predictions.similar_cases import similar_cases
 from predictions.visit_records import OTHER_CLASS, input_hash, visit_record
 from predictions.wording import category_display, feature_label
@@ -85,7 +91,8 @@ def advice_compute(
         return request.advice  # a redelivered message for finished work
     visit = (
         Visit.objects.select_related("patient")
-        # Decrypt only what advice reads (no name, contact or plan): PHI stays ciphertext.
+        # Decrypt only what advice reads (no name or contact; the plan and allergy history for
+        # the allergy and drug check): other PHI stays ciphertext.
         .only(
             "id",
             "patient_id",
@@ -94,6 +101,8 @@ def advice_compute(
             "chief_complaint",
             "history_present_illness",
             "physical_exam",
+            "plan",
+            "allergy_history",
             "patient__id",
             "patient__sex",
         )
@@ -105,7 +114,14 @@ def advice_compute(
     tasks = _active_tasks()
     models_key = ",".join(f"{t.slug}:{_active(t).number}" for t in tasks) or "rules-only"
     allergies = sorted(a.substance for a in visit.patient.allergies.all())
-    digest = input_hash(record, extra={"allergies": allergies, "rules": RULES_VERSION})
+    digest = input_hash(
+        record,
+        extra={
+            "allergies": [(a.substance, a.severity) for a in visit_allergies(visit)],
+            "plan_drugs": plan_drugs(visit),
+            "rules": RULES_VERSION,
+        },
+    )
 
     advice = Advice.objects.filter(visit=visit, input_hash=digest, models_key=models_key).first()
     if advice is None:
@@ -304,6 +320,11 @@ def _payload(
         free_text=f"{visit.chief_complaint}\n{visit.history_present_illness}\n{visit.physical_exam}",
         suggested_codes=[d.code for d in diagnoses[:3] if d.code != OTHER_CLASS],
         allergies=allergies,
+    )
+    # The doctor's own plan against the allergies, whatever the models suggest.
+    alerts = sorted(
+        alerts + conflict_alerts(visit_drug_conflicts(visit)),
+        key=lambda a: (SEVERITY_ORDER[a["severity"]], a["rule"]),
     )
     similar = (
         similar_cases(
