@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('predictions', '0006_model_use'),
+        ('predictions', '0007_alter_trainingjob_trigger'),
         ('visits', '0003_visit_event'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
