@@ -258,6 +258,8 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_ROOT = Path(env.str("MEDAI_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 # Model artifacts (joblib files, sha256 recorded on ModelVersion).
 MODEL_ARTIFACT_DIR = Path(env.str("MEDAI_MODEL_DIR", default=str(VAR_DIR / "models")))
+# Files uploaded to the admin's import doors wait here for the worker (web and trainer share it).
+MEDAI_IMPORT_DIR = Path(env.str("MEDAI_IMPORT_DIR", default=str(VAR_DIR / "imports")))
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -467,6 +469,9 @@ LOGGING = {
 # Django's default (2.5 MB), stated: the largest legitimate body, a visit with all its free text,
 # is a few kilobytes. No file uploads exist; DATA_UPLOAD_MAX_NUMBER_FIELDS keeps its 1000.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MEDAI_MAX_REQUEST_BYTES", default=2_621_440)
+# The only pages that take files: the admin's import doors (predictions/interop). Their bodies
+# skip the form-body check (binary Excel, large bundles) and their files stream to disk.
+MEDAI_UPLOAD_PATHS = ("/admin/interop/importrun/add/",)
 SESSION_COOKIE_AGE = env.int("MEDAI_SESSION_IDLE_SECONDS", default=15 * 60)
 SESSION_SAVE_EVERY_REQUEST = True  # inactivity timeout, not absolute
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
