@@ -258,6 +258,8 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_ROOT = Path(env.str("MEDAI_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 # Model artifacts (joblib files, sha256 recorded on ModelVersion).
 MODEL_ARTIFACT_DIR = Path(env.str("MEDAI_MODEL_DIR", default=str(VAR_DIR / "models")))
+# Files uploaded to the admin's import doors wait here for the worker (web and trainer share it).
+MEDAI_IMPORT_DIR = Path(env.str("MEDAI_IMPORT_DIR", default=str(VAR_DIR / "imports")))
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -397,6 +399,17 @@ REST_FRAMEWORK = {
 # Requests per client (API token, or user for session calls) and per IP for anonymous calls.
 MEDAI_API_RATE = env.str("MEDAI_API_RATE", default="600/min")
 MEDAI_API_ANON_RATE = env.str("MEDAI_API_ANON_RATE", default="60/min")
+# CDS Hooks: the EHRs allowed to call, by JWT issuer: {"<iss>": {"jwks": {"keys": [<public JWK>]},
+# "user": "<integration-client username>"}}, from a JSON file (keys are configuration, never
+# fetched from a URL a caller names). Unknown issuers are refused.
+CDS_HOOKS_CLIENTS = (
+    json.loads(Path(env.str("MEDAI_CDS_HOOKS_CLIENTS_FILE")).read_text())
+    if env.str("MEDAI_CDS_HOOKS_CLIENTS_FILE", default="")
+    else {}
+)
+# The public base URL the EHR calls (behind a proxy), e.g. https://medai.example.org: the JWT's
+# audience and the cards' links are built on it. Empty: the request's own host.
+CDS_HOOKS_BASE_URL = env.str("MEDAI_CDS_HOOKS_BASE_URL", default="")
 # The prediction API (POST /api/v1/models/{slug}/predict...) has its own budget per client.
 MEDAI_PREDICT_RATE = env.str("MEDAI_PREDICT_RATE", default="3000/min")
 # FHIR (predictions/interop): the identifier systems MedAI's MRNs and national ids are published
@@ -467,6 +480,9 @@ LOGGING = {
 # Django's default (2.5 MB), stated: the largest legitimate body, a visit with all its free text,
 # is a few kilobytes. No file uploads exist; DATA_UPLOAD_MAX_NUMBER_FIELDS keeps its 1000.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MEDAI_MAX_REQUEST_BYTES", default=2_621_440)
+# The only pages that take files: the admin's import doors (predictions/interop). Their bodies
+# skip the form-body check (binary Excel, large bundles) and their files stream to disk.
+MEDAI_UPLOAD_PATHS = ("/admin/interop/importrun/add/",)
 SESSION_COOKIE_AGE = env.int("MEDAI_SESSION_IDLE_SECONDS", default=15 * 60)
 SESSION_SAVE_EVERY_REQUEST = True  # inactivity timeout, not absolute
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True

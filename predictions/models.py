@@ -275,7 +275,14 @@ class Feedback(models.Model):
         ALREADY_EXCLUDED = "already_excluded", "Already excluded by tests"
         OTHER = "other", "Other"
 
-    advice = models.ForeignKey(Advice, on_delete=models.CASCADE, related_name="feedback")
+    # Feedback is on a stored advice (the advice panel, the API) or on a CDS Hooks card shown
+    # in an EHR (no stored visit): exactly one of the two.
+    advice = models.ForeignKey(
+        Advice, null=True, blank=True, on_delete=models.CASCADE, related_name="feedback"
+    )
+    cds_card = models.ForeignKey(
+        "CdsCard", null=True, blank=True, on_delete=models.CASCADE, related_name="feedback"
+    )
     suggestion = models.CharField(max_length=40)  # the ICD-10 code or risk task slug
     decision = models.CharField(max_length=10, choices=Decision.choices)
     reason = models.CharField(max_length=24, choices=Reason.choices, blank=True)
@@ -294,7 +301,12 @@ class Feedback(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["advice", "suggestion"], name="feedback_once_per_suggestion"
-            )
+            ),
+            models.UniqueConstraint(fields=["cds_card"], name="feedback_once_per_cds_card"),
+            models.CheckConstraint(
+                condition=Q(advice__isnull=True) ^ Q(cds_card__isnull=True),
+                name="feedback_on_advice_or_cds_card",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -397,3 +409,27 @@ class ModelUse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version_id} x{self.rows} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class CdsCard(models.Model):
+    """A CDS Hooks card MedAI returned to an EHR, kept so the EHR's feedback can name it.
+
+    Holds no PHI: the card's uuid, the service, what it suggested (an ICD-10 category, a risk
+    task's slug or a rule's name) and the model use that produced it (none for rule-only cards).
+    """
+
+    uuid = models.UUIDField(unique=True)
+    service = models.CharField(max_length=64)
+    suggestion = models.CharField(max_length=40)
+    rank = models.PositiveSmallIntegerField(null=True, blank=True)
+    model_use = models.ForeignKey(
+        ModelUse, null=True, blank=True, on_delete=models.PROTECT, related_name="cards"
+    )
+    client = models.CharField(max_length=200)  # the EHR's JWT issuer
+    issued_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.service}: {self.suggestion}"
