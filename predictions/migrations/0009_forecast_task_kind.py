@@ -62,7 +62,7 @@ def create_tasks(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('predictions', '0007_alter_trainingjob_trigger'),
+        ('predictions', '0008_cds_hooks'),
     ]
 
     operations = [
