@@ -36,6 +36,7 @@ class AuditEvent(models.Model):
         ADMIN = "admin"
         WORKER = "worker"
         COMMAND = "command"
+        IMPORT = "import"  # a record written by an import door (FHIR, HL7 v2, CSV)
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(

@@ -2,8 +2,10 @@
 
 Profiles (``MEDAI_PROFILE``):
 - ``local``: one machine, embedded defaults (SQLite under var/, kombu's filesystem transport,
-  per-machine secrets generated into var/local-secrets.json). DEBUG is on only here, and only
-  because the profile says so.
+  per-machine secrets generated into var/local-secrets.json). DEBUG is off here too, as in every
+  profile: the app's own error pages show (never Django's debug page listing the URL patterns);
+  ``DJANGO_DEBUG=1`` turns it on for a developer who asks. Static files are served by WhiteNoise
+  from ``collectstatic``'s output, with or without DEBUG.
 - ``test``: the real PostgreSQL and Redis on 127.0.0.1 (CI and developers), fixed throw-away keys.
 - ``production``: everything secret must come from the environment; nothing has a default.
 """
@@ -66,7 +68,7 @@ def _secret(name: str) -> str:
     return env.str(name)  # production: ImproperlyConfigured when missing
 
 
-DEBUG = env.bool("DJANGO_DEBUG", default=PROFILE == "local")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = _secret("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list(
     "DJANGO_ALLOWED_HOSTS",
@@ -303,6 +305,20 @@ else:
     # Fetch a message only when a pool process is free: nothing waits in a worker's memory
     # (where a crash would strand it) while it could wait in Redis for any worker.
     CELERY_WORKER_DISABLE_PREFETCH = True
+# Live events (medai_site/live_events.py): the worker tells the web process that advice is stored,
+# and the visit page's event stream pushes it to the browser. Redis pub/sub where the broker is
+# Redis (test, production); otherwise (the local profile's embedded defaults) a file per topic
+# under var/, watched every 50 ms.
+MEDAI_LIVE_EVENTS_URL = env.str(
+    "MEDAI_LIVE_EVENTS_URL",
+    default=CELERY_BROKER_URL
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+    else f"file://{VAR_DIR / 'live-events'}",
+)
+# How long one advice event stream stays open before the browser reconnects: a stream holds a
+# web worker thread (gunicorn gthread), so none is held for ever. Streams also end as soon as the
+# advice they wait for is stored.
+MEDAI_ADVICE_STREAM_SECONDS = env.int("MEDAI_ADVICE_STREAM_SECONDS", default=25)
 # Results live in our own tables (Advice, TrainingJob); Celery's result store would be a second
 # copy and, for advice, a place PHI could leak to.
 CELERY_RESULT_BACKEND = None

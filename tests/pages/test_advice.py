@@ -13,15 +13,20 @@ pytestmark = pytest.mark.django_db
 HX = {"HX-Request": "true"}
 
 
-def test_pending_panel_polls_every_two_seconds(client_a, visit_a):
+def test_pending_panel_listens_for_the_push_and_can_poll(client_a, visit_a):
+    """Pending: an event stream (sse-connect) triggers the panel's reload; medai.js polls
+    (medai:poll) only while no stream is open."""
     from predictions.services.advice_workers import advice_worker_beat
 
     advice_worker_beat(name="advice@h#live", pid=1)  # a worker is computing it: not delayed
     html = client_a.get(reverse("visit_detail", args=[visit_a.pk])).content.decode()
     assert "Computing advice" in html
-    assert 'hx-trigger="every 2s"' in html
+    assert 'hx-trigger="sse:advice, medai:poll"' in html
+    assert f'sse-connect="{reverse("advice_stream", args=[visit_a.pk])}"' in html
+    assert 'sse-close="advice"' in html
     assert reverse("advice_panel", args=[visit_a.pk]) in html
     assert '"X-MedAI-Poll": "1"' in html
+    assert "vendor/htmx-ext-sse/sse.min.js" in html
 
 
 def test_failed_advice_is_shown_clearly(client_a, visit_a):
@@ -31,7 +36,8 @@ def test_failed_advice_is_shown_clearly(client_a, visit_a):
     html = client_a.get(reverse("advice_panel", args=[visit_a.pk]), headers=HX).content.decode()
     assert "Advice could not be computed" in html
     assert "integrity check" in html
-    assert "every 2s" not in html
+    assert "sse-connect" not in html
+    assert "medai:poll" not in html
 
 
 def test_done_panel_shows_everything_and_stops_polling(
@@ -39,7 +45,8 @@ def test_done_panel_shows_everything_and_stops_polling(
 ):
     make_advice(visit_a, abstained=True, version=model_version)
     html = client_a.get(reverse("advice_panel", args=[visit_a.pk]), headers=HX).content.decode()
-    assert "every 2s" not in html
+    assert "sse-connect" not in html
+    assert "medai:poll" not in html
     assert "outside the model&#x27;s experience" in html or "outside the model's experience" in html
     assert "J18" in html
     assert "62%" in html
