@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.urls import reverse
 
@@ -144,3 +146,41 @@ def test_other_team_cannot_give_feedback(client, doctor_b, visit_a, make_advice)
         headers=HX,
     )
     assert response.status_code == 404
+
+
+def test_the_why_reads_in_plain_words_with_units_and_lists_what_was_not_measured(
+    client_a, visit_a, make_advice
+):
+    advice = make_advice(visit_a)
+    data = json.loads(advice.payload)
+    data["explanation"]["contributions"] = [
+        {
+            "feature": "obs_2345-7",
+            "label": "Glucose",
+            "value": "9.8 mmol/L",
+            "contribution": 0.3,
+            "kind": "observation",
+        },
+        {"feature": "age", "label": "Age", "value": "65", "contribution": 0.2, "kind": "age"},
+        {
+            "feature": "visit_type",
+            "label": "Visit type",
+            "value": "emergency",
+            "contribution": 0.1,
+            "kind": "visit_type",
+        },
+    ]
+    data["not_measured"] = [
+        {"code": "10839-9", "label": "Troponin I", "source": "rule"},
+        {"code": "ECG", "label": "12-lead ECG", "source": "rule"},
+    ]
+    advice.payload = json.dumps(data)
+    advice.save(update_fields=["payload"])
+    html = client_a.get(reverse("advice_panel", args=[visit_a.pk]), headers=HX).content.decode()
+    why = html[html.index("contributions") :]
+    assert "Glucose 9.8 mmol/L" in why
+    assert "Age 65" in why
+    assert "Visit type: Emergency" in why
+    assert "age (65" not in html
+    assert "obs_" not in html
+    assert "Not measured — would help:</strong>\n      Troponin I, 12-lead ECG" in html
