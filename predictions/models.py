@@ -16,12 +16,15 @@ class PredictionTask(models.Model):
     class Kind(models.TextChoices):
         DIFFERENTIAL = "differential", "Differential diagnosis (multi-class)"
         RISK = "risk", "Binary risk"
+        FORECAST = "forecast", "Forecast of a new diagnosis (patient timeline)"
 
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=120)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     # differential: {"min_class_visits": int, "max_classes": int}
     # risk: {"positive_prefixes": ["I20", ...], "label": "coronary artery disease"}
+    # forecast: {"codes": ["ICD10/N18", ...], "horizon_days": 730, "min_history_days": 365,
+    #            "label": "...", "algorithms": [...], "cv": 3, "pretrain_epochs": 2, ...}
     config = models.JSONField(default=dict, blank=True)
     intended_use = models.TextField(blank=True)
     limitations = models.TextField(blank=True)
@@ -53,6 +56,7 @@ class TrainingJob(models.Model):
         SCHEDULE = "schedule", "Nightly schedule"
         # Started by the system itself, e.g. the first models trained when the demo is seeded.
         SYSTEM = "system", "System"
+        MONTHLY = "monthly", "Monthly re-pretraining"
 
     task = models.ForeignKey(PredictionTask, on_delete=models.PROTECT, related_name="training_jobs")
     status = models.CharField(

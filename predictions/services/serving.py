@@ -124,6 +124,12 @@ def observation_code(code_or_name: str) -> str:
 # --- the model ---------------------------------------------------------------------------------------
 def servable_version(task: PredictionTask) -> ModelVersion:
     """The version that answers for ``task``, or ModelUnavailable saying why there is none."""
+    if task.kind == PredictionTask.Kind.FORECAST:
+        # A forecast reads a patient's whole timeline; inline inputs of one visit cannot feed it.
+        raise ModelUnavailable(
+            f"The model '{task.slug}' forecasts from a patient's course and is not served on "
+            "inline inputs; its forecasts appear on the patient chart."
+        )
     if not task.enabled:
         raise ModelUnavailable(f"The model '{task.slug}' is switched off.")
     if task.active_version is None:
