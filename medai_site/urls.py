@@ -7,10 +7,12 @@ It names them by ``include("<app>.urls")`` strings, never by import, so the base
 
 from django.contrib import admin
 from django.urls import include, path
-from django_otp.admin import OTPAdminSite
 
-# The admin requires a verified second factor (TOTP) on top of the password (HIPAA 164.312(d)).
-admin.site.__class__ = OTPAdminSite
+from medai_site.admin import MedaiAdminSite
+
+# The admin requires a verified second factor (TOTP) on top of the password (HIPAA 164.312(d)),
+# and audits its autocomplete answers (medai_site.admin.MedaiAdminSite).
+admin.site.__class__ = MedaiAdminSite
 
 # /api/v1/: every app's operations in one "api" namespace (reverse("api:patient-list")).
 api_v1 = [

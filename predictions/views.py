@@ -40,10 +40,14 @@ from .services.training import training_job_start
 from .wording import class_display
 
 
-def _panel_context(request: HttpRequest, visit: Visit, **extra: object) -> dict[str, object]:
+def _panel_context(
+    request: HttpRequest, visit: Visit, *, poll: bool = False, **extra: object
+) -> dict[str, object]:
+    # The htmx poll records a reading of an advice once per session; every other view each time.
+    session = request.session if poll else None
     return {
         "visit": visit,
-        "state": advice_state(viewer=request.user, visit_id=visit.pk),
+        "state": advice_state(viewer=request.user, visit_id=visit.pk, session=session),
         "feedback_error": "",
         "reasons": OVERRIDE_REASONS,
         **extra,
@@ -58,10 +62,10 @@ def advice_panel_for_visit(request: HttpRequest, visit: Visit) -> SafeString:
 
 
 def _panel(
-    request: HttpRequest, visit_id: int, *, error: str = "", **extra: object
+    request: HttpRequest, visit_id: int, *, error: str = "", poll: bool = False, **extra: object
 ) -> HttpResponse:
     visit = visit_get(viewer=request.user, visit_id=visit_id, audit=False)
-    context = _panel_context(request, visit, feedback_error=error, **extra)
+    context = _panel_context(request, visit, poll=poll, feedback_error=error, **extra)
     return render(request, "predictions/_advice_panel.html", context)
 
 
@@ -70,7 +74,7 @@ def _panel(
 @require_GET
 def advice_panel_view(request: HttpRequest, visit_id: int) -> HttpResponse:
     """The advice panel alone; while advice is pending it polls itself every 2 seconds."""
-    response = _panel(request, visit_id)
+    response = _panel(request, visit_id, poll=True)
     response["Cache-Control"] = "no-store"
     return response
 
