@@ -26,7 +26,7 @@ class RequestContextMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
-        if request.path.startswith("/api/"):
+        if request.path.startswith(("/api/", "/fhir/")):  # the REST API and the FHIR API
             interface = AuditEvent.Interface.API
         elif request.path.startswith("/admin/"):
             interface = AuditEvent.Interface.ADMIN
@@ -56,7 +56,7 @@ class FormBodyMiddleware:
     Django decodes form fields with ``errors="replace"``, so invalid UTF-8 would be stored as
     U+FFFD instead of being refused; and a page view handed a JSON or XML body sees an empty form
     and answers 200. Here such bodies get a 400 (invalid UTF-8) or a 415 (not a form), with no
-    side effect. The API (``/api/``) parses its own JSON and answers its own 4xx.
+    side effect. The APIs (``/api/``, ``/fhir/``) parse their own JSON and answer their own 4xx.
     MedAI accepts no file uploads, so a multipart body is text throughout; a future upload
     field would need its parts exempted here.
     """
@@ -65,7 +65,7 @@ class FormBodyMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.method in _BODY_METHODS and not request.path.startswith("/api/"):
+        if request.method in _BODY_METHODS and not request.path.startswith(("/api/", "/fhir/")):
             refused = self._refusal(request)
             if refused is not None:
                 return refused

@@ -56,8 +56,12 @@ def is_poll(request: HttpRequest) -> bool:
     return request.headers.get(POLL_HEADER) == "1"
 
 
+# The REST API and the FHIR API (predictions.interop) answer for themselves: no redirects.
+_API_PREFIXES = ("/api/", "/fhir/")
+
+
 def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
+    return request.path.startswith(_API_PREFIXES)
 
 
 def _bearer(request: HttpRequest) -> bool:
@@ -121,6 +125,15 @@ class SessionIdleMiddleware:
         request.session[LAST_ACTIVITY_KEY] = time.time()
 
     def _expired(self, request: HttpRequest, *, api: bool) -> HttpResponse:
+        if api and request.path.startswith("/fhir/"):
+            message = (
+                f"Your session expired after {idle_minutes()} minutes of inactivity. Sign in again."
+            )
+            outcome = {
+                "resourceType": "OperationOutcome",
+                "issue": [{"severity": "error", "code": "login", "diagnostics": message}],
+            }
+            return JsonResponse(outcome, status=401, content_type="application/fhir+json")
         if api:
             from .errors import error_body
 

@@ -146,6 +146,7 @@ INSTALLED_APPS = [
     "patients",
     "visits",
     "predictions",
+    "predictions.interop.apps.InteropConfig",  # FHIR R4 API and import doors (label "interop")
 ]
 
 MIDDLEWARE = [
@@ -351,6 +352,12 @@ REST_FRAMEWORK = {
 # Requests per client (API token, or user for session calls) and per IP for anonymous calls.
 MEDAI_API_RATE = env.str("MEDAI_API_RATE", default="600/min")
 MEDAI_API_ANON_RATE = env.str("MEDAI_API_ANON_RATE", default="60/min")
+# FHIR (predictions/interop): the identifier systems MedAI's MRNs and national ids are published
+# under in /fhir/r4/ (a hospital sets its own URIs); imports read MRNs by identifier type MR.
+MEDAI_FHIR_MRN_SYSTEM = env.str("MEDAI_FHIR_MRN_SYSTEM", default="urn:medai:mrn")
+MEDAI_FHIR_NATIONAL_ID_SYSTEM = env.str(
+    "MEDAI_FHIR_NATIONAL_ID_SYSTEM", default="urn:medai:national-id"
+)
 SPECTACULAR_SETTINGS = {
     "TITLE": "MedAI integration API",
     "DESCRIPTION": (

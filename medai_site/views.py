@@ -66,7 +66,7 @@ def session_check(request: HttpRequest) -> HttpResponse:
 
 
 def _api(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
+    return request.path.startswith(("/api/", "/fhir/"))
 
 
 def error_403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

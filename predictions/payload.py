@@ -62,12 +62,39 @@ class Risk:
 
 
 @dataclass(frozen=True)
+class TextWord:
+    """A word of the doctor's own text that drove the top suggestion, where it stands in the text.
+
+    ``start``/``end`` index the visit's text as it was when the advice was computed, so the page
+    can highlight the word in place, in the language it was written in.
+    """
+
+    column: str = field(metadata=_help("'chief_complaint' or 'history'."))
+    text: str = ""
+    start: int = 0
+    end: int = 0
+    negated: bool = field(default=False, metadata=_help("Inside a negation scope ('no', '无')."))
+    uncertain: bool = False
+    contribution: float = field(default=0.0, metadata=_help("Signed push on the top suggestion."))
+
+
+@dataclass(frozen=True)
 class Explanation:
     task: str
     predicted: str = ""
     scale: str = ""
     baseline: float = 0.0
     contributions: list[Contribution] = field(default_factory=list)
+    text_method: str = field(default="", metadata=_help("How the text words were credited."))
+    text_words: list[TextWord] = field(default_factory=list)
+
+    @property
+    def complaint_words(self) -> list[TextWord]:
+        return [w for w in self.text_words if w.column == "chief_complaint"]
+
+    @property
+    def history_words(self) -> list[TextWord]:
+        return [w for w in self.text_words if w.column == "history"]
 
 
 @dataclass(frozen=True)

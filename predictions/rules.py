@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from predictions.ml import red_flags
 from predictions.ml import text as clinical_text
 
 SEVERITY_ORDER = {"critical": 0, "high": 1, "warning": 2}
@@ -197,15 +198,39 @@ def allergy_conflicts(suggested_codes: list[str], allergies: list[str]) -> list[
     return alerts
 
 
-def critical_phrases(free_text: str) -> list[Alert]:
-    """Red-flag phrases written in the notes (English or Chinese), unless negated."""
+def critical_phrases(free_text: str, *, skip: frozenset[str] = frozenset()) -> list[Alert]:
+    """Red-flag phrases written in the notes (English or Chinese), unless negated; concepts in
+    ``skip`` are left out (a red-flag screen already raised them, with its action)."""
     alerts = []
     for concept, (severity, message) in CRITICAL_PHRASES.items():
+        if concept in skip:
+            continue
         found = clinical_text.affirmed(free_text or "", concept)
         if found:
             words = ", ".join(dict.fromkeys(f"“{m.text}”" for m in found))
             alerts.append(Alert("critical_phrase", severity, message.format(found=words)))
     return alerts
+
+
+# The phrase concepts a red-flag screen (predictions.ml.red_flags) supersedes when it fires: the
+# screen names the same words and adds what to do now, so one alert says it.
+SUPERSEDED_PHRASES: dict[str, str] = {
+    "possible_acs": "critical_chest_pain",
+    "stroke_fast": "stroke_signs",
+    "anaphylaxis": "anaphylaxis",
+    "meningism": "meningism",
+    "gi_bleed": "gi_bleeding",
+}
+
+
+def red_flag_alerts(facts: dict[str, ObservationFact], free_text: str) -> list[Alert]:
+    """The model-independent red-flag screens (ACS, FAST, anaphylaxis, DKA, meningism, GI
+    bleeding) over the notes and the recorded values; see :mod:`predictions.ml.red_flags`."""
+    values = {code: fact.value for code, fact in facts.items()}
+    return [
+        Alert(flag.rule, flag.severity, flag.message)
+        for flag in red_flags.screen(free_text or "", values)
+    ]
 
 
 def evaluate_rules(
@@ -215,12 +240,17 @@ def evaluate_rules(
     suggested_codes: list[str],
     allergies: list[str],
 ) -> list[dict[str, Any]]:
+    flags = red_flag_alerts(facts, free_text)
+    superseded = frozenset(
+        SUPERSEDED_PHRASES[a.rule] for a in flags if a.rule in SUPERSEDED_PHRASES
+    )
     alerts = [
         *critical_observations(facts),
         *hypertensive_crisis(facts),
         *hypoxaemia(facts),
         *qsofa(facts, free_text),
-        *critical_phrases(free_text),
+        *flags,
+        *critical_phrases(free_text, skip=superseded),
         *allergy_conflicts(suggested_codes, allergies),
     ]
     alerts.sort(key=lambda a: (SEVERITY_ORDER[a.severity], a.rule))

@@ -30,6 +30,7 @@ from predictions.payload import (
     ModelUsed,
     RankedDiagnosis,
     Risk,
+    TextWord,
     payload_dumps,
 )
 from predictions.rules import ObservationFact, evaluate_rules
@@ -44,7 +45,7 @@ from .outbox import MAX_COMPUTE_ATTEMPTS
 __all__ = ["MAX_COMPUTE_ATTEMPTS", "RULES_VERSION", "advice_compute"]
 
 logger = logging.getLogger(__name__)
-RULES_VERSION = 2  # bump when rules change: new inputs hash, so advice is recomputed
+RULES_VERSION = 3  # bump when rules change: new inputs hash, so advice is recomputed
 TOP_DIAGNOSES = 5
 
 
@@ -172,6 +173,25 @@ def _contributions(raw: list[dict]) -> list[Contribution]:
     ]
 
 
+def _text_evidence(text: dict | None) -> dict:
+    """The engine's text explanation as payload fields (words kept where they stand)."""
+    if not text:
+        return {}
+    words = [
+        TextWord(
+            column=w["column"],
+            text=w["text"],
+            start=w["start"],
+            end=w["end"],
+            negated=w.get("negated", False),
+            uncertain=w.get("uncertain", False),
+            contribution=round(float(w["contribution"]), 6),
+        )
+        for w in text.get("words", [])
+    ]
+    return {"text_method": text.get("method", ""), "text_words": words}
+
+
 def _load(version: ModelVersion, task: PredictionTask):
     """The version's fitted model; an engine error becomes the app's AdviceFailed."""
     try:
@@ -228,6 +248,7 @@ def _payload(
                 scale=prediction.scale,
                 baseline=prediction.baseline,
                 contributions=contributions,
+                **_text_evidence(prediction.text),
             )
             differential_vector = np.array(
                 [prediction.probabilities[c] for c in model.classes], dtype=np.float32

@@ -23,6 +23,7 @@ PUBLIC_VIEWS = {
     "SpectacularAPIView",
     "SpectacularSwaggerView",
     "SpectacularRedocView",
+    "FhirMetadataApi",  # the FHIR CapabilityStatement: clients read it before authenticating
 }
 
 

@@ -371,3 +371,68 @@ def test_a_finished_request_is_not_computed_again(patient, doctor_a):
     assert advice_compute(request_id=request.pk) == advice
     request.refresh_from_db()
     assert request.compute_attempts == 1
+
+
+def test_the_words_that_drove_the_top_suggestion_are_highlighted_where_the_doctor_wrote_them(
+    trained, patient, doctor_a, client
+):
+    """Issue 13: text explanations reach the advice panel, in place and in the language written."""
+    from django.urls import reverse
+
+    from predictions.payload import advice_payload
+
+    complaint = "productive cough and fever, no chest pain"
+    visit = save_visit(patient, doctor_a, chief_complaint=complaint)
+    _, advice = compute_latest(visit)
+    explanation = advice_payload(advice).explanation
+    words = explanation.complaint_words
+    assert words, "the complaint's words were not credited"
+    assert explanation.text_method
+    for w in words:  # offsets point at the doctor's own characters
+        assert complaint[w.start : w.end] == w.text
+    negated = [w for w in words if w.text == "chest" or w.text == "pain"]
+    assert all(w.negated for w in negated)
+
+    client.force_login(doctor_a)
+    html = client.get(
+        reverse("advice_panel", args=[visit.pk]), headers={"HX-Request": "true"}
+    ).content.decode()
+    assert 'id="advice-text-evidence"' in html
+    top = max(words, key=lambda w: abs(w.contribution))
+    assert f">{top.text}</mark>" in html
+    # The unmarked rest of the complaint is still there, escaped, around the marks.
+    assert html.count('<mark class="term term-') >= len({(w.start, w.end) for w in words})
+
+
+def test_chinese_words_are_highlighted_in_place():
+    """Offsets are character offsets: Chinese words are marked where they stand."""
+    from medai_site.templatetags.medai import highlight_words
+    from predictions.payload import TextWord
+
+    complaint = "胸痛三小时，伴出汗，无发热"
+    words = [
+        TextWord(column="chief_complaint", text="胸痛", start=0, end=2, contribution=0.8),
+        TextWord(
+            column="chief_complaint", text="发热", start=11, end=13, negated=True, contribution=-0.2
+        ),
+    ]
+    html = highlight_words(complaint, words)
+    assert html.startswith('<mark class="term term-up"')
+    assert ">胸痛</mark>三小时" in html
+    assert "term-down term-negated" in html
+    assert ">发热</mark>" in html
+
+
+def test_highlighting_skips_words_whose_text_was_edited_since_and_escapes_everything():
+    from medai_site.templatetags.medai import highlight_words
+    from predictions.payload import TextWord
+
+    words = [
+        TextWord(column="chief_complaint", text="cough", start=0, end=5, contribution=0.4),
+        TextWord(column="chief_complaint", text="fever", start=10, end=15, contribution=-0.1),
+    ]
+    html = highlight_words("cough <b>and</b> fever", words)
+    assert '<mark class="term term-up"' in html
+    assert ">cough</mark>" in html
+    assert "fever</mark>" not in html  # offsets no longer match the text: not marked
+    assert "&lt;b&gt;and&lt;/b&gt;" in html

@@ -1,0 +1,60 @@
+"""The clinical vignettes (``vignettes.json``) as engine records and rule inputs."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+PATH = Path(__file__).resolve().parent / "vignettes.json"
+
+# The vignettes' readable vital names -> LOINC codes of the clinical catalogue (canonical units).
+VITAL_CODES = {
+    "temperature_c": "8310-5",
+    "heart_rate": "8867-4",
+    "respiratory_rate": "9279-1",
+    "systolic_bp": "8480-6",
+    "diastolic_bp": "8462-4",
+    "spo2": "2708-6",
+}
+RED_FLAG_RULES = (
+    "possible_acs",
+    "stroke_fast",
+    "anaphylaxis",
+    "dka_pattern",
+    "meningism",
+    "gi_bleed",
+)
+
+
+@cache
+def document() -> dict[str, Any]:
+    return json.loads(PATH.read_text(encoding="utf-8"))
+
+
+def vignettes() -> list[dict[str, Any]]:
+    return list(document()["vignettes"])
+
+
+def scored() -> list[dict[str, Any]]:
+    """Vignettes of a category MedAI predicts (the top-3 figure is computed over these)."""
+    return [v for v in vignettes() if v["expected"]]
+
+
+def vitals(vignette: dict[str, Any]) -> dict[str, float]:
+    return {VITAL_CODES[name]: float(value) for name, value in vignette["vitals"].items()}
+
+
+def record(vignette: dict[str, Any]) -> dict[str, Any]:
+    """The engine record the app builds for such a visit (predictions.visit_records.visit_record):
+    the complaint typed at the front door, no history yet, triage vitals, no labs."""
+    return {
+        "patient_id": f"vignette-{vignette['id']}",
+        "age": float(vignette["age"]),
+        "sex": vignette["sex"],
+        "visit_type": vignette["visit_type"],
+        "chief_complaint": vignette["complaint"],
+        "history": "",
+        **{f"obs_{code}": value for code, value in vitals(vignette).items()},
+    }
