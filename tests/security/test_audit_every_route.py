@@ -67,7 +67,7 @@ def record(team_a, doctor_a, doctor_b, monkeypatch):
         actor=None,
     )
     visit = VisitFactory(patient=patient, attending=doctor_a, chief_complaint=CANARIES[4])
-    ObservationFactory(visit=visit)
+    observation = ObservationFactory(visit=visit)
     diagnosis = DiagnosisFactory(visit=visit)
     VisitEventFactory(visit=visit)
     advice_request = advice_request_create(visit=visit, actor=doctor_a)
@@ -102,6 +102,15 @@ def record(team_a, doctor_a, doctor_b, monkeypatch):
         "name": "roc",
         "code": "J18",
         "rest": "unknown",
+        # FHIR: the id of the resource the route serves (by the resource type in the route).
+        "resource_id": {
+            "Patient": patient.pk,
+            "Encounter": visit.pk,
+            "Observation": observation.pk,
+            "Condition": diagnosis.pk,
+            "AllergyIntolerance": patient.allergies.get().pk,
+            "RiskAssessment": advice.pk,
+        },
     }
 
 
@@ -120,7 +129,13 @@ def _fill(route: str, values: dict) -> str:
     def value(name: str) -> str:
         if name not in values:
             raise LookupError(f"{PARAMS_MISSING} {name!r} in {route!r}")
-        return str(values[name])
+        found = values[name]
+        if isinstance(found, dict):  # one value per resource type named in the route
+            kind = next((k for k in found if f"/{k}/" in f"/{route}"), None)
+            if kind is None:
+                raise LookupError(f"{PARAMS_MISSING} {name!r} in {route!r}")
+            found = found[kind]
+        return str(found)
 
     path = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: value(m.group(1)), route)
     path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: value(m.group(1)), path)
@@ -189,7 +204,7 @@ def test_every_route_that_returns_patient_data_writes_an_audit_record(record, do
         url = _fill(route, record)
         if route.startswith("admin/"):
             probe(admin_client, url)
-        elif route.startswith("api/"):
+        elif route.startswith(("api/", "fhir/")):
             probe(api_client, url)
             probe(page_client, url)  # the session API as well
         else:
@@ -247,3 +262,8 @@ def test_a_pattern_with_an_unknown_parameter_is_not_skipped():
         _fill("things/<int:thing_id>/", {})
     assert _fill("visits/<int:visit_id>/advice/", {"visit_id": 3}) == "/visits/3/advice/"
     assert _fill("^api/(?P<rest>.*)$", {"rest": "x"}) == "/api/x"
+    assert _fill("fhir/r4/Encounter/<str:resource_id>", {"resource_id": {"Encounter": 4}}) == (
+        "/fhir/r4/Encounter/4"
+    )
+    with pytest.raises(LookupError, match=PARAMS_MISSING):
+        _fill("fhir/r4/Goal/<str:resource_id>", {"resource_id": {"Encounter": 4}})
