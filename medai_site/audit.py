@@ -50,7 +50,7 @@ GENESIS = "0" * 64
 AUDIT_LOCK_KEY = 0x4D45444149
 CHAIN_V1_SHA256 = 1  # unkeyed: records written before migration 0005
 CHAIN_V2_HMAC = 2  # keyed: HMAC-SHA256 under AUDIT_CHAIN_KEYS[key_id]
-CHAIN_V3_HMAC = 3  # keyed, and the patient ids of a list record are hashed too (migration 0006)
+CHAIN_V3_HMAC = 3  # keyed, and the patient ids of a list record are hashed too (migration 0007)
 KEYED_VERSIONS = (CHAIN_V2_HMAC, CHAIN_V3_HMAC)
 
 

@@ -39,6 +39,7 @@ class AuditEvent(models.Model):
         ADMIN = "admin"
         WORKER = "worker"
         COMMAND = "command"
+        IMPORT = "import"  # a record written by an import door (FHIR, HL7 v2, CSV)
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(
@@ -59,7 +60,7 @@ class AuditEvent(models.Model):
         "ApiToken", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     # 1 = unkeyed SHA-256 (records written before migration 0005), 2 = HMAC-SHA256 under key_id,
-    # 3 = version 2 with ``patient_ids`` in the hashed content (since migration 0006).
+    # 3 = version 2 with ``patient_ids`` in the hashed content (since migration 0007).
     chain_version = models.PositiveSmallIntegerField(default=3, editable=False)
     key_id = models.CharField(max_length=16, blank=True, editable=False)
     prev_hash = models.CharField(max_length=64, editable=False)
@@ -89,6 +90,7 @@ class ApiToken(models.Model):
         VISITS_WRITE = "visits:write", "Record visits, observations and diagnoses"
         ADVICE_REQUEST = "advice:request", "Request advice and give feedback on it"
         MODELS_MANAGE = "models:manage", "Train models (and, for admins, promote or roll back)"
+        MODELS_PREDICT = "models:predict", "Ask a model for a prediction on inputs sent inline"
 
     name = models.CharField(max_length=100, help_text="The client system, e.g. 'lab gateway'.")
     user = models.ForeignKey(

@@ -262,6 +262,8 @@ LOGIN_REDIRECT_URL = "/"
 
 # --- Celery --------------------------------------------------------------------------------
 _BROKER_DEFAULTS = {"local": "filesystem://", "test": "redis://127.0.0.1:6379/15"}
+# Set on the advice worker's process only (Procfile/docker-compose "worker"): its broker options.
+MEDAI_ADVICE_WORKER = env.bool("MEDAI_ADVICE_WORKER", default=False)
 CELERY_BROKER_URL = env.str(
     "CELERY_BROKER_URL", default=_BROKER_DEFAULTS.get(PROFILE, environ.Env.NOTSET)
 )
@@ -285,6 +287,22 @@ else:
         # pending and the relay sends it later. Workers reconnect by broker_connection_* rules.
         "max_retries": 0,
     }
+    if MEDAI_ADVICE_WORKER:
+        # The advice worker's unacknowledged messages live in their own Redis keys, with a
+        # visibility timeout that fits advice (hard limit 90 s, predictions/tasks.py) instead of
+        # training's hours, swept every 5 s: a message a dead advice worker held comes back
+        # within ~2 min even without the relay (which re-sends it within seconds, below).
+        CELERY_BROKER_TRANSPORT_OPTIONS |= {
+            "visibility_timeout": 120,
+            "unacked_key": "advice_unacked",
+            "unacked_index_key": "advice_unacked_index",
+            "unacked_mutex_key": "advice_unacked_mutex",
+            "unacked_restore_interval": 5,
+            "unacked_restore_throttle": 1,
+        }
+    # Fetch a message only when a pool process is free: nothing waits in a worker's memory
+    # (where a crash would strand it) while it could wait in Redis for any worker.
+    CELERY_WORKER_DISABLE_PREFETCH = True
 # Results live in our own tables (Advice, TrainingJob); Celery's result store would be a second
 # copy and, for advice, a place PHI could leak to.
 CELERY_RESULT_BACKEND = None
@@ -352,6 +370,8 @@ REST_FRAMEWORK = {
 # Requests per client (API token, or user for session calls) and per IP for anonymous calls.
 MEDAI_API_RATE = env.str("MEDAI_API_RATE", default="600/min")
 MEDAI_API_ANON_RATE = env.str("MEDAI_API_ANON_RATE", default="60/min")
+# The prediction API (POST /api/v1/models/{slug}/predict...) has its own budget per client.
+MEDAI_PREDICT_RATE = env.str("MEDAI_PREDICT_RATE", default="3000/min")
 # FHIR (predictions/interop): the identifier systems MedAI's MRNs and national ids are published
 # under in /fhir/r4/ (a hospital sets its own URIs); imports read MRNs by identifier type MR.
 MEDAI_FHIR_MRN_SYSTEM = env.str("MEDAI_FHIR_MRN_SYSTEM", default="urn:medai:mrn")
@@ -470,6 +490,14 @@ MEDAI_TRAINING_CV_FOLDS = env.int("MEDAI_TRAINING_CV_FOLDS", default=5)
 # A dispatched advice request not done after this long is handed to the broker again (the
 # broker may have lost it, e.g. Redis restarted without persistence). Computing is idempotent.
 MEDAI_ADVICE_REDISPATCH_SECONDS = env.int("MEDAI_ADVICE_REDISPATCH_SECONDS", default=120)
+# Advice workers write a heartbeat row every BEAT seconds; one silent for LOST seconds is presumed
+# dead and the relay (every second) re-sends what it held or may have fetched: a message lost
+# with a worker is re-sent within LOST + 2 s of the crash.
+MEDAI_ADVICE_WORKER_BEAT_SECONDS = env.float("MEDAI_ADVICE_WORKER_BEAT_SECONDS", default=2.0)
+MEDAI_ADVICE_WORKER_LOST_SECONDS = env.float("MEDAI_ADVICE_WORKER_LOST_SECONDS", default=6.0)
+# Advice not done this long after the visit was saved is "delayed": the visit page says so and
+# /metrics' pipeline figures cross their alert thresholds (README "Advice pipeline").
+MEDAI_ADVICE_LATE_SECONDS = env.int("MEDAI_ADVICE_LATE_SECONDS", default=10)
 # Break-the-glass: how long emergency access to a patient outside the care team lasts.
 MEDAI_BREAK_GLASS_MINUTES = env.int("MEDAI_BREAK_GLASS_MINUTES", default=60)
 # Registering a patient (or changing an MRN) with an MRN already in use answers a conflict, so it

@@ -162,6 +162,7 @@ class AdviceRequest(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         DISPATCHED = "dispatched", "Handed to the broker"
+        COMPUTING = "computing", "Being computed"  # claimed by one worker process (claimed_by)
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
 
@@ -186,12 +187,35 @@ class AdviceRequest(models.Model):
     advice = models.ForeignKey(
         "Advice", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The one worker process computing it ("<AdviceWorker.name>:<pool pid>"): only the claimant
+    # may complete it, so a request delivered twice is computed and audited once.
+    claimed_by = models.CharField(max_length=200, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"Advice request {self.pk} for visit {self.visit_id} ({self.status})"
+
+
+class AdviceWorker(models.Model):
+    """A live advice worker (one row per worker process instance), beating every few seconds.
+
+    The relay presumes a worker lost when its row stops beating: whatever that worker held or may
+    have fetched is handed to the broker again (predictions/services/advice_workers.py).
+    """
+
+    name = models.CharField(max_length=200, unique=True)  # "<celery node>#<random instance id>"
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"Advice worker {self.name}"
 
 
 class Advice(models.Model):
@@ -333,3 +357,37 @@ class ModelAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.severity}: {self.message[:60]}"
+
+
+class ModelUse(models.Model):
+    """One use of a model outside any stored visit (the prediction API, CDS Hooks).
+
+    Such a prediction concerns no stored patient, so it is accounted for as model use rather than
+    as a PHI read in the audit chain: who (user, API token), which version, a hash of the inputs
+    (never the inputs themselves), how many rows, and when.
+    """
+
+    class Interface(models.TextChoices):
+        API = "api"
+        CDS_HOOKS = "cds-hooks"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    api_token = models.ForeignKey(
+        "medai_site.ApiToken", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # A CDS Hooks client is an EHR identified by its JWT issuer, not a MedAI user.
+    client = models.CharField(max_length=200, blank=True)
+    interface = models.CharField(max_length=16, choices=Interface.choices)
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="uses")
+    input_hash = models.CharField(max_length=64)
+    rows = models.PositiveIntegerField(default=1)
+    request_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.version_id} x{self.rows} at {self.at:%Y-%m-%d %H:%M}"

@@ -16,6 +16,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Prefetch, QuerySet
 from django.utils import timezone
 
@@ -72,10 +73,20 @@ class AdviceState:
     payload: AdvicePayload | None
     request: AdviceRequest | None
     feedback: dict[str, Feedback]
+    # Pending for longer than MEDAI_ADVICE_LATE_SECONDS, or no advice worker is alive to compute
+    # it: the doctor is told not to wait for it.
+    delayed: bool = False
 
     @property
     def error(self) -> str:
         return self.request.error if self.request and self.status == "failed" else ""
+
+
+NOT_DONE = (
+    AdviceRequest.Status.PENDING,
+    AdviceRequest.Status.DISPATCHED,
+    AdviceRequest.Status.COMPUTING,
+)
 
 
 # Session key of the advice ids whose reading this session has recorded (polls collapse); bounded.
@@ -94,7 +105,7 @@ def advice_state(
     advice = visit.advice.filter(superseded=False).prefetch_related("feedback").first()
     if request is None:
         status = "done" if advice else "none"
-    elif request.status in (AdviceRequest.Status.PENDING, AdviceRequest.Status.DISPATCHED):
+    elif request.status in NOT_DONE:
         status = "pending"
     elif request.status == AdviceRequest.Status.FAILED:
         status = "failed"
@@ -107,7 +118,12 @@ def advice_state(
     if advice is not None:
         _advice_read_record(viewer, advice, patient_id=visit.patient_id, session=session)
     return AdviceState(
-        status=status, advice=advice, payload=payload, request=request, feedback=feedback
+        status=status,
+        advice=advice,
+        payload=payload,
+        request=request,
+        feedback=feedback,
+        delayed=status == "pending" and request is not None and _advice_late(request),
     )
 
 
@@ -125,6 +141,13 @@ def _advice_read_record(
     audit_record(actor=viewer, action=AuditEvent.Action.VIEW, obj=advice, patient_id=patient_id)
     if session is not None:
         session[ADVICE_AUDITED_SESSION_KEY] = [*recorded, advice.pk][-ADVICE_AUDITED_KEEP:]
+
+
+def _advice_late(request: AdviceRequest) -> bool:
+    from .pipeline_health import live_advice_workers
+
+    late_after = dt.timedelta(seconds=settings.MEDAI_ADVICE_LATE_SECONDS)
+    return timezone.now() - request.created_at > late_after or live_advice_workers() == 0
 
 
 def advice_get(*, viewer: object, advice_id: int) -> Advice:
@@ -224,6 +247,16 @@ def task_list(*, viewer: object) -> QuerySet[PredictionTask]:
 def task_get(*, viewer: object, slug: str) -> PredictionTask:
     try:
         return task_list(viewer=viewer).get(slug=slug)
+    except PredictionTask.DoesNotExist:
+        raise NotFound("Prediction task not found.") from None
+
+
+def task_for_serving(*, viewer: object, slug: str) -> PredictionTask:
+    """The task with its active version only (one query): what a prediction request needs."""
+    if not _may_see_models(viewer):
+        raise NotFound("Prediction task not found.")
+    try:
+        return PredictionTask.objects.select_related("active_version").get(slug=slug)
     except PredictionTask.DoesNotExist:
         raise NotFound("Prediction task not found.") from None
 
@@ -328,7 +361,10 @@ def live_agreement(*, viewer: object) -> dict[int, dict[str, Any]]:
         visit_id: code[:3]
         for visit_id, code in Diagnosis.objects.filter(
             rank=Diagnosis.Rank.PRIMARY, status=Diagnosis.Status.CONFIRMED
-        ).values_list("visit_id", "code")
+        )
+        # A confirmed diagnosis that began as accepted advice would agree with itself.
+        .exclude(source=Diagnosis.Source.ADVICE)
+        .values_list("visit_id", "code")
     }
     advice = Advice.objects.filter(superseded=False, visit_id__in=list(confirmed)).prefetch_related(
         "model_versions__task"

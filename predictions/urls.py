@@ -8,6 +8,7 @@ from .metrics import metrics_view
 urlpatterns = [
     path("", views.dashboard_view, name="dashboard"),
     path("metrics", metrics_view, name="metrics"),  # Prometheus; basic auth token or staff
+    path("operations/", views.operations_view, name="operations"),  # advice pipeline health
     # A visit's advice (the panel is also drawn into the visit page: visits.panels)
     path("visits/<int:visit_id>/advice/", views.advice_panel_view, name="advice_panel"),
     path(

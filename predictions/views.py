@@ -15,6 +15,7 @@ from medai_site.audit import audit_record_many
 from medai_site.errors import Conflict, InvalidInput
 from medai_site.models import AuditEvent
 from medai_site.pages import is_htmx, may_train_models, may_view_models, page
+from medai_site.roles import is_admin
 from medai_site.session_idle import background_poll
 from visits.charts import problem_entries
 from visits.models import Visit
@@ -22,8 +23,11 @@ from visits.selectors import problem_list, visit_get
 
 from . import dashboard, reports
 from .forms import OVERRIDE_REASONS, FeedbackForm
+from .health import check_models
+from .medication_safety import plan_drugs, visit_allergies, visit_drug_conflicts
 from .models import TrainingJob
 from .monitoring_panel import task_panel
+from .pipeline_health import advice_pipeline_health
 from .selectors import (
     activation_history,
     advice_get,
@@ -58,6 +62,20 @@ def advice_panel_for_visit(request: HttpRequest, visit: Visit) -> SafeString:
     """The advice panel on the visit page (registered with visits/panels.py by the app config)."""
     return render_to_string(
         "predictions/_advice_panel.html", _panel_context(request, visit), request=request
+    )
+
+
+def medication_panel_for_visit(request: HttpRequest, visit: Visit) -> SafeString:
+    """The plan checked against the allergies, on the visit page as soon as the visit is saved
+    (registered with visits/panels.py before the advice panel); nothing when the plan names no
+    drug."""
+    if not plan_drugs(visit):
+        return SafeString("")
+    allergies = visit_allergies(visit)
+    return render_to_string(
+        "predictions/_medication_safety.html",
+        {"conflicts": visit_drug_conflicts(visit), "allergy_count": len(allergies)},
+        request=request,
     )
 
 
@@ -118,6 +136,36 @@ def advice_feedback_view(request: HttpRequest, visit_id: int) -> HttpResponse:
         include_problems=True,
         patient=visit.patient,
     )
+
+
+# --- operations: is advice flowing (staff and hospital admins) ------------------------------------
+
+
+def may_view_operations(user: object) -> bool:
+    return bool(getattr(user, "is_staff", False)) or is_admin(user)
+
+
+@page(allowed=may_view_operations)
+@require_GET
+def operations_view(request: HttpRequest) -> HttpResponse:
+    """The advice pipeline's health with the thresholds /metrics alerts on (README)."""
+    response = render(
+        request,
+        "predictions/operations.html",
+        {"health": advice_pipeline_health(), "models_check": _models_check()},
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _models_check() -> str:
+    """'ok', or which active model's artifact does not load (the worker could not use it)."""
+    from medai_site.health import ReadinessFailure
+
+    try:
+        return check_models()
+    except ReadinessFailure as exc:
+        return str(exc)
 
 
 # --- the dashboard: the viewer's patients, visits, advice to review and critical alerts --------

@@ -307,10 +307,29 @@ def visit_record(
 
 
 @transaction.atomic
-def visit_close(*, visit: Visit, actor: object | None, end: dt.datetime | None = None) -> Visit:
+def visit_close(
+    *,
+    visit: Visit,
+    actor: object | None,
+    end: dt.datetime | None = None,
+    final_diagnoses: Iterable[int] = (),
+) -> Visit:
+    """Close the visit; ``final_diagnoses`` (ids of its diagnoses) are confirmed as it closes."""
     visit = Visit.objects.select_for_update().get(pk=visit.pk)
     if visit.status == Visit.Status.CLOSED:
         raise Conflict("This visit is already closed.")
+    final = set(final_diagnoses)
+    chosen = list(Diagnosis.objects.filter(visit=visit, pk__in=final))
+    if len(chosen) != len(final):
+        raise InvalidInput(
+            "A final diagnosis must be one of this visit's diagnoses.",
+            fields={"final_diagnoses": ["Not a diagnosis of this visit."]},
+        )
+    for diagnosis in chosen:
+        if diagnosis.status != Diagnosis.Status.CONFIRMED:
+            diagnosis_set_status(
+                diagnosis=diagnosis, status=Diagnosis.Status.CONFIRMED, actor=actor
+            )
     visit.status = Visit.Status.CLOSED
     visit.end = end or max(timezone.now(), visit.start)
     _full_clean(visit)
@@ -330,9 +349,23 @@ def diagnosis_add(
     rank: str = Diagnosis.Rank.PRIMARY,
     status: str = Diagnosis.Status.PROVISIONAL,
     source: str = Diagnosis.Source.DOCTOR,
+    suggested_by: str = "",
     actor: object | None,
 ) -> Diagnosis:
+    """Add a diagnosis to a visit.
+
+    A diagnosis that came from advice (``source`` advice, ``suggested_by`` the model version) is
+    the doctor's agreement, never a confirmation: it can only start provisional, and becomes
+    confirmed by :func:`diagnosis_confirm` (or closing the visit with it as a final diagnosis).
+    """
+    if source == Diagnosis.Source.ADVICE and status == Diagnosis.Status.CONFIRMED:
+        raise InvalidInput(
+            "A diagnosis suggested by advice starts provisional; confirm it explicitly.",
+            fields={"status": ["Advice is agreement, not confirmation."]},
+        )
     code, display = icd10_lookup(code)
+    account = account_of(actor)
+    confirmed = status == Diagnosis.Status.CONFIRMED
     diagnosis = Diagnosis(
         visit=visit,
         code=code,
@@ -340,7 +373,10 @@ def diagnosis_add(
         rank=rank,
         status=status,
         source=source,
-        recorded_by=account_of(actor),
+        suggested_by=suggested_by[:120],
+        recorded_by=account,
+        confirmed_by=account if confirmed else None,
+        confirmed_at=timezone.now() if confirmed else None,
     )
     _full_clean_unique_aware(diagnosis)
     audit_record(
@@ -378,6 +414,10 @@ def diagnosis_set_status(*, diagnosis: Diagnosis, status: str, actor: object | N
             f"Unknown diagnosis status '{status}'.", fields={"status": ["Unknown status."]}
         )
     diagnosis = Diagnosis.objects.select_for_update().get(pk=diagnosis.pk)
+    if diagnosis.status != status:
+        confirmed = status == Diagnosis.Status.CONFIRMED
+        diagnosis.confirmed_by = account_of(actor) if confirmed else None
+        diagnosis.confirmed_at = timezone.now() if confirmed else None
     diagnosis.status = status
     _full_clean_unique_aware(diagnosis)
     audit_record(
@@ -387,6 +427,16 @@ def diagnosis_set_status(*, diagnosis: Diagnosis, status: str, actor: object | N
         patient_id=diagnosis.visit.patient_id,
     )
     return diagnosis
+
+
+def diagnosis_confirm(*, diagnosis: Diagnosis, actor: object | None) -> Diagnosis:
+    """The doctor's explicit confirmation of a diagnosis (one suggested by advice included).
+
+    Also after the visit closed: results that establish a diagnosis often come back later.
+    """
+    if diagnosis.status == Diagnosis.Status.CONFIRMED:
+        return diagnosis
+    return diagnosis_set_status(diagnosis=diagnosis, status=Diagnosis.Status.CONFIRMED, actor=actor)
 
 
 @dataclass(frozen=True)
@@ -529,3 +579,72 @@ def _import_diagnoses(
             raise Conflict("A visit may have one primary diagnosis that stands.")
         coded.append(Diagnosis(code=code, display=display, rank=rank, status=entry.status))
     return coded
+
+
+@dataclass(frozen=True)
+class ObservationImport:
+    """One value from another system (FHIR, HL7 v2) for an existing visit, open or closed."""
+
+    visit_id: int
+    patient_id: int
+    observation: ObservationInput
+    recorded_at: dt.datetime
+
+
+@transaction.atomic
+def observations_import(
+    *, entries: Sequence[ObservationImport], actor: object | None
+) -> list[Observation]:
+    """Record values received from another system on their visits (a lab's results, a bundle).
+
+    Every value is checked by the rules of entry (:func:`observation_validate`: canonical unit,
+    impossible values refused, abnormal ones flagged) before anything is written; a refusal names
+    the entry's position and changes nothing. A value replaces the visit's earlier value of the
+    same code (one current value per code and visit), whatever the visit's status: results arrive
+    after a visit closes. Each visit touched is audited once; history asks for no advice.
+    Returns the rows in the order of ``entries`` (the last of duplicates wins).
+    """
+    if not entries:
+        return []
+    codes = {e.observation.code for e in entries}
+    definitions = {d.code: d for d in ObservationDefinition.objects.filter(code__in=codes)}
+    rows: dict[tuple[int, str], Observation] = {}
+    for position, entry in enumerate(entries, start=1):
+        if timezone.is_naive(entry.recorded_at):
+            raise InvalidInput(f"Observation {position}: its time must include a time zone.")
+        try:
+            valid = observation_validate(entry.observation, definitions.get(entry.observation.code))
+        except InvalidInput as exc:
+            raise InvalidInput(
+                f"Observation {position}: {exc.message}", fields=exc.fields
+            ) from None
+        rows[(entry.visit_id, valid.definition.code)] = Observation(
+            visit_id=entry.visit_id,
+            definition=valid.definition,
+            value=valid.value,
+            entered_value=valid.entered_value,
+            entered_unit=valid.entered_unit,
+            interpretation=valid.interpretation,
+            recorded_at=entry.recorded_at,
+        )
+    visit_patient = {e.visit_id: e.patient_id for e in entries}
+    known = dict(Visit.objects.filter(pk__in=visit_patient).values_list("pk", "patient_id"))
+    if known != visit_patient:
+        raise InvalidInput("An observation names a visit that does not exist or not its patient.")
+    earlier = Observation.objects.filter(
+        visit_id__in=visit_patient, definition__code__in=codes
+    ).values_list("pk", "visit_id", "definition__code")
+    Observation.objects.filter(
+        pk__in=[pk for pk, visit_id, code in earlier if (visit_id, code) in rows]
+    ).delete()
+    created = Observation.objects.bulk_create(list(rows.values()), batch_size=BULK_BATCH)
+    visits = sorted(visit_patient)
+    audit_record_many(
+        actor=actor,
+        action=AuditEvent.Action.UPDATE,
+        patient_ids=[visit_patient[v] for v in visits],
+        object_type="visits.visit",
+        object_ids=visits,
+    )
+    by_key = {(o.visit_id, o.definition.code): o for o in created}
+    return [by_key[(e.visit_id, e.observation.code)] for e in entries]

@@ -19,6 +19,12 @@ from django.utils import timezone
 from medai_site.audit import audit_record
 from medai_site.errors import AdviceFailed
 from medai_site.models import AuditEvent
+from predictions.medication_safety import (
+    conflict_alerts,
+    plan_drugs,
+    visit_allergies,
+    visit_drug_conflicts,
+)
 from predictions.ml.artifacts import load_model
 from predictions.ml.errors import EngineError
 from predictions.models import Advice, AdviceRequest, ModelVersion, PredictionTask
@@ -33,7 +39,7 @@ from predictions.payload import (
     TextWord,
     payload_dumps,
 )
-from predictions.rules import ObservationFact, evaluate_rules
+from predictions.rules import SEVERITY_ORDER, ObservationFact, evaluate_rules
 from predictions.similar_cases import similar_cases
 from predictions.visit_records import OTHER_CLASS, input_hash, visit_record
 from predictions.wording import category_display, feature_label
@@ -64,16 +70,29 @@ def _active_tasks() -> list[PredictionTask]:
     )
 
 
-def advice_compute(*, request_id: int) -> Advice | None:
-    """Compute (or find) the advice for one request; the request ends done or failed."""
-    request = outbox.advice_request_start(request_id=request_id)
+class _ClaimLost(Exception):
+    """The request's claim was released or taken over while this process computed it."""
+
+
+def advice_compute(
+    *, request_id: int, claimant: str = "inline", takeover: bool = False
+) -> Advice | None:
+    """Compute (or find) the advice for one request; the request ends done or failed.
+
+    ``claimant`` names the computing process; of several deliveries of one request only the one
+    holding the claim stores, completes and audits it (outbox.advice_request_start).
+    """
+    request = outbox.advice_request_start(
+        request_id=request_id, claimant=claimant, takeover=takeover
+    )
     if request is None:
         return None
     if request.status in (AdviceRequest.Status.DONE, AdviceRequest.Status.FAILED):
         return request.advice  # a redelivered message for finished work
     visit = (
         Visit.objects.select_related("patient")
-        # Decrypt only what advice reads (no name, contact or plan): PHI stays ciphertext.
+        # Decrypt only what advice reads (no name or contact; the plan and allergy history for
+        # the allergy and drug check): other PHI stays ciphertext.
         .only(
             "id",
             "patient_id",
@@ -82,6 +101,8 @@ def advice_compute(*, request_id: int) -> Advice | None:
             "chief_complaint",
             "history_present_illness",
             "physical_exam",
+            "plan",
+            "allergy_history",
             "patient__id",
             "patient__sex",
         )
@@ -93,7 +114,14 @@ def advice_compute(*, request_id: int) -> Advice | None:
     tasks = _active_tasks()
     models_key = ",".join(f"{t.slug}:{_active(t).number}" for t in tasks) or "rules-only"
     allergies = sorted(a.substance for a in visit.patient.allergies.all())
-    digest = input_hash(record, extra={"allergies": allergies, "rules": RULES_VERSION})
+    digest = input_hash(
+        record,
+        extra={
+            "allergies": [(a.substance, a.severity) for a in visit_allergies(visit)],
+            "plan_drugs": plan_drugs(visit),
+            "rules": RULES_VERSION,
+        },
+    )
 
     advice = Advice.objects.filter(visit=visit, input_hash=digest, models_key=models_key).first()
     if advice is None:
@@ -104,19 +132,27 @@ def advice_compute(*, request_id: int) -> Advice | None:
             return None
         compute_ms = (time.perf_counter() - started) * 1000
     # One transaction stores the advice, marks the request done and audits it: a worker dying
-    # here leaves either all of it or none (then the request is computed again).
-    with transaction.atomic():
-        if advice is None:
-            advice = _store(visit, digest, models_key, tasks, payload, compute_ms)
-        _make_current(advice)
-        outbox.advice_request_complete(request_id=request_id, advice=advice)
-        audit_record(
-            actor=None,
-            action=AuditEvent.Action.ADVICE,
-            obj=advice,
-            patient_id=visit.patient_id,
-            interface=AuditEvent.Interface.WORKER,
-        )
+    # here leaves either all of it or none (then the request is computed again). Only the
+    # claim's holder commits it, so one request has one advice and one ADVICE audit record.
+    try:
+        with transaction.atomic():
+            if advice is None:
+                advice = _store(visit, digest, models_key, tasks, payload, compute_ms)
+            _make_current(advice)
+            if not outbox.advice_request_complete(
+                request_id=request_id, advice=advice, claimant=claimant
+            ):
+                raise _ClaimLost
+            audit_record(
+                actor=None,
+                action=AuditEvent.Action.ADVICE,
+                obj=advice,
+                patient_id=visit.patient_id,
+                interface=AuditEvent.Interface.WORKER,
+            )
+    except _ClaimLost:
+        logger.info("advice request %s was taken over while computed here; dropped", request_id)
+        return None
     return advice
 
 
@@ -284,6 +320,11 @@ def _payload(
         free_text=f"{visit.chief_complaint}\n{visit.history_present_illness}\n{visit.physical_exam}",
         suggested_codes=[d.code for d in diagnoses[:3] if d.code != OTHER_CLASS],
         allergies=allergies,
+    )
+    # The doctor's own plan against the allergies, whatever the models suggest.
+    alerts = sorted(
+        alerts + conflict_alerts(visit_drug_conflicts(visit)),
+        key=lambda a: (SEVERITY_ORDER[a["severity"]], a["rule"]),
     )
     similar = (
         similar_cases(

@@ -184,14 +184,15 @@ def worker_env(broker_url: str, model_dir: Path, **overrides: str) -> dict[str, 
 
 @pytest.fixture
 def workers(broker, tmp_path) -> Iterator[Callable[..., Worker]]:
-    """``start(**env)`` starts a real worker and waits until it consumes; all die in teardown.
+    """``start(queues=..., **env)`` starts a real worker and waits until it consumes; all die in
+    teardown. ``start(queues="advice", MEDAI_ADVICE_WORKER="1")`` is production's advice worker.
 
     ``MEDAI_ITEST_ADVICE_DELAY`` / ``MEDAI_ITEST_TRAINING_DELAY`` in ``env`` make it slow at a
     known point (tests/integration/slow_worker.py).
     """
     started: list[Worker] = []
 
-    def start(**env_overrides: str) -> Worker:
+    def start(queues: str = "advice,training,celery", **env_overrides: str) -> Worker:
         log = tmp_path / f"worker-{len(started)}.log"
         env = worker_env(broker.url, tmp_path / "models", **env_overrides)
         # A worker asked to be slow at a known point runs the test app that injects the delay
@@ -210,7 +211,7 @@ def workers(broker, tmp_path) -> Iterator[Callable[..., Worker]]:
                 "--concurrency",
                 "1",
                 "--queues",
-                "advice,training,celery",
+                queues,
                 "--hostname",
                 f"itest-{uuid.uuid4().hex[:8]}@%h",
                 "--without-gossip",
@@ -234,6 +235,45 @@ def workers(broker, tmp_path) -> Iterator[Callable[..., Worker]]:
     yield start
     for worker in started:
         worker.kill()
+
+
+@dataclass
+class Process:
+    """A long-running project process (relay, gunicorn) in its own process group."""
+
+    process: subprocess.Popen
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def relay(broker, tmp_path) -> Iterator[Callable[..., Process]]:
+    """``start()`` runs ``manage.py relay_outbox`` as production does (every 0.5 s here)."""
+    started: list[Process] = []
+
+    def start(**env_overrides: str) -> Process:
+        log = tmp_path / f"relay-{len(started)}.log"
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "relay_outbox", "--interval", "0.5"],
+            cwd=ROOT,
+            env=worker_env(broker.url, Path("/nonexistent"), **env_overrides),
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        started.append(Process(process=process, log=log))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.kill()
 
 
 def relay_once(broker_url: str) -> subprocess.CompletedProcess:

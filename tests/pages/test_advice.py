@@ -14,6 +14,9 @@ HX = {"HX-Request": "true"}
 
 
 def test_pending_panel_polls_every_two_seconds(client_a, visit_a):
+    from predictions.services.advice_workers import advice_worker_beat
+
+    advice_worker_beat(name="advice@h#live", pid=1)  # a worker is computing it: not delayed
     html = client_a.get(reverse("visit_detail", args=[visit_a.pk])).content.decode()
     assert "Computing advice" in html
     assert 'hx-trigger="every 2s"' in html
@@ -52,7 +55,9 @@ def test_done_panel_shows_everything_and_stops_polling(
     assert html.count('value="accept"') == 2  # not for "other"
 
 
-def test_accept_adds_to_problem_list_in_one_click(client_a, visit_a, make_advice, doctor_a):
+def test_accept_adds_a_provisional_diagnosis_in_one_click_not_the_problem_list(
+    client_a, visit_a, make_advice, doctor_a
+):
     advice = make_advice(visit_a)
     response = client_a.post(
         reverse("advice_feedback", args=[visit_a.pk]),
@@ -65,14 +70,25 @@ def test_accept_adds_to_problem_list_in_one_click(client_a, visit_a, make_advice
         headers=HX,
     )
     html = response.content.decode()
-    assert "Accepted: added to the problem list" in html
+    assert "Accepted: added as a provisional diagnosis" in html
     assert 'hx-swap-oob="true"' in html
-    assert 'id="problem-list"' in html
-    assert "J18" in html[html.index('id="problem-list"') :]
-    assert [d.code for d in problem_list(viewer=doctor_a, patient_id=visit_a.patient_id)] == ["J18"]
+    diagnoses = html[html.index('id="visit-diagnoses"') :]
+    assert "J18" in diagnoses
+    assert "Provisional" in diagnoses
+    assert "Suggested by" in diagnoses
+    assert "accepted by" in diagnoses
+    assert reverse("diagnosis_confirm", args=[visit_a.pk, visit_a.diagnoses.get().pk]) in diagnoses
+    # Agreement is not confirmation: the problem list holds confirmed diagnoses only.
+    assert not problem_list(viewer=doctor_a, patient_id=visit_a.patient_id).exists()
     feedback = advice_state(viewer=doctor_a, visit_id=visit_a.pk).feedback["J18"]
     assert feedback.decision == "accept"
     assert feedback.reason == ""
+
+    confirm = client_a.post(reverse("diagnosis_confirm", args=[visit_a.pk, feedback.diagnosis_id]))
+    assert confirm.status_code == 302
+    assert [d.code for d in problem_list(viewer=doctor_a, patient_id=visit_a.patient_id)] == ["J18"]
+    page = client_a.get(reverse("visit_detail", args=[visit_a.pk])).content.decode()
+    assert "confirmed by" in page
 
 
 def test_override_records_the_reason(client_a, visit_a, make_advice, doctor_a):

@@ -136,3 +136,25 @@ def test_task_page_shows_monitoring_status_alerts_and_plots(client_a, model_vers
     assert "Act — the model may be unsafe" in page
     assert "Body temperature drifted (PSI 0.40)" in page
     assert page.count("<svg") >= 3
+
+
+def test_version_report_shows_the_share_of_labels_that_came_from_advice(client_a, model_version):
+    job = TrainingJob.objects.create(
+        task=model_version.task,
+        trigger=TrainingJob.Trigger.ADMIN,
+        snapshot={
+            "rows": 240,
+            "label_provenance": {
+                "doctor": 240,
+                "advice": 10,
+                "advice_share": 0.04,
+                "advice_policy": "excluded",
+                "advice_visit_ids": list(range(10)),
+            },
+        },
+    )
+    type(model_version).objects.filter(pk=model_version.pk).update(training_job=job)
+    html = client_a.get(reverse("version_report", args=[model_version.pk])).content.decode()
+    share = html[html.index('id="advice-label-share"') :]
+    assert share.startswith('id="advice-label-share">4%')
+    assert "10 visits whose confirmed diagnoses began as accepted advice, excluded" in share

@@ -260,6 +260,28 @@ def test_a_suggestion_that_conflicts_with_a_recorded_allergy_raises_an_alert(
     assert flagged == expected
 
 
+def test_the_doctors_own_plan_is_checked_against_the_allergies_in_the_advice(patient, doctor_a):
+    """Issue 17: "aspirin 300 mg chewed" for a severe aspirin allergy raised nothing unless the
+    model happened to suggest I21; the plan itself is checked now, in English and Chinese."""
+    allergy_add(patient=patient, substance="aspirin", severity="severe", actor=doctor_a)
+    visit = save_visit(patient, doctor_a, plan="aspirin 300 mg chewed, ECG")
+    _, advice = compute_latest(visit)
+    (alert,) = [a for a in payload(advice)["alerts"] if a["rule"] == "allergy_drug_conflict"]
+    assert alert["severity"] == "critical"
+    assert "aspirin" in alert["message"]
+    assert payload(advice)["alerts"][0] == alert  # critical alerts come first
+
+    visit_update(visit=visit, actor=doctor_a, plan="布洛芬 0.3g 口服")  # ibuprofen: an NSAID
+    _, changed = compute_latest(visit)
+    assert changed.pk != advice.pk  # a new plan is a new input
+    (alert,) = [a for a in payload(changed)["alerts"] if a["rule"] == "allergy_drug_conflict"]
+    assert (alert["severity"], "布洛芬" in alert["message"]) == ("critical", True)
+
+    visit_update(visit=visit, actor=doctor_a, plan="avoid NSAIDs; paracetamol 1 g")
+    _, safe = compute_latest(visit)
+    assert "allergy_drug_conflict" not in {a["rule"] for a in payload(safe)["alerts"]}
+
+
 # --- computed once, superseded on edit, failures ------------------------------------------------------
 
 

@@ -94,6 +94,12 @@ class DiagnosisSerializer(serializers.Serializer):
     rank = serializers.ChoiceField(choices=Diagnosis.Rank.choices)
     status = serializers.ChoiceField(choices=Diagnosis.Status.choices)
     source = serializers.ChoiceField(choices=Diagnosis.Source.choices)
+    suggested_by = StrictCharField(
+        help_text="For a diagnosis from advice: the model version that suggested it."
+    )
+    confirmed_at = serializers.DateTimeField(
+        allow_null=True, help_text="When a doctor confirmed it (null: not confirmed)."
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
@@ -341,6 +347,12 @@ class VisitCloseApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         end = AwareDateTimeField(required=False, help_text="Default: now.")
+        final_diagnoses = serializers.ListField(
+            child=serializers.IntegerField(min_value=1),
+            required=False,
+            max_length=20,
+            help_text="Ids of this visit's diagnoses to confirm as final as it closes.",
+        )
 
         class Meta:
             ref_name = "VisitClose"
@@ -349,7 +361,11 @@ class VisitCloseApi(APIView):
         operation_id="visits_close",
         tags=["visits"],
         summary="Close a visit",
-        description="Closing an already closed visit is a 409. Advice is requested again.",
+        description=(
+            "Closing an already closed visit is a 409. Advice is requested again. "
+            "`final_diagnoses` are confirmed as the visit closes (a diagnosis accepted from "
+            "advice is provisional until confirmed so)."
+        ),
         request=InputSerializer,
         responses={200: VisitDetailSerializer},
     )

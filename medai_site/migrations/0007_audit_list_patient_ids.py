@@ -35,7 +35,7 @@ def remove(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("medai_site", "0005_audit_keyed_chain"),
+        ("medai_site", "0006_auditevent_import_interface"),
     ]
 
     operations = [
