@@ -24,7 +24,8 @@ run: install
 	MEDAI_PROFILE=local $(BIN)/python manage.py seed_demo --if-empty --train
 	MEDAI_PROFILE=local $(BIN)/python manage.py collectstatic --no-input -v0
 	@echo "MedAI on http://127.0.0.1:8000/  (Ctrl-C stops web, worker, beat and relay)"
-	MEDAI_PROFILE=local PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start -f Procfile
+	# medai_site/procfile_run.py: honcho, but workers get time to finish a task on Ctrl-C.
+	MEDAI_PROFILE=local PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m medai_site.procfile_run -f Procfile
 
 ## test: the whole suite against PostgreSQL and Redis on 127.0.0.1 (see README)
 test: install

@@ -31,9 +31,9 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
-from django_otp.admin import OTPAdminSite
 
 from .accounts import acting_as
+from .admin_login import MedaiAdminSite as SignInAdminSite
 from .audit import audit_record, audit_record_list, current_interface
 from .audit_report import AuditReportForm, audit_csv, audit_events_for, patient_labels
 from .models import ApiToken, AuditEvent
@@ -230,8 +230,9 @@ class AuditedAutocompleteJsonView(AutocompleteJsonView):
         return context
 
 
-class MedaiAdminSite(OTPAdminSite):
-    """The admin: a verified second factor (django-otp) and audited autocomplete answers."""
+class MedaiAdminSite(SignInAdminSite):
+    """The admin: password and second factor in one submit (admin_login.py), and audited
+    autocomplete answers."""
 
     def autocomplete_view(self, request: HttpRequest) -> HttpResponse:
         with admin_audit_context():

@@ -2,8 +2,10 @@
 
 Profiles (``MEDAI_PROFILE``):
 - ``local``: one machine, embedded defaults (SQLite under var/, kombu's filesystem transport,
-  per-machine secrets generated into var/local-secrets.json). DEBUG is on only here, and only
-  because the profile says so.
+  per-machine secrets generated into var/local-secrets.json). DEBUG is off here too, as in every
+  profile: the app's own error pages show (never Django's debug page listing the URL patterns);
+  ``DJANGO_DEBUG=1`` turns it on for a developer who asks. Static files are served by WhiteNoise
+  from ``collectstatic``'s output, with or without DEBUG.
 - ``test``: the real PostgreSQL and Redis on 127.0.0.1 (CI and developers), fixed throw-away keys.
 - ``production``: everything secret must come from the environment; nothing has a default.
 """
@@ -66,7 +68,7 @@ def _secret(name: str) -> str:
     return env.str(name)  # production: ImproperlyConfigured when missing
 
 
-DEBUG = env.bool("DJANGO_DEBUG", default=PROFILE == "local")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = _secret("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list(
     "DJANGO_ALLOWED_HOSTS",
@@ -256,6 +258,8 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_ROOT = Path(env.str("MEDAI_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 # Model artifacts (joblib files, sha256 recorded on ModelVersion).
 MODEL_ARTIFACT_DIR = Path(env.str("MEDAI_MODEL_DIR", default=str(VAR_DIR / "models")))
+# Files uploaded to the admin's import doors wait here for the worker (web and trainer share it).
+MEDAI_IMPORT_DIR = Path(env.str("MEDAI_IMPORT_DIR", default=str(VAR_DIR / "imports")))
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -303,6 +307,20 @@ else:
     # Fetch a message only when a pool process is free: nothing waits in a worker's memory
     # (where a crash would strand it) while it could wait in Redis for any worker.
     CELERY_WORKER_DISABLE_PREFETCH = True
+# Live events (medai_site/live_events.py): the worker tells the web process that advice is stored,
+# and the visit page's event stream pushes it to the browser. Redis pub/sub where the broker is
+# Redis (test, production); otherwise (the local profile's embedded defaults) a file per topic
+# under var/, watched every 50 ms.
+MEDAI_LIVE_EVENTS_URL = env.str(
+    "MEDAI_LIVE_EVENTS_URL",
+    default=CELERY_BROKER_URL
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+    else f"file://{VAR_DIR / 'live-events'}",
+)
+# How long one advice event stream stays open before the browser reconnects: a stream holds a
+# web worker thread (gunicorn gthread), so none is held for ever. Streams also end as soon as the
+# advice they wait for is stored.
+MEDAI_ADVICE_STREAM_SECONDS = env.int("MEDAI_ADVICE_STREAM_SECONDS", default=25)
 # Results live in our own tables (Advice, TrainingJob); Celery's result store would be a second
 # copy and, for advice, a place PHI could leak to.
 CELERY_RESULT_BACKEND = None
@@ -440,6 +458,9 @@ LOGGING = {
 # Django's default (2.5 MB), stated: the largest legitimate body, a visit with all its free text,
 # is a few kilobytes. No file uploads exist; DATA_UPLOAD_MAX_NUMBER_FIELDS keeps its 1000.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MEDAI_MAX_REQUEST_BYTES", default=2_621_440)
+# The only pages that take files: the admin's import doors (predictions/interop). Their bodies
+# skip the form-body check (binary Excel, large bundles) and their files stream to disk.
+MEDAI_UPLOAD_PATHS = ("/admin/interop/importrun/add/",)
 SESSION_COOKIE_AGE = env.int("MEDAI_SESSION_IDLE_SECONDS", default=15 * 60)
 SESSION_SAVE_EVERY_REQUEST = True  # inactivity timeout, not absolute
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True

@@ -11,7 +11,8 @@ from django.urls import include, path
 from medai_site.admin import MedaiAdminSite
 
 # The admin requires a verified second factor (TOTP) on top of the password (HIPAA 164.312(d)),
-# and audits its autocomplete answers (medai_site.admin.MedaiAdminSite).
+# both given in one submit (medai_site/admin_login.py), and audits its autocomplete answers
+# (medai_site/admin.py).
 admin.site.__class__ = MedaiAdminSite
 
 # /api/v1/: every app's operations in one "api" namespace (reverse("api:patient-list")).

@@ -51,6 +51,8 @@ class TrainingJob(models.Model):
         API = "api", "API"
         PAGE = "page", "Page"
         SCHEDULE = "schedule", "Nightly schedule"
+        # Started by the system itself, e.g. the first models trained when the demo is seeded.
+        SYSTEM = "system", "System"
 
     task = models.ForeignKey(PredictionTask, on_delete=models.PROTECT, related_name="training_jobs")
     status = models.CharField(

@@ -40,6 +40,23 @@ class Contribution:
         default=None, metadata=_help("The visit's value of the feature (may be null).")
     )
     contribution: float = field(default=0.0, metadata=_help("Signed, on the explanation's scale."))
+    kind: str = field(
+        default="",
+        metadata=_help(
+            "observation (value as entered, with its unit), age, sex, visit_type or text; "
+            "empty in advice stored before reasons were limited to recorded findings."
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class NotMeasured:
+    """A test not done on the visit that would help: the model leaned on its absence, or a
+    rule's alert asks for it."""
+
+    code: str = field(metadata=_help("Catalogue (LOINC) code, or 'ECG'."))
+    label: str = ""
+    source: str = field(default="", metadata=_help("model or rule"))
 
 
 @dataclass(frozen=True)
@@ -163,6 +180,9 @@ class AdvicePayload:
     abstained: bool = False
     abstain_reasons: list[str] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    not_measured: list[NotMeasured] = field(
+        default_factory=list, metadata=_help("Tests not done that would help ('would help').")
+    )
     similar_cases: list[SimilarCase] = field(default_factory=list)
     models: list[ModelUsed] = field(default_factory=list)
     rules_version: int = 0

@@ -150,6 +150,29 @@ def _advice_late(request: AdviceRequest) -> bool:
     return timezone.now() - request.created_at > late_after or live_advice_workers() == 0
 
 
+def advice_status(*, viewer: object, visit_id: int) -> str:
+    """Only the status of a visit's advice ("none", "pending", "done", "failed"), as
+    :func:`advice_state` decides it, without reading (decrypting) the advice: the event stream
+    asks it each time it wakes. A visit outside the viewer's scope is "not found"."""
+    if not visible_visits(viewer).filter(pk=visit_id).exists():
+        raise NotFound("Visit not found.")
+    request = (
+        AdviceRequest.objects.filter(visit_id=visit_id)
+        .order_by("-created_at", "-id")
+        .values_list("status", flat=True)
+        .first()
+    )
+    if request is None:
+        return (
+            "done"
+            if Advice.objects.filter(visit_id=visit_id, superseded=False).exists()
+            else "none"
+        )
+    if request in NOT_DONE:
+        return "pending"
+    return "failed" if request == AdviceRequest.Status.FAILED else "done"
+
+
 def advice_get(*, viewer: object, advice_id: int) -> Advice:
     try:
         return Advice.objects.select_related("visit").get(

@@ -12,6 +12,11 @@ urlpatterns = [
     # A visit's advice (the panel is also drawn into the visit page: visits.panels)
     path("visits/<int:visit_id>/advice/", views.advice_panel_view, name="advice_panel"),
     path(
+        "visits/<int:visit_id>/advice/events/",
+        views.advice_stream_view,
+        name="advice_stream",
+    ),
+    path(
         "visits/<int:visit_id>/advice/feedback/",
         views.advice_feedback_view,
         name="advice_feedback",

@@ -3,14 +3,20 @@ training."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+
+from django.conf import settings
 from django.contrib import messages
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.db import connection
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from medai_site import live_events
 from medai_site.audit import audit_record_many
 from medai_site.errors import Conflict, InvalidInput
 from medai_site.models import AuditEvent
@@ -32,6 +38,7 @@ from .selectors import (
     activation_history,
     advice_get,
     advice_state,
+    advice_status,
     task_get,
     task_list,
     training_job_get,
@@ -40,8 +47,12 @@ from .selectors import (
     version_get,
 )
 from .services.feedback import feedback_record
+from .services.outbox import advice_topic
 from .services.training import training_job_start
 from .wording import class_display
+
+STREAM_RETRY_MS = 500  # the browser reconnects this soon after a stream ends without the event
+STREAM_KEEPALIVE_SECONDS = 5  # also how often a stream re-reads the status if an event is lost
 
 
 def _panel_context(
@@ -94,6 +105,52 @@ def advice_panel_view(request: HttpRequest, visit_id: int) -> HttpResponse:
     """The advice panel alone; while advice is pending it polls itself every 2 seconds."""
     response = _panel(request, visit_id, poll=True)
     response["Cache-Control"] = "no-store"
+    return response
+
+
+def _advice_events(request: HttpRequest, visit_id: int) -> Iterator[str]:
+    """The event stream's body: one ``advice`` event when the advice is no longer pending.
+
+    Listening starts before the first look at the database, so advice stored in between is not
+    missed. While waiting no database connection is held. The stream ends after the event, or
+    after ``MEDAI_ADVICE_STREAM_SECONDS`` (the browser's EventSource then reconnects, after the
+    ``retry`` delay), so a gunicorn thread is never held for ever.
+    """
+    listener = live_events.listen(advice_topic(visit_id))
+    try:
+        yield f"retry: {STREAM_RETRY_MS}\n\n"
+        deadline = time.monotonic() + settings.MEDAI_ADVICE_STREAM_SECONDS
+        while True:
+            status = advice_status(viewer=request.user, visit_id=visit_id)
+            if status != "pending":
+                yield f"event: advice\ndata: {status}\n\n"
+                return
+            if not connection.in_atomic_block:  # (a test's transaction keeps its connection)
+                connection.close()  # hold no database connection while waiting
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if not listener.wait(min(left, STREAM_KEEPALIVE_SECONDS)):
+                yield ": keep-alive\n\n"  # a comment line: proxies see the stream alive
+    finally:
+        listener.close()
+
+
+@background_poll  # opened by the page itself while advice is pending: not the user's activity
+@page
+@require_GET
+def advice_stream_view(request: HttpRequest, visit_id: int) -> HttpResponse:
+    """Server-sent events for the advice panel: "advice" when the visit's advice is stored.
+
+    The event carries only the status; the panel then fetches itself (``advice_panel_view``), so
+    what is shown goes through the same scoped selector and template as any other load.
+    """
+    advice_status(viewer=request.user, visit_id=visit_id)  # not found: a 404 before streaming
+    response = StreamingHttpResponse(
+        _advice_events(request, visit_id), content_type="text/event-stream"
+    )
+    response["Cache-Control"] = "no-store"
+    response["X-Accel-Buffering"] = "no"  # a buffering proxy (nginx) would hold the event back
     return response
 
 

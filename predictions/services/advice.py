@@ -19,6 +19,7 @@ from django.utils import timezone
 from medai_site.audit import audit_record
 from medai_site.errors import AdviceFailed
 from medai_site.models import AuditEvent
+from predictions import why
 from predictions.medication_safety import (
     conflict_alerts,
     plan_drugs,
@@ -31,7 +32,6 @@ from predictions.models import Advice, AdviceRequest, ModelVersion, PredictionTa
 from predictions.payload import (
     AdvicePayload,
     Alert,
-    Contribution,
     Explanation,
     ModelUsed,
     RankedDiagnosis,
@@ -42,7 +42,7 @@ from predictions.payload import (
 from predictions.rules import SEVERITY_ORDER, ObservationFact, evaluate_rules
 from predictions.similar_cases import similar_cases
 from predictions.visit_records import OTHER_CLASS, input_hash, visit_record
-from predictions.wording import category_display, feature_label
+from predictions.wording import category_display
 from visits.models import Visit
 
 from . import outbox
@@ -51,7 +51,7 @@ from .outbox import MAX_COMPUTE_ATTEMPTS
 __all__ = ["MAX_COMPUTE_ATTEMPTS", "RULES_VERSION", "advice_compute"]
 
 logger = logging.getLogger(__name__)
-RULES_VERSION = 3  # bump when rules change: new inputs hash, so advice is recomputed
+RULES_VERSION = 4  # bump when rules or the wording of reasons change: advice is recomputed
 TOP_DIAGNOSES = 5
 
 
@@ -197,18 +197,6 @@ def _store(
     return advice
 
 
-def _contributions(raw: list[dict]) -> list[Contribution]:
-    return [
-        Contribution(
-            feature=c["feature"],
-            label=feature_label(c["feature"]),
-            value=c.get("value"),
-            contribution=c["contribution"],
-        )
-        for c in raw
-    ]
-
-
 def _text_evidence(text: dict | None) -> dict:
     """The engine's text explanation as payload fields (words kept where they stand)."""
     if not text:
@@ -249,6 +237,8 @@ def _payload(
     abstained, abstain_reasons = False, []
     differential_vector = None
     differential_version = None
+    entered = why.entered_values(visit)
+    leaned_on: list[str] = []  # unmeasured inputs the differential model leaned on
     for task in tasks:
         version = _active(task)
         model = _load(version, task)
@@ -264,9 +254,10 @@ def _payload(
         )
         if prediction.abstain:
             abstained = True
-            abstain_reasons.append(f"{task.name}: {prediction.abstain_reason}")
-        contributions = _contributions(prediction.contributions)
+            abstain_reasons.extend(why.abstain_texts(task.name, prediction.abstain_reasons or []))
+        contributions, unmeasured = why.reasons(prediction.contributions, record, entered)
         if task.kind == PredictionTask.Kind.DIFFERENTIAL:
+            leaned_on = unmeasured
             for rank, (label, probability) in enumerate(prediction.ranked[:TOP_DIAGNOSES], start=1):
                 # The engine's class names are normalised to lower case; codes are upper case.
                 category = label if label == OTHER_CLASS else label.upper()
@@ -342,6 +333,7 @@ def _payload(
         abstained=abstained,
         abstain_reasons=abstain_reasons,
         alerts=[Alert(**a) for a in alerts],
+        not_measured=why.would_help(leaned_on, [a["rule"] for a in alerts], entered),
         similar_cases=similar,
         models=models,
         rules_version=RULES_VERSION,

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from medai_site import live_events
 from medai_site.audit import current_request_id
 from predictions.models import Advice, AdviceRequest, AdviceWorker
 from visits.models import Visit, VisitEvent
@@ -244,19 +245,34 @@ def advice_request_start(
     return request
 
 
+def advice_topic(visit_id: int) -> str:
+    """The live-event topic of a visit's advice: ids only (medai_site.live_events)."""
+    return f"advice-visit-{int(visit_id)}"
+
+
+def _announce(visit_id: int) -> None:
+    """After commit, wake the visit pages waiting for this advice (their event streams)."""
+    transaction.on_commit(lambda: live_events.publish(advice_topic(visit_id)))
+
+
 def advice_request_fail(*, request_id: int, reason: str) -> None:
     AdviceRequest.objects.filter(pk=request_id).exclude(status=AdviceRequest.Status.DONE).update(
         status=AdviceRequest.Status.FAILED, error=reason[:2000], finished_at=timezone.now()
     )
+    for visit_id in AdviceRequest.objects.filter(pk=request_id).values_list("visit_id", flat=True):
+        _announce(visit_id)
 
 
 def advice_request_complete(*, request_id: int, advice: Advice, claimant: str) -> bool:
     """Mark the request done with ``advice`` if ``claimant`` still holds it; False otherwise
     (its claim was released or taken over: the caller rolls its work back, the holder stores)."""
-    return bool(
+    done = bool(
         AdviceRequest.objects.filter(
             pk=request_id, status=AdviceRequest.Status.COMPUTING, claimed_by=claimant
         ).update(
             status=AdviceRequest.Status.DONE, advice=advice, finished_at=timezone.now(), error=""
         )
     )
+    if done:
+        _announce(advice.visit_id)
+    return done

@@ -24,6 +24,7 @@ from typing import Any
 from medai_site.errors import InvalidInput, ModelUnavailable
 from medai_site.request_context import current_request_id
 from medai_site.roles import account_of
+from predictions import why
 from predictions.ml.artifacts import load_model
 from predictions.ml.errors import EngineError
 from predictions.ml.pipeline import TrainedModel
@@ -274,7 +275,7 @@ def predict_row(task: PredictionTask, model: TrainedModel, row: PreparedRow) -> 
             for c in prediction.contributions
         ],
         abstained=prediction.abstain,
-        abstain_reasons=list(prediction.abstain_reasons),
+        abstain_reasons=[why.abstain_text(r) for r in prediction.abstain_reasons],
         alerts=[Alert(**a) for a in alerts],
         input_hash=row.input_hash,
     )

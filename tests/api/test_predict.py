@@ -117,7 +117,8 @@ def test_rules_alert_and_abstention_come_with_the_prediction(api, trained):
     assert any(a["severity"] == "critical" for a in prediction["alerts"])
     # Most usually recorded inputs are missing: the model abstains and says why.
     assert prediction["abstained"] is True
-    assert any("missing" in reason for reason in prediction["abstain_reasons"])
+    assert any("not recorded" in reason for reason in prediction["abstain_reasons"])
+    assert not any("obs_" in reason for reason in prediction["abstain_reasons"])
 
 
 def test_allergy_conflict_rule_sees_the_allergies_sent(api, trained):

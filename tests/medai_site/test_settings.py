@@ -138,13 +138,13 @@ def test_unknown_profile_is_rejected():
 
 @pytest.mark.parametrize("profile", ["local"])
 def test_local_profile_runs_on_embedded_defaults(tmp_path, profile):
-    """make run's profile: SQLite under var/, filesystem broker, DEBUG on, secrets generated once."""
+    """make run's profile: SQLite under var/, filesystem broker, DEBUG off, secrets generated once."""
     env = {"MEDAI_PROFILE": profile, "MEDAI_VAR_DIR": str(tmp_path)}
     result = _settings_in_subprocess(
         env, "settings.DATABASES['default']['ENGINE'], settings.CELERY_BROKER_URL, settings.DEBUG"
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "django.db.backends.sqlite3 filesystem:// True"
+    assert result.stdout.strip() == "django.db.backends.sqlite3 filesystem:// False"
     secrets_file = tmp_path / "local-secrets.json"
     assert secrets_file.exists()
     assert oct(secrets_file.stat().st_mode & 0o777) == "0o600"

@@ -206,7 +206,8 @@ def test_advice_abstains_with_a_reason_on_a_visit_unlike_the_training_data(
     assert data["abstained"]
     reasons = " ".join(data["abstain_reasons"])
     assert "Differential diagnosis:" in reasons
-    assert "obs_2345-7 = 1900 is far outside the training range" in reasons or "missing" in reasons
+    assert "glucose value 1900 mg/dL is far outside what the model learned" in reasons
+    assert "obs_" not in reasons
 
 
 def test_rules_raise_critical_vital_hypertensive_crisis_hypoxaemia_and_qsofa_alerts(
@@ -280,6 +281,57 @@ def test_the_doctors_own_plan_is_checked_against_the_allergies_in_the_advice(pat
     visit_update(visit=visit, actor=doctor_a, plan="avoid NSAIDs; paracetamol 1 g")
     _, safe = compute_latest(visit)
     assert "allergy_drug_conflict" not in {a["rule"] for a in payload(safe)["alerts"]}
+
+
+def test_the_why_names_only_recorded_findings_as_entered_and_lists_what_would_help(
+    trained, patient, doctor_a
+):
+    """Issue 17: the why named labs never measured, glucose as 176.56 after 9.8 mmol/L was
+    entered, "age (65.0)"; now recorded findings only, as entered, and the rest apart."""
+    visit = save_visit(
+        patient,
+        doctor_a,
+        observations=[
+            ("8867-4", 118, "/min"),
+            ("8480-6", 165, "mm[Hg]"),
+            ("8462-4", 100, "mm[Hg]"),
+            ("2708-6", 91, "%"),
+            ("2345-7", 9.8, "mmol/L"),
+        ],
+        chief_complaint="crushing chest pain radiating to the left arm, sweating",
+    )
+    _, advice = compute_latest(visit)
+    data = payload(advice)
+    recorded = {"8867-4", "8480-6", "8462-4", "2708-6", "2345-7"}
+    shown = [
+        *data["explanation"]["contributions"],
+        *(c for r in data["risks"] for c in r["contributions"]),
+    ]
+    assert shown
+    for c in shown:
+        assert c["kind"] in ("observation", "age", "sex", "visit_type", "text"), c
+        assert "obs_" not in c["label"]
+        if c["kind"] == "observation":
+            assert c["feature"][4:] in recorded, c  # never a test that was not done
+    glucose = [c for c in shown if c["feature"] == "obs_2345-7"]
+    assert all(c["value"] == "9.8 mmol/L" for c in glucose)
+    ages = [c for c in shown if c["kind"] == "age"]
+    assert all(c["value"] == str(visit.age_years) for c in ages)
+    helps = [t["code"] for t in data["not_measured"]]
+    assert {"10839-9", "ECG"} <= set(helps)  # the chest-pain rule asks for troponin and an ECG
+    assert not recorded & set(helps)
+    assert all("obs_" not in r for r in data["abstain_reasons"])
+
+
+def test_an_empty_visit_abstains_in_plain_words_without_feature_codes(trained, patient, doctor_a):
+    visit = save_visit(patient, doctor_a, observations=[], chief_complaint="tired")
+    _, advice = compute_latest(visit)
+    data = payload(advice)
+    assert data["abstained"]
+    assert data["abstain_reasons"]
+    for reason in data["abstain_reasons"]:
+        assert "obs_" not in reason
+        assert not re.search(r"\d{3,5}-\d", reason)  # no LOINC codes either
 
 
 # --- computed once, superseded on edit, failures ------------------------------------------------------

@@ -27,6 +27,7 @@ from medai_site.api_auth import api_token_create
 from medai_site.models import ApiToken, AuditEvent
 from patients.break_glass import break_glass_open
 from patients.services import AllergyInput, patient_create
+from predictions.interop.models import Hl7Message, SourceCondition
 from predictions.models import Advice
 from predictions.services.feedback import feedback_record
 from predictions.services.outbox import advice_request_create
@@ -83,6 +84,12 @@ def record(team_a, doctor_a, doctor_b, monkeypatch):
     type(advice_request).objects.filter(pk=advice_request.pk).update(status="done", advice=advice)
     feedback_record(
         advice=advice, suggestion="J18", decision="override", reason="other", actor=doctor_a
+    )
+    SourceCondition.objects.create(
+        patient=patient, visit=visit, system="http://snomed.info/sct", code="38341003"
+    )
+    Hl7Message.objects.create(
+        key="k" * 64, outcome="AA", raw="MSH|^~\\&|", patient_id=patient.pk, visit_id=visit.pk
     )
     break_glass_open(
         viewer=doctor_b,
@@ -142,8 +149,16 @@ def _fill(route: str, values: dict) -> str:
     return "/" + path.strip("^$")
 
 
+def _body(response) -> str:
+    if getattr(response, "streaming", False):  # event streams, files: read what they send
+        content = b"".join(response.streaming_content)  # the test client closes it at the end
+    else:
+        content = response.content
+    return content.decode("utf-8", "replace")
+
+
 def _shows_patient_data(response, echo: str = "") -> bool:
-    body = getattr(response, "content", b"").decode("utf-8", "replace")
+    body = _body(response)
     if echo:
         body = body.replace(echo, "")  # the search term the page repeats is the user's own input
     return any(canary in body for canary in CANARIES)

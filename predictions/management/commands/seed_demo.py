@@ -85,7 +85,7 @@ class Command(BaseCommand):
         from predictions.models import TrainingJob
         from predictions.services.training import training_nightly_start
 
-        training_nightly_start(actor=None, trigger=TrainingJob.Trigger.ADMIN)
+        training_nightly_start(actor=None, trigger=TrainingJob.Trigger.SYSTEM)
         self.stdout.write(
             "Training jobs queued for every prediction task: the worker trains the first models in "
             "a few minutes (watch them under Models); until then advice has the rules only."
