@@ -27,6 +27,7 @@ from medai_site.api_auth import api_token_create
 from medai_site.models import ApiToken, AuditEvent
 from patients.break_glass import break_glass_open
 from patients.services import AllergyInput, patient_create
+from predictions.cds_hooks.cards import SERVICES
 from predictions.interop.models import Hl7Message, SourceCondition
 from predictions.models import Advice
 from predictions.services.feedback import feedback_record
@@ -109,6 +110,8 @@ def record(team_a, doctor_a, doctor_b, monkeypatch):
         "name": "roc",
         "code": "J18",
         "rest": "unknown",
+        # CDS Hooks: services answer POSTed hook calls on EHR-supplied facts (GET is a 405).
+        "service_id": next(iter(SERVICES)),
         # FHIR: the id of the resource the route serves (by the resource type in the route).
         "resource_id": {
             "Patient": patient.pk,
