@@ -288,10 +288,7 @@ class SourceConditionAdmin(MedaiAdminMixin, admin.ModelAdmin):
 
 
 class _TabularImportAdmin(MedaiAdminMixin, ImportMixin, admin.ModelAdmin):
-    """Only the Import button (with its dry-run preview); the rows live on their own pages."""
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return super().get_queryset(request).none()  # the list is not a second patient list
+    """The Import button (with its dry-run preview) over a read-only, audited list of the rows."""
 
     def get_import_resource_kwargs(self, request: HttpRequest, **kwargs: Any) -> dict[str, Any]:
         return {**super().get_import_resource_kwargs(request, **kwargs), "actor": request.user}
@@ -320,10 +317,12 @@ class _TabularImportAdmin(MedaiAdminMixin, ImportMixin, admin.ModelAdmin):
 @admin.register(PatientRow)
 class PatientRowAdmin(_TabularImportAdmin):
     resource_classes = [PatientResource]
+    audit_patient_path = "pk"  # a proxy of Patient: each row is a patient
     list_display = ("mrn",)
 
 
 @admin.register(VisitRow)
 class VisitRowAdmin(_TabularImportAdmin):
     resource_classes = [VisitResource]
-    list_display = ("id",)
+    list_display = ("id", "patient", "start", "visit_type", "status")
+    list_select_related = ("patient",)
