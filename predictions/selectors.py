@@ -22,6 +22,7 @@ from medai_site.errors import NotFound
 from visits.models import Diagnosis, Visit
 from visits.selectors import visible_visits, visit_get
 
+from .minimum_data import missing_for_advice
 from .models import (
     ActivationEvent,
     Advice,
@@ -64,7 +65,7 @@ def _may_see_models(viewer: object) -> bool:
 class AdviceState:
     """What the advice panel shows: the current advice (if any) and the newest request's state."""
 
-    status: str  # "none" | "pending" | "done" | "failed"
+    status: str  # "none" | "pending" | "done" | "failed" | "insufficient"
     advice: Advice | None
     payload: AdvicePayload | None
     request: AdviceRequest | None
@@ -72,6 +73,8 @@ class AdviceState:
     # Pending for longer than MEDAI_ADVICE_LATE_SECONDS, or no advice worker is alive to compute
     # it: the doctor is told not to wait for it.
     delayed: bool = False
+    # "insufficient": what the visit lacks before advice is computed (predictions/minimum_data.py).
+    missing: tuple[str, ...] = ()
 
     @property
     def error(self) -> str:
@@ -88,6 +91,16 @@ NOT_DONE = (
 def advice_state(*, viewer: object, visit_id: int) -> AdviceState:
     visit = visit_get(viewer=viewer, visit_id=visit_id, audit=False)
     request = visit.advice_requests.order_by("-created_at", "-id").first()
+    missing = missing_for_advice(visit)
+    if missing:
+        return AdviceState(
+            status="insufficient",
+            advice=None,
+            payload=None,
+            request=request,
+            feedback={},
+            missing=tuple(missing),
+        )
     advice = visit.advice.filter(superseded=False).prefetch_related("feedback").first()
     if request is None:
         status = "done" if advice else "none"

@@ -184,3 +184,16 @@ def test_the_why_reads_in_plain_words_with_units_and_lists_what_was_not_measured
     assert "age (65" not in html
     assert "obs_" not in html
     assert "Not measured — would help:</strong>\n      Troponin I, 12-lead ECG" in html
+
+
+def test_a_visit_without_complaint_or_vital_sign_says_what_is_missing_instead_of_advice(
+    client_a, patient_a, doctor_a
+):
+    from visits.services import visit_create
+
+    visit = visit_create(patient=patient_a, attending=doctor_a, actor=doctor_a)
+    html = client_a.get(reverse("advice_panel", args=[visit.pk]), headers=HX).content.decode()
+    assert 'id="advice-insufficient"' in html
+    assert "chief complaint, a vital sign" in html
+    assert "Computing advice" not in html  # nothing to wait for
+    assert "sse-connect" not in html
