@@ -258,6 +258,8 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_ROOT = Path(env.str("MEDAI_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 # Model artifacts (joblib files, sha256 recorded on ModelVersion).
 MODEL_ARTIFACT_DIR = Path(env.str("MEDAI_MODEL_DIR", default=str(VAR_DIR / "models")))
+# Files uploaded to the admin's import doors wait here for the worker (web and trainer share it).
+MEDAI_IMPORT_DIR = Path(env.str("MEDAI_IMPORT_DIR", default=str(VAR_DIR / "imports")))
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -355,9 +357,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "predictions.tasks.monitoring_run",
         "schedule": crontab(hour=env.int("MEDAI_MONITORING_HOUR", default=4), minute=0),
     },
+    # Every task nightly; a forecast task with a model is fine-tuned (its algorithm refitted on
+    # the day's data, no model search), gated on held-out patients like any other version.
     "nightly-training": {
         "task": "predictions.tasks.training_nightly_start",
         "schedule": crontab(hour=env.int("MEDAI_NIGHTLY_TRAINING_HOUR", default=2), minute=0),
+    },
+    # Forecast tasks: self-supervised pretraining on every timeline, CV and the CI gate, monthly.
+    "forecast-monthly-pretraining": {
+        "task": "predictions.tasks.training_monthly_pretrain_start",
+        "schedule": crontab(
+            day_of_month=env.int("MEDAI_PRETRAINING_DAY", default=1),
+            hour=env.int("MEDAI_PRETRAINING_HOUR", default=3),
+            minute=0,
+        ),
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -386,6 +399,17 @@ REST_FRAMEWORK = {
 # Requests per client (API token, or user for session calls) and per IP for anonymous calls.
 MEDAI_API_RATE = env.str("MEDAI_API_RATE", default="600/min")
 MEDAI_API_ANON_RATE = env.str("MEDAI_API_ANON_RATE", default="60/min")
+# CDS Hooks: the EHRs allowed to call, by JWT issuer: {"<iss>": {"jwks": {"keys": [<public JWK>]},
+# "user": "<integration-client username>"}}, from a JSON file (keys are configuration, never
+# fetched from a URL a caller names). Unknown issuers are refused.
+CDS_HOOKS_CLIENTS = (
+    json.loads(Path(env.str("MEDAI_CDS_HOOKS_CLIENTS_FILE")).read_text())
+    if env.str("MEDAI_CDS_HOOKS_CLIENTS_FILE", default="")
+    else {}
+)
+# The public base URL the EHR calls (behind a proxy), e.g. https://medai.example.org: the JWT's
+# audience and the cards' links are built on it. Empty: the request's own host.
+CDS_HOOKS_BASE_URL = env.str("MEDAI_CDS_HOOKS_BASE_URL", default="")
 # The prediction API (POST /api/v1/models/{slug}/predict...) has its own budget per client.
 MEDAI_PREDICT_RATE = env.str("MEDAI_PREDICT_RATE", default="3000/min")
 # FHIR (predictions/interop): the identifier systems MedAI's MRNs and national ids are published
@@ -456,6 +480,9 @@ LOGGING = {
 # Django's default (2.5 MB), stated: the largest legitimate body, a visit with all its free text,
 # is a few kilobytes. No file uploads exist; DATA_UPLOAD_MAX_NUMBER_FIELDS keeps its 1000.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MEDAI_MAX_REQUEST_BYTES", default=2_621_440)
+# The only pages that take files: the admin's import doors (predictions/interop). Their bodies
+# skip the form-body check (binary Excel, large bundles) and their files stream to disk.
+MEDAI_UPLOAD_PATHS = ("/admin/interop/importrun/add/",)
 SESSION_COOKIE_AGE = env.int("MEDAI_SESSION_IDLE_SECONDS", default=15 * 60)
 SESSION_SAVE_EVERY_REQUEST = True  # inactivity timeout, not absolute
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
@@ -503,6 +530,10 @@ MEDAI_TRAINING_ALGORITHMS = env.list(
     "MEDAI_TRAINING_ALGORITHMS", default=["logistic_regression", "mlp"]
 )
 MEDAI_TRAINING_CV_FOLDS = env.int("MEDAI_TRAINING_CV_FOLDS", default=5)
+# Forecast tasks (patient timelines): algorithms and folds come from each task's config; these
+# override them for every forecast task when set (e.g. a count baseline only on a small server).
+MEDAI_FORECAST_ALGORITHMS = env.list("MEDAI_FORECAST_ALGORITHMS", default=[])
+MEDAI_FORECAST_CV_FOLDS = env.int("MEDAI_FORECAST_CV_FOLDS", default=0)
 # A dispatched advice request not done after this long is handed to the broker again (the
 # broker may have lost it, e.g. Redis restarted without persistence). Computing is idempotent.
 MEDAI_ADVICE_REDISPATCH_SECONDS = env.int("MEDAI_ADVICE_REDISPATCH_SECONDS", default=120)

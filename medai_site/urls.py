@@ -26,6 +26,7 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"))),
     # /fhir/: the read-only FHIR R4 API (predictions.interop), OperationOutcome for anything else.
     path("fhir/", include("predictions.interop.api.urls")),
+    path("", include("predictions.cds_hooks.urls")),  # CDS Hooks 2.0 (/cds-services)
     path("", include("medai_site.api_urls")),  # schema, docs, health, then any other /api/ is a 404
     path("", include("medai_site.page_urls")),
     path("", include("patients.urls")),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from medai_site.health import OK, ReadinessFailure
 
 from .ml.artifacts import load_model
+from .ml.timeline.artifacts import load_forecast_model
 from .models import PredictionTask
 
 
@@ -18,7 +19,10 @@ def check_models() -> str:
     for task in tasks.select_related("active_version").order_by("slug"):
         version = task.active_version
         try:
-            load_model(version.artifact_path, version.artifact_sha256)
+            if task.kind == PredictionTask.Kind.FORECAST:
+                load_forecast_model(version.artifact_path, version.artifact_sha256)
+            else:
+                load_model(version.artifact_path, version.artifact_sha256)
         except Exception as exc:  # any reason the worker could not use it counts
             failed.append(f"{task.slug} v{version.number} ({type(exc).__name__})")
     if failed:

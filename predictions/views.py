@@ -23,11 +23,13 @@ from medai_site.models import AuditEvent
 from medai_site.pages import is_htmx, may_train_models, may_view_models, page
 from medai_site.roles import is_admin
 from medai_site.session_idle import background_poll
+from patients.models import Patient
 from visits.charts import problem_entries
 from visits.models import Visit
 from visits.selectors import problem_list, visit_get
 
 from . import dashboard, reports
+from .forecast_chart import forecast_timeline_svg
 from .forms import OVERRIDE_REASONS, FeedbackForm
 from .health import check_models
 from .medication_safety import plan_drugs, visit_allergies, visit_drug_conflicts
@@ -70,6 +72,24 @@ def advice_panel_for_visit(request: HttpRequest, visit: Visit) -> SafeString:
     return render_to_string(
         "predictions/_advice_panel.html", _panel_context(request, visit), request=request
     )
+
+
+def course_panel_for_patient(request: HttpRequest, patient: Patient) -> SafeString:
+    """The chart's "Course and outlook" panel (registered with visits/panels.py).
+
+    The chart view has already fetched ``patient`` through the viewer-scoped selector (and audited
+    the view); similar patients appear as courses only, without names, dates or record links.
+    """
+    from django.utils import timezone
+
+    from .forecasting import patient_outlook
+
+    outlook = patient_outlook(patient_id=patient.pk, at=timezone.now())
+    if not outlook:
+        return SafeString("")
+    for entry in outlook:
+        entry["svg"] = forecast_timeline_svg(entry)
+    return render_to_string("predictions/_course_panel.html", {"outlook": outlook}, request=request)
 
 
 def medication_panel_for_visit(request: HttpRequest, visit: Visit) -> SafeString:
@@ -252,6 +272,16 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
 # --- model pages ------------------------------------------------------------------------------
 
 
+@page(allowed=is_admin)
+@require_GET
+def phenotypes_view(request: HttpRequest) -> HttpResponse:
+    """Phenotype clusters of patient embeddings per forecast task (admins): sizes, defining codes,
+    outcome rate per cluster. Figures and codes only: no patient is named or linked."""
+    from .forecasting import phenotype_tables
+
+    return render(request, "predictions/phenotypes.html", {"tables": phenotype_tables()})
+
+
 @page(allowed=may_view_models)
 @require_GET
 def model_list_view(request: HttpRequest) -> HttpResponse:
@@ -316,6 +346,10 @@ def version_report_view(request: HttpRequest, version_id: int) -> HttpResponse:
             "subgroup_keys": reports.subgroup_keys(subgroups),
             "per_class": reports.per_class_rows(metrics),
             "candidates": report.get("models") or [],
+            # Forecast versions: why the baseline or a sequence model was selected (CI gate).
+            "selection_reason": ((report.get("selected") or {}).get("selection") or {}).get(
+                "reason", ""
+            ),
             "dataset": dataset,
             "training_rows": dataset.get("rows_used") or snapshot.get("rows"),
             "cv": report.get("cv") or {},

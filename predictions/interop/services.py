@@ -61,7 +61,7 @@ from visits.services import (
 
 from . import fhir_in
 from .fhir_in import Skip, SourceResource
-from .models import SourceCondition, SourceRecord
+from .models import Hl7Message, ImportRun, SourceCondition, SourceRecord
 
 logger = logging.getLogger(__name__)
 
@@ -232,17 +232,59 @@ class _Run:
     ) -> None:
         if not chunk:
             return
-        parsed: dict[str, list[tuple[SourceResource, Any]]] = defaultdict(list)
-        for resource in chunk:
+        keys: dict[int, tuple[str, str]] = {}
+        for n, resource in enumerate(chunk):
             if resource.full_url and resource.resource_type and resource.source_id:
                 self.full_urls[resource.full_url] = (resource.resource_type, resource.source_id)
+            if resource.resource_type in fhir_in.SUPPORTED and resource.source_id:
+                keys[n] = (self._key(resource), fhir_in.content_hash(resource.data))
+        records = self._records([key for key, _ in keys.values()])
+        unchanged: list[tuple[SourceResource, str, SourceRecord]] = []
+        parsed: dict[str, list[tuple[SourceResource, Any]]] = defaultdict(list)
+        for n, resource in enumerate(chunk):
+            key, digest = keys.get(n, ("", ""))
+            record = records.get(key) if key else None
+            if record is not None and record.content_hash == digest and resource.method != "DELETE":
+                # Identical to what an earlier import validated and wrote: nothing to validate
+                # or write again.
+                unchanged.append((resource, digest, record))
+                continue
             try:
                 model = fhir_in.validate(resource)
             except Skip as skip:
                 report.skip(resource, skip.reason, skip.detail)
                 continue
             parsed[resource.resource_type].append((resource, model))
+        self._unchanged(unchanged, report)
         self._write(parsed, report, final)
+
+    def _unchanged(
+        self, items: list[tuple[SourceResource, str, SourceRecord]], report: ImportReport
+    ) -> None:
+        """Count them, and remember the patients and visits they became (for references)."""
+        patient_ids = {r.target_id for _, _, r in items if r.resource_type == "Patient"}
+        visible: set[int] = set()
+        if patient_ids:
+            visible = set(self.visible.filter(pk__in=patient_ids).values_list("pk", flat=True))
+        visit_ids = {r.target_id for _, _, r in items if r.resource_type == "Encounter"}
+        visits: dict[int, _VisitRef] = {}
+        if visit_ids:
+            visits = {
+                v.pk: _VisitRef(v.pk, v.patient_id, v.start, v.status)
+                for v in Visit.objects.filter(
+                    pk__in=visit_ids, patient__in=self.visible.values("pk")
+                ).only("pk", "patient_id", "start", "status")
+            }
+        for resource, digest, record in items:
+            if not self._first_time(resource, record.key, digest, report):
+                continue
+            if resource.resource_type == "Patient":
+                self.patients[resource.source_id] = (
+                    record.target_id if record.target_id in visible else None
+                )
+            elif resource.resource_type == "Encounter":
+                self.visits[resource.source_id] = visits.get(record.target_id or 0)
+            report.count(resource.resource_type, "unchanged")
 
     def process_pending(self, report: ImportReport) -> None:
         """Resources whose references came later in the files: one more try, then skipped."""
@@ -1033,3 +1075,137 @@ def source_condition_save(
     condition.save()
     audit_record(actor=actor, action=AuditEvent.Action.UPDATE, obj=condition, patient_id=patient_id)
     return condition
+
+
+# --- import runs started in the admin (run by a worker) ---------------------------------------
+
+
+def import_upload_dir() -> Path:
+    """Where uploaded import files wait for their worker: the server's own disk, never the
+    broker (tasks carry the run id only)."""
+    path = Path(settings.MEDAI_IMPORT_DIR)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@transaction.atomic
+def import_run_create(
+    *,
+    path: Path,
+    file_name: str,
+    dry_run: bool,
+    source: str,
+    care_team: CareTeam | None,
+    actor: Any,
+    kind: str = ImportRun.Kind.FHIR,
+) -> ImportRun:
+    """Record an import of ``path`` (already saved under :func:`import_upload_dir`) and queue
+    it for a worker once this transaction commits."""
+    from medai_site.audit import audit_record
+
+    run = ImportRun.objects.create(
+        kind=kind,
+        dry_run=dry_run,
+        path=str(path),
+        file_name=file_name[:255],
+        source=(source or "default")[:100],
+        care_team_name=care_team.name if care_team else "",
+        started_by=actor,
+    )
+    audit_record(actor=actor, action=AuditEvent.Action.CREATE, obj=run)
+    transaction.on_commit(lambda: _enqueue(run.pk))
+    return run
+
+
+def _enqueue(run_id: int) -> None:
+    from .tasks import import_run_execute as task
+
+    try:
+        task.delay(run_id)
+    except Exception as exc:  # the broker is down: the run says so instead of hanging queued
+        logger.error("import run %s not queued (%s)", run_id, type(exc).__name__)
+        ImportRun.objects.filter(pk=run_id, status=ImportRun.Status.QUEUED).update(
+            status=ImportRun.Status.FAILED, error="The job queue is unavailable; start it again."
+        )
+
+
+def import_run_execute(*, run_id: int) -> ImportRun:
+    """Run a queued import: progress on the run as the file is read, then its report."""
+    run = ImportRun.objects.select_related("started_by").get(pk=run_id)
+    if run.status != ImportRun.Status.QUEUED:
+        return run  # already run (a redelivered message)
+    ImportRun.objects.filter(pk=run.pk).update(status=ImportRun.Status.RUNNING, progress=0.0)
+    teams = list(CareTeam.objects.filter(name=run.care_team_name)) if run.care_team_name else []
+
+    def progress(read: fhir_in.ReadProgress, report: ImportReport) -> None:
+        share = read.done / read.total if read.total else 1.0
+        ImportRun.objects.filter(pk=run.pk).update(progress=round(min(share, 1.0), 4))
+
+    try:
+        if run.kind == ImportRun.Kind.HL7:
+            from .hl7_in import hl7_import_file
+
+            report_data = hl7_import_file(
+                path=Path(run.path), actor=run.started_by, dry_run=run.dry_run
+            )
+        else:
+            report_data = fhir_import(
+                paths=[Path(run.path)],
+                actor=run.started_by,
+                care_teams=teams,
+                source=run.source,
+                dry_run=run.dry_run,
+                progress=progress,
+            ).as_dict()
+    except Exception as exc:
+        logger.error("import run %s failed (%s)", run.pk, type(exc).__name__)
+        ImportRun.objects.filter(pk=run.pk).update(
+            status=ImportRun.Status.FAILED,
+            error=f"The import stopped ({type(exc).__name__}); nothing after the last batch was written.",
+            finished_at=timezone.now(),
+        )
+        return ImportRun.objects.get(pk=run.pk)
+    ImportRun.objects.filter(pk=run.pk).update(
+        status=ImportRun.Status.SUCCEEDED,
+        progress=1.0,
+        report=report_data,
+        finished_at=timezone.now(),
+    )
+    if not run.dry_run:
+        Path(run.path).unlink(missing_ok=True)  # imported: the upload is not kept
+    return ImportRun.objects.get(pk=run.pk)
+
+
+# --- HL7 v2 messages ------------------------------------------------------------------------------
+
+
+def hl7_key(*, facility: str, control_id: str) -> str:
+    return source_key(f"hl7:{facility}", "message", control_id)
+
+
+def hl7_message_seen(*, facility: str, control_id: str) -> Hl7Message | None:
+    return Hl7Message.objects.filter(key=hl7_key(facility=facility, control_id=control_id)).first()
+
+
+def hl7_message_record(
+    *, facility: str, control_id: str, raw: str, result: Any, actor: Any
+) -> Hl7Message:
+    """Keep the message (encrypted) with its outcome: the idempotency record, and the quarantine
+    when nothing could be stored for it."""
+    from medai_site.audit import audit_record
+
+    message = Hl7Message.objects.create(
+        key=hl7_key(facility=facility, control_id=control_id),
+        outcome=result.code,
+        quarantined=result.quarantined,
+        reason=result.text[:500],
+        raw=raw,
+        patient_id=result.patient_id,
+        visit_id=result.visit_id,
+        observations=result.stored,
+        received_by=account_of(actor),
+    )
+    audit_record(
+        actor=actor, action=AuditEvent.Action.CREATE, obj=message, patient_id=result.patient_id
+    )
+    return message

@@ -152,9 +152,16 @@ def main() -> None:
 
                 profiler.disable()
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+            if profiler is not None:
+                profiler = cProfile.Profile()
+                profiler.enable()
             started = time.perf_counter()
             again = fhir_import(paths=[bundle], actor=admin, care_teams=[team], source="bench")
             again_s = time.perf_counter() - started
+            if profiler is not None:
+                profiler.disable()
+                print("--- re-import ---")
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
         result = {
             "patients": args.patients,
             "encounters": args.patients * args.encounters,
