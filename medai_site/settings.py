@@ -333,6 +333,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes the task's database connection after every task unless this is
+# set (CONN_MAX_AGE alone does not keep it in a worker): a new PostgreSQL session per advice
+# costs milliseconds. With it, a worker process reuses its connection for this many tasks
+# (health-checked before reuse), then opens a fresh one.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 # Advice (seconds) never waits behind training (minutes): separate queues served by separate
 # worker processes (Procfile/docker-compose "worker" takes advice, "trainer" training + the rest).
 CELERY_TASK_ROUTES = {

@@ -31,6 +31,7 @@ urlpatterns = [
     path("", include("medai_site.page_urls")),
     path("", include("patients.urls")),
     path("", include("visits.urls")),
+    path("", include("predictions.interop.urls")),  # the chart's FHIR record download
     path("", include("predictions.urls")),  # the dashboard at "", models, advice, /metrics
 ]
 

@@ -124,6 +124,18 @@ def advice_state(*, viewer: object, visit_id: int) -> AdviceState:
     )
 
 
+def advice_seconds_until_delayed(*, viewer: object, visit_id: int) -> float | None:
+    """Seconds until the visit's pending advice counts as delayed (the panel then says so);
+    None when it is not pending or is delayed already. Scoped like :func:`advice_status`."""
+    if not visible_visits(viewer).filter(pk=visit_id).exists():
+        raise NotFound("Visit not found.")
+    request = AdviceRequest.objects.filter(visit_id=visit_id).order_by("-created_at", "-id").first()
+    if request is None or request.status not in NOT_DONE or _advice_late(request):
+        return None
+    late_after = dt.timedelta(seconds=settings.MEDAI_ADVICE_LATE_SECONDS)
+    return max(0.0, (request.created_at + late_after - timezone.now()).total_seconds())
+
+
 def _advice_late(request: AdviceRequest) -> bool:
     from .pipeline_health import live_advice_workers
 

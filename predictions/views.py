@@ -39,6 +39,7 @@ from .pipeline_health import advice_pipeline_health
 from .selectors import (
     activation_history,
     advice_get,
+    advice_seconds_until_delayed,
     advice_state,
     advice_status,
     task_get,
@@ -125,7 +126,8 @@ def advice_panel_view(request: HttpRequest, visit_id: int) -> HttpResponse:
 
 
 def _advice_events(request: HttpRequest, visit_id: int) -> Iterator[str]:
-    """The event stream's body: one ``advice`` event when the advice is no longer pending.
+    """The event stream's body: one ``advice`` event when the advice is no longer pending, or
+    when it turns late (data ``delayed``: the panel then says "Advice is delayed").
 
     Listening starts before the first look at the database, so advice stored in between is not
     missed. While waiting no database connection is held. The stream ends after the event, or
@@ -136,17 +138,27 @@ def _advice_events(request: HttpRequest, visit_id: int) -> Iterator[str]:
     try:
         yield f"retry: {STREAM_RETRY_MS}\n\n"
         deadline = time.monotonic() + settings.MEDAI_ADVICE_STREAM_SECONDS
+        # When pending advice turns late, the panel is woken too, to tell the doctor not to wait
+        # ("Advice is delayed"); a panel already saying so opens a stream that waits for the end.
+        until_late = advice_seconds_until_delayed(viewer=request.user, visit_id=visit_id)
+        late_at = None if until_late is None else time.monotonic() + until_late
         while True:
             status = advice_status(viewer=request.user, visit_id=visit_id)
             if status != "pending":
                 yield f"event: advice\ndata: {status}\n\n"
+                return
+            if late_at is not None and time.monotonic() >= late_at:
+                yield "event: advice\ndata: delayed\n\n"
                 return
             if not connection.in_atomic_block:  # (a test's transaction keeps its connection)
                 connection.close()  # hold no database connection while waiting
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            if not listener.wait(min(left, STREAM_KEEPALIVE_SECONDS)):
+            wait = min(left, STREAM_KEEPALIVE_SECONDS)
+            if late_at is not None:
+                wait = max(0.0, min(wait, late_at - time.monotonic()))
+            if not listener.wait(wait):
                 yield ": keep-alive\n\n"  # a comment line: proxies see the stream alive
     finally:
         listener.close()
