@@ -58,10 +58,14 @@ STREAM_RETRY_MS = 500  # the browser reconnects this soon after a stream ends wi
 STREAM_KEEPALIVE_SECONDS = 5  # also how often a stream re-reads the status if an event is lost
 
 
-def _panel_context(request: HttpRequest, visit: Visit, **extra: object) -> dict[str, object]:
+def _panel_context(
+    request: HttpRequest, visit: Visit, *, poll: bool = False, **extra: object
+) -> dict[str, object]:
+    # The htmx poll records a reading of an advice once per session; every other view each time.
+    session = request.session if poll else None
     return {
         "visit": visit,
-        "state": advice_state(viewer=request.user, visit_id=visit.pk),
+        "state": advice_state(viewer=request.user, visit_id=visit.pk, session=session),
         "feedback_error": "",
         "reasons": OVERRIDE_REASONS,
         **extra,
@@ -108,10 +112,10 @@ def medication_panel_for_visit(request: HttpRequest, visit: Visit) -> SafeString
 
 
 def _panel(
-    request: HttpRequest, visit_id: int, *, error: str = "", **extra: object
+    request: HttpRequest, visit_id: int, *, error: str = "", poll: bool = False, **extra: object
 ) -> HttpResponse:
     visit = visit_get(viewer=request.user, visit_id=visit_id, audit=False)
-    context = _panel_context(request, visit, feedback_error=error, **extra)
+    context = _panel_context(request, visit, poll=poll, feedback_error=error, **extra)
     return render(request, "predictions/_advice_panel.html", context)
 
 
@@ -120,7 +124,7 @@ def _panel(
 @require_GET
 def advice_panel_view(request: HttpRequest, visit_id: int) -> HttpResponse:
     """The advice panel alone; while advice is pending it polls itself every 2 seconds."""
-    response = _panel(request, visit_id)
+    response = _panel(request, visit_id, poll=True)
     response["Cache-Control"] = "no-store"
     return response
 
