@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Re-install when the dependency list changes.
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint bench
+.PHONY: install run test lint bench faults
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -24,11 +24,16 @@ run: install
 	MEDAI_PROFILE=local $(BIN)/python manage.py seed_demo --if-empty --train
 	MEDAI_PROFILE=local $(BIN)/python manage.py collectstatic --no-input -v0
 	@echo "MedAI on http://127.0.0.1:8000/  (Ctrl-C stops web, worker, beat and relay)"
-	MEDAI_PROFILE=local PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start -f Procfile
+	# medai_site/procfile_run.py: honcho, but workers get time to finish a task on Ctrl-C.
+	MEDAI_PROFILE=local PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m medai_site.procfile_run -f Procfile
 
 ## test: the whole suite against PostgreSQL and Redis on 127.0.0.1 (see README)
 test: install
 	MEDAI_PROFILE=test PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest
+
+## faults: the fault-injection suite alone (also part of `test`), printing the recovery times
+faults: install
+	MEDAI_PROFILE=test PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -s -q tests/integration/test_faults.py
 
 ## lint: style, security lint, the layer contracts (import-linter), types (mypy), Django's checks
 lint: install

@@ -204,9 +204,11 @@ class VerifiedSessionAuthentication(SessionAuthentication):
 
 
 def request_scopes(request: Request) -> set[str]:
-    """Scopes of the caller: a token's own; for a session, what the user's role allows."""
-    if isinstance(request.auth, ApiToken):
-        granted = set(request.auth.scopes)
+    """Scopes of the caller: a token's (or other credential's) own; for a session, what the
+    user's role allows."""
+    scopes = getattr(request.auth, "scopes", None)  # an ApiToken, or a CDS Hooks client's JWT
+    if scopes is not None:
+        granted = set(scopes)
     elif getattr(request.user, "is_authenticated", False):
         granted = set(Scope.values)
     else:
@@ -284,13 +286,16 @@ class ClientRateThrottle(SimpleRateThrottle):
     """
 
     scope = "client"
+    rate_setting = "MEDAI_API_RATE"  # the authenticated callers' rate
 
     def __init__(self) -> None:  # SimpleRateThrottle reads a class-level rate table; we don't
         pass
 
     def allow_request(self, request: Request, view: Any) -> bool:
         authenticated = getattr(request.user, "is_authenticated", False)
-        self.rate = settings.MEDAI_API_RATE if authenticated else settings.MEDAI_API_ANON_RATE
+        self.rate = (
+            getattr(settings, self.rate_setting) if authenticated else settings.MEDAI_API_ANON_RATE
+        )
         self.num_requests, self.duration = self.parse_rate(self.rate)
         return super().allow_request(request, view)
 
@@ -302,6 +307,14 @@ class ClientRateThrottle(SimpleRateThrottle):
         else:
             ident = f"ip:{self.get_ident(request)}"
         return f"throttle_{self.scope}_{ident}"
+
+
+class PredictRateThrottle(ClientRateThrottle):
+    """The prediction API's own budget per client (``MEDAI_PREDICT_RATE``): scoring is cheap and
+    integrators call it in bulk, so it neither eats nor is limited by the general budget."""
+
+    scope = "predict"
+    rate_setting = "MEDAI_PREDICT_RATE"
 
 
 def client_id(request: Request) -> str:

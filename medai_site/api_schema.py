@@ -55,7 +55,7 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
                 "A per-client API token (`medai_…`). A person creates their own under "
                 "Account → API tokens; an integration-client account's token is issued by an "
                 "admin (admin site or `manage.py create_api_token`). Scopes: patients:read, "
-                "patients:write, visits:write, advice:request, models:manage."
+                "patients:write, visits:write, advice:request, models:manage, models:predict."
             ),
         }
 

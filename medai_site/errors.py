@@ -1,8 +1,9 @@
 """The domain error hierarchy, and the one place that turns it into an HTTP answer.
 
 Services raise these; the DRF exception handler below maps them (and DRF's own errors) to
-``{"error": {"code", "message", "fields"}}`` with the right 4xx status. Messages never carry PHI:
-they name fields and rules, not values.
+``{"error": {"code", "message", "fields"}}`` with the right 4xx status; the database or broker
+being unreachable is a 503 ``temporarily_unavailable`` with ``Retry-After`` (transient: retry).
+Messages never carry PHI: they name fields and rules, not values.
 """
 
 from __future__ import annotations
@@ -65,6 +66,12 @@ class Conflict(DomainError):
     status = 409
 
 
+class ModelUnavailable(Conflict):
+    """A model cannot serve now: switched off, never trained, or its artifact fails its checks."""
+
+    code = "model_unavailable"
+
+
 class DecryptionFailed(DomainError):
     """A stored value did not decrypt under any configured key: fail closed, never show ciphertext."""
 
@@ -96,12 +103,65 @@ class AdviceFailed(DomainError):
     status = 500
 
 
+class ServiceUnavailable(DomainError):
+    """The database or the broker is briefly unreachable: retry, the request was not applied.
+
+    Never raised by a service on purpose; what :func:`transient_error` finds is answered as this
+    (503 with ``Retry-After``), by the API's handler below and by the pages' ``handler500``.
+    """
+
+    code = "temporarily_unavailable"
+    status = 503
+    default_message = (
+        "The service is briefly unavailable (its database or message broker did not answer). "
+        "Nothing from this request was saved. Retry it in a few seconds; an Idempotency-Key "
+        "makes the retry safe."
+    )
+
+
+# Long enough for a database failover or a Redis restart from its append-only file, short enough
+# that a client retrying on it loses little time.
+RETRY_AFTER_SECONDS = 5
+
+
+def transient_error(exc: BaseException | None) -> bool:
+    """True when ``exc`` (or what caused it) is the database or the broker being unreachable."""
+    from django.db import InterfaceError, OperationalError
+    from kombu.exceptions import OperationalError as BrokerUnreachable
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeout
+
+    transient = (
+        OperationalError,
+        InterfaceError,
+        BrokerUnreachable,
+        RedisConnectionError,
+        RedisTimeout,
+    )
+    for _depth in range(5):  # the error and the chain of errors it was raised from
+        if exc is None:
+            return False
+        if isinstance(exc, transient):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's EXCEPTION_HANDLER: one error shape for every endpoint."""
+    if transient_error(exc):
+        # The type only: a driver's message names hosts and ports, never a patient, but it is
+        # the operator's (readiness logs it), not the client's.
+        logger.warning("service unavailable (%s): answered 503", type(exc).__name__)
+        response = Response(
+            error_body(ServiceUnavailable.code, ServiceUnavailable.default_message), status=503
+        )
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     if isinstance(exc, DjangoValidationError):
         exc = InvalidInput.from_django(exc)
     if isinstance(exc, DomainError):

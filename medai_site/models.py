@@ -36,6 +36,7 @@ class AuditEvent(models.Model):
         ADMIN = "admin"
         WORKER = "worker"
         COMMAND = "command"
+        IMPORT = "import"  # a record written by an import door (FHIR, HL7 v2, CSV)
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(
@@ -82,6 +83,7 @@ class ApiToken(models.Model):
         VISITS_WRITE = "visits:write", "Record visits, observations and diagnoses"
         ADVICE_REQUEST = "advice:request", "Request advice and give feedback on it"
         MODELS_MANAGE = "models:manage", "Train models (and, for admins, promote or roll back)"
+        MODELS_PREDICT = "models:predict", "Ask a model for a prediction on inputs sent inline"
 
     name = models.CharField(max_length=100, help_text="The client system, e.g. 'lab gateway'.")
     user = models.ForeignKey(

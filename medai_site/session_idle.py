@@ -34,6 +34,8 @@ from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 
+from .request_context import is_api_path
+
 MARKER_COOKIE = "medai_signed_in"
 POLL_HEADER = "X-MedAI-Poll"
 LAST_ACTIVITY_KEY = "medai_last_activity"
@@ -56,8 +58,9 @@ def is_poll(request: HttpRequest) -> bool:
     return request.headers.get(POLL_HEADER) == "1"
 
 
+# The REST API, the FHIR API and CDS Hooks answer for themselves: no redirects.
 def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
+    return is_api_path(request.path)
 
 
 def _bearer(request: HttpRequest) -> bool:
@@ -121,6 +124,15 @@ class SessionIdleMiddleware:
         request.session[LAST_ACTIVITY_KEY] = time.time()
 
     def _expired(self, request: HttpRequest, *, api: bool) -> HttpResponse:
+        if api and request.path.startswith("/fhir/"):
+            message = (
+                f"Your session expired after {idle_minutes()} minutes of inactivity. Sign in again."
+            )
+            outcome = {
+                "resourceType": "OperationOutcome",
+                "issue": [{"severity": "error", "code": "login", "diagnostics": message}],
+            }
+            return JsonResponse(outcome, status=401, content_type="application/fhir+json")
         if api:
             from .errors import error_body
 

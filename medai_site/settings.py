@@ -2,8 +2,10 @@
 
 Profiles (``MEDAI_PROFILE``):
 - ``local``: one machine, embedded defaults (SQLite under var/, kombu's filesystem transport,
-  per-machine secrets generated into var/local-secrets.json). DEBUG is on only here, and only
-  because the profile says so.
+  per-machine secrets generated into var/local-secrets.json). DEBUG is off here too, as in every
+  profile: the app's own error pages show (never Django's debug page listing the URL patterns);
+  ``DJANGO_DEBUG=1`` turns it on for a developer who asks. Static files are served by WhiteNoise
+  from ``collectstatic``'s output, with or without DEBUG.
 - ``test``: the real PostgreSQL and Redis on 127.0.0.1 (CI and developers), fixed throw-away keys.
 - ``production``: everything secret must come from the environment; nothing has a default.
 """
@@ -66,7 +68,7 @@ def _secret(name: str) -> str:
     return env.str(name)  # production: ImproperlyConfigured when missing
 
 
-DEBUG = env.bool("DJANGO_DEBUG", default=PROFILE == "local")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = _secret("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list(
     "DJANGO_ALLOWED_HOSTS",
@@ -146,6 +148,7 @@ INSTALLED_APPS = [
     "patients",
     "visits",
     "predictions",
+    "predictions.interop.apps.InteropConfig",  # FHIR R4 API and import doors (label "interop")
 ]
 
 MIDDLEWARE = [
@@ -255,12 +258,16 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_ROOT = Path(env.str("MEDAI_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 # Model artifacts (joblib files, sha256 recorded on ModelVersion).
 MODEL_ARTIFACT_DIR = Path(env.str("MEDAI_MODEL_DIR", default=str(VAR_DIR / "models")))
+# Files uploaded to the admin's import doors wait here for the worker (web and trainer share it).
+MEDAI_IMPORT_DIR = Path(env.str("MEDAI_IMPORT_DIR", default=str(VAR_DIR / "imports")))
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 
 # --- Celery --------------------------------------------------------------------------------
 _BROKER_DEFAULTS = {"local": "filesystem://", "test": "redis://127.0.0.1:6379/15"}
+# Set on the advice worker's process only (Procfile/docker-compose "worker"): its broker options.
+MEDAI_ADVICE_WORKER = env.bool("MEDAI_ADVICE_WORKER", default=False)
 CELERY_BROKER_URL = env.str(
     "CELERY_BROKER_URL", default=_BROKER_DEFAULTS.get(PROFILE, environ.Env.NOTSET)
 )
@@ -284,6 +291,36 @@ else:
         # pending and the relay sends it later. Workers reconnect by broker_connection_* rules.
         "max_retries": 0,
     }
+    if MEDAI_ADVICE_WORKER:
+        # The advice worker's unacknowledged messages live in their own Redis keys, with a
+        # visibility timeout that fits advice (hard limit 90 s, predictions/tasks.py) instead of
+        # training's hours, swept every 5 s: a message a dead advice worker held comes back
+        # within ~2 min even without the relay (which re-sends it within seconds, below).
+        CELERY_BROKER_TRANSPORT_OPTIONS |= {
+            "visibility_timeout": 120,
+            "unacked_key": "advice_unacked",
+            "unacked_index_key": "advice_unacked_index",
+            "unacked_mutex_key": "advice_unacked_mutex",
+            "unacked_restore_interval": 5,
+            "unacked_restore_throttle": 1,
+        }
+    # Fetch a message only when a pool process is free: nothing waits in a worker's memory
+    # (where a crash would strand it) while it could wait in Redis for any worker.
+    CELERY_WORKER_DISABLE_PREFETCH = True
+# Live events (medai_site/live_events.py): the worker tells the web process that advice is stored,
+# and the visit page's event stream pushes it to the browser. Redis pub/sub where the broker is
+# Redis (test, production); otherwise (the local profile's embedded defaults) a file per topic
+# under var/, watched every 50 ms.
+MEDAI_LIVE_EVENTS_URL = env.str(
+    "MEDAI_LIVE_EVENTS_URL",
+    default=CELERY_BROKER_URL
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+    else f"file://{VAR_DIR / 'live-events'}",
+)
+# How long one advice event stream stays open before the browser reconnects: a stream holds a
+# web worker thread (gunicorn gthread), so none is held for ever. Streams also end as soon as the
+# advice they wait for is stored.
+MEDAI_ADVICE_STREAM_SECONDS = env.int("MEDAI_ADVICE_STREAM_SECONDS", default=25)
 # Results live in our own tables (Advice, TrainingJob); Celery's result store would be a second
 # copy and, for advice, a place PHI could leak to.
 CELERY_RESULT_BACKEND = None
@@ -296,6 +333,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes the task's database connection after every task unless this is
+# set (CONN_MAX_AGE alone does not keep it in a worker): a new PostgreSQL session per advice
+# costs milliseconds. With it, a worker process reuses its connection for this many tasks
+# (health-checked before reuse), then opens a fresh one.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 # Advice (seconds) never waits behind training (minutes): separate queues served by separate
 # worker processes (Procfile/docker-compose "worker" takes advice, "trainer" training + the rest).
 CELERY_TASK_ROUTES = {
@@ -320,9 +362,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "predictions.tasks.monitoring_run",
         "schedule": crontab(hour=env.int("MEDAI_MONITORING_HOUR", default=4), minute=0),
     },
+    # Every task nightly; a forecast task with a model is fine-tuned (its algorithm refitted on
+    # the day's data, no model search), gated on held-out patients like any other version.
     "nightly-training": {
         "task": "predictions.tasks.training_nightly_start",
         "schedule": crontab(hour=env.int("MEDAI_NIGHTLY_TRAINING_HOUR", default=2), minute=0),
+    },
+    # Forecast tasks: self-supervised pretraining on every timeline, CV and the CI gate, monthly.
+    "forecast-monthly-pretraining": {
+        "task": "predictions.tasks.training_monthly_pretrain_start",
+        "schedule": crontab(
+            day_of_month=env.int("MEDAI_PRETRAINING_DAY", default=1),
+            hour=env.int("MEDAI_PRETRAINING_HOUR", default=3),
+            minute=0,
+        ),
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -351,6 +404,25 @@ REST_FRAMEWORK = {
 # Requests per client (API token, or user for session calls) and per IP for anonymous calls.
 MEDAI_API_RATE = env.str("MEDAI_API_RATE", default="600/min")
 MEDAI_API_ANON_RATE = env.str("MEDAI_API_ANON_RATE", default="60/min")
+# CDS Hooks: the EHRs allowed to call, by JWT issuer: {"<iss>": {"jwks": {"keys": [<public JWK>]},
+# "user": "<integration-client username>"}}, from a JSON file (keys are configuration, never
+# fetched from a URL a caller names). Unknown issuers are refused.
+CDS_HOOKS_CLIENTS = (
+    json.loads(Path(env.str("MEDAI_CDS_HOOKS_CLIENTS_FILE")).read_text())
+    if env.str("MEDAI_CDS_HOOKS_CLIENTS_FILE", default="")
+    else {}
+)
+# The public base URL the EHR calls (behind a proxy), e.g. https://medai.example.org: the JWT's
+# audience and the cards' links are built on it. Empty: the request's own host.
+CDS_HOOKS_BASE_URL = env.str("MEDAI_CDS_HOOKS_BASE_URL", default="")
+# The prediction API (POST /api/v1/models/{slug}/predict...) has its own budget per client.
+MEDAI_PREDICT_RATE = env.str("MEDAI_PREDICT_RATE", default="3000/min")
+# FHIR (predictions/interop): the identifier systems MedAI's MRNs and national ids are published
+# under in /fhir/r4/ (a hospital sets its own URIs); imports read MRNs by identifier type MR.
+MEDAI_FHIR_MRN_SYSTEM = env.str("MEDAI_FHIR_MRN_SYSTEM", default="urn:medai:mrn")
+MEDAI_FHIR_NATIONAL_ID_SYSTEM = env.str(
+    "MEDAI_FHIR_NATIONAL_ID_SYSTEM", default="urn:medai:national-id"
+)
 SPECTACULAR_SETTINGS = {
     "TITLE": "MedAI integration API",
     "DESCRIPTION": (
@@ -413,6 +485,9 @@ LOGGING = {
 # Django's default (2.5 MB), stated: the largest legitimate body, a visit with all its free text,
 # is a few kilobytes. No file uploads exist; DATA_UPLOAD_MAX_NUMBER_FIELDS keeps its 1000.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MEDAI_MAX_REQUEST_BYTES", default=2_621_440)
+# The only pages that take files: the admin's import doors (predictions/interop). Their bodies
+# skip the form-body check (binary Excel, large bundles) and their files stream to disk.
+MEDAI_UPLOAD_PATHS = ("/admin/interop/importrun/add/",)
 SESSION_COOKIE_AGE = env.int("MEDAI_SESSION_IDLE_SECONDS", default=15 * 60)
 SESSION_SAVE_EVERY_REQUEST = True  # inactivity timeout, not absolute
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
@@ -460,9 +535,21 @@ MEDAI_TRAINING_ALGORITHMS = env.list(
     "MEDAI_TRAINING_ALGORITHMS", default=["logistic_regression", "mlp"]
 )
 MEDAI_TRAINING_CV_FOLDS = env.int("MEDAI_TRAINING_CV_FOLDS", default=5)
+# Forecast tasks (patient timelines): algorithms and folds come from each task's config; these
+# override them for every forecast task when set (e.g. a count baseline only on a small server).
+MEDAI_FORECAST_ALGORITHMS = env.list("MEDAI_FORECAST_ALGORITHMS", default=[])
+MEDAI_FORECAST_CV_FOLDS = env.int("MEDAI_FORECAST_CV_FOLDS", default=0)
 # A dispatched advice request not done after this long is handed to the broker again (the
 # broker may have lost it, e.g. Redis restarted without persistence). Computing is idempotent.
 MEDAI_ADVICE_REDISPATCH_SECONDS = env.int("MEDAI_ADVICE_REDISPATCH_SECONDS", default=120)
+# Advice workers write a heartbeat row every BEAT seconds; one silent for LOST seconds is presumed
+# dead and the relay (every second) re-sends what it held or may have fetched: a message lost
+# with a worker is re-sent within LOST + 2 s of the crash.
+MEDAI_ADVICE_WORKER_BEAT_SECONDS = env.float("MEDAI_ADVICE_WORKER_BEAT_SECONDS", default=2.0)
+MEDAI_ADVICE_WORKER_LOST_SECONDS = env.float("MEDAI_ADVICE_WORKER_LOST_SECONDS", default=6.0)
+# Advice not done this long after the visit was saved is "delayed": the visit page says so and
+# /metrics' pipeline figures cross their alert thresholds (README "Advice pipeline").
+MEDAI_ADVICE_LATE_SECONDS = env.int("MEDAI_ADVICE_LATE_SECONDS", default=10)
 # Break-the-glass: how long emergency access to a patient outside the care team lasts.
 MEDAI_BREAK_GLASS_MINUTES = env.int("MEDAI_BREAK_GLASS_MINUTES", default=60)
 

@@ -8,6 +8,7 @@ Sign-in is two steps for an account with an authenticator (medai_site.two_factor
 from __future__ import annotations
 
 import logging
+import sys
 
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
@@ -17,7 +18,8 @@ from django.utils.html import escape
 from django.views.decorators.http import require_GET
 
 from . import two_factor
-from .errors import error_body
+from .errors import RETRY_AFTER_SECONDS, ServiceUnavailable, error_body, transient_error
+from .request_context import is_api_path
 from .roles import is_doctor
 from .session_idle import idle_minutes
 from .two_factor_views import second_step_begin
@@ -66,7 +68,7 @@ def session_check(request: HttpRequest) -> HttpResponse:
 
 
 def _api(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
+    return is_api_path(request.path)
 
 
 def error_403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
@@ -83,7 +85,56 @@ def error_404(request: HttpRequest, exception: Exception | None = None) -> HttpR
     return render(request, "errors/404.html", {"break_glass": break_glass}, status=404)
 
 
+def _kept_fields(request: HttpRequest) -> list[tuple[str, str]]:
+    """The POSTed form as (name, value) pairs, to re-send from the "try again" page."""
+    if request.method != "POST":
+        return []
+    try:
+        return [(name, value) for name, values in request.POST.lists() for value in values]
+    except Exception:  # an unreadable body: nothing to keep
+        return []
+
+
+def error_unavailable(request: HttpRequest) -> HttpResponse:
+    """503 with Retry-After: the database or broker did not answer; nothing was saved.
+
+    The page is self-contained (no base template: it would read the session and the user, from
+    the database that just failed) and keeps what the user typed: "Try again" re-sends the same
+    form, CSRF token included, to the same address.
+    """
+    request_id = getattr(request, "request_id", "")
+    if _api(request):
+        response: HttpResponse = JsonResponse(
+            error_body(ServiceUnavailable.code, ServiceUnavailable.default_message), status=503
+        )
+    else:
+        context = {
+            "request_id": request_id,
+            "fields": _kept_fields(request),
+            "retry_after": RETRY_AFTER_SECONDS,
+        }
+        try:
+            response = render(request, "errors/503.html", context, status=503)
+        except Exception:
+            response = HttpResponse(
+                "<!doctype html><title>MedAI</title><h1>Temporarily unavailable</h1>"
+                "<p>Please try again in a few seconds.</p>",
+                status=503,
+            )
+        response["Cache-Control"] = "no-store"  # it may echo the user's own input
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def error_500(request: HttpRequest) -> HttpResponse:
+    # Django calls this inside its exception handler: the exception is the current one.
+    if transient_error(sys.exc_info()[1]):
+        logger.warning(
+            "service unavailable (%s), request %s: answered 503",
+            type(sys.exc_info()[1]).__name__,
+            getattr(request, "request_id", ""),
+        )
+        return error_unavailable(request)
     # Only the request id: the failing request's details may carry PHI.
     request_id = getattr(request, "request_id", "")
     logger.error("page error, request %s", request_id)

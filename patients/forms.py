@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from medai_site.errors import DomainError, InvalidInput, NotFound
 from medai_site.roles import is_admin
+from medai_site.terminology import term
 
 from .break_glass import MIN_REASON_WORDS, break_glass_open, reason_is_specific
 from .models import Allergy, BreakGlassGrant, CareTeam, Patient, normalise_mrn
@@ -86,6 +87,10 @@ class PatientRegisterForm(forms.Form):
         # The registration rule (patients.services.registration_care_teams) offers the choices.
         teams = care_teams_registrable(viewer=user)
         self.fields["care_teams"].queryset = teams
+        # Team names are terminology: shown in the UI language (medai_site/terminology).
+        self.fields["care_teams"].label_from_instance = lambda team: term(  # type: ignore[attr-defined]
+            "care_team", team.name, team.name
+        )
         if not self.is_bound and not is_admin(user):
             self.initial.setdefault("care_teams", list(teams))
         severities = [

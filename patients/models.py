@@ -118,6 +118,7 @@ class Allergy(models.Model):
 
     class Meta:
         ordering = ["substance"]
+        verbose_name_plural = "allergies"  # not Django's default "allergys"
         constraints = [
             models.UniqueConstraint(
                 fields=["patient", "substance"], name="allergy_unique_substance"

@@ -37,6 +37,8 @@ def patient_search(*, viewer: object, query: str) -> QuerySet[Patient]:
     conditions = Q()
     if _MRN_LIKE.match(text):
         conditions |= Q(mrn=text.upper())
+    if mrn_number := _mrn_number_pattern(text):
+        conditions |= Q(mrn__regex=mrn_number)
     name_digest = blind_index(text, "name")
     conditions |= (
         Q(name_bidx=name_digest) | Q(given_name_bidx=name_digest) | Q(family_name_bidx=name_digest)
@@ -53,8 +55,22 @@ def patient_search(*, viewer: object, query: str) -> QuerySet[Patient]:
     return Patient.objects.filter(pk__in=confirmed).prefetch_related("allergies")
 
 
+def _mrn_number_pattern(text: str) -> str:
+    """Digits alone find the MRN with that number: "1234" finds MRN00001234 and A-1234.
+
+    The MRN's letter (and hyphen) prefix and leading zeros may be left out; the number itself must
+    be whole, so "1234" does not find MRN00011234.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > 32:
+        return ""
+    number = text.lstrip("0")
+    return f"^[A-Z-]*0*{number}$" if number else ""
+
+
 def _matches(patient: Patient, text: str) -> bool:
     if patient.mrn == text.upper():
+        return True
+    if (pattern := _mrn_number_pattern(text)) and re.match(pattern, patient.mrn):
         return True
     name = normalise(text, "name")
     if name in {

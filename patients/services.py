@@ -198,6 +198,22 @@ def allergy_add(
 
 
 @transaction.atomic
+def allergy_update(
+    *, allergy: Allergy, reaction: str, severity: str, actor: object | None
+) -> Allergy:
+    """Change what is known of a recorded allergy (its reaction and severity), audited."""
+    allergy = Allergy.objects.select_for_update().get(pk=allergy.pk)
+    if (allergy.reaction, allergy.severity) == (reaction or "", severity):
+        return allergy
+    allergy.reaction, allergy.severity = reaction or "", severity
+    _validated_save(allergy)
+    audit_record(
+        actor=actor, action=AuditEvent.Action.UPDATE, obj=allergy, patient_id=allergy.patient_id
+    )
+    return allergy
+
+
+@transaction.atomic
 def patients_bulk_import(
     *, patients: Sequence[PatientInput], actor: object | None
 ) -> list[Patient]:

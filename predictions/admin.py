@@ -205,6 +205,8 @@ class ModelVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "__str__",
         "algorithm",
         "is_active",
+        "cv_auc",
+        "cv_ece",
         "holdout_auc",
         "holdout_ece",
         "comparison_verdict",
@@ -243,6 +245,15 @@ class ModelVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="Active", boolean=True)
     def is_active(self, version: ModelVersion) -> bool:
         return version.task.active_version_id == version.pk
+
+    # Both figures, each named: the Models page shows the same pair (issue 17, item 8).
+    @admin.display(description="Cross-validated ROC AUC (out-of-fold)")
+    def cv_auc(self, version: ModelVersion) -> str:
+        return format_metric(version.metrics.get("roc_auc"))
+
+    @admin.display(description="Cross-validated ECE")
+    def cv_ece(self, version: ModelVersion) -> str:
+        return format_metric(version.metrics.get("ece"))
 
     @admin.display(description="Held-out ROC AUC")
     def holdout_auc(self, version: ModelVersion) -> str:

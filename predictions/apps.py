@@ -7,16 +7,22 @@ class PredictionsConfig(AppConfig):
     def ready(self) -> None:
         # Predictions follows visits, never the other way round: it subscribes to visits' events
         # (each becomes an advice request in the visit's transaction) and adds its advice panel
-        # to the visit page. It adds its artifact check to the base's readiness probe. Nothing
-        # here loads a model (artifacts load lazily on first use).
-        from medai_site.health import readiness_check_register
+        # to the visit page. Its artifact check is part of the advice pipeline's health, not of
+        # the web's readiness (medai_site/health.py says why). Nothing here loads a model
+        # (artifacts load lazily on first use).
         from visits.events import subscribe
-        from visits.panels import panel_register
+        from visits.panels import chart_panel_register, panel_register
 
-        from .health import check_models
+        from . import worker_heartbeat
         from .services.outbox import on_visit_event
-        from .views import advice_panel_for_visit
+        from .views import (
+            advice_panel_for_visit,
+            course_panel_for_patient,
+            medication_panel_for_visit,
+        )
 
         subscribe(on_visit_event)
+        panel_register(medication_panel_for_visit)  # above the advice: it needs no worker
         panel_register(advice_panel_for_visit)
-        readiness_check_register("models", check_models)
+        chart_panel_register(course_panel_for_patient)
+        worker_heartbeat.connect()  # advice workers beat (the signals fire only in a worker)

@@ -54,7 +54,7 @@ from prometheus_client.registry import Collector
 from medai_site.two_factor import second_factor_missing
 
 from .models import Advice, AdviceRequest, ModelAlert, PredictionTask, TrainingJob
-from .selectors import SYSTEM, monitoring_snapshots_latest
+from .selectors import NOT_DONE, SYSTEM, monitoring_snapshots_latest
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ class OperationsCollector(Collector):
         yield from _advice_metrics()
         yield from _model_metrics()
         yield from _queue_metrics()
+        yield from _pipeline_metrics()
 
 
 def _outbox_metrics() -> Iterator[Metric]:
@@ -86,12 +87,12 @@ def _outbox_metrics() -> Iterator[Metric]:
         "Advice requests written but not yet done, by status (pending = not yet handed to the broker).",
         labels=["status"],
     )
-    for status in (AdviceRequest.Status.PENDING, AdviceRequest.Status.DISPATCHED):
+    for status in NOT_DONE:
         backlog.add_metric([status], counts.get(status, 0))
     yield backlog
-    oldest = AdviceRequest.objects.filter(
-        status__in=[AdviceRequest.Status.PENDING, AdviceRequest.Status.DISPATCHED]
-    ).aggregate(oldest=Min("created_at"))["oldest"]
+    oldest = AdviceRequest.objects.filter(status__in=NOT_DONE).aggregate(oldest=Min("created_at"))[
+        "oldest"
+    ]
     yield GaugeMetricFamily(
         "medai_outbox_oldest_pending_age_seconds",
         "Age of the oldest advice request not yet done (pending or dispatched); 0 when none.",
@@ -200,14 +201,24 @@ def _model_metrics() -> Iterator[Metric]:
         "Largest input-feature PSI in the latest monitoring snapshot.",
         labels=["task", "version"],
     )
+    advice_share = GaugeMetricFamily(
+        "medai_model_advice_label_share",
+        "Share of the window's confirmed diagnoses that began as accepted advice (excluded from "
+        "training), in the latest monitoring snapshot.",
+        labels=["task", "version"],
+    )
     # /metrics has checked its own token or staff session before the collector runs.
     for snapshot in monitoring_snapshots_latest(viewer=SYSTEM):
         labels = [snapshot.task.slug, str(snapshot.version.number)]
         status.add_metric(labels, MONITORING_STATUS_VALUE.get(snapshot.status, 0))
         if snapshot.input_drift.get("psi_max") is not None:
             psi.add_metric(labels, snapshot.input_drift["psi_max"])
+        share = ((snapshot.performance or {}).get("labels") or {}).get("advice_share")
+        if share is not None:
+            advice_share.add_metric(labels, share)
     yield status
     yield psi
+    yield advice_share
     alerts = GaugeMetricFamily(
         "medai_model_alerts_open",
         "Monitoring alerts not yet acknowledged, per task and severity.",
@@ -248,6 +259,34 @@ def _queue_metrics() -> Iterator[Metric]:
         depth.add_metric([queue], length)
     yield up
     yield depth
+
+
+def _pipeline_metrics() -> Iterator[Metric]:
+    """Is advice flowing (predictions/pipeline_health.py; thresholds: README "Advice pipeline")."""
+    from .pipeline_health import STATUS_VALUE, advice_pipeline_health
+
+    health = advice_pipeline_health()
+    yield GaugeMetricFamily(
+        "medai_advice_workers_live",
+        "Advice workers whose heartbeat is fresh (0 = advice has stopped).",
+        value=health.live_workers,
+    )
+    yield GaugeMetricFamily(
+        "medai_advice_workers_lost",
+        "Advice workers gone silent that the relay has not handled yet (it does within a second).",
+        value=health.lost_workers,
+    )
+    yield GaugeMetricFamily(
+        "medai_advice_late_requests",
+        "Advice requests not done MEDAI_ADVICE_LATE_SECONDS after the visit was saved "
+        "(the visit page says 'Advice is delayed').",
+        value=health.late,
+    )
+    yield GaugeMetricFamily(
+        "medai_advice_pipeline_status",
+        "Advice pipeline: 0 ok, 1 delayed (requests late), 2 stopped (no live worker or no broker).",
+        value=STATUS_VALUE[health.status],
+    )
 
 
 def _web_registry() -> CollectorRegistry:

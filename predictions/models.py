@@ -16,12 +16,15 @@ class PredictionTask(models.Model):
     class Kind(models.TextChoices):
         DIFFERENTIAL = "differential", "Differential diagnosis (multi-class)"
         RISK = "risk", "Binary risk"
+        FORECAST = "forecast", "Forecast of a new diagnosis (patient timeline)"
 
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=120)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     # differential: {"min_class_visits": int, "max_classes": int}
     # risk: {"positive_prefixes": ["I20", ...], "label": "coronary artery disease"}
+    # forecast: {"codes": ["ICD10/N18", ...], "horizon_days": 730, "min_history_days": 365,
+    #            "label": "...", "algorithms": [...], "cv": 3, "pretrain_epochs": 2, ...}
     config = models.JSONField(default=dict, blank=True)
     intended_use = models.TextField(blank=True)
     limitations = models.TextField(blank=True)
@@ -51,6 +54,9 @@ class TrainingJob(models.Model):
         API = "api", "API"
         PAGE = "page", "Page"
         SCHEDULE = "schedule", "Nightly schedule"
+        # Started by the system itself, e.g. the first models trained when the demo is seeded.
+        SYSTEM = "system", "System"
+        MONTHLY = "monthly", "Monthly re-pretraining"
 
     task = models.ForeignKey(PredictionTask, on_delete=models.PROTECT, related_name="training_jobs")
     status = models.CharField(
@@ -162,6 +168,7 @@ class AdviceRequest(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         DISPATCHED = "dispatched", "Handed to the broker"
+        COMPUTING = "computing", "Being computed"  # claimed by one worker process (claimed_by)
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
 
@@ -186,12 +193,35 @@ class AdviceRequest(models.Model):
     advice = models.ForeignKey(
         "Advice", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The one worker process computing it ("<AdviceWorker.name>:<pool pid>"): only the claimant
+    # may complete it, so a request delivered twice is computed and audited once.
+    claimed_by = models.CharField(max_length=200, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"Advice request {self.pk} for visit {self.visit_id} ({self.status})"
+
+
+class AdviceWorker(models.Model):
+    """A live advice worker (one row per worker process instance), beating every few seconds.
+
+    The relay presumes a worker lost when its row stops beating: whatever that worker held or may
+    have fetched is handed to the broker again (predictions/services/advice_workers.py).
+    """
+
+    name = models.CharField(max_length=200, unique=True)  # "<celery node>#<random instance id>"
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"Advice worker {self.name}"
 
 
 class Advice(models.Model):
@@ -245,7 +275,14 @@ class Feedback(models.Model):
         ALREADY_EXCLUDED = "already_excluded", "Already excluded by tests"
         OTHER = "other", "Other"
 
-    advice = models.ForeignKey(Advice, on_delete=models.CASCADE, related_name="feedback")
+    # Feedback is on a stored advice (the advice panel, the API) or on a CDS Hooks card shown
+    # in an EHR (no stored visit): exactly one of the two.
+    advice = models.ForeignKey(
+        Advice, null=True, blank=True, on_delete=models.CASCADE, related_name="feedback"
+    )
+    cds_card = models.ForeignKey(
+        "CdsCard", null=True, blank=True, on_delete=models.CASCADE, related_name="feedback"
+    )
     suggestion = models.CharField(max_length=40)  # the ICD-10 code or risk task slug
     decision = models.CharField(max_length=10, choices=Decision.choices)
     reason = models.CharField(max_length=24, choices=Reason.choices, blank=True)
@@ -264,7 +301,12 @@ class Feedback(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["advice", "suggestion"], name="feedback_once_per_suggestion"
-            )
+            ),
+            models.UniqueConstraint(fields=["cds_card"], name="feedback_once_per_cds_card"),
+            models.CheckConstraint(
+                condition=Q(advice__isnull=True) ^ Q(cds_card__isnull=True),
+                name="feedback_on_advice_or_cds_card",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -333,3 +375,61 @@ class ModelAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.severity}: {self.message[:60]}"
+
+
+class ModelUse(models.Model):
+    """One use of a model outside any stored visit (the prediction API, CDS Hooks).
+
+    Such a prediction concerns no stored patient, so it is accounted for as model use rather than
+    as a PHI read in the audit chain: who (user, API token), which version, a hash of the inputs
+    (never the inputs themselves), how many rows, and when.
+    """
+
+    class Interface(models.TextChoices):
+        API = "api"
+        CDS_HOOKS = "cds-hooks"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    api_token = models.ForeignKey(
+        "medai_site.ApiToken", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # A CDS Hooks client is an EHR identified by its JWT issuer, not a MedAI user.
+    client = models.CharField(max_length=200, blank=True)
+    interface = models.CharField(max_length=16, choices=Interface.choices)
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="uses")
+    input_hash = models.CharField(max_length=64)
+    rows = models.PositiveIntegerField(default=1)
+    request_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.version_id} x{self.rows} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class CdsCard(models.Model):
+    """A CDS Hooks card MedAI returned to an EHR, kept so the EHR's feedback can name it.
+
+    Holds no PHI: the card's uuid, the service, what it suggested (an ICD-10 category, a risk
+    task's slug or a rule's name) and the model use that produced it (none for rule-only cards).
+    """
+
+    uuid = models.UUIDField(unique=True)
+    service = models.CharField(max_length=64)
+    suggestion = models.CharField(max_length=40)
+    rank = models.PositiveSmallIntegerField(null=True, blank=True)
+    model_use = models.ForeignKey(
+        ModelUse, null=True, blank=True, on_delete=models.PROTECT, related_name="cards"
+    )
+    client = models.CharField(max_length=200)  # the EHR's JWT issuer
+    issued_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.service}: {self.suggestion}"

@@ -49,6 +49,10 @@ MIN_LABELLED = 30
 PERFORMANCE_DROP = 0.05
 # A clinician overriding this share of suggestions is a signal to look at (feedback ≥ MIN_LABELLED).
 OVERRIDE_WATCH = 0.5
+# Confirmed labels of the window that originated from advice: above this share the model's own
+# suggestions are becoming the record (they are excluded from training and live performance,
+# so the labels left may no longer represent the visits).
+ADVICE_LABEL_WATCH = 0.3
 
 
 def snapshot_compute(*, task: PredictionTask, now: datetime, window_days: int) -> dict[str, Any]:
@@ -286,6 +290,7 @@ def performance_compute(
     else:
         result = _differential_performance(version, advice, visit_ids)
     result["feedback"] = _feedback(task, [item.pk for item in advice])
+    result["labels"] = _label_sources(visit_ids)
     result["reference"] = {
         k: (version.holdout_metrics or {}).get(k) for k in ("roc_auc", "brier", "accuracy")
     }
@@ -301,7 +306,9 @@ def _differential_performance(
             visit_id__in=visit_ids,
             rank=Diagnosis.Rank.PRIMARY,
             status=Diagnosis.Status.CONFIRMED,
-        ).values_list("visit_id", "code")
+        )
+        .exclude(visit_id__in=_advice_labelled(visit_ids))  # would agree with itself
+        .values_list("visit_id", "code")
     )
     # The payload's codes: engine classes upper-cased, "other" kept (predictions/services/advice.py).
     known = {c if c == OTHER_CLASS else c.upper() for c in (version.label_map or {}).values()}
@@ -341,7 +348,7 @@ def _risk_performance(
             rank=Diagnosis.Rank.PRIMARY,
             status=Diagnosis.Status.CONFIRMED,
         ).values_list("visit_id", flat=True)
-    )
+    ) - _advice_labelled(visit_ids)
     positive = {
         visit_id
         for visit_id, code in Diagnosis.objects.filter(
@@ -364,6 +371,35 @@ def _risk_performance(
         "positives": int(sum(labels)),
         "roc_auc": auc_ci(np.array(scores), np.array(labels)),
         "brier": brier_ci(np.array(scores), np.array(labels)),
+    }
+
+
+def _advice_labelled(visit_ids: list[int]) -> set[int]:
+    """Visits whose confirmed labels include one that came from advice."""
+    return set(
+        Diagnosis.objects.filter(
+            visit_id__in=visit_ids,
+            status=Diagnosis.Status.CONFIRMED,
+            source=Diagnosis.Source.ADVICE,
+        ).values_list("visit_id", flat=True)
+    )
+
+
+def _label_sources(visit_ids: list[int]) -> dict[str, Any]:
+    """Confirmed primary labels of the window's advised visits, by where they came from."""
+    labelled = set(
+        Diagnosis.objects.filter(
+            visit_id__in=visit_ids,
+            rank=Diagnosis.Rank.PRIMARY,
+            status=Diagnosis.Status.CONFIRMED,
+        ).values_list("visit_id", flat=True)
+    )
+    from_advice = len(labelled & _advice_labelled(visit_ids))
+    n = len(labelled)
+    return {
+        "n": n,
+        "from_advice": from_advice,
+        "advice_share": round(from_advice / n, 4) if n else None,
     }
 
 
@@ -426,6 +462,20 @@ def _performance_alerts(task: PredictionTask, perf: dict[str, Any]) -> list[dict
         check("brier", perf["brier"], reference.get("brier"), False)
     else:
         check("top1", perf["top1"], reference.get("accuracy"), True)
+    labels = perf.get("labels") or {}
+    if labels.get("n", 0) >= MIN_LABELLED and (labels["advice_share"] or 0) >= ADVICE_LABEL_WATCH:
+        alerts.append(
+            {
+                "severity": "watch",
+                "key": "labels:advice_share",
+                "source": "label provenance",
+                "message": (
+                    f"{labels['advice_share']:.0%} of {labels['n']} confirmed diagnoses in the "
+                    "window began as accepted advice; they are excluded from training and live "
+                    "performance, so check that doctors confirm diagnoses on their own evidence."
+                ),
+            }
+        )
     feedback = perf["feedback"]
     if feedback["n"] >= MIN_LABELLED and (feedback["override_rate"] or 0) >= OVERRIDE_WATCH:
         alerts.append(

@@ -13,6 +13,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from .models import PredictionTask
+from .monitoring import ADVICE_LABEL_WATCH
 from .selectors import model_alerts_open, monitoring_history
 
 HISTORY = 60  # snapshots per plot: two months of nightly runs
@@ -108,6 +109,12 @@ def task_panel(task: PredictionTask, *, viewer: object) -> dict[str, Any]:
             y_max=1.0,
         ),
         Series("Live Brier score", [_value(s.performance, "brier", "value") for s in history]),
+        Series(
+            "Confirmed labels from advice",
+            [_value(s.performance, "labels", "advice_share") for s in history],
+            bands=((ADVICE_LABEL_WATCH, f"{ADVICE_LABEL_WATCH:g} watch"),),
+            y_max=1.0,
+        ),
     ]
     return {
         "task": task,

@@ -38,6 +38,23 @@ class Contribution:
         default=None, metadata=_help("The visit's value of the feature (may be null).")
     )
     contribution: float = field(default=0.0, metadata=_help("Signed, on the explanation's scale."))
+    kind: str = field(
+        default="",
+        metadata=_help(
+            "observation (value as entered, with its unit), age, sex, visit_type or text; "
+            "empty in advice stored before reasons were limited to recorded findings."
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class NotMeasured:
+    """A test not done on the visit that would help: the model leaned on its absence, or a
+    rule's alert asks for it."""
+
+    code: str = field(metadata=_help("Catalogue (LOINC) code, or 'ECG'."))
+    label: str = ""
+    source: str = field(default="", metadata=_help("model or rule"))
 
 
 @dataclass(frozen=True)
@@ -60,12 +77,39 @@ class Risk:
 
 
 @dataclass(frozen=True)
+class TextWord:
+    """A word of the doctor's own text that drove the top suggestion, where it stands in the text.
+
+    ``start``/``end`` index the visit's text as it was when the advice was computed, so the page
+    can highlight the word in place, in the language it was written in.
+    """
+
+    column: str = field(metadata=_help("'chief_complaint' or 'history'."))
+    text: str = ""
+    start: int = 0
+    end: int = 0
+    negated: bool = field(default=False, metadata=_help("Inside a negation scope ('no', '无')."))
+    uncertain: bool = False
+    contribution: float = field(default=0.0, metadata=_help("Signed push on the top suggestion."))
+
+
+@dataclass(frozen=True)
 class Explanation:
     task: str
     predicted: str = ""
     scale: str = ""
     baseline: float = 0.0
     contributions: list[Contribution] = field(default_factory=list)
+    text_method: str = field(default="", metadata=_help("How the text words were credited."))
+    text_words: list[TextWord] = field(default_factory=list)
+
+    @property
+    def complaint_words(self) -> list[TextWord]:
+        return [w for w in self.text_words if w.column == "chief_complaint"]
+
+    @property
+    def history_words(self) -> list[TextWord]:
+        return [w for w in self.text_words if w.column == "history"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +154,9 @@ class AdvicePayload:
     abstained: bool = False
     abstain_reasons: list[str] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    not_measured: list[NotMeasured] = field(
+        default_factory=list, metadata=_help("Tests not done that would help ('would help').")
+    )
     similar_cases: list[SimilarCase] = field(default_factory=list)
     models: list[ModelUsed] = field(default_factory=list)
     rules_version: int = 0

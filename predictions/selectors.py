@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Prefetch, QuerySet
 from django.utils import timezone
 
@@ -68,10 +69,20 @@ class AdviceState:
     payload: AdvicePayload | None
     request: AdviceRequest | None
     feedback: dict[str, Feedback]
+    # Pending for longer than MEDAI_ADVICE_LATE_SECONDS, or no advice worker is alive to compute
+    # it: the doctor is told not to wait for it.
+    delayed: bool = False
 
     @property
     def error(self) -> str:
         return self.request.error if self.request and self.status == "failed" else ""
+
+
+NOT_DONE = (
+    AdviceRequest.Status.PENDING,
+    AdviceRequest.Status.DISPATCHED,
+    AdviceRequest.Status.COMPUTING,
+)
 
 
 def advice_state(*, viewer: object, visit_id: int) -> AdviceState:
@@ -80,7 +91,7 @@ def advice_state(*, viewer: object, visit_id: int) -> AdviceState:
     advice = visit.advice.filter(superseded=False).prefetch_related("feedback").first()
     if request is None:
         status = "done" if advice else "none"
-    elif request.status in (AdviceRequest.Status.PENDING, AdviceRequest.Status.DISPATCHED):
+    elif request.status in NOT_DONE:
         status = "pending"
     elif request.status == AdviceRequest.Status.FAILED:
         status = "failed"
@@ -91,8 +102,55 @@ def advice_state(*, viewer: object, visit_id: int) -> AdviceState:
     payload = advice_payload(advice) if advice else None
     feedback = {f.suggestion: f for f in advice.feedback.all()} if advice else {}
     return AdviceState(
-        status=status, advice=advice, payload=payload, request=request, feedback=feedback
+        status=status,
+        advice=advice,
+        payload=payload,
+        request=request,
+        feedback=feedback,
+        delayed=status == "pending" and request is not None and _advice_late(request),
     )
+
+
+def advice_seconds_until_delayed(*, viewer: object, visit_id: int) -> float | None:
+    """Seconds until the visit's pending advice counts as delayed (the panel then says so);
+    None when it is not pending or is delayed already. Scoped like :func:`advice_status`."""
+    if not visible_visits(viewer).filter(pk=visit_id).exists():
+        raise NotFound("Visit not found.")
+    request = AdviceRequest.objects.filter(visit_id=visit_id).order_by("-created_at", "-id").first()
+    if request is None or request.status not in NOT_DONE or _advice_late(request):
+        return None
+    late_after = dt.timedelta(seconds=settings.MEDAI_ADVICE_LATE_SECONDS)
+    return max(0.0, (request.created_at + late_after - timezone.now()).total_seconds())
+
+
+def _advice_late(request: AdviceRequest) -> bool:
+    from .pipeline_health import live_advice_workers
+
+    late_after = dt.timedelta(seconds=settings.MEDAI_ADVICE_LATE_SECONDS)
+    return timezone.now() - request.created_at > late_after or live_advice_workers() == 0
+
+
+def advice_status(*, viewer: object, visit_id: int) -> str:
+    """Only the status of a visit's advice ("none", "pending", "done", "failed"), as
+    :func:`advice_state` decides it, without reading (decrypting) the advice: the event stream
+    asks it each time it wakes. A visit outside the viewer's scope is "not found"."""
+    if not visible_visits(viewer).filter(pk=visit_id).exists():
+        raise NotFound("Visit not found.")
+    request = (
+        AdviceRequest.objects.filter(visit_id=visit_id)
+        .order_by("-created_at", "-id")
+        .values_list("status", flat=True)
+        .first()
+    )
+    if request is None:
+        return (
+            "done"
+            if Advice.objects.filter(visit_id=visit_id, superseded=False).exists()
+            else "none"
+        )
+    if request in NOT_DONE:
+        return "pending"
+    return "failed" if request == AdviceRequest.Status.FAILED else "done"
 
 
 def advice_get(*, viewer: object, advice_id: int) -> Advice:
@@ -192,6 +250,16 @@ def task_list(*, viewer: object) -> QuerySet[PredictionTask]:
 def task_get(*, viewer: object, slug: str) -> PredictionTask:
     try:
         return task_list(viewer=viewer).get(slug=slug)
+    except PredictionTask.DoesNotExist:
+        raise NotFound("Prediction task not found.") from None
+
+
+def task_for_serving(*, viewer: object, slug: str) -> PredictionTask:
+    """The task with its active version only (one query): what a prediction request needs."""
+    if not _may_see_models(viewer):
+        raise NotFound("Prediction task not found.")
+    try:
+        return PredictionTask.objects.select_related("active_version").get(slug=slug)
     except PredictionTask.DoesNotExist:
         raise NotFound("Prediction task not found.") from None
 
@@ -296,7 +364,10 @@ def live_agreement(*, viewer: object) -> dict[int, dict[str, Any]]:
         visit_id: code[:3]
         for visit_id, code in Diagnosis.objects.filter(
             rank=Diagnosis.Rank.PRIMARY, status=Diagnosis.Status.CONFIRMED
-        ).values_list("visit_id", "code")
+        )
+        # A confirmed diagnosis that began as accepted advice would agree with itself.
+        .exclude(source=Diagnosis.Source.ADVICE)
+        .values_list("visit_id", "code")
     }
     advice = Advice.objects.filter(superseded=False, visit_id__in=list(confirmed)).prefetch_related(
         "model_versions__task"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db import OperationalError
 
 from medai_site.audit import current_interface, current_request_id
@@ -14,6 +14,7 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(
+    bind=True,
     name="predictions.tasks.advice_compute",
     autoretry_for=(OperationalError,),
     retry_backoff=2,
@@ -23,9 +24,10 @@ logger = logging.getLogger(__name__)
     soft_time_limit=60,
     time_limit=90,
 )
-def advice_compute(request_id: int) -> None:
+def advice_compute(self: Task, request_id: int) -> None:
     from .models import AdviceRequest
     from .services.advice import advice_compute as compute
+    from .worker_heartbeat import claimant
 
     current_interface.set(AuditEvent.Interface.WORKER)
     # Continue the id of the page/API request that saved the visit, so its logs join up.
@@ -33,7 +35,15 @@ def advice_compute(request_id: int) -> None:
         AdviceRequest.objects.filter(pk=request_id).values_list("request_id", flat=True).first()
     )
     current_request_id.set(origin or f"advice-request-{request_id}")
-    compute(request_id=request_id)
+    # The broker hands a message back (redelivered) only when its previous holder is gone, and
+    # Celery retries only after this task's own attempt ended: either may take over its claim.
+    delivery = self.request.delivery_info or {}
+    takeover = bool(delivery.get("redelivered")) or bool(self.request.retries)
+    compute(
+        request_id=request_id,
+        claimant=claimant(self.request.hostname or "inline"),
+        takeover=takeover,
+    )
 
 
 @shared_task(name="predictions.tasks.training_job_run")
@@ -58,6 +68,16 @@ def training_nightly_start() -> int:
 
     current_interface.set(AuditEvent.Interface.WORKER)
     current_request_id.set("training-nightly")
+    return len(start())
+
+
+@shared_task(name="predictions.tasks.training_monthly_pretrain_start")
+def training_monthly_pretrain_start() -> int:
+    """Monthly (beat): forecast tasks are pretrained and selected afresh on every timeline."""
+    from .services.training import training_monthly_pretrain_start as start
+
+    current_interface.set(AuditEvent.Interface.WORKER)
+    current_request_id.set("training-monthly")
     return len(start())
 
 

@@ -24,6 +24,7 @@ from .visit_records import (
     OTHER_CLASS,
     TEXT_COLUMNS,
     differential_labels,
+    label_provenance,
     labelled_visits,
     observation_column,
     risk_labels,
@@ -59,6 +60,9 @@ def training_snapshot(task: PredictionTask) -> tuple[pd.DataFrame, dict[str, Any
         "rows": len(visit_ids),
         "hash": data_hash,
         "class_counts": counts,
+        # Each label's provenance: every visit in visit_ids was labelled by a doctor; visits
+        # whose labels came from advice are listed and excluded (predictions/visit_records.py).
+        "label_provenance": label_provenance(used=len(visit_ids)),
     }
 
 

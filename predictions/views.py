@@ -3,31 +3,45 @@ training."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+
+from django.conf import settings
 from django.contrib import messages
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.db import connection
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from medai_site import live_events
 from medai_site.audit import audit_record_many
 from medai_site.errors import Conflict, InvalidInput
 from medai_site.models import AuditEvent
 from medai_site.pages import is_htmx, may_train_models, may_view_models, page
+from medai_site.roles import is_admin
 from medai_site.session_idle import background_poll
+from patients.models import Patient
 from visits.charts import problem_entries
 from visits.models import Visit
 from visits.selectors import problem_list, visit_get
 
 from . import dashboard, reports
+from .forecast_chart import forecast_timeline_svg
 from .forms import OVERRIDE_REASONS, FeedbackForm
+from .health import check_models
+from .medication_safety import plan_drugs, visit_allergies, visit_drug_conflicts
 from .models import TrainingJob
 from .monitoring_panel import task_panel
+from .pipeline_health import advice_pipeline_health
 from .selectors import (
     activation_history,
     advice_get,
+    advice_seconds_until_delayed,
     advice_state,
+    advice_status,
     task_get,
     task_list,
     training_job_get,
@@ -36,8 +50,12 @@ from .selectors import (
     version_get,
 )
 from .services.feedback import feedback_record
+from .services.outbox import advice_topic
 from .services.training import training_job_start
 from .wording import class_display
+
+STREAM_RETRY_MS = 500  # the browser reconnects this soon after a stream ends without the event
+STREAM_KEEPALIVE_SECONDS = 5  # also how often a stream re-reads the status if an event is lost
 
 
 def _panel_context(request: HttpRequest, visit: Visit, **extra: object) -> dict[str, object]:
@@ -57,6 +75,38 @@ def advice_panel_for_visit(request: HttpRequest, visit: Visit) -> SafeString:
     )
 
 
+def course_panel_for_patient(request: HttpRequest, patient: Patient) -> SafeString:
+    """The chart's "Course and outlook" panel (registered with visits/panels.py).
+
+    The chart view has already fetched ``patient`` through the viewer-scoped selector (and audited
+    the view); similar patients appear as courses only, without names, dates or record links.
+    """
+    from django.utils import timezone
+
+    from .forecasting import patient_outlook
+
+    outlook = patient_outlook(patient_id=patient.pk, at=timezone.now())
+    if not outlook:
+        return SafeString("")
+    for entry in outlook:
+        entry["svg"] = forecast_timeline_svg(entry)
+    return render_to_string("predictions/_course_panel.html", {"outlook": outlook}, request=request)
+
+
+def medication_panel_for_visit(request: HttpRequest, visit: Visit) -> SafeString:
+    """The plan checked against the allergies, on the visit page as soon as the visit is saved
+    (registered with visits/panels.py before the advice panel); nothing when the plan names no
+    drug."""
+    if not plan_drugs(visit):
+        return SafeString("")
+    allergies = visit_allergies(visit)
+    return render_to_string(
+        "predictions/_medication_safety.html",
+        {"conflicts": visit_drug_conflicts(visit), "allergy_count": len(allergies)},
+        request=request,
+    )
+
+
 def _panel(
     request: HttpRequest, visit_id: int, *, error: str = "", **extra: object
 ) -> HttpResponse:
@@ -72,6 +122,63 @@ def advice_panel_view(request: HttpRequest, visit_id: int) -> HttpResponse:
     """The advice panel alone; while advice is pending it polls itself every 2 seconds."""
     response = _panel(request, visit_id)
     response["Cache-Control"] = "no-store"
+    return response
+
+
+def _advice_events(request: HttpRequest, visit_id: int) -> Iterator[str]:
+    """The event stream's body: one ``advice`` event when the advice is no longer pending, or
+    when it turns late (data ``delayed``: the panel then says "Advice is delayed").
+
+    Listening starts before the first look at the database, so advice stored in between is not
+    missed. While waiting no database connection is held. The stream ends after the event, or
+    after ``MEDAI_ADVICE_STREAM_SECONDS`` (the browser's EventSource then reconnects, after the
+    ``retry`` delay), so a gunicorn thread is never held for ever.
+    """
+    listener = live_events.listen(advice_topic(visit_id))
+    try:
+        yield f"retry: {STREAM_RETRY_MS}\n\n"
+        deadline = time.monotonic() + settings.MEDAI_ADVICE_STREAM_SECONDS
+        # When pending advice turns late, the panel is woken too, to tell the doctor not to wait
+        # ("Advice is delayed"); a panel already saying so opens a stream that waits for the end.
+        until_late = advice_seconds_until_delayed(viewer=request.user, visit_id=visit_id)
+        late_at = None if until_late is None else time.monotonic() + until_late
+        while True:
+            status = advice_status(viewer=request.user, visit_id=visit_id)
+            if status != "pending":
+                yield f"event: advice\ndata: {status}\n\n"
+                return
+            if late_at is not None and time.monotonic() >= late_at:
+                yield "event: advice\ndata: delayed\n\n"
+                return
+            if not connection.in_atomic_block:  # (a test's transaction keeps its connection)
+                connection.close()  # hold no database connection while waiting
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            wait = min(left, STREAM_KEEPALIVE_SECONDS)
+            if late_at is not None:
+                wait = max(0.0, min(wait, late_at - time.monotonic()))
+            if not listener.wait(wait):
+                yield ": keep-alive\n\n"  # a comment line: proxies see the stream alive
+    finally:
+        listener.close()
+
+
+@background_poll  # opened by the page itself while advice is pending: not the user's activity
+@page
+@require_GET
+def advice_stream_view(request: HttpRequest, visit_id: int) -> HttpResponse:
+    """Server-sent events for the advice panel: "advice" when the visit's advice is stored.
+
+    The event carries only the status; the panel then fetches itself (``advice_panel_view``), so
+    what is shown goes through the same scoped selector and template as any other load.
+    """
+    advice_status(viewer=request.user, visit_id=visit_id)  # not found: a 404 before streaming
+    response = StreamingHttpResponse(
+        _advice_events(request, visit_id), content_type="text/event-stream"
+    )
+    response["Cache-Control"] = "no-store"
+    response["X-Accel-Buffering"] = "no"  # a buffering proxy (nginx) would hold the event back
     return response
 
 
@@ -116,6 +223,36 @@ def advice_feedback_view(request: HttpRequest, visit_id: int) -> HttpResponse:
     )
 
 
+# --- operations: is advice flowing (staff and hospital admins) ------------------------------------
+
+
+def may_view_operations(user: object) -> bool:
+    return bool(getattr(user, "is_staff", False)) or is_admin(user)
+
+
+@page(allowed=may_view_operations)
+@require_GET
+def operations_view(request: HttpRequest) -> HttpResponse:
+    """The advice pipeline's health with the thresholds /metrics alerts on (README)."""
+    response = render(
+        request,
+        "predictions/operations.html",
+        {"health": advice_pipeline_health(), "models_check": _models_check()},
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _models_check() -> str:
+    """'ok', or which active model's artifact does not load (the worker could not use it)."""
+    from medai_site.health import ReadinessFailure
+
+    try:
+        return check_models()
+    except ReadinessFailure as exc:
+        return str(exc)
+
+
 # --- the dashboard: the viewer's patients, visits, advice to review and critical alerts --------
 
 
@@ -145,6 +282,16 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
 
 
 # --- model pages ------------------------------------------------------------------------------
+
+
+@page(allowed=is_admin)
+@require_GET
+def phenotypes_view(request: HttpRequest) -> HttpResponse:
+    """Phenotype clusters of patient embeddings per forecast task (admins): sizes, defining codes,
+    outcome rate per cluster. Figures and codes only: no patient is named or linked."""
+    from .forecasting import phenotype_tables
+
+    return render(request, "predictions/phenotypes.html", {"tables": phenotype_tables()})
 
 
 @page(allowed=may_view_models)
@@ -211,6 +358,10 @@ def version_report_view(request: HttpRequest, version_id: int) -> HttpResponse:
             "subgroup_keys": reports.subgroup_keys(subgroups),
             "per_class": reports.per_class_rows(metrics),
             "candidates": report.get("models") or [],
+            # Forecast versions: why the baseline or a sequence model was selected (CI gate).
+            "selection_reason": ((report.get("selected") or {}).get("selection") or {}).get(
+                "reason", ""
+            ),
             "dataset": dataset,
             "training_rows": dataset.get("rows_used") or snapshot.get("rows"),
             "cv": report.get("cv") or {},

@@ -83,10 +83,46 @@ def visits_frame(visits: QuerySet[Visit]) -> pd.DataFrame:
 
 
 def labelled_visits() -> QuerySet[Visit]:
-    """Visits the models learn from: those with a confirmed primary diagnosis."""
+    """Visits the models learn from: a confirmed primary diagnosis, and no confirmed diagnosis
+    that originated from advice (a model's suggestion must never teach the next model, even once
+    a doctor confirmed it: :func:`advice_labelled_visits` are counted, not learned from)."""
+    return (
+        Visit.objects.filter(
+            diagnoses__rank=Diagnosis.Rank.PRIMARY, diagnoses__status=Diagnosis.Status.CONFIRMED
+        )
+        .exclude(pk__in=advice_labelled_visits().values("pk"))
+        .distinct()
+    )
+
+
+def advice_labelled_visits() -> QuerySet[Visit]:
+    """Visits whose confirmed labels include a diagnosis that came from advice."""
     return Visit.objects.filter(
-        diagnoses__rank=Diagnosis.Rank.PRIMARY, diagnoses__status=Diagnosis.Status.CONFIRMED
+        diagnoses__status=Diagnosis.Status.CONFIRMED, diagnoses__source=Diagnosis.Source.ADVICE
     ).distinct()
+
+
+def label_provenance(*, used: int) -> dict[str, object]:
+    """Where the confirmed labels came from: ``used`` visits labelled by a doctor (those trained
+    on), and visits whose labels came from advice a doctor accepted and then confirmed (excluded).
+    Counts and visit ids only (no PHI)."""
+    advice_ids = sorted(
+        Visit.objects.filter(
+            pk__in=advice_labelled_visits().values("pk"),
+            diagnoses__rank=Diagnosis.Rank.PRIMARY,
+            diagnoses__status=Diagnosis.Status.CONFIRMED,
+        )
+        .distinct()
+        .values_list("pk", flat=True)
+    )
+    total = used + len(advice_ids)
+    return {
+        "doctor": used,
+        "advice": len(advice_ids),
+        "advice_share": round(len(advice_ids) / total, 4) if total else 0.0,
+        "advice_policy": "excluded",
+        "advice_visit_ids": advice_ids,
+    }
 
 
 def differential_labels(

@@ -28,6 +28,7 @@ SERVICES = {
     "patients": ("patients/services.py",),
     "visits": ("visits/services.py",),
     "predictions": ("predictions/services/",),
+    "interop": ("predictions/interop/services.py",),  # predictions/interop, its own app label
 }
 # Tables whose one door is a service module named for the table's concept (STYLE.md: modules
 # named for concepts). Each module is that table's only writer, with typed keyword-only

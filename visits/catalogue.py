@@ -144,6 +144,8 @@ CATALOGUE: tuple[Definition, ...] = (
 )
 
 BY_CODE = {d.code: d for d in CATALOGUE}
+# A code by its display name or an alias, case-insensitively ("heart rate", "temperature").
+BY_NAME = {key.casefold(): d.code for d in CATALOGUE for key in (d.display, *d.aliases, d.code)}
 VITAL_CODES = tuple(d.code for d in CATALOGUE if d.category == VITALS)
 LAB_CODES = tuple(d.code for d in CATALOGUE if d.category == LAB)
 OBSERVATION_CODES = VITAL_CODES + LAB_CODES

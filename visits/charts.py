@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db.models import Prefetch, QuerySet
-from django.utils import formats
+from django.utils import formats, timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
@@ -122,6 +122,7 @@ def problem_entries(diagnoses: QuerySet[Diagnosis] | list[Diagnosis]) -> list[di
 
 WIDTH, HEIGHT = 400, 170
 LEFT, RIGHT, TOP, BOTTOM = 46, 10, 10, 24
+TICK_GAP = 16  # px between y-axis labels: the 12 px font's height plus a little air
 COLOURS = {"normal": "#1f5fa8", "abnormal": "#b35900", "critical": "#b3001b"}
 
 
@@ -190,13 +191,14 @@ def series_svg(series: Series, *, chart_id: str) -> SafeString:
             f'<rect class="normal-band" x="{LEFT}" y="{band_top:.1f}" width="{plot_w}" '
             f'height="{max(band_bottom - band_top, 0):.1f}" fill="#dff0e3"/>'
         )
-    # Normal-range bounds are labelled first; the axis ends only where they do not collide.
-    ticks: list[float] = [
-        v for v in (d.normal_low, d.normal_high) if v is not None and y_min <= v <= y_max
-    ]
-    for end in (y_min, y_max):
-        if all(abs(y(end) - y(t)) > 20 for t in ticks):
-            ticks.append(end)
+    # Normal-range bounds are labelled first, the axis ends after them; a label is drawn only at
+    # least TICK_GAP px from every other (troponin's 0 and 0.04 sit 1 px apart and overlapped).
+    ticks: list[float] = []
+    for candidate in (d.normal_high, d.normal_low, y_min, y_max):
+        if candidate is None or not y_min <= candidate <= y_max:
+            continue
+        if all(abs(y(candidate) - y(t)) >= TICK_GAP for t in ticks):
+            ticks.append(candidate)
     for tick in sorted(ticks):
         ty = y(tick)
         parts.append(
@@ -205,13 +207,16 @@ def series_svg(series: Series, *, chart_id: str) -> SafeString:
             f'<text x="{LEFT - 6}" y="{ty + 4:.1f}" text-anchor="end" font-size="12" '
             f'fill="#3d4852">{escape(value_text(tick, d.decimals))}</text>'
         )
+    # Points of the same day differ only by their time: show it (axis ends and tooltips).
+    days = {timezone.localtime(p.when).date() for p in points}
+    axis_format = "SHORT_DATE_FORMAT" if len(days) == len(points) else "SHORT_DATETIME_FORMAT"
     for when, anchor in ((points[0].when, "start"), (latest.when, "end")):
         if anchor == "end" and t1 == t0:
             break
         parts.append(
             f'<text x="{x(when) if t1 != t0 else LEFT + plot_w / 2:.1f}" y="{HEIGHT - 6}" '
             f'text-anchor="{anchor if t1 != t0 else "middle"}" font-size="12" fill="#3d4852">'
-            f"{escape(formats.date_format(when, 'SHORT_DATE_FORMAT'))}</text>"
+            f"{escape(formats.date_format(timezone.localtime(when), axis_format))}</text>"
         )
     if len(points) > 1:
         path = " ".join(f"{x(p.when):.1f},{y(p.value):.1f}" for p in points)
@@ -221,7 +226,7 @@ def series_svg(series: Series, *, chart_id: str) -> SafeString:
         px, py = x(p.when), y(p.value)
         flag = LABELS["interpretation"].get(p.interpretation, "")
         tip = (
-            f"{formats.date_format(p.when, 'SHORT_DATE_FORMAT')}: "
+            f"{formats.date_format(timezone.localtime(p.when), 'SHORT_DATETIME_FORMAT')}: "
             f"{value_text(p.value, d.decimals)} {unit}{f' ({flag})' if flag else ''}"
         )
         colour = COLOURS[kind]

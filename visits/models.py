@@ -152,6 +152,16 @@ class Diagnosis(models.Model):
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Provenance of a diagnosis that came from advice: the model version that suggested it
+    # ("Differential diagnosis v3"); ``recorded_by`` is the doctor who accepted it. Accepting is
+    # agreement, not confirmation: such a diagnosis starts provisional.
+    suggested_by = models.CharField(max_length=120, blank=True, default="")
+    # Who confirmed it, and when: an explicit act (Confirm, or closing the visit with it as a
+    # final diagnosis). Only confirmed diagnoses are training labels.
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

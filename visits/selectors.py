@@ -63,7 +63,10 @@ def visit_get(
             .defer(*(f"patient__{name}" for name in defer_patient_fields))
             .prefetch_related(
                 Prefetch("observations", queryset=Observation.objects.select_related("definition")),
-                Prefetch("diagnoses", queryset=Diagnosis.objects.all()),
+                Prefetch(
+                    "diagnoses",
+                    queryset=Diagnosis.objects.select_related("recorded_by", "confirmed_by"),
+                ),
                 "patient__allergies",
             )
             .get(pk=visit_id)

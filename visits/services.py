@@ -152,15 +152,19 @@ def observations_validate(entries: Iterable[ObservationInput]) -> list[Validated
     return validated
 
 
-def _write_observations(visit: Visit, observations: Sequence[ValidatedObservation]) -> None:
-    """Insert the values in one statement; a code entered again replaces its earlier value."""
+def _write_observations(
+    visit: Visit, observations: Sequence[ValidatedObservation], *, new_visit: bool = False
+) -> list[Observation]:
+    """Insert the values in one statement; a code entered again replaces its earlier value
+    (a visit created in this transaction has none to replace)."""
     if not observations:
-        return
+        return []
     now = timezone.now()
-    Observation.objects.filter(
-        visit=visit, definition__in=[obs.definition for obs in observations]
-    ).delete()
-    Observation.objects.bulk_create(
+    if not new_visit:
+        Observation.objects.filter(
+            visit=visit, definition__in=[obs.definition for obs in observations]
+        ).delete()
+    return Observation.objects.bulk_create(
         Observation(
             visit=visit,
             definition=obs.definition,
@@ -174,11 +178,28 @@ def _write_observations(visit: Visit, observations: Sequence[ValidatedObservatio
     )
 
 
-def _full_clean(obj: Visit | Diagnosis) -> None:
+def _full_clean(obj: Visit | Diagnosis, *, loaded: Sequence[str] = ()) -> None:
+    """``loaded``: foreign keys set from instances the caller has just read or written, whose
+    existence full_clean would otherwise check again with one query each."""
     try:
-        obj.full_clean()
+        obj.full_clean(exclude=loaded)
     except ValidationError as exc:
         raise InvalidInput.from_django(exc) from None
+
+
+def _attach(visit: Visit, relation: str, rows: list[Any]) -> None:
+    """Set ``visit.<relation>.all()`` to ``rows`` as ``prefetch_related`` would (a queryset with
+    its results cached, in the model's order); any other query on the relation still reads the
+    database."""
+    cache = getattr(visit, "_prefetched_objects_cache", None)
+    if cache is None:
+        cache = {}
+        setattr(visit, "_prefetched_objects_cache", cache)  # noqa: B010 (Django's own attribute, not in the stubs)
+    cache.pop(relation, None)
+    queryset = getattr(visit, relation).get_queryset()
+    queryset._result_cache = rows
+    queryset._prefetch_done = True
+    cache[relation] = queryset
 
 
 @transaction.atomic
@@ -210,9 +231,12 @@ def visit_create(
         age_years=min(patient.age_on(start.date()), MAX_AGE_YEARS),
         **{name: (text.get(name) or "") for name in VISIT_TEXT_FIELDS},
     )
-    _full_clean(visit)
+    _full_clean(visit, loaded=("patient", "attending"))
     visit.save()
-    _write_observations(visit, validated)
+    written = _write_observations(visit, validated, new_visit=True)
+    # The new visit carries what was written, so whoever answers with it reads nothing again.
+    _attach(visit, "observations", sorted(written, key=lambda o: o.definition.code))
+    _attach(visit, "diagnoses", [])
     audit_record(actor=actor, action=AuditEvent.Action.CREATE, obj=visit, patient_id=patient.pk)
     if request_advice:
         visit_event_record(visit=visit, kind=VisitEvent.Kind.RECORDED)
@@ -289,8 +313,10 @@ def visit_record(
         )
     else:
         raise InvalidInput("Record either a new visit of a patient or changes to one visit.")
-    before = list(Diagnosis.objects.filter(visit=visit))
+    created = patient is not None
+    before = [] if created else list(Diagnosis.objects.filter(visit=visit))
     recorded = {d.code for d in before}
+    added: list[Diagnosis] = []
     has_primary = any(
         d.rank == Diagnosis.Rank.PRIMARY and d.status != Diagnosis.Status.REFUTED for d in before
     )
@@ -299,18 +325,41 @@ def visit_record(
         if code in recorded:
             continue
         rank = entry.rank or (Diagnosis.Rank.SECONDARY if has_primary else Diagnosis.Rank.PRIMARY)
-        diagnosis_add(visit=visit, code=code, rank=rank, status=entry.status, actor=actor)
+        added.append(
+            diagnosis_add(visit=visit, code=code, rank=rank, status=entry.status, actor=actor)
+        )
         has_primary = has_primary or (
             rank == Diagnosis.Rank.PRIMARY and entry.status != Diagnosis.Status.REFUTED
         )
+    if created:  # a new visit carries its rows (visit_create attached the observations)
+        _attach(visit, "diagnoses", sorted(added, key=lambda d: (d.rank, d.code)))
     return visit
 
 
 @transaction.atomic
-def visit_close(*, visit: Visit, actor: object | None, end: dt.datetime | None = None) -> Visit:
+def visit_close(
+    *,
+    visit: Visit,
+    actor: object | None,
+    end: dt.datetime | None = None,
+    final_diagnoses: Iterable[int] = (),
+) -> Visit:
+    """Close the visit; ``final_diagnoses`` (ids of its diagnoses) are confirmed as it closes."""
     visit = Visit.objects.select_for_update().get(pk=visit.pk)
     if visit.status == Visit.Status.CLOSED:
         raise Conflict("This visit is already closed.")
+    final = set(final_diagnoses)
+    chosen = list(Diagnosis.objects.filter(visit=visit, pk__in=final))
+    if len(chosen) != len(final):
+        raise InvalidInput(
+            "A final diagnosis must be one of this visit's diagnoses.",
+            fields={"final_diagnoses": ["Not a diagnosis of this visit."]},
+        )
+    for diagnosis in chosen:
+        if diagnosis.status != Diagnosis.Status.CONFIRMED:
+            diagnosis_set_status(
+                diagnosis=diagnosis, status=Diagnosis.Status.CONFIRMED, actor=actor
+            )
     visit.status = Visit.Status.CLOSED
     visit.end = end or max(timezone.now(), visit.start)
     _full_clean(visit)
@@ -330,9 +379,23 @@ def diagnosis_add(
     rank: str = Diagnosis.Rank.PRIMARY,
     status: str = Diagnosis.Status.PROVISIONAL,
     source: str = Diagnosis.Source.DOCTOR,
+    suggested_by: str = "",
     actor: object | None,
 ) -> Diagnosis:
+    """Add a diagnosis to a visit.
+
+    A diagnosis that came from advice (``source`` advice, ``suggested_by`` the model version) is
+    the doctor's agreement, never a confirmation: it can only start provisional, and becomes
+    confirmed by :func:`diagnosis_confirm` (or closing the visit with it as a final diagnosis).
+    """
+    if source == Diagnosis.Source.ADVICE and status == Diagnosis.Status.CONFIRMED:
+        raise InvalidInput(
+            "A diagnosis suggested by advice starts provisional; confirm it explicitly.",
+            fields={"status": ["Advice is agreement, not confirmation."]},
+        )
     code, display = icd10_lookup(code)
+    account = account_of(actor)
+    confirmed = status == Diagnosis.Status.CONFIRMED
     diagnosis = Diagnosis(
         visit=visit,
         code=code,
@@ -340,7 +403,10 @@ def diagnosis_add(
         rank=rank,
         status=status,
         source=source,
-        recorded_by=account_of(actor),
+        suggested_by=suggested_by[:120],
+        recorded_by=account,
+        confirmed_by=account if confirmed else None,
+        confirmed_at=timezone.now() if confirmed else None,
     )
     _full_clean_unique_aware(diagnosis)
     audit_record(
@@ -351,7 +417,10 @@ def diagnosis_add(
 
 def _full_clean_unique_aware(diagnosis: Diagnosis) -> None:
     try:
-        diagnosis.full_clean(validate_constraints=False)
+        # The visit and the accounts were just read by the caller (see _full_clean).
+        diagnosis.full_clean(
+            exclude=["visit", "recorded_by", "confirmed_by"], validate_constraints=False
+        )
     except ValidationError as exc:
         raise InvalidInput.from_django(exc) from None
     try:
@@ -378,6 +447,10 @@ def diagnosis_set_status(*, diagnosis: Diagnosis, status: str, actor: object | N
             f"Unknown diagnosis status '{status}'.", fields={"status": ["Unknown status."]}
         )
     diagnosis = Diagnosis.objects.select_for_update().get(pk=diagnosis.pk)
+    if diagnosis.status != status:
+        confirmed = status == Diagnosis.Status.CONFIRMED
+        diagnosis.confirmed_by = account_of(actor) if confirmed else None
+        diagnosis.confirmed_at = timezone.now() if confirmed else None
     diagnosis.status = status
     _full_clean_unique_aware(diagnosis)
     audit_record(
@@ -387,6 +460,16 @@ def diagnosis_set_status(*, diagnosis: Diagnosis, status: str, actor: object | N
         patient_id=diagnosis.visit.patient_id,
     )
     return diagnosis
+
+
+def diagnosis_confirm(*, diagnosis: Diagnosis, actor: object | None) -> Diagnosis:
+    """The doctor's explicit confirmation of a diagnosis (one suggested by advice included).
+
+    Also after the visit closed: results that establish a diagnosis often come back later.
+    """
+    if diagnosis.status == Diagnosis.Status.CONFIRMED:
+        return diagnosis
+    return diagnosis_set_status(diagnosis=diagnosis, status=Diagnosis.Status.CONFIRMED, actor=actor)
 
 
 @dataclass(frozen=True)
@@ -529,3 +612,72 @@ def _import_diagnoses(
             raise Conflict("A visit may have one primary diagnosis that stands.")
         coded.append(Diagnosis(code=code, display=display, rank=rank, status=entry.status))
     return coded
+
+
+@dataclass(frozen=True)
+class ObservationImport:
+    """One value from another system (FHIR, HL7 v2) for an existing visit, open or closed."""
+
+    visit_id: int
+    patient_id: int
+    observation: ObservationInput
+    recorded_at: dt.datetime
+
+
+@transaction.atomic
+def observations_import(
+    *, entries: Sequence[ObservationImport], actor: object | None
+) -> list[Observation]:
+    """Record values received from another system on their visits (a lab's results, a bundle).
+
+    Every value is checked by the rules of entry (:func:`observation_validate`: canonical unit,
+    impossible values refused, abnormal ones flagged) before anything is written; a refusal names
+    the entry's position and changes nothing. A value replaces the visit's earlier value of the
+    same code (one current value per code and visit), whatever the visit's status: results arrive
+    after a visit closes. Each visit touched is audited once; history asks for no advice.
+    Returns the rows in the order of ``entries`` (the last of duplicates wins).
+    """
+    if not entries:
+        return []
+    codes = {e.observation.code for e in entries}
+    definitions = {d.code: d for d in ObservationDefinition.objects.filter(code__in=codes)}
+    rows: dict[tuple[int, str], Observation] = {}
+    for position, entry in enumerate(entries, start=1):
+        if timezone.is_naive(entry.recorded_at):
+            raise InvalidInput(f"Observation {position}: its time must include a time zone.")
+        try:
+            valid = observation_validate(entry.observation, definitions.get(entry.observation.code))
+        except InvalidInput as exc:
+            raise InvalidInput(
+                f"Observation {position}: {exc.message}", fields=exc.fields
+            ) from None
+        rows[(entry.visit_id, valid.definition.code)] = Observation(
+            visit_id=entry.visit_id,
+            definition=valid.definition,
+            value=valid.value,
+            entered_value=valid.entered_value,
+            entered_unit=valid.entered_unit,
+            interpretation=valid.interpretation,
+            recorded_at=entry.recorded_at,
+        )
+    visit_patient = {e.visit_id: e.patient_id for e in entries}
+    known = dict(Visit.objects.filter(pk__in=visit_patient).values_list("pk", "patient_id"))
+    if known != visit_patient:
+        raise InvalidInput("An observation names a visit that does not exist or not its patient.")
+    earlier = Observation.objects.filter(
+        visit_id__in=visit_patient, definition__code__in=codes
+    ).values_list("pk", "visit_id", "definition__code")
+    Observation.objects.filter(
+        pk__in=[pk for pk, visit_id, code in earlier if (visit_id, code) in rows]
+    ).delete()
+    created = Observation.objects.bulk_create(list(rows.values()), batch_size=BULK_BATCH)
+    visits = sorted(visit_patient)
+    audit_record_many(
+        actor=actor,
+        action=AuditEvent.Action.UPDATE,
+        patient_ids=[visit_patient[v] for v in visits],
+        object_type="visits.visit",
+        object_ids=visits,
+    )
+    by_key = {(o.visit_id, o.definition.code): o for o in created}
+    return [by_key[(e.visit_id, e.observation.code)] for e in entries]

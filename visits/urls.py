@@ -10,5 +10,10 @@ urlpatterns = [
     path("visits/<int:visit_id>/", views.visit_detail_view, name="visit_detail"),
     path("visits/<int:visit_id>/edit/", views.visit_edit_view, name="visit_edit"),
     path("visits/<int:visit_id>/close/", views.visit_close_view, name="visit_close"),
+    path(
+        "visits/<int:visit_id>/diagnoses/<int:diagnosis_id>/confirm/",
+        views.diagnosis_confirm_view,
+        name="diagnosis_confirm",
+    ),
     path("icd10/", views.icd10_search_view, name="icd10_search"),
 ]

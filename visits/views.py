@@ -9,16 +9,16 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from medai_site.errors import Conflict
+from medai_site.errors import Conflict, InvalidInput
 from medai_site.pages import page
 from patients.selectors import patient_get
 from visits.charts import patient_series, patient_timeline, problem_entries, series_svg
 
 from .forms import VisitForm
 from .icd10 import icd10_search
-from .panels import panels_render
+from .panels import chart_panels_render, panels_render
 from .selectors import observation_definitions, problem_list, visit_get
-from .services import visit_close
+from .services import diagnosis_confirm, visit_close
 
 
 def _problems(request: HttpRequest, patient_id: int) -> list[dict[str, object]]:
@@ -46,6 +46,8 @@ def patient_chart_view(request: HttpRequest, patient_id: int) -> HttpResponse:
             "show_all": show_all,
             "vital_charts": [(s, series_svg(s, chart_id=f"v{i}")) for i, s in enumerate(vitals)],
             "lab_charts": [(s, series_svg(s, chart_id=f"l{i}")) for i, s in enumerate(labs)],
+            # Other apps' panels (predictions' course and outlook), rendered by them.
+            "panels": chart_panels_render(request, patient),
         },
     )
 
@@ -116,13 +118,35 @@ def visit_edit_view(request: HttpRequest, visit_id: int) -> HttpResponse:
 @page
 @require_POST
 def visit_close_view(request: HttpRequest, visit_id: int) -> HttpResponse:
+    """Close the visit; the diagnoses ticked as final are confirmed as it closes."""
     visit = visit_get(viewer=request.user, visit_id=visit_id)
+    final = [int(v) for v in request.POST.getlist("final") if v.isdigit()]
     try:
-        visit_close(visit=visit, actor=request.user)
+        visit_close(visit=visit, actor=request.user, final_diagnoses=final)
     except Conflict:
         messages.error(request, _("This visit is already closed."))
+    except InvalidInput:
+        messages.error(request, _("A final diagnosis must be one of this visit's diagnoses."))
     else:
         messages.success(request, _("Visit closed."))
+    return redirect("visit_detail", visit_id=visit.pk)
+
+
+@page
+@require_POST
+def diagnosis_confirm_view(request: HttpRequest, visit_id: int, diagnosis_id: int) -> HttpResponse:
+    """The doctor's explicit confirmation of one diagnosis (agreement with advice is not one)."""
+    visit = visit_get(viewer=request.user, visit_id=visit_id, audit=False)
+    diagnosis = next((d for d in visit.diagnoses.all() if d.pk == diagnosis_id), None)
+    if diagnosis is None:
+        messages.error(request, _("This diagnosis is not on this visit."))
+        return redirect("visit_detail", visit_id=visit.pk)
+    try:
+        diagnosis_confirm(diagnosis=diagnosis, actor=request.user)
+    except (Conflict, InvalidInput) as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Diagnosis %(code)s confirmed.") % {"code": diagnosis.code})
     return redirect("visit_detail", visit_id=visit.pk)
 
 

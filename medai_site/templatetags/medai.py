@@ -217,3 +217,39 @@ def age(patient: Any) -> int | str:
         return patient.age_on(timezone.localdate())
     except (AttributeError, TypeError, ValueError):
         return "–"
+
+
+@register.filter
+def highlight_words(text: Any, words: Any) -> str:
+    """The doctor's text with the words that drove a suggestion marked in place.
+
+    ``words`` carry ``start``/``end`` offsets into the text as it was when the advice was
+    computed; a word whose offsets no longer match (the text was edited since) is left unmarked
+    rather than marking the wrong characters. Every segment is escaped.
+    """
+    from django.utils.html import escape
+    from django.utils.safestring import mark_safe
+    from django.utils.translation import gettext as _
+
+    text = str(text or "")
+    marks = sorted(
+        (w for w in words or [] if text[w.start : w.end] == w.text and w.end > w.start),
+        key=lambda w: w.start,
+    )
+    parts: list[str] = []
+    cursor = 0
+    for w in marks:
+        if w.start < cursor:  # overlapping words: keep the first
+            continue
+        parts.append(escape(text[cursor : w.start]))
+        direction = "up" if w.contribution > 0 else "down"
+        hint = _("raises the top suggestion") if w.contribution > 0 else _("lowers it")
+        if w.negated:
+            hint = f"{hint} ({_('negated')})"
+        parts.append(
+            f'<mark class="term term-{direction}{" term-negated" if w.negated else ""}" '
+            f'title="{escape(hint)}">{escape(text[w.start : w.end])}</mark>'
+        )
+        cursor = w.end
+    parts.append(escape(text[cursor:]))
+    return mark_safe("".join(parts))  # noqa: S308  # nosec B308 B703 - every segment is escaped

@@ -3,7 +3,7 @@
 
 from django.urls import path
 
-from . import views
+from . import predict, views
 
 urlpatterns = [
     # Advice
@@ -28,6 +28,14 @@ urlpatterns = [
     ),
     path("models/<slug:slug>/promote", views.ModelPromoteApi.as_view(), name="model-promote"),
     path("models/<slug:slug>/rollback", views.ModelRollbackApi.as_view(), name="model-rollback"),
+    # Synchronous prediction on inputs sent inline
+    path("models/<slug:slug>/predict", predict.ModelPredictApi.as_view(), name="model-predict"),
+    path(
+        "models/<slug:slug>/predict:batch",
+        predict.ModelPredictBatchApi.as_view(),
+        name="model-predict-batch",
+    ),
+    path("models/<slug:slug>/schema", predict.ModelInputSchemaApi.as_view(), name="model-schema"),
     path(
         "training-jobs/<int:job_id>",
         views.TrainingJobDetailApi.as_view(),

@@ -198,14 +198,16 @@ class AdviceFeedbackCreateApi(APIView):
         tags=["advice"],
         summary="Accept or override one suggestion",
         description=(
-            "Accepting a suggested diagnosis records it as a confirmed diagnosis of the visit, "
-            "so it also needs the `visits:write` scope. Overriding needs a reason. Feedback on a suggestion is recorded once (409 after)."
+            "Accepting a suggested diagnosis records the doctor's agreement as a provisional "
+            "diagnosis of the visit (marked with the model version that suggested it); it is "
+            "confirmed only explicitly (diagnosis update, or closing the visit with it as a final "
+            "diagnosis). It is a clinical write, so it also needs the `visits:write` scope. Overriding needs a reason. Feedback on a suggestion is recorded once (409 after)."
         ),
         request=InputSerializer,
         responses={201: FeedbackSerializer},
     )
     def post(self, request: Request, advice_id: int) -> Response:
-        # Accepting records a confirmed diagnosis on the visit: a clinical write, so it also
+        # Accepting records a provisional diagnosis on the visit: a clinical write, so it also
         # needs visits:write (advice:request alone may only request advice and override it).
         data = request.data if isinstance(request.data, dict) else {}
         if data.get("decision") == Feedback.Decision.ACCEPT:

@@ -111,6 +111,8 @@ class Prediction:
     predicted: str
     # Free text: the words that drove the predicted class, as written (for highlighting).
     text: dict[str, Any] | None = None
+    # Each reason on its own (``abstain_reason`` joins them for display).
+    abstain_reasons: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -270,8 +272,14 @@ class TrainedModel:
             return np.zeros((0, len(self.classes)))
         return self.model.predict_proba(self.featurizer.transform(apply_plans(frame, self.plans)))
 
-    def predict_one(self, record: dict[str, Any], top_k: int = TOP_CONTRIBUTIONS) -> Prediction:
-        """Calibrated probabilities, ranking, explanation and abstention for one visit."""
+    def predict_one(
+        self, record: dict[str, Any], top_k: int = TOP_CONTRIBUTIONS, *, explain_text: bool = True
+    ) -> Prediction:
+        """Calibrated probabilities, ranking, explanation and abstention for one visit.
+
+        ``explain_text=False`` skips the word-level explanation of free text (the synchronous
+        API returns feature contributions only, and word occlusion costs one scoring per word).
+        """
         cleaned = clean_record(record, self.plans)
         row = self.featurizer.transform_record(cleaned)
         proba = self.model.predict_proba(row)[0]
@@ -295,7 +303,8 @@ class TrainedModel:
             baseline=explanation.baseline,
             output=explanation.output,
             predicted=self.classes[predicted],
-            text=self.explain_text(cleaned, row, predicted),
+            text=self.explain_text(cleaned, row, predicted) if explain_text else None,
+            abstain_reasons=reasons,
         )
 
     def explain_text(self, cleaned: dict[str, Any], row: Any, target: int) -> dict[str, Any] | None:

@@ -9,4 +9,5 @@ management commands call these functions and nothing else (tests/test_single_wri
 - ``registry``: PredictionTask activation and the kill switch, ActivationEvent.
 - ``feedback``: Feedback (and, through visits' services, the diagnosis it confirms).
 - ``monitoring``: MonitoringSnapshot and ModelAlert.
+- ``serving``: ModelUse (synchronous predictions on inputs sent inline: API, CDS Hooks).
 """

@@ -19,23 +19,30 @@ from django.utils import timezone
 from medai_site.audit import audit_record
 from medai_site.errors import AdviceFailed
 from medai_site.models import AuditEvent
+from predictions import why
+from predictions.medication_safety import (
+    conflict_alerts,
+    plan_drugs,
+    visit_allergies,
+    visit_drug_conflicts,
+)
 from predictions.ml.artifacts import load_model
 from predictions.ml.errors import EngineError
 from predictions.models import Advice, AdviceRequest, ModelVersion, PredictionTask
 from predictions.payload import (
     AdvicePayload,
     Alert,
-    Contribution,
     Explanation,
     ModelUsed,
     RankedDiagnosis,
     Risk,
+    TextWord,
     payload_dumps,
 )
-from predictions.rules import ObservationFact, evaluate_rules
+from predictions.rules import SEVERITY_ORDER, ObservationFact, evaluate_rules
 from predictions.similar_cases import similar_cases
 from predictions.visit_records import OTHER_CLASS, input_hash, visit_record
-from predictions.wording import category_display, feature_label
+from predictions.wording import category_display
 from visits.models import Visit
 
 from . import outbox
@@ -44,7 +51,7 @@ from .outbox import MAX_COMPUTE_ATTEMPTS
 __all__ = ["MAX_COMPUTE_ATTEMPTS", "RULES_VERSION", "advice_compute"]
 
 logger = logging.getLogger(__name__)
-RULES_VERSION = 3  # bump when rules change: new inputs hash, so advice is recomputed
+RULES_VERSION = 4  # bump when rules or the wording of reasons change: advice is recomputed
 TOP_DIAGNOSES = 5
 
 
@@ -58,21 +65,37 @@ def _active(task: PredictionTask) -> ModelVersion:
 def _active_tasks() -> list[PredictionTask]:
     return list(
         PredictionTask.objects.filter(enabled=True, active_version__isnull=False)
+        # Forecasts read a patient's whole course; the chart's "Course and outlook" panel shows
+        # them (predictions/forecasting.py). Visit advice uses the per-visit models only.
+        .exclude(kind=PredictionTask.Kind.FORECAST)
         .select_related("active_version")
         .order_by("slug")
     )
 
 
-def advice_compute(*, request_id: int) -> Advice | None:
-    """Compute (or find) the advice for one request; the request ends done or failed."""
-    request = outbox.advice_request_start(request_id=request_id)
+class _ClaimLost(Exception):
+    """The request's claim was released or taken over while this process computed it."""
+
+
+def advice_compute(
+    *, request_id: int, claimant: str = "inline", takeover: bool = False
+) -> Advice | None:
+    """Compute (or find) the advice for one request; the request ends done or failed.
+
+    ``claimant`` names the computing process; of several deliveries of one request only the one
+    holding the claim stores, completes and audits it (outbox.advice_request_start).
+    """
+    request = outbox.advice_request_start(
+        request_id=request_id, claimant=claimant, takeover=takeover
+    )
     if request is None:
         return None
     if request.status in (AdviceRequest.Status.DONE, AdviceRequest.Status.FAILED):
         return request.advice  # a redelivered message for finished work
     visit = (
         Visit.objects.select_related("patient")
-        # Decrypt only what advice reads (no name, contact or plan): PHI stays ciphertext.
+        # Decrypt only what advice reads (no name or contact; the plan and allergy history for
+        # the allergy and drug check): other PHI stays ciphertext.
         .only(
             "id",
             "patient_id",
@@ -81,6 +104,8 @@ def advice_compute(*, request_id: int) -> Advice | None:
             "chief_complaint",
             "history_present_illness",
             "physical_exam",
+            "plan",
+            "allergy_history",
             "patient__id",
             "patient__sex",
         )
@@ -92,7 +117,14 @@ def advice_compute(*, request_id: int) -> Advice | None:
     tasks = _active_tasks()
     models_key = ",".join(f"{t.slug}:{_active(t).number}" for t in tasks) or "rules-only"
     allergies = sorted(a.substance for a in visit.patient.allergies.all())
-    digest = input_hash(record, extra={"allergies": allergies, "rules": RULES_VERSION})
+    digest = input_hash(
+        record,
+        extra={
+            "allergies": [(a.substance, a.severity) for a in visit_allergies(visit)],
+            "plan_drugs": plan_drugs(visit),
+            "rules": RULES_VERSION,
+        },
+    )
 
     advice = Advice.objects.filter(visit=visit, input_hash=digest, models_key=models_key).first()
     if advice is None:
@@ -103,19 +135,27 @@ def advice_compute(*, request_id: int) -> Advice | None:
             return None
         compute_ms = (time.perf_counter() - started) * 1000
     # One transaction stores the advice, marks the request done and audits it: a worker dying
-    # here leaves either all of it or none (then the request is computed again).
-    with transaction.atomic():
-        if advice is None:
-            advice = _store(visit, digest, models_key, tasks, payload, compute_ms)
-        _make_current(advice)
-        outbox.advice_request_complete(request_id=request_id, advice=advice)
-        audit_record(
-            actor=None,
-            action=AuditEvent.Action.ADVICE,
-            obj=advice,
-            patient_id=visit.patient_id,
-            interface=AuditEvent.Interface.WORKER,
-        )
+    # here leaves either all of it or none (then the request is computed again). Only the
+    # claim's holder commits it, so one request has one advice and one ADVICE audit record.
+    try:
+        with transaction.atomic():
+            if advice is None:
+                advice = _store(visit, digest, models_key, tasks, payload, compute_ms)
+            _make_current(advice)
+            if not outbox.advice_request_complete(
+                request_id=request_id, advice=advice, claimant=claimant
+            ):
+                raise _ClaimLost
+            audit_record(
+                actor=None,
+                action=AuditEvent.Action.ADVICE,
+                obj=advice,
+                patient_id=visit.patient_id,
+                interface=AuditEvent.Interface.WORKER,
+            )
+    except _ClaimLost:
+        logger.info("advice request %s was taken over while computed here; dropped", request_id)
+        return None
     return advice
 
 
@@ -160,16 +200,23 @@ def _store(
     return advice
 
 
-def _contributions(raw: list[dict]) -> list[Contribution]:
-    return [
-        Contribution(
-            feature=c["feature"],
-            label=feature_label(c["feature"]),
-            value=c.get("value"),
-            contribution=c["contribution"],
+def _text_evidence(text: dict | None) -> dict:
+    """The engine's text explanation as payload fields (words kept where they stand)."""
+    if not text:
+        return {}
+    words = [
+        TextWord(
+            column=w["column"],
+            text=w["text"],
+            start=w["start"],
+            end=w["end"],
+            negated=w.get("negated", False),
+            uncertain=w.get("uncertain", False),
+            contribution=round(float(w["contribution"]), 6),
         )
-        for c in raw
+        for w in text.get("words", [])
     ]
+    return {"text_method": text.get("method", ""), "text_words": words}
 
 
 def _load(version: ModelVersion, task: PredictionTask):
@@ -193,6 +240,8 @@ def _payload(
     abstained, abstain_reasons = False, []
     differential_vector = None
     differential_version = None
+    entered = why.entered_values(visit)
+    leaned_on: list[str] = []  # unmeasured inputs the differential model leaned on
     for task in tasks:
         version = _active(task)
         model = _load(version, task)
@@ -208,9 +257,10 @@ def _payload(
         )
         if prediction.abstain:
             abstained = True
-            abstain_reasons.append(f"{task.name}: {prediction.abstain_reason}")
-        contributions = _contributions(prediction.contributions)
+            abstain_reasons.extend(why.abstain_texts(task.name, prediction.abstain_reasons or []))
+        contributions, unmeasured = why.reasons(prediction.contributions, record, entered)
         if task.kind == PredictionTask.Kind.DIFFERENTIAL:
+            leaned_on = unmeasured
             for rank, (label, probability) in enumerate(prediction.ranked[:TOP_DIAGNOSES], start=1):
                 # The engine's class names are normalised to lower case; codes are upper case.
                 category = label if label == OTHER_CLASS else label.upper()
@@ -228,6 +278,7 @@ def _payload(
                 scale=prediction.scale,
                 baseline=prediction.baseline,
                 contributions=contributions,
+                **_text_evidence(prediction.text),
             )
             differential_vector = np.array(
                 [prediction.probabilities[c] for c in model.classes], dtype=np.float32
@@ -264,6 +315,11 @@ def _payload(
         suggested_codes=[d.code for d in diagnoses[:3] if d.code != OTHER_CLASS],
         allergies=allergies,
     )
+    # The doctor's own plan against the allergies, whatever the models suggest.
+    alerts = sorted(
+        alerts + conflict_alerts(visit_drug_conflicts(visit)),
+        key=lambda a: (SEVERITY_ORDER[a["severity"]], a["rule"]),
+    )
     similar = (
         similar_cases(
             differential_version, differential_vector, exclude_patient=str(visit.patient_id)
@@ -280,6 +336,7 @@ def _payload(
         abstained=abstained,
         abstain_reasons=abstain_reasons,
         alerts=[Alert(**a) for a in alerts],
+        not_measured=why.would_help(leaned_on, [a["rule"] for a in alerts], entered),
         similar_cases=similar,
         models=models,
         rules_version=RULES_VERSION,

@@ -13,16 +13,20 @@ request id travels on the broker.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
+from medai_site import live_events
 from medai_site.audit import current_request_id
-from predictions.models import Advice, AdviceRequest
+from predictions.models import Advice, AdviceRequest, AdviceWorker
 from visits.models import Visit, VisitEvent
+
+from . import advice_workers
 
 logger = logging.getLogger(__name__)
 RELAY_BATCH = 500  # requests per relay round: one round stays well under a second of work
@@ -30,6 +34,12 @@ RELAY_BATCH = 500  # requests per relay round: one round stays well under a seco
 # is redelivered by the broker and re-dispatched by the relay; after this many starts it is
 # marked failed with a reason instead of cycling forever (the retry cap on redelivery).
 MAX_COMPUTE_ATTEMPTS = 5
+# The web dispatches a new request right after its commit; the relay leaves a pending request
+# this long to it, so the two do not both send it (either would be harmless: the claim).
+DISPATCH_GRACE_SECONDS = 2
+# A claim older than the advice task's hard time limit (90 s, predictions/tasks.py) plus margin
+# belongs to a computation that cannot still be running: anyone may take the request over.
+CLAIM_SECONDS = 120
 
 
 @transaction.atomic
@@ -77,11 +87,20 @@ def advice_request_dispatch(*, request_id: int) -> bool:
         )
         return False
     # DISPATCHED too: a re-dispatch by the relay restarts the clock, or every relay round would
-    # send the same request again until it is done.
+    # send the same request again until it is done. A worker may have claimed it already
+    # (COMPUTING): it keeps its status, but the dispatch is recorded all the same.
     AdviceRequest.objects.filter(
-        pk=request_id, status__in=[AdviceRequest.Status.PENDING, AdviceRequest.Status.DISPATCHED]
+        pk=request_id,
+        status__in=[
+            AdviceRequest.Status.PENDING,
+            AdviceRequest.Status.DISPATCHED,
+            AdviceRequest.Status.COMPUTING,
+        ],
     ).update(
-        status=AdviceRequest.Status.DISPATCHED,
+        status=Case(
+            When(status=AdviceRequest.Status.COMPUTING, then=Value(AdviceRequest.Status.COMPUTING)),
+            default=Value(AdviceRequest.Status.DISPATCHED),
+        ),
         dispatched_at=timezone.now(),
         dispatch_attempts=F("dispatch_attempts") + 1,
     )
@@ -91,21 +110,53 @@ def advice_request_dispatch(*, request_id: int) -> bool:
 def advice_requests_relay() -> int:
     """One relay round: requests for unconsumed visit events, then dispatch; count sent.
 
-    Dispatches pending requests, and re-dispatches ones the broker may have lost.
+    Dispatches pending requests (those the web's own after-commit dispatch did not mark within
+    :data:`DISPATCH_GRACE_SECONDS`), and re-sends requests the broker or a worker may have lost:
+
+    * everything a lost advice worker held or may have fetched (its heartbeat went silent:
+      services/advice_workers.py) — within seconds of the crash;
+    * everything in flight when the broker restarted (a Redis that lost its memory or the last
+      second of its append-only file) — :func:`broker_restarted` is told by the relay command;
+    * a request dispatched ``MEDAI_ADVICE_REDISPATCH_SECONDS`` ago and still not done, or whose
+      claim outlived the task's hard time limit (the last resort for anything else).
+
+    A re-sent request computed twice is still stored and audited once (the claim).
     """
     unconsumed = VisitEvent.objects.filter(advice_request__isnull=True).order_by("pk")
-    for event in unconsumed[:RELAY_BATCH]:
-        advice_request_from_event(event=event, dispatch=False)  # dispatched just below
-    lost_before = timezone.now() - timedelta(seconds=settings.MEDAI_ADVICE_REDISPATCH_SECONDS)
+    swept = [
+        advice_request_from_event(event=event, dispatch=False).pk
+        for event in unconsumed[:RELAY_BATCH]
+    ]
+    now = timezone.now()
+    sent = 0
+    for request_id in swept:  # nobody else will dispatch these: no grace
+        if not advice_request_dispatch(request_id=request_id):
+            return sent
+        sent += 1
+    for worker in AdviceWorker.objects.filter(beat_at__lt=advice_workers.lost_before(now)):
+        resent = _resend_for_lost_worker(worker, now)
+        if resent is None:
+            return sent  # broker down: the worker's row stays, so the next round tries again
+        sent += resent
+        advice_workers.advice_worker_forget(worker=worker)
+    # A claim that outlived the hard time limit: its computation is over, whatever happened.
+    AdviceRequest.objects.filter(
+        status=AdviceRequest.Status.COMPUTING,
+        claimed_at__lt=now - timedelta(seconds=CLAIM_SECONDS),
+    ).update(status=AdviceRequest.Status.DISPATCHED, claimed_by="", claimed_at=None)
+    lost_before = now - timedelta(seconds=settings.MEDAI_ADVICE_REDISPATCH_SECONDS)
+    grace = now - timedelta(seconds=DISPATCH_GRACE_SECONDS)
     waiting = (
         AdviceRequest.objects.filter(
-            Q(status=AdviceRequest.Status.PENDING)
+            Q(status=AdviceRequest.Status.PENDING, created_at__lt=grace)
+            | Q(status=AdviceRequest.Status.PENDING, dispatch_attempts__gt=0)
             | Q(status=AdviceRequest.Status.DISPATCHED, dispatched_at__lt=lost_before)
+            | Q(status=AdviceRequest.Status.DISPATCHED, dispatched_at__isnull=True)
         )
+        .exclude(pk__in=swept)
         .order_by("created_at")
         .values_list("pk", flat=True)[:RELAY_BATCH]
     )
-    sent = 0
     for request_id in waiting:
         if not advice_request_dispatch(request_id=request_id):
             break  # broker down: stop hammering it, try again next round
@@ -113,19 +164,79 @@ def advice_requests_relay() -> int:
     return sent
 
 
+def _resend(queryset: Any, why: str) -> int | None:
+    """Re-send every request in ``queryset``; None if the broker refused one (stop for now)."""
+    ids = list(queryset.order_by("created_at").values_list("pk", flat=True))
+    for request_id in ids:
+        if not advice_request_dispatch(request_id=request_id):
+            return None
+    if ids:
+        logger.warning("re-sent %d advice request(s): %s", len(ids), why)
+    return len(ids)
+
+
+def _resend_for_lost_worker(worker: AdviceWorker, now: datetime) -> int | None:
+    """Release the lost worker's claims, then re-send those and every dispatched request.
+
+    Any request dispatched before now may have been in the lost worker's hands (fetched, or in
+    flight on its socket when it died: such a message is in neither Redis's queue nor its
+    unacknowledged set), so all of them are re-sent once; the live worker that gets a request
+    already claimed or done skips it.
+    """
+    held = AdviceRequest.objects.filter(
+        status=AdviceRequest.Status.COMPUTING, claimed_by__startswith=f"{worker.name}:"
+    )
+    released = list(held.values_list("pk", flat=True))
+    held.update(status=AdviceRequest.Status.DISPATCHED, claimed_by="", claimed_at=None)
+    logger.warning(
+        "advice worker %s lost (silent since %s); %d claimed request(s) released",
+        worker.name,
+        worker.beat_at.isoformat(),
+        len(released),
+    )
+    return _resend(
+        AdviceRequest.objects.filter(status=AdviceRequest.Status.DISPATCHED).filter(
+            Q(pk__in=released) | Q(dispatched_at__lt=now) | Q(dispatched_at__isnull=True)
+        ),
+        f"worker {worker.name} lost",
+    )
+
+
+def advice_requests_resend_in_flight() -> int | None:
+    """Re-send every dispatched request: the broker restarted (or the relay did) and may have
+    lost them. None if the broker refused (call again)."""
+    return _resend(
+        AdviceRequest.objects.filter(status=AdviceRequest.Status.DISPATCHED),
+        "broker restarted or relay started",
+    )
+
+
 # --- the worker's side: a request's computation starts, fails or completes ----------------------
 
 
-def advice_request_start(*, request_id: int) -> AdviceRequest | None:
-    """Claim one computation of the request; None when there is nothing (more) to compute.
+def advice_request_start(
+    *, request_id: int, claimant: str = "inline", takeover: bool = False
+) -> AdviceRequest | None:
+    """Claim the request for ``claimant``; None when there is nothing for it to compute.
 
-    A finished request (a redelivered message) is returned as it is, with its status; one that
-    was started :data:`MAX_COMPUTE_ATTEMPTS` times is failed with a reason and None returned.
+    The claim is a conditional status update under the row's lock: of two deliveries of one
+    request (the web's dispatch and the relay's, a redelivery beside a re-send) one claims it and
+    the other returns None. A request claimed by another process is taken over only when
+    ``takeover`` (the broker redelivered the message or Celery retries it: its previous holder is
+    gone) or the claim outlived the task's hard time limit. A finished request is returned as it
+    is; one started :data:`MAX_COMPUTE_ATTEMPTS` times is failed with a reason and None returned.
     """
     with transaction.atomic():
         request = AdviceRequest.objects.select_for_update().get(pk=request_id)
         if request.status in (AdviceRequest.Status.DONE, AdviceRequest.Status.FAILED):
             return request
+        if request.status == AdviceRequest.Status.COMPUTING and not (
+            takeover
+            or request.claimed_at is None
+            or request.claimed_at < timezone.now() - timedelta(seconds=CLAIM_SECONDS)
+        ):
+            logger.info("advice request %s is being computed elsewhere; skipped", request_id)
+            return None
         if request.compute_attempts >= MAX_COMPUTE_ATTEMPTS:
             advice_request_fail(
                 request_id=request_id,
@@ -137,19 +248,45 @@ def advice_request_start(*, request_id: int) -> AdviceRequest | None:
             )
             return None
         request.compute_attempts += 1
+        request.status = AdviceRequest.Status.COMPUTING
+        request.claimed_by, request.claimed_at = claimant, timezone.now()
         AdviceRequest.objects.filter(pk=request_id).update(
-            compute_attempts=request.compute_attempts
+            compute_attempts=request.compute_attempts,
+            status=request.status,
+            claimed_by=request.claimed_by,
+            claimed_at=request.claimed_at,
         )
     return request
 
 
+def advice_topic(visit_id: int) -> str:
+    """The live-event topic of a visit's advice: ids only (medai_site.live_events)."""
+    return f"advice-visit-{int(visit_id)}"
+
+
+def _announce(visit_id: int) -> None:
+    """After commit, wake the visit pages waiting for this advice (their event streams)."""
+    transaction.on_commit(lambda: live_events.publish(advice_topic(visit_id)))
+
+
 def advice_request_fail(*, request_id: int, reason: str) -> None:
-    AdviceRequest.objects.filter(pk=request_id).update(
+    AdviceRequest.objects.filter(pk=request_id).exclude(status=AdviceRequest.Status.DONE).update(
         status=AdviceRequest.Status.FAILED, error=reason[:2000], finished_at=timezone.now()
     )
+    for visit_id in AdviceRequest.objects.filter(pk=request_id).values_list("visit_id", flat=True):
+        _announce(visit_id)
 
 
-def advice_request_complete(*, request_id: int, advice: Advice) -> None:
-    AdviceRequest.objects.filter(pk=request_id).update(
-        status=AdviceRequest.Status.DONE, advice=advice, finished_at=timezone.now(), error=""
+def advice_request_complete(*, request_id: int, advice: Advice, claimant: str) -> bool:
+    """Mark the request done with ``advice`` if ``claimant`` still holds it; False otherwise
+    (its claim was released or taken over: the caller rolls its work back, the holder stores)."""
+    done = bool(
+        AdviceRequest.objects.filter(
+            pk=request_id, status=AdviceRequest.Status.COMPUTING, claimed_by=claimant
+        ).update(
+            status=AdviceRequest.Status.DONE, advice=advice, finished_at=timezone.now(), error=""
+        )
     )
+    if done:
+        _announce(advice.visit_id)
+    return done

@@ -4,6 +4,15 @@
 
   var POLL_HEADER = "X-MedAI-Poll";
 
+  /* A browser without EventSource: the sse extension gets an inert stand-in, so the advice panel
+     still works (it polls; see advicePush). */
+  if (!window.EventSource && window.htmx) {
+    window.htmx.createEventSource = function () {
+      var noop = function () {};
+      return { readyState: 2, addEventListener: noop, removeEventListener: noop, close: noop };
+    };
+  }
+
   /* --- Inactivity: the server ends idle sessions; this only takes the screen away in time.
      Typing and clicking are activity: while the doctor works on a long form, a keep-alive
      request (not marked as a poll) tells the server so. Polls keep nothing alive. */
@@ -91,9 +100,49 @@
     });
   }
 
+  /* --- Advice: pushed by server-sent events (htmx's sse extension: the panel's sse-connect and
+     hx-trigger="sse:advice"); while no stream is open (no EventSource, a proxy that drops it,
+     a reconnect in progress) the panel polls itself every 2 s instead. data-advice-delivery on
+     <body> says which path brought the advice ("push" or "poll"). */
+  function advicePush() {
+    document.addEventListener("htmx:sseOpen", function (event) { event.target.setAttribute("data-sse", "open"); });
+    document.addEventListener("htmx:sseError", function (event) { event.target.setAttribute("data-sse", "error"); });
+    document.addEventListener("htmx:sseMessage", function (event) {
+      if (event.target.id === "advice-panel") { document.body.setAttribute("data-advice-delivery", "push"); }
+    });
+    window.setInterval(function () {
+      var panel = document.querySelector("#advice-panel[data-advice-pending]");
+      if (!panel || !window.htmx) { return; }
+      if (window.EventSource && panel.getAttribute("data-sse") === "open") { return; }
+      document.body.setAttribute("data-advice-delivery", "poll");
+      window.htmx.trigger(panel, "medai:poll");
+    }, 2000);
+  }
+
+  /* --- The normal range follows the unit picked for a value (glucose mg/dL <-> mmol/L). */
+  function unitRanges() {
+    document.addEventListener("change", function (event) {
+      var select = event.target;
+      if (!select.id) { return; }
+      var cell = document.querySelector('[data-unit-select="' + select.id + '"]');
+      if (!cell) { return; }
+      var ranges = JSON.parse(cell.getAttribute("data-ranges") || "{}");
+      cell.textContent = ranges[select.value] || "–";
+    });
+  }
+
+  /* --- After a failed submit, focus goes to the error summary (screen readers read it). */
+  function focusErrorSummary() {
+    var summary = document.querySelector("[data-error-summary]");
+    if (summary) { summary.focus(); }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     idleTimer();
     combobox();
     autosubmit();
+    unitRanges();
+    focusErrorSummary();
+    advicePush();
   });
 })();

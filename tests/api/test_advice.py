@@ -99,7 +99,7 @@ def _advice_with_suggestion(visit_id: int) -> Advice:
     return advice
 
 
-def test_accept_feedback_makes_a_confirmed_diagnosis(api_a, visit_id):
+def test_accept_feedback_makes_a_provisional_diagnosis_confirmed_only_on_close(api_a, visit_id):
     advice = _advice_with_suggestion(visit_id)
     response = api_a.post(
         f"/api/v1/advice/{advice.pk}/feedback",
@@ -109,7 +109,11 @@ def test_accept_feedback_makes_a_confirmed_diagnosis(api_a, visit_id):
     assert response.status_code == 201, response.json()
     assert response.json()["diagnosis_id"] is not None
     visit = api_a.get(f"/api/v1/visits/{visit_id}").json()
-    assert [(d["code"], d["status"]) for d in visit["diagnoses"]] == [("J18", "confirmed")]
+    assert [(d["code"], d["status"], d["source"]) for d in visit["diagnoses"]] == [
+        ("J18", "provisional", "advice")
+    ]
+    assert visit["diagnoses"][0]["suggested_by"]
+    assert visit["diagnoses"][0]["confirmed_at"] is None
     again = api_a.post(
         f"/api/v1/advice/{advice.pk}/feedback",
         {"suggestion": "J18", "decision": "accept"},
@@ -118,6 +122,15 @@ def test_accept_feedback_makes_a_confirmed_diagnosis(api_a, visit_id):
     assert again.status_code == 409
     feedback = api_a.get(f"/api/v1/visits/{visit_id}/advice").json()["feedback"]
     assert [f["suggestion"] for f in feedback] == ["J18"]
+    closed = api_a.post(
+        f"/api/v1/visits/{visit_id}/close",
+        {"final_diagnoses": [visit["diagnoses"][0]["id"]]},
+        format="json",
+    )
+    assert closed.status_code == 200, closed.json()
+    (final,) = closed.json()["diagnoses"]
+    assert (final["status"], final["source"]) == ("confirmed", "advice")
+    assert final["confirmed_at"] is not None
 
 
 def test_override_needs_a_reason(api_a, visit_id):

@@ -23,6 +23,8 @@ PUBLIC_VIEWS = {
     "SpectacularAPIView",
     "SpectacularSwaggerView",
     "SpectacularRedocView",
+    "FhirMetadataApi",  # the FHIR CapabilityStatement: clients read it before authenticating
+    "CdsDiscoveryApi",  # CDS Hooks discovery: the services offered, no data (as the spec has it)
 }
 
 

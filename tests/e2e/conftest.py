@@ -27,7 +27,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-E2E_BROKER = "redis://127.0.0.1:6379/14"  # its own Redis database: flushed freely
+# Its own Redis database, flushed freely (MEDAI_E2E_REDIS_DB lets parallel runs use another).
+E2E_BROKER = f"redis://127.0.0.1:6379/{int(os.environ.get('MEDAI_E2E_REDIS_DB', '14'))}"
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "screenshots"
 

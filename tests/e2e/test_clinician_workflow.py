@@ -87,8 +87,13 @@ def test_visit_to_accepted_advice(live_server, demo_population, broker, worker, 
     code = suggestion.get_attribute("data-code")
     suggestion.get_by_role("button", name=f"Accept {code}").click()
     page.locator("#advice-panel .decided.accept").wait_for()
-    assert page.locator("#problem-list").get_by_text(code, exact=True).is_visible()
+    # Accepting is agreement: a provisional diagnosis, not yet on the problem list.
+    accepted = page.locator(f'#visit-diagnoses li[data-diagnosis="{code}"]')
+    assert "Provisional" in accepted.inner_text()
+    assert not page.locator("#problem-list").get_by_text(code, exact=True).count()
     screenshot(page, "08-suggestion-accepted")
+    accepted.get_by_role("button", name=f"Confirm {code}").click()
+    page.locator("#problem-list").get_by_text(code, exact=True).wait_for()
 
     page.locator(".banner a.name").click()
     assert page.locator("#problem-list").get_by_text(code, exact=True).is_visible()

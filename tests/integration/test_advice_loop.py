@@ -117,7 +117,7 @@ def test_advice_survives_its_worker_being_killed_mid_task(workers, doctor, setti
 
     wait_for(computing, "the worker to start computing the first request")
     slow.kill()
-    assert status_of(first) == AdviceRequest.Status.DISPATCHED
+    assert status_of(first) == AdviceRequest.Status.COMPUTING  # claimed by the dead worker
     assert not Advice.objects.exists()
 
     workers()  # a fresh worker takes the queued messages

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -13,9 +14,31 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def procfile() -> dict[str, str]:
+ENV_ASSIGNMENT = re.compile(r"^[A-Z][A-Z0-9_]*=")
+
+
+def _procfile_lines() -> dict[str, list[str]]:
     lines = (ROOT / "Procfile").read_text().splitlines()
-    return dict(line.split(": ", 1) for line in lines if line.strip())
+    return {name: command.split() for name, command in (ln.split(": ", 1) for ln in lines if ln)}
+
+
+def procfile() -> dict[str, str]:
+    """name -> command, after its leading ``VAR=value`` assignments (procfile_env)."""
+    return {
+        name: " ".join(words[len(procfile_env(name)) :])
+        for name, words in _procfile_lines().items()
+    }
+
+
+def procfile_env(name: str) -> dict[str, str]:
+    """The ``VAR=value`` assignments a Procfile line starts with (docker-compose's environment)."""
+    env = {}
+    for word in _procfile_lines()[name]:
+        if not ENV_ASSIGNMENT.match(word):
+            break
+        key, value = word.split("=", 1)
+        env[key] = value
+    return env
 
 
 def test_compose_names_every_service():
@@ -30,6 +53,7 @@ def test_compose_names_every_service():
         "trainer",
         "beat",
         "relay",
+        "hl7",
     }
     assert services["db"]["image"].startswith("postgres:16")
     assert services["redis"]["image"].startswith("redis:7")
@@ -41,7 +65,7 @@ def test_compose_commands_match_the_procfile():
     """Same programs in both: what `make run` starts is what production runs."""
     services = compose()["services"]
     processes = procfile()
-    for name in ("web", "worker", "trainer", "beat", "relay"):
+    for name in ("web", "worker", "trainer", "beat", "relay", "hl7"):
         program = processes[name].split()[:3]
         command = services[name]["command"]
         assert command[: len(program)][0] == program[0], name
@@ -58,6 +82,10 @@ def test_compose_commands_match_the_procfile():
     command = services["worker"]["command"]
     assert command[command.index("--concurrency") + 1].startswith("${CELERY_CONCURRENCY:-")
     assert "--concurrency ${CELERY_CONCURRENCY:-" in processes["worker"]
+    # The advice worker's broker options (visibility timeout fitting advice) in both.
+    assert procfile_env("worker") == {"MEDAI_ADVICE_WORKER": "1"}
+    assert services["worker"]["environment"]["MEDAI_ADVICE_WORKER"] == "1"
+    assert "MEDAI_ADVICE_WORKER" not in services["trainer"]["environment"]
 
 
 def test_two_database_roles_owner_migrates_app_role_runs():
@@ -70,7 +98,7 @@ def test_two_database_roles_owner_migrates_app_role_runs():
     assert services["grants"]["depends_on"]["migrate"]["condition"] == (
         "service_completed_successfully"
     )
-    for name in ("web", "worker", "trainer", "beat", "relay"):
+    for name in ("web", "worker", "trainer", "beat", "relay", "hl7"):
         env = services[name]["environment"]
         assert env["DATABASE_URL"].startswith("postgres://medai_app:"), name
         assert services[name]["depends_on"]["grants"]["condition"] == (

@@ -31,6 +31,14 @@ def test_celery_reliability_settings_reach_the_app():
     assert "nightly-training" in conf.beat_schedule
 
 
+def test_workers_keep_their_database_connection_between_tasks():
+    """Issue 15: without CELERY_DB_REUSE_MAX, Celery's Django fixup closes the connection after
+    every task (one new PostgreSQL session per advice)."""
+    from celery.fixups.django import DjangoWorkerFixup
+
+    assert DjangoWorkerFixup(app).db_reuse_max >= 100
+
+
 def test_test_profile_uses_real_postgresql_and_redis():
     assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
     assert settings.CELERY_BROKER_URL.startswith("redis://")
@@ -138,13 +146,13 @@ def test_unknown_profile_is_rejected():
 
 @pytest.mark.parametrize("profile", ["local"])
 def test_local_profile_runs_on_embedded_defaults(tmp_path, profile):
-    """make run's profile: SQLite under var/, filesystem broker, DEBUG on, secrets generated once."""
+    """make run's profile: SQLite under var/, filesystem broker, DEBUG off, secrets generated once."""
     env = {"MEDAI_PROFILE": profile, "MEDAI_VAR_DIR": str(tmp_path)}
     result = _settings_in_subprocess(
         env, "settings.DATABASES['default']['ENGINE'], settings.CELERY_BROKER_URL, settings.DEBUG"
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "django.db.backends.sqlite3 filesystem:// True"
+    assert result.stdout.strip() == "django.db.backends.sqlite3 filesystem:// False"
     secrets_file = tmp_path / "local-secrets.json"
     assert secrets_file.exists()
     assert oct(secrets_file.stat().st_mode & 0o777) == "0o600"

@@ -83,3 +83,33 @@ def test_lockout_after_repeated_failures_and_admin_unlock():
     device.refresh_from_db()
     unlocked = _admin_login(Client(), "lockme", PASSWORD, f"{totp(device.bin_key):06d}")
     assert unlocked.status_code == 302
+
+
+def test_admin_signs_in_with_one_submit_without_choosing_a_device(client):
+    """Password + code in one submit: no "Please select a device." round trip (issue 17)."""
+    admin = AdminFactory(username="onesubmit")
+    device = TOTPDevice.objects.get(user=admin)
+    response = client.post(
+        ADMIN_LOGIN,
+        {"username": "onesubmit", "password": PASSWORD, "otp_token": f"{totp(device.bin_key):06d}"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert client.get("/admin/").status_code == 200
+
+
+def test_admin_sign_in_never_uses_another_users_device(client):
+    """A device id of someone else is ignored: the code is checked against the user's own."""
+    AdminFactory(username="firstadmin")
+    other = AdminFactory(username="otheradmin")
+    other_device = TOTPDevice.objects.get(user=other)
+    response = client.post(
+        ADMIN_LOGIN,
+        {
+            "username": "firstadmin",
+            "password": PASSWORD,
+            "otp_device": other_device.persistent_id,
+            "otp_token": f"{totp(other_device.bin_key):06d}",
+        },
+    )
+    assert response.status_code == 200  # refused: the form again
+    assert client.get("/admin/").status_code == 302

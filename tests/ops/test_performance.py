@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from predictions.models import Advice, Feedback, ModelVersion, PredictionTask
-from predictions.monitoring import performance_compute
+from predictions.monitoring import MIN_LABELLED, performance_compute
 from tests.factories import DiagnosisFactory, VisitFactory
 from visits.models import Diagnosis
 
@@ -30,7 +30,7 @@ def _version(task: PredictionTask, classes: list[str], holdout: dict) -> ModelVe
     )
 
 
-def _advised_visit(version, doctor, confirmed: str, payload: dict):
+def _advised_visit(version, doctor, confirmed: str, payload: dict, source="doctor"):
     visit = VisitFactory(attending=doctor)
     DiagnosisFactory(
         visit=visit,
@@ -38,6 +38,7 @@ def _advised_visit(version, doctor, confirmed: str, payload: dict):
         display=confirmed,
         rank=Diagnosis.Rank.PRIMARY,
         status=Diagnosis.Status.CONFIRMED,
+        source=source,
     )
     advice = Advice.objects.create(
         visit=visit,
@@ -134,3 +135,25 @@ def test_risk_auc_and_brier_on_confirmed_diagnoses(doctor_a):
     assert perf["roc_auc"]["value"] == 1.0
     assert perf["brier"]["value"] == pytest.approx((0.01 + 0.04 + 0.36 + 0.09) / 4)
     assert perf["reference"]["roc_auc"] == 0.8
+
+
+def test_labels_that_began_as_advice_are_left_out_of_live_performance_and_watched(doctor_a):
+    """A confirmed diagnosis that began as accepted advice agrees with itself: it is not live
+    performance, and a high share of them is a monitoring alert."""
+    task = PredictionTask.objects.get(slug="differential")
+    version = _version(task, ["i21", "j18", "other"], {"accuracy": 0.5})
+    payload = {"diagnoses": [{"code": "I21", "probability": 0.9, "rank": 1}]}
+    for _ in range(MIN_LABELLED - 12):
+        _advised_visit(version, doctor_a, "J18.9", payload)  # doctor's own: a top-1 miss
+    for _ in range(12):
+        _advised_visit(version, doctor_a, "I21.9", payload, source="advice")
+
+    now = timezone.now()
+    perf = performance_compute(task, version, now - timedelta(days=30), now)
+
+    assert perf["n"] == MIN_LABELLED - 12  # the self-agreeing labels are not counted
+    assert perf["top1"]["value"] == 0.0
+    assert perf["labels"] == {"n": MIN_LABELLED, "from_advice": 12, "advice_share": 0.4}
+    (alert,) = [a for a in perf["alerts"] if a["key"] == "labels:advice_share"]
+    assert alert["severity"] == "watch"
+    assert "40% of 30 confirmed diagnoses" in alert["message"]

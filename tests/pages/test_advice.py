@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.urls import reverse
 
@@ -13,12 +15,20 @@ pytestmark = pytest.mark.django_db
 HX = {"HX-Request": "true"}
 
 
-def test_pending_panel_polls_every_two_seconds(client_a, visit_a):
+def test_pending_panel_listens_for_the_push_and_can_poll(client_a, visit_a):
+    """Pending: an event stream (sse-connect) triggers the panel's reload; medai.js polls
+    (medai:poll) only while no stream is open."""
+    from predictions.services.advice_workers import advice_worker_beat
+
+    advice_worker_beat(name="advice@h#live", pid=1)  # a worker is computing it: not delayed
     html = client_a.get(reverse("visit_detail", args=[visit_a.pk])).content.decode()
     assert "Computing advice" in html
-    assert 'hx-trigger="every 2s"' in html
+    assert 'hx-trigger="sse:advice, medai:poll"' in html
+    assert f'sse-connect="{reverse("advice_stream", args=[visit_a.pk])}"' in html
+    assert 'sse-close="advice"' in html
     assert reverse("advice_panel", args=[visit_a.pk]) in html
     assert '"X-MedAI-Poll": "1"' in html
+    assert "vendor/htmx-ext-sse/sse.min.js" in html
 
 
 def test_failed_advice_is_shown_clearly(client_a, visit_a):
@@ -28,7 +38,8 @@ def test_failed_advice_is_shown_clearly(client_a, visit_a):
     html = client_a.get(reverse("advice_panel", args=[visit_a.pk]), headers=HX).content.decode()
     assert "Advice could not be computed" in html
     assert "integrity check" in html
-    assert "every 2s" not in html
+    assert "sse-connect" not in html
+    assert "medai:poll" not in html
 
 
 def test_done_panel_shows_everything_and_stops_polling(
@@ -36,7 +47,8 @@ def test_done_panel_shows_everything_and_stops_polling(
 ):
     make_advice(visit_a, abstained=True, version=model_version)
     html = client_a.get(reverse("advice_panel", args=[visit_a.pk]), headers=HX).content.decode()
-    assert "every 2s" not in html
+    assert "sse-connect" not in html
+    assert "medai:poll" not in html
     assert "outside the model&#x27;s experience" in html or "outside the model's experience" in html
     assert "J18" in html
     assert "62%" in html
@@ -52,7 +64,9 @@ def test_done_panel_shows_everything_and_stops_polling(
     assert html.count('value="accept"') == 2  # not for "other"
 
 
-def test_accept_adds_to_problem_list_in_one_click(client_a, visit_a, make_advice, doctor_a):
+def test_accept_adds_a_provisional_diagnosis_in_one_click_not_the_problem_list(
+    client_a, visit_a, make_advice, doctor_a
+):
     advice = make_advice(visit_a)
     response = client_a.post(
         reverse("advice_feedback", args=[visit_a.pk]),
@@ -65,14 +79,25 @@ def test_accept_adds_to_problem_list_in_one_click(client_a, visit_a, make_advice
         headers=HX,
     )
     html = response.content.decode()
-    assert "Accepted: added to the problem list" in html
+    assert "Accepted: added as a provisional diagnosis" in html
     assert 'hx-swap-oob="true"' in html
-    assert 'id="problem-list"' in html
-    assert "J18" in html[html.index('id="problem-list"') :]
-    assert [d.code for d in problem_list(viewer=doctor_a, patient_id=visit_a.patient_id)] == ["J18"]
+    diagnoses = html[html.index('id="visit-diagnoses"') :]
+    assert "J18" in diagnoses
+    assert "Provisional" in diagnoses
+    assert "Suggested by" in diagnoses
+    assert "accepted by" in diagnoses
+    assert reverse("diagnosis_confirm", args=[visit_a.pk, visit_a.diagnoses.get().pk]) in diagnoses
+    # Agreement is not confirmation: the problem list holds confirmed diagnoses only.
+    assert not problem_list(viewer=doctor_a, patient_id=visit_a.patient_id).exists()
     feedback = advice_state(viewer=doctor_a, visit_id=visit_a.pk).feedback["J18"]
     assert feedback.decision == "accept"
     assert feedback.reason == ""
+
+    confirm = client_a.post(reverse("diagnosis_confirm", args=[visit_a.pk, feedback.diagnosis_id]))
+    assert confirm.status_code == 302
+    assert [d.code for d in problem_list(viewer=doctor_a, patient_id=visit_a.patient_id)] == ["J18"]
+    page = client_a.get(reverse("visit_detail", args=[visit_a.pk])).content.decode()
+    assert "confirmed by" in page
 
 
 def test_override_records_the_reason(client_a, visit_a, make_advice, doctor_a):
@@ -121,3 +146,41 @@ def test_other_team_cannot_give_feedback(client, doctor_b, visit_a, make_advice)
         headers=HX,
     )
     assert response.status_code == 404
+
+
+def test_the_why_reads_in_plain_words_with_units_and_lists_what_was_not_measured(
+    client_a, visit_a, make_advice
+):
+    advice = make_advice(visit_a)
+    data = json.loads(advice.payload)
+    data["explanation"]["contributions"] = [
+        {
+            "feature": "obs_2345-7",
+            "label": "Glucose",
+            "value": "9.8 mmol/L",
+            "contribution": 0.3,
+            "kind": "observation",
+        },
+        {"feature": "age", "label": "Age", "value": "65", "contribution": 0.2, "kind": "age"},
+        {
+            "feature": "visit_type",
+            "label": "Visit type",
+            "value": "emergency",
+            "contribution": 0.1,
+            "kind": "visit_type",
+        },
+    ]
+    data["not_measured"] = [
+        {"code": "10839-9", "label": "Troponin I", "source": "rule"},
+        {"code": "ECG", "label": "12-lead ECG", "source": "rule"},
+    ]
+    advice.payload = json.dumps(data)
+    advice.save(update_fields=["payload"])
+    html = client_a.get(reverse("advice_panel", args=[visit_a.pk]), headers=HX).content.decode()
+    why = html[html.index("contributions") :]
+    assert "Glucose 9.8 mmol/L" in why
+    assert "Age 65" in why
+    assert "Visit type: Emergency" in why
+    assert "age (65" not in html
+    assert "obs_" not in html
+    assert "Not measured — would help:</strong>\n      Troponin I, 12-lead ECG" in html

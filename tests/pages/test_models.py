@@ -136,3 +136,46 @@ def test_task_page_shows_monitoring_status_alerts_and_plots(client_a, model_vers
     assert "Act — the model may be unsafe" in page
     assert "Body temperature drifted (PSI 0.40)" in page
     assert page.count("<svg") >= 3
+
+
+def test_models_page_names_cross_validated_and_held_out_figures(client_a, model_version):
+    """The Models page shows both figures, each labelled, as the admin list does (issue 17)."""
+    from predictions.services.registry import version_activate
+
+    version_activate(version=model_version, action="promote", reason="first", actor=None)
+    html = client_a.get(reverse("model_list")).content.decode()
+    assert "Cross-validated (out-of-fold, training data)" in html
+    assert "Held-out (visits never used in training" in html
+    assert "0.910" in html  # cross-validated
+    assert "0.900" in html  # held-out
+
+
+def test_admin_version_list_names_both_figures(client_admin, model_version):
+    html = client_admin.get(reverse("admin:predictions_modelversion_changelist"))
+    html = html.content.decode()
+    assert "Cross-validated ROC AUC (out-of-fold)" in html
+    assert "Held-out ROC AUC" in html
+    assert "0.910" in html
+    assert "0.900" in html
+
+
+def test_version_report_shows_the_share_of_labels_that_came_from_advice(client_a, model_version):
+    job = TrainingJob.objects.create(
+        task=model_version.task,
+        trigger=TrainingJob.Trigger.ADMIN,
+        snapshot={
+            "rows": 240,
+            "label_provenance": {
+                "doctor": 240,
+                "advice": 10,
+                "advice_share": 0.04,
+                "advice_policy": "excluded",
+                "advice_visit_ids": list(range(10)),
+            },
+        },
+    )
+    type(model_version).objects.filter(pk=model_version.pk).update(training_job=job)
+    html = client_a.get(reverse("version_report", args=[model_version.pk])).content.decode()
+    share = html[html.index('id="advice-label-share"') :]
+    assert share.startswith('id="advice-label-share">4%')
+    assert "10 visits whose confirmed diagnoses began as accepted advice, excluded" in share

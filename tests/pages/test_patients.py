@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
 from django.urls import reverse
@@ -169,3 +170,49 @@ def test_chart_query_count_does_not_grow_with_visits(
     with django_assert_max_num_queries(CHART_QUERY_BOUND):
         response = client_a.get(reverse("patient_chart", args=[patient_a.pk]) + "?visits=all")
     assert response.content.decode().count("<time datetime=") == visits
+
+
+def test_same_day_visits_show_their_times(client_a, patient_a, doctor_a):
+    """Two visits on one day are told apart by their times, on the timeline and the plots."""
+    from visits.services import ObservationInput, visit_create
+
+    day = timezone.now().replace(hour=8, minute=5, second=0, microsecond=0)
+    for start, rate in ((day, "88"), (day + dt.timedelta(hours=6, minutes=40), "121")):
+        visit_create(
+            patient=patient_a,
+            attending=doctor_a,
+            start=start,
+            chief_complaint="palpitations",
+            observations=[ObservationInput("8867-4", rate)],
+            actor=doctor_a,
+            request_advice=False,
+        )
+    html = client_a.get(reverse("patient_chart", args=[patient_a.pk])).content.decode()
+    timeline = html[html.index('class="timeline"') :]
+    assert "8:05" in timeline
+    assert "14:45" in timeline
+    plots = html[html.index('class="chart"') :]
+    assert "14:45" in plots  # the axis end and the point's tooltip carry the time
+
+
+def test_troponin_axis_labels_do_not_overlap():
+    """y-axis labels stay at least a label's height apart (troponin's 0 and 0.04 collided)."""
+    import re
+
+    from visits.charts import TICK_GAP, Point, Series, series_svg
+    from visits.models import ObservationDefinition
+
+    definition = ObservationDefinition.objects.get(code="10839-9")
+    start = timezone.now() - dt.timedelta(days=3)
+    series = Series(
+        definition=definition,
+        points=[
+            Point(when=start + dt.timedelta(days=i), value=v, interpretation="", visit_id=i)
+            for i, v in enumerate((0.01, 2.4, 0.6))
+        ],
+    )
+    svg = str(series_svg(series, chart_id="trop"))
+    ys = sorted(float(y) for y in re.findall(r'<text x="40" y="([\d.]+)" text-anchor="end"', svg))
+    assert len(ys) >= 2
+    assert all(b - a >= TICK_GAP for a, b in itertools.pairwise(ys)), ys
+    assert ">0.040<" in svg  # the upper normal bound keeps its label

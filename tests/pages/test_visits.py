@@ -136,3 +136,43 @@ def test_another_teams_visit_is_a_404(client, doctor_b, visit_a):
     for name in ("visit_detail", "visit_edit", "advice_panel"):
         assert client.get(reverse(name, args=[visit_a.pk])).status_code == 404
     assert client.post(reverse("visit_close", args=[visit_a.pk])).status_code == 404
+
+
+def test_a_plan_that_conflicts_with_an_allergy_is_flagged_on_the_visit_page_on_save(
+    client_a, patient_a, doctor_a
+):
+    """No worker needed: the page checks the plan against the allergies as it is shown."""
+    assert [(a.substance, a.severity) for a in patient_a.allergies.all()] == [
+        ("penicillin", "severe")
+    ]
+    response = _post(
+        client_a,
+        patient_a,
+        chief_complaint="sore throat",
+        obs_8310_5="38.4",
+        plan="阿莫西林 0.5g tid; ceftriaxone if worse",
+    )
+    assert response.status_code == 302
+    html = client_a.get(response["Location"]).content.decode()
+    panel = html[html.index('id="medication-safety"') :]
+    panel = panel[: panel.index("</section>")]
+    assert "阿莫西林" in panel
+    assert "penicillin" in panel
+    assert "tag-critical" in panel  # same class as a severe allergy
+    assert "ceftriaxone" in panel
+    assert "tag-warning" in panel  # cephalosporin: caution
+    assert html.index('id="medication-safety"') < html.index('id="advice-panel"')
+
+
+def test_a_plan_without_conflicts_says_it_was_checked_and_no_plan_shows_nothing(
+    client_a, patient_a, doctor_a
+):
+    from patients.services import allergy_add
+
+    allergy_add(patient=patient_a, substance="aspirin", actor=doctor_a)
+    checked = _post(client_a, patient_a, chief_complaint="cough", plan="paracetamol 1 g qds")
+    html = client_a.get(checked["Location"]).content.decode()
+    assert 'id="medication-safety"' not in html  # paracetamol is not in the lexicon: no drug
+    checked = _post(client_a, patient_a, chief_complaint="cough", plan="azithromycin 500 mg")
+    html = client_a.get(checked["Location"]).content.decode()
+    assert 'id="medication-safety-ok"' in html

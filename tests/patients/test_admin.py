@@ -224,3 +224,12 @@ def test_doctors_without_staff_status_cannot_open_the_admin(client, ada):
     response = changelist(client)
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_admin_says_allergies_not_allergys(client_admin):
+    from patients.models import Allergy
+
+    assert Allergy._meta.verbose_name_plural == "allergies"
+    html = client_admin.get("/admin/").content.decode()
+    assert "Allergies" in html
+    assert "Allergys" not in html

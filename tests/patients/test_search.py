@@ -181,3 +181,11 @@ def test_raw_database_rows_contain_no_known_plaintext(admin_user, doctor_a, team
                     leaks += [(table, column, s) for s in secrets if s.casefold() in text]
     assert leaks == []
     assert Patient.objects.get(pk=patient.pk).given_name == "Thaddeus"  # the data is there
+
+
+def test_mrn_digits_alone_find_the_patient(ada, grace, admin_user):
+    """Typing only the MRN's number finds the patient; the number must be whole (issue 17)."""
+    assert list(patient_search(viewer=admin_user, query="0001")) == [ada]
+    assert list(patient_search(viewer=admin_user, query="2")) == [grace]
+    assert list(patient_search(viewer=admin_user, query="000")) == []
+    assert list(patient_search(viewer=admin_user, query="20001")) == []

@@ -196,7 +196,8 @@ def test_advice_abstains_with_a_reason_on_a_visit_unlike_the_training_data(
     assert data["abstained"]
     reasons = " ".join(data["abstain_reasons"])
     assert "Differential diagnosis:" in reasons
-    assert "obs_2345-7 = 1900 is far outside the training range" in reasons or "missing" in reasons
+    assert "glucose value 1900 mg/dL is far outside what the model learned" in reasons
+    assert "obs_" not in reasons
 
 
 def test_rules_raise_critical_vital_hypertensive_crisis_hypoxaemia_and_qsofa_alerts(
@@ -248,6 +249,79 @@ def test_a_suggestion_that_conflicts_with_a_recorded_allergy_raises_an_alert(
     }
     assert expected, f"no conflicting suggestion in the top three {top3}; pick another visit"
     assert flagged == expected
+
+
+def test_the_doctors_own_plan_is_checked_against_the_allergies_in_the_advice(patient, doctor_a):
+    """Issue 17: "aspirin 300 mg chewed" for a severe aspirin allergy raised nothing unless the
+    model happened to suggest I21; the plan itself is checked now, in English and Chinese."""
+    allergy_add(patient=patient, substance="aspirin", severity="severe", actor=doctor_a)
+    visit = save_visit(patient, doctor_a, plan="aspirin 300 mg chewed, ECG")
+    _, advice = compute_latest(visit)
+    (alert,) = [a for a in payload(advice)["alerts"] if a["rule"] == "allergy_drug_conflict"]
+    assert alert["severity"] == "critical"
+    assert "aspirin" in alert["message"]
+    assert payload(advice)["alerts"][0] == alert  # critical alerts come first
+
+    visit_update(visit=visit, actor=doctor_a, plan="布洛芬 0.3g 口服")  # ibuprofen: an NSAID
+    _, changed = compute_latest(visit)
+    assert changed.pk != advice.pk  # a new plan is a new input
+    (alert,) = [a for a in payload(changed)["alerts"] if a["rule"] == "allergy_drug_conflict"]
+    assert (alert["severity"], "布洛芬" in alert["message"]) == ("critical", True)
+
+    visit_update(visit=visit, actor=doctor_a, plan="avoid NSAIDs; paracetamol 1 g")
+    _, safe = compute_latest(visit)
+    assert "allergy_drug_conflict" not in {a["rule"] for a in payload(safe)["alerts"]}
+
+
+def test_the_why_names_only_recorded_findings_as_entered_and_lists_what_would_help(
+    trained, patient, doctor_a
+):
+    """Issue 17: the why named labs never measured, glucose as 176.56 after 9.8 mmol/L was
+    entered, "age (65.0)"; now recorded findings only, as entered, and the rest apart."""
+    visit = save_visit(
+        patient,
+        doctor_a,
+        observations=[
+            ("8867-4", 118, "/min"),
+            ("8480-6", 165, "mm[Hg]"),
+            ("8462-4", 100, "mm[Hg]"),
+            ("2708-6", 91, "%"),
+            ("2345-7", 9.8, "mmol/L"),
+        ],
+        chief_complaint="crushing chest pain radiating to the left arm, sweating",
+    )
+    _, advice = compute_latest(visit)
+    data = payload(advice)
+    recorded = {"8867-4", "8480-6", "8462-4", "2708-6", "2345-7"}
+    shown = [
+        *data["explanation"]["contributions"],
+        *(c for r in data["risks"] for c in r["contributions"]),
+    ]
+    assert shown
+    for c in shown:
+        assert c["kind"] in ("observation", "age", "sex", "visit_type", "text"), c
+        assert "obs_" not in c["label"]
+        if c["kind"] == "observation":
+            assert c["feature"][4:] in recorded, c  # never a test that was not done
+    glucose = [c for c in shown if c["feature"] == "obs_2345-7"]
+    assert all(c["value"] == "9.8 mmol/L" for c in glucose)
+    ages = [c for c in shown if c["kind"] == "age"]
+    assert all(c["value"] == str(visit.age_years) for c in ages)
+    helps = [t["code"] for t in data["not_measured"]]
+    assert {"10839-9", "ECG"} <= set(helps)  # the chest-pain rule asks for troponin and an ECG
+    assert not recorded & set(helps)
+    assert all("obs_" not in r for r in data["abstain_reasons"])
+
+
+def test_an_empty_visit_abstains_in_plain_words_without_feature_codes(trained, patient, doctor_a):
+    visit = save_visit(patient, doctor_a, observations=[], chief_complaint="tired")
+    _, advice = compute_latest(visit)
+    data = payload(advice)
+    assert data["abstained"]
+    assert data["abstain_reasons"]
+    for reason in data["abstain_reasons"]:
+        assert "obs_" not in reason
+        assert not re.search(r"\d{3,5}-\d", reason)  # no LOINC codes either
 
 
 # --- computed once, superseded on edit, failures ------------------------------------------------------
@@ -361,3 +435,68 @@ def test_a_finished_request_is_not_computed_again(patient, doctor_a):
     assert advice_compute(request_id=request.pk) == advice
     request.refresh_from_db()
     assert request.compute_attempts == 1
+
+
+def test_the_words_that_drove_the_top_suggestion_are_highlighted_where_the_doctor_wrote_them(
+    trained, patient, doctor_a, client
+):
+    """Issue 13: text explanations reach the advice panel, in place and in the language written."""
+    from django.urls import reverse
+
+    from predictions.payload import advice_payload
+
+    complaint = "productive cough and fever, no chest pain"
+    visit = save_visit(patient, doctor_a, chief_complaint=complaint)
+    _, advice = compute_latest(visit)
+    explanation = advice_payload(advice).explanation
+    words = explanation.complaint_words
+    assert words, "the complaint's words were not credited"
+    assert explanation.text_method
+    for w in words:  # offsets point at the doctor's own characters
+        assert complaint[w.start : w.end] == w.text
+    negated = [w for w in words if w.text == "chest" or w.text == "pain"]
+    assert all(w.negated for w in negated)
+
+    client.force_login(doctor_a)
+    html = client.get(
+        reverse("advice_panel", args=[visit.pk]), headers={"HX-Request": "true"}
+    ).content.decode()
+    assert 'id="advice-text-evidence"' in html
+    top = max(words, key=lambda w: abs(w.contribution))
+    assert f">{top.text}</mark>" in html
+    # The unmarked rest of the complaint is still there, escaped, around the marks.
+    assert html.count('<mark class="term term-') >= len({(w.start, w.end) for w in words})
+
+
+def test_chinese_words_are_highlighted_in_place():
+    """Offsets are character offsets: Chinese words are marked where they stand."""
+    from medai_site.templatetags.medai import highlight_words
+    from predictions.payload import TextWord
+
+    complaint = "胸痛三小时，伴出汗，无发热"
+    words = [
+        TextWord(column="chief_complaint", text="胸痛", start=0, end=2, contribution=0.8),
+        TextWord(
+            column="chief_complaint", text="发热", start=11, end=13, negated=True, contribution=-0.2
+        ),
+    ]
+    html = highlight_words(complaint, words)
+    assert html.startswith('<mark class="term term-up"')
+    assert ">胸痛</mark>三小时" in html
+    assert "term-down term-negated" in html
+    assert ">发热</mark>" in html
+
+
+def test_highlighting_skips_words_whose_text_was_edited_since_and_escapes_everything():
+    from medai_site.templatetags.medai import highlight_words
+    from predictions.payload import TextWord
+
+    words = [
+        TextWord(column="chief_complaint", text="cough", start=0, end=5, contribution=0.4),
+        TextWord(column="chief_complaint", text="fever", start=10, end=15, contribution=-0.1),
+    ]
+    html = highlight_words("cough <b>and</b> fever", words)
+    assert '<mark class="term term-up"' in html
+    assert ">cough</mark>" in html
+    assert "fever</mark>" not in html  # offsets no longer match the text: not marked
+    assert "&lt;b&gt;and&lt;/b&gt;" in html

@@ -1,5 +1,6 @@
-"""Feedback: accept makes a confirmed diagnosis through the service, override needs a reason,
-and live top-1/top-3 agreement per model version."""
+"""Feedback: accept makes a provisional diagnosis through the service (agreement, not
+confirmation: tests/predictions/test_label_provenance.py), override needs a reason, and live
+top-1/top-3 agreement per model version."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from predictions.services.advice import advice_compute
 from predictions.services.feedback import feedback_record
 from tests.factories import PatientFactory
 from visits.models import Diagnosis
-from visits.services import ObservationInput, diagnosis_add, visit_create
+from visits.services import ObservationInput, diagnosis_add, diagnosis_confirm, visit_create
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +44,7 @@ def first_coded(advice) -> str:
     return next(c for c in codes(advice) if c != "other")
 
 
-def test_accepting_a_suggestion_records_a_confirmed_diagnosis_through_the_service(
+def test_accepting_a_suggestion_records_a_provisional_diagnosis_through_the_service(
     trained, team_a, doctor_a
 ):
     visit, advice = advised_visit(team_a, doctor_a)
@@ -53,7 +54,7 @@ def test_accepting_a_suggestion_records_a_confirmed_diagnosis_through_the_servic
     diagnosis = feedback.diagnosis
     assert (diagnosis.visit, diagnosis.code, diagnosis.rank) == (visit, code, "primary")
     assert (diagnosis.status, diagnosis.source) == (
-        Diagnosis.Status.CONFIRMED,
+        Diagnosis.Status.PROVISIONAL,
         Diagnosis.Source.ADVICE,
     )
     assert diagnosis.recorded_by == doctor_a
@@ -68,7 +69,7 @@ def test_accepting_a_suggestion_records_a_confirmed_diagnosis_through_the_servic
     assert extra.diagnosis.rank == Diagnosis.Rank.SECONDARY  # the primary already stands
 
 
-def test_accepting_confirms_an_existing_provisional_diagnosis_instead_of_duplicating(
+def test_accepting_an_existing_provisional_diagnosis_keeps_it_instead_of_duplicating(
     trained, team_a, doctor_a
 ):
     visit, advice = advised_visit(team_a, doctor_a)
@@ -76,7 +77,7 @@ def test_accepting_confirms_an_existing_provisional_diagnosis_instead_of_duplica
     provisional = diagnosis_add(visit=visit, code=code, actor=doctor_a)
     feedback = feedback_record(advice=advice, suggestion=code, decision="accept", actor=doctor_a)
     assert feedback.diagnosis.pk == provisional.pk
-    assert feedback.diagnosis.status == Diagnosis.Status.CONFIRMED
+    assert feedback.diagnosis.status == Diagnosis.Status.PROVISIONAL  # agreement confirms nothing
     assert visit.diagnoses.count() == 1
 
 
@@ -127,10 +128,19 @@ def test_overriding_requires_a_reason_and_stores_the_comment_encrypted(trained, 
 
 
 def test_live_agreement_counts_top1_and_top3_hits_per_model_version(trained, team_a, doctor_a):
-    _top1_visit, top1_advice = advised_visit(team_a, doctor_a)
-    feedback_record(
-        advice=top1_advice, suggestion=first_coded(top1_advice), decision="accept", actor=doctor_a
+    top1_visit, top1_advice = advised_visit(team_a, doctor_a)
+    diagnosis_add(
+        visit=top1_visit,
+        code=first_coded(top1_advice),
+        status=Diagnosis.Status.CONFIRMED,
+        actor=doctor_a,
     )
+    # Accepted and then confirmed: it began as advice, so it would agree with itself: not counted.
+    _self_visit, self_advice = advised_visit(team_a, doctor_a)
+    accepted = feedback_record(
+        advice=self_advice, suggestion=first_coded(self_advice), decision="accept", actor=doctor_a
+    )
+    diagnosis_confirm(diagnosis=accepted.diagnosis, actor=doctor_a)
     # Confirmed as a lower-ranked coded suggestion within the top three.
     top3_visit, top3_advice = advised_visit(team_a, doctor_a, complaint="fever and cough")
     ranked = codes(top3_advice)

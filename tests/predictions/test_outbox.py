@@ -131,10 +131,12 @@ def test_the_relay_redispatches_a_request_the_broker_may_have_lost(
 
 
 def test_tasks_are_registered_with_bounded_retries_and_limits_below_the_visibility_timeout():
+    app.loader.import_default_modules()  # every app's tasks, as a worker registers them
     conf = app.conf  # the CELERY_* settings as the app resolved them (a typo would not arrive)
     assert conf.task_acks_late is True
     assert conf.task_reject_on_worker_lost is True
     assert conf.worker_prefetch_multiplier == 1
+    assert conf.worker_disable_prefetch is True  # a message waits in Redis, not in a worker
     assert conf.task_serializer == "json"
     assert conf.accept_content == ["json"]
     visibility = conf.broker_transport_options["visibility_timeout"]

@@ -42,3 +42,18 @@ def test_seed_demo_starts_training_through_the_same_service_with_its_trigger():
     jobs = training_nightly_start(trigger=TrainingJob.Trigger.ADMIN)
     assert {j.trigger for j in jobs} == {"admin"}
     assert TrainingJob.objects.count() == PredictionTask.objects.count()
+
+
+def test_seed_demo_first_training_jobs_are_started_by_the_system(settings, tmp_path):
+    """`seed_demo --train` queues jobs marked "System", not "Admin" (issue 17)."""
+    import os
+
+    from django.core.management import call_command
+
+    settings.MODEL_ARTIFACT_DIR = tmp_path
+    call_command("seed_demo", visits=30, seed=3, train=True, stdout=open(os.devnull, "w"))  # noqa: SIM115
+    jobs = list(TrainingJob.objects.all())
+    assert jobs
+    assert {j.trigger for j in jobs} == {"system"}
+    assert {j.get_trigger_display() for j in jobs} == {"System"}
+    assert all(j.started_by_id is None for j in jobs)

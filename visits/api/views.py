@@ -94,6 +94,12 @@ class DiagnosisSerializer(serializers.Serializer):
     rank = serializers.ChoiceField(choices=Diagnosis.Rank.choices)
     status = serializers.ChoiceField(choices=Diagnosis.Status.choices)
     source = serializers.ChoiceField(choices=Diagnosis.Source.choices)
+    suggested_by = StrictCharField(
+        help_text="For a diagnosis from advice: the model version that suggested it."
+    )
+    confirmed_at = serializers.DateTimeField(
+        allow_null=True, help_text="When a doctor confirmed it (null: not confirmed)."
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
@@ -271,6 +277,7 @@ class PatientVisitListCreateApi(APIView):
     )
     def post(self, request: Request, patient_id: int) -> Response:
         patient = patient_get(viewer=request.user, patient_id=patient_id, audit=False)
+        created: dict[int, Visit] = {}
 
         def create() -> tuple[int, int]:
             serializer = self.CreateInputSerializer(data=request.data)
@@ -285,11 +292,19 @@ class PatientVisitListCreateApi(APIView):
                 diagnoses=diagnoses,
                 **data,
             )
+            created[visit.pk] = visit
             return 201, visit.pk
 
-        return idempotent_create(
-            request, create=create, respond=lambda status, pk: _detail(request, pk, status)
-        )
+        def respond(status: int, pk: int) -> Response:
+            # The new visit carries its patient, observations and diagnoses (visit_record):
+            # answering with it saves re-reading what this request has just written. A replay
+            # of an earlier request reads the visit as stored.
+            visit = created.get(pk)
+            if visit is None:
+                return _detail(request, pk, status)
+            return Response(VisitDetailSerializer(visit).data, status=status)
+
+        return idempotent_create(request, create=create, respond=respond)
 
 
 class VisitDetailApi(APIView):
@@ -341,6 +356,12 @@ class VisitCloseApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         end = AwareDateTimeField(required=False, help_text="Default: now.")
+        final_diagnoses = serializers.ListField(
+            child=serializers.IntegerField(min_value=1),
+            required=False,
+            max_length=20,
+            help_text="Ids of this visit's diagnoses to confirm as final as it closes.",
+        )
 
         class Meta:
             ref_name = "VisitClose"
@@ -349,7 +370,11 @@ class VisitCloseApi(APIView):
         operation_id="visits_close",
         tags=["visits"],
         summary="Close a visit",
-        description="Closing an already closed visit is a 409. Advice is requested again.",
+        description=(
+            "Closing an already closed visit is a 409. Advice is requested again. "
+            "`final_diagnoses` are confirmed as the visit closes (a diagnosis accepted from "
+            "advice is provisional until confirmed so)."
+        ),
         request=InputSerializer,
         responses={200: VisitDetailSerializer},
     )

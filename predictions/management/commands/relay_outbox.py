@@ -9,7 +9,8 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from predictions.services.outbox import advice_requests_relay
+from predictions.broker import broker_instance_id
+from predictions.services.outbox import advice_requests_relay, advice_requests_resend_in_flight
 
 logger = logging.getLogger(__name__)
 
@@ -22,9 +23,21 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="One round, then exit.")
 
     def handle(self, *args: Any, interval: float, once: bool, **options: Any) -> None:
+        # The Redis instance the in-flight requests were last sent to. When it changes (Redis
+        # restarted: its append-only file may miss the last second) and when the relay starts
+        # (it cannot know what happened while it was away), every dispatched request is re-sent;
+        # a live worker skips the ones already claimed or done.
+        sent_to: str | None = None
         while True:
             close_old_connections()
             try:
+                instance = broker_instance_id()
+                if (
+                    instance is not None
+                    and instance != sent_to
+                    and advice_requests_resend_in_flight() is not None
+                ):
+                    sent_to = instance
                 sent = advice_requests_relay()
                 if sent:
                     logger.info("relay dispatched %d advice request(s)", sent)
