@@ -552,6 +552,11 @@ MEDAI_ADVICE_WORKER_LOST_SECONDS = env.float("MEDAI_ADVICE_WORKER_LOST_SECONDS",
 MEDAI_ADVICE_LATE_SECONDS = env.int("MEDAI_ADVICE_LATE_SECONDS", default=10)
 # Break-the-glass: how long emergency access to a patient outside the care team lasts.
 MEDAI_BREAK_GLASS_MINUTES = env.int("MEDAI_BREAK_GLASS_MINUTES", default=60)
+# Registering a patient (or changing an MRN) with an MRN already in use answers a conflict, so it
+# tells whether an MRN exists: each conflict is audited as a denied probe, and a user who hits
+# this many in the window is paused (429) until the oldest leaves it (patients.services).
+MEDAI_MRN_CONFLICT_LIMIT = env.int("MEDAI_MRN_CONFLICT_LIMIT", default=5)
+MEDAI_MRN_CONFLICT_WINDOW_MINUTES = env.int("MEDAI_MRN_CONFLICT_WINDOW_MINUTES", default=60)
 
 # --- Monitoring (predictions/monitoring.py, predictions/metrics.py; README "Operations") -------
 # Visits of the last N days are compared with the active model's training snapshot.
