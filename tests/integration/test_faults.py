@@ -347,8 +347,9 @@ def test_postgres_cut_answers_503_with_retry_after_and_loses_nothing(
 ):
     via_cut = {"DATABASE_URL": database_url_via(postgres_cut.port)}
     the_relay = relay(**via_cut)
-    worker = workers(**ADVICE_WORKER, **via_cut)
+    worker = workers(**ADVICE_WORKER, **via_cut, wait=False)  # starts while gunicorn does
     server = web(**via_cut)
+    wait_ready(worker)
     keys = [f"visit-{n}" for n in range(12)]
     acknowledged: dict[str, int] = {}
     first = post_until_stored(server, api, keys[0], time.monotonic() + 30)
