@@ -24,6 +24,7 @@ from medai_site.pages import is_htmx, may_train_models, may_view_models, page
 from medai_site.roles import is_admin
 from medai_site.session_idle import background_poll
 from patients.models import Patient
+from patients.selectors import patient_get
 from visits.charts import problem_entries
 from visits.models import Visit
 from visits.selectors import problem_list, visit_get
@@ -58,10 +59,14 @@ STREAM_RETRY_MS = 500  # the browser reconnects this soon after a stream ends wi
 STREAM_KEEPALIVE_SECONDS = 5  # also how often a stream re-reads the status if an event is lost
 
 
-def _panel_context(request: HttpRequest, visit: Visit, **extra: object) -> dict[str, object]:
+def _panel_context(
+    request: HttpRequest, visit: Visit, *, poll: bool = False, **extra: object
+) -> dict[str, object]:
+    # The htmx poll records a reading of an advice once per session; every other view each time.
+    session = request.session if poll else None
     return {
         "visit": visit,
-        "state": advice_state(viewer=request.user, visit_id=visit.pk),
+        "state": advice_state(viewer=request.user, visit_id=visit.pk, session=session),
         "feedback_error": "",
         "reasons": OVERRIDE_REASONS,
         **extra,
@@ -81,16 +86,32 @@ def course_panel_for_patient(request: HttpRequest, patient: Patient) -> SafeStri
     The chart view has already fetched ``patient`` through the viewer-scoped selector (and audited
     the view); similar patients appear as courses only, without names, dates or record links.
     """
+    from .forecasting import active_forecast_tasks
+
+    # The forecasts take a few hundred milliseconds: the chart is drawn first and the panel
+    # fetches itself (course_panel_view) once the page has loaded.
+    if not active_forecast_tasks():
+        return SafeString("")
+    return render_to_string(
+        "predictions/_course_panel_loading.html", {"patient": patient}, request=request
+    )
+
+
+@page
+@require_GET
+def course_panel_view(request: HttpRequest, patient_id: int) -> HttpResponse:
+    """The "Course and outlook" panel of one patient's chart (htmx; the chart audited the view)."""
     from django.utils import timezone
 
     from .forecasting import patient_outlook
 
+    patient = patient_get(viewer=request.user, patient_id=patient_id, audit=False)
     outlook = patient_outlook(patient_id=patient.pk, at=timezone.now())
-    if not outlook:
-        return SafeString("")
     for entry in outlook:
         entry["svg"] = forecast_timeline_svg(entry)
-    return render_to_string("predictions/_course_panel.html", {"outlook": outlook}, request=request)
+    response = render(request, "predictions/_course_panel.html", {"outlook": outlook})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def medication_panel_for_visit(request: HttpRequest, visit: Visit) -> SafeString:
@@ -108,10 +129,10 @@ def medication_panel_for_visit(request: HttpRequest, visit: Visit) -> SafeString
 
 
 def _panel(
-    request: HttpRequest, visit_id: int, *, error: str = "", **extra: object
+    request: HttpRequest, visit_id: int, *, error: str = "", poll: bool = False, **extra: object
 ) -> HttpResponse:
     visit = visit_get(viewer=request.user, visit_id=visit_id, audit=False)
-    context = _panel_context(request, visit, feedback_error=error, **extra)
+    context = _panel_context(request, visit, poll=poll, feedback_error=error, **extra)
     return render(request, "predictions/_advice_panel.html", context)
 
 
@@ -120,7 +141,7 @@ def _panel(
 @require_GET
 def advice_panel_view(request: HttpRequest, visit_id: int) -> HttpResponse:
     """The advice panel alone; while advice is pending it polls itself every 2 seconds."""
-    response = _panel(request, visit_id)
+    response = _panel(request, visit_id, poll=True)
     response["Cache-Control"] = "no-store"
     return response
 
