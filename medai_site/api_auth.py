@@ -204,9 +204,11 @@ class VerifiedSessionAuthentication(SessionAuthentication):
 
 
 def request_scopes(request: Request) -> set[str]:
-    """Scopes of the caller: a token's own; for a session, what the user's role allows."""
-    if isinstance(request.auth, ApiToken):
-        granted = set(request.auth.scopes)
+    """Scopes of the caller: a token's (or other credential's) own; for a session, what the
+    user's role allows."""
+    scopes = getattr(request.auth, "scopes", None)  # an ApiToken, or a CDS Hooks client's JWT
+    if scopes is not None:
+        granted = set(scopes)
     elif getattr(request.user, "is_authenticated", False):
         granted = set(Scope.values)
     else:

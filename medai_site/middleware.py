@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 from .audit import current_interface, current_request_id
 from .models import AuditEvent
-from .request_context import current_api_token_id
+from .request_context import current_api_token_id, is_api_path
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -27,7 +27,7 @@ class RequestContextMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
-        if request.path.startswith(("/api/", "/fhir/")):  # the REST API and the FHIR API
+        if is_api_path(request.path):
             interface = AuditEvent.Interface.API
         elif request.path.startswith("/admin/"):
             interface = AuditEvent.Interface.ADMIN
@@ -57,7 +57,8 @@ class FormBodyMiddleware:
     Django decodes form fields with ``errors="replace"``, so invalid UTF-8 would be stored as
     U+FFFD instead of being refused; and a page view handed a JSON or XML body sees an empty form
     and answers 200. Here such bodies get a 400 (invalid UTF-8) or a 415 (not a form), with no
-    side effect. The APIs (``/api/``, ``/fhir/``) parse their own JSON and answer their own 4xx.
+    side effect. The APIs (``/api/``, ``/fhir/``, ``/cds-services``) parse their own JSON and
+    answer their own 4xx.
     A multipart body is text throughout, except on the admin's file-upload pages listed in
     ``MEDAI_UPLOAD_PATHS`` (the import doors): Django streams their files to disk.
     """
@@ -68,7 +69,7 @@ class FormBodyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if (
             request.method in _BODY_METHODS
-            and not request.path.startswith(("/api/", "/fhir/"))
+            and not is_api_path(request.path)
             and not request.path.startswith(tuple(settings.MEDAI_UPLOAD_PATHS))
         ):
             refused = self._refusal(request)

@@ -29,6 +29,9 @@ class AuditEvent(models.Model):
         ADVICE = "advice"
         DENIED = "denied"
         DELETE = "delete"
+        # One list or search-suggestion view showing several patients' records: their ids are
+        # in ``patient_ids`` (one record per page shown, reported per patient).
+        LIST = "list"
 
     class Interface(models.TextChoices):
         PAGE = "page"
@@ -45,6 +48,9 @@ class AuditEvent(models.Model):
     action = models.CharField(max_length=16, choices=Action.choices)
     interface = models.CharField(max_length=16, choices=Interface.choices)
     patient_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # A LIST record: the ids of every patient whose data the list showed (part of the keyed
+    # hash since chain version 3, so no id can be added or removed unnoticed).
+    patient_ids = models.JSONField(default=list, blank=True, editable=False)
     object_type = models.CharField(max_length=64, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
@@ -53,8 +59,9 @@ class AuditEvent(models.Model):
     api_token = models.ForeignKey(
         "ApiToken", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    # 1 = unkeyed SHA-256 (records written before migration 0005), 2 = HMAC-SHA256 under key_id.
-    chain_version = models.PositiveSmallIntegerField(default=2, editable=False)
+    # 1 = unkeyed SHA-256 (records written before migration 0005), 2 = HMAC-SHA256 under key_id,
+    # 3 = version 2 with ``patient_ids`` in the hashed content (since migration 0007).
+    chain_version = models.PositiveSmallIntegerField(default=3, editable=False)
     key_id = models.CharField(max_length=16, blank=True, editable=False)
     prev_hash = models.CharField(max_length=64, editable=False)
     hash = models.CharField(max_length=64, editable=False, unique=True)

@@ -20,3 +20,13 @@ current_api_token_id: contextvars.ContextVar[int | None] = contextvars.ContextVa
 # Who is acting when a change reaches the audit trail through a model signal rather than a
 # service call (e.g. a role removed in the admin's user form): set around such views.
 current_actor: contextvars.ContextVar[object | None] = contextvars.ContextVar("actor", default=None)
+
+
+# Machine interfaces that parse their own JSON and answer their own errors: the REST API, the
+# FHIR API (predictions.interop) and CDS Hooks, whose path its specification fixes
+# ({base}/cds-services).
+API_PATH_PREFIXES = ("/api/", "/fhir/", "/cds-services")
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith(API_PATH_PREFIXES)

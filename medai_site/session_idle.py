@@ -34,6 +34,8 @@ from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 
+from .request_context import is_api_path
+
 MARKER_COOKIE = "medai_signed_in"
 POLL_HEADER = "X-MedAI-Poll"
 LAST_ACTIVITY_KEY = "medai_last_activity"
@@ -56,12 +58,9 @@ def is_poll(request: HttpRequest) -> bool:
     return request.headers.get(POLL_HEADER) == "1"
 
 
-# The REST API and the FHIR API (predictions.interop) answer for themselves: no redirects.
-_API_PREFIXES = ("/api/", "/fhir/")
-
-
+# The REST API, the FHIR API and CDS Hooks answer for themselves: no redirects.
 def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith(_API_PREFIXES)
+    return is_api_path(request.path)
 
 
 def _bearer(request: HttpRequest) -> bool:

@@ -344,6 +344,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes the task's database connection after every task unless this is
+# set (CONN_MAX_AGE alone does not keep it in a worker): a new PostgreSQL session per advice
+# costs milliseconds. With it, a worker process reuses its connection for this many tasks
+# (health-checked before reuse), then opens a fresh one.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 # Advice (seconds) never waits behind training (minutes): separate queues served by separate
 # worker processes (Procfile/docker-compose "worker" takes advice, "trainer" training + the rest).
 CELERY_TASK_ROUTES = {
@@ -368,9 +373,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "predictions.tasks.monitoring_run",
         "schedule": crontab(hour=env.int("MEDAI_MONITORING_HOUR", default=4), minute=0),
     },
+    # Every task nightly; a forecast task with a model is fine-tuned (its algorithm refitted on
+    # the day's data, no model search), gated on held-out patients like any other version.
     "nightly-training": {
         "task": "predictions.tasks.training_nightly_start",
         "schedule": crontab(hour=env.int("MEDAI_NIGHTLY_TRAINING_HOUR", default=2), minute=0),
+    },
+    # Forecast tasks: self-supervised pretraining on every timeline, CV and the CI gate, monthly.
+    "forecast-monthly-pretraining": {
+        "task": "predictions.tasks.training_monthly_pretrain_start",
+        "schedule": crontab(
+            day_of_month=env.int("MEDAI_PRETRAINING_DAY", default=1),
+            hour=env.int("MEDAI_PRETRAINING_HOUR", default=3),
+            minute=0,
+        ),
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -399,6 +415,17 @@ REST_FRAMEWORK = {
 # Requests per client (API token, or user for session calls) and per IP for anonymous calls.
 MEDAI_API_RATE = env.str("MEDAI_API_RATE", default="600/min")
 MEDAI_API_ANON_RATE = env.str("MEDAI_API_ANON_RATE", default="60/min")
+# CDS Hooks: the EHRs allowed to call, by JWT issuer: {"<iss>": {"jwks": {"keys": [<public JWK>]},
+# "user": "<integration-client username>"}}, from a JSON file (keys are configuration, never
+# fetched from a URL a caller names). Unknown issuers are refused.
+CDS_HOOKS_CLIENTS = (
+    json.loads(Path(env.str("MEDAI_CDS_HOOKS_CLIENTS_FILE")).read_text())
+    if env.str("MEDAI_CDS_HOOKS_CLIENTS_FILE", default="")
+    else {}
+)
+# The public base URL the EHR calls (behind a proxy), e.g. https://medai.example.org: the JWT's
+# audience and the cards' links are built on it. Empty: the request's own host.
+CDS_HOOKS_BASE_URL = env.str("MEDAI_CDS_HOOKS_BASE_URL", default="")
 # The prediction API (POST /api/v1/models/{slug}/predict...) has its own budget per client.
 MEDAI_PREDICT_RATE = env.str("MEDAI_PREDICT_RATE", default="3000/min")
 # FHIR (predictions/interop): the identifier systems MedAI's MRNs and national ids are published
@@ -519,6 +546,10 @@ MEDAI_TRAINING_ALGORITHMS = env.list(
     "MEDAI_TRAINING_ALGORITHMS", default=["logistic_regression", "mlp"]
 )
 MEDAI_TRAINING_CV_FOLDS = env.int("MEDAI_TRAINING_CV_FOLDS", default=5)
+# Forecast tasks (patient timelines): algorithms and folds come from each task's config; these
+# override them for every forecast task when set (e.g. a count baseline only on a small server).
+MEDAI_FORECAST_ALGORITHMS = env.list("MEDAI_FORECAST_ALGORITHMS", default=[])
+MEDAI_FORECAST_CV_FOLDS = env.int("MEDAI_FORECAST_CV_FOLDS", default=0)
 # A dispatched advice request not done after this long is handed to the broker again (the
 # broker may have lost it, e.g. Redis restarted without persistence). Computing is idempotent.
 MEDAI_ADVICE_REDISPATCH_SECONDS = env.int("MEDAI_ADVICE_REDISPATCH_SECONDS", default=120)
@@ -532,6 +563,11 @@ MEDAI_ADVICE_WORKER_LOST_SECONDS = env.float("MEDAI_ADVICE_WORKER_LOST_SECONDS",
 MEDAI_ADVICE_LATE_SECONDS = env.int("MEDAI_ADVICE_LATE_SECONDS", default=10)
 # Break-the-glass: how long emergency access to a patient outside the care team lasts.
 MEDAI_BREAK_GLASS_MINUTES = env.int("MEDAI_BREAK_GLASS_MINUTES", default=60)
+# Registering a patient (or changing an MRN) with an MRN already in use answers a conflict, so it
+# tells whether an MRN exists: each conflict is audited as a denied probe, and a user who hits
+# this many in the window is paused (429) until the oldest leaves it (patients.services).
+MEDAI_MRN_CONFLICT_LIMIT = env.int("MEDAI_MRN_CONFLICT_LIMIT", default=5)
+MEDAI_MRN_CONFLICT_WINDOW_MINUTES = env.int("MEDAI_MRN_CONFLICT_WINDOW_MINUTES", default=60)
 
 # --- Monitoring (predictions/monitoring.py, predictions/metrics.py; README "Operations") -------
 # Visits of the last N days are compared with the active model's training snapshot.

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET
 
 from . import two_factor
 from .errors import RETRY_AFTER_SECONDS, ServiceUnavailable, error_body, transient_error
+from .request_context import is_api_path
 from .roles import is_doctor
 from .session_idle import idle_minutes
 from .two_factor_views import second_step_begin
@@ -67,7 +68,7 @@ def session_check(request: HttpRequest) -> HttpResponse:
 
 
 def _api(request: HttpRequest) -> bool:
-    return request.path.startswith(("/api/", "/fhir/"))
+    return is_api_path(request.path)
 
 
 def error_403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -11,13 +11,18 @@ class PredictionsConfig(AppConfig):
         # the web's readiness (medai_site/health.py says why). Nothing here loads a model
         # (artifacts load lazily on first use).
         from visits.events import subscribe
-        from visits.panels import panel_register
+        from visits.panels import chart_panel_register, panel_register
 
         from . import worker_heartbeat
         from .services.outbox import on_visit_event
-        from .views import advice_panel_for_visit, medication_panel_for_visit
+        from .views import (
+            advice_panel_for_visit,
+            course_panel_for_patient,
+            medication_panel_for_visit,
+        )
 
         subscribe(on_visit_event)
         panel_register(medication_panel_for_visit)  # above the advice: it needs no worker
         panel_register(advice_panel_for_visit)
+        chart_panel_register(course_panel_for_patient)
         worker_heartbeat.connect()  # advice workers beat (the signals fire only in a worker)

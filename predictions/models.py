@@ -16,12 +16,15 @@ class PredictionTask(models.Model):
     class Kind(models.TextChoices):
         DIFFERENTIAL = "differential", "Differential diagnosis (multi-class)"
         RISK = "risk", "Binary risk"
+        FORECAST = "forecast", "Forecast of a new diagnosis (patient timeline)"
 
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=120)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     # differential: {"min_class_visits": int, "max_classes": int}
     # risk: {"positive_prefixes": ["I20", ...], "label": "coronary artery disease"}
+    # forecast: {"codes": ["ICD10/N18", ...], "horizon_days": 730, "min_history_days": 365,
+    #            "label": "...", "algorithms": [...], "cv": 3, "pretrain_epochs": 2, ...}
     config = models.JSONField(default=dict, blank=True)
     intended_use = models.TextField(blank=True)
     limitations = models.TextField(blank=True)
@@ -53,6 +56,7 @@ class TrainingJob(models.Model):
         SCHEDULE = "schedule", "Nightly schedule"
         # Started by the system itself, e.g. the first models trained when the demo is seeded.
         SYSTEM = "system", "System"
+        MONTHLY = "monthly", "Monthly re-pretraining"
 
     task = models.ForeignKey(PredictionTask, on_delete=models.PROTECT, related_name="training_jobs")
     status = models.CharField(
@@ -271,7 +275,14 @@ class Feedback(models.Model):
         ALREADY_EXCLUDED = "already_excluded", "Already excluded by tests"
         OTHER = "other", "Other"
 
-    advice = models.ForeignKey(Advice, on_delete=models.CASCADE, related_name="feedback")
+    # Feedback is on a stored advice (the advice panel, the API) or on a CDS Hooks card shown
+    # in an EHR (no stored visit): exactly one of the two.
+    advice = models.ForeignKey(
+        Advice, null=True, blank=True, on_delete=models.CASCADE, related_name="feedback"
+    )
+    cds_card = models.ForeignKey(
+        "CdsCard", null=True, blank=True, on_delete=models.CASCADE, related_name="feedback"
+    )
     suggestion = models.CharField(max_length=40)  # the ICD-10 code or risk task slug
     decision = models.CharField(max_length=10, choices=Decision.choices)
     reason = models.CharField(max_length=24, choices=Reason.choices, blank=True)
@@ -290,7 +301,12 @@ class Feedback(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["advice", "suggestion"], name="feedback_once_per_suggestion"
-            )
+            ),
+            models.UniqueConstraint(fields=["cds_card"], name="feedback_once_per_cds_card"),
+            models.CheckConstraint(
+                condition=Q(advice__isnull=True) ^ Q(cds_card__isnull=True),
+                name="feedback_on_advice_or_cds_card",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -393,3 +409,27 @@ class ModelUse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version_id} x{self.rows} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class CdsCard(models.Model):
+    """A CDS Hooks card MedAI returned to an EHR, kept so the EHR's feedback can name it.
+
+    Holds no PHI: the card's uuid, the service, what it suggested (an ICD-10 category, a risk
+    task's slug or a rule's name) and the model use that produced it (none for rule-only cards).
+    """
+
+    uuid = models.UUIDField(unique=True)
+    service = models.CharField(max_length=64)
+    suggestion = models.CharField(max_length=40)
+    rank = models.PositiveSmallIntegerField(null=True, blank=True)
+    model_use = models.ForeignKey(
+        ModelUse, null=True, blank=True, on_delete=models.PROTECT, related_name="cards"
+    )
+    client = models.CharField(max_length=200)  # the EHR's JWT issuer
+    issued_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.service}: {self.suggestion}"

@@ -198,6 +198,38 @@ def allergy_conflicts(suggested_codes: list[str], allergies: list[str]) -> list[
     return alerts
 
 
+# What a substance also is, for an order checked against allergies: an allergy to a class
+# (penicillin, beta-lactam, NSAID) forbids its members.
+SUBSTANCE_CLASSES: dict[str, tuple[str, ...]] = {
+    "amoxicillin": ("penicillin", "beta-lactam"),
+    "piperacillin": ("penicillin", "beta-lactam"),
+    "penicillin": ("beta-lactam",),
+    "cephalosporin": ("beta-lactam",),
+    "ibuprofen": ("nsaid",),
+    "aspirin": ("nsaid",),
+}
+
+
+def order_allergy_conflicts(orders: list[str], allergies: list[str]) -> list[Alert]:
+    """An ordered medication that is, or belongs to a class of, a recorded allergy substance
+    (CDS Hooks order-select/order-sign). ``orders`` are medication names as the EHR wrote them."""
+    recorded = {a.strip(): _allergy_substances(a) for a in allergies if a and a.strip()}
+    alerts = []
+    for order in orders:
+        ordered = _allergy_substances(order)
+        also = {c for substance in ordered for c in SUBSTANCE_CLASSES.get(substance, ())}
+        clashes = sorted(a for a, named in recorded.items() if named & (ordered | also))
+        if clashes:
+            alerts.append(
+                Alert(
+                    "order_allergy_conflict",
+                    "critical",
+                    f"{order} conflicts with the recorded allergy to {', '.join(clashes)}.",
+                )
+            )
+    return alerts
+
+
 def critical_phrases(free_text: str, *, skip: frozenset[str] = frozenset()) -> list[Alert]:
     """Red-flag phrases written in the notes (English or Chinese), unless negated; concepts in
     ``skip`` are left out (a red-flag screen already raised them, with its action)."""

@@ -71,6 +71,16 @@ def training_nightly_start() -> int:
     return len(start())
 
 
+@shared_task(name="predictions.tasks.training_monthly_pretrain_start")
+def training_monthly_pretrain_start() -> int:
+    """Monthly (beat): forecast tasks are pretrained and selected afresh on every timeline."""
+    from .services.training import training_monthly_pretrain_start as start
+
+    current_interface.set(AuditEvent.Interface.WORKER)
+    current_request_id.set("training-monthly")
+    return len(start())
+
+
 @shared_task(name="predictions.tasks.monitoring_run")
 def monitoring_run(task_id: int | None = None) -> list[str]:
     """Nightly (beat) and on demand (admin): one monitoring snapshot per active model version."""

@@ -23,6 +23,7 @@ urlpatterns = [
     ),
     # Models
     path("models/", views.model_list_view, name="model_list"),
+    path("models/phenotypes/", views.phenotypes_view, name="phenotypes"),
     path("models/tasks/<slug:slug>/", views.task_detail_view, name="task_detail"),
     path("models/tasks/<slug:slug>/train/", views.training_start_view, name="training_start"),
     path("models/versions/<int:version_id>/", views.version_report_view, name="version_report"),

@@ -23,11 +23,13 @@ from medai_site.models import AuditEvent
 from medai_site.pages import is_htmx, may_train_models, may_view_models, page
 from medai_site.roles import is_admin
 from medai_site.session_idle import background_poll
+from patients.models import Patient
 from visits.charts import problem_entries
 from visits.models import Visit
 from visits.selectors import problem_list, visit_get
 
 from . import dashboard, reports
+from .forecast_chart import forecast_timeline_svg
 from .forms import OVERRIDE_REASONS, FeedbackForm
 from .health import check_models
 from .medication_safety import plan_drugs, visit_allergies, visit_drug_conflicts
@@ -37,6 +39,7 @@ from .pipeline_health import advice_pipeline_health
 from .selectors import (
     activation_history,
     advice_get,
+    advice_seconds_until_delayed,
     advice_state,
     advice_status,
     task_get,
@@ -55,10 +58,14 @@ STREAM_RETRY_MS = 500  # the browser reconnects this soon after a stream ends wi
 STREAM_KEEPALIVE_SECONDS = 5  # also how often a stream re-reads the status if an event is lost
 
 
-def _panel_context(request: HttpRequest, visit: Visit, **extra: object) -> dict[str, object]:
+def _panel_context(
+    request: HttpRequest, visit: Visit, *, poll: bool = False, **extra: object
+) -> dict[str, object]:
+    # The htmx poll records a reading of an advice once per session; every other view each time.
+    session = request.session if poll else None
     return {
         "visit": visit,
-        "state": advice_state(viewer=request.user, visit_id=visit.pk),
+        "state": advice_state(viewer=request.user, visit_id=visit.pk, session=session),
         "feedback_error": "",
         "reasons": OVERRIDE_REASONS,
         **extra,
@@ -70,6 +77,24 @@ def advice_panel_for_visit(request: HttpRequest, visit: Visit) -> SafeString:
     return render_to_string(
         "predictions/_advice_panel.html", _panel_context(request, visit), request=request
     )
+
+
+def course_panel_for_patient(request: HttpRequest, patient: Patient) -> SafeString:
+    """The chart's "Course and outlook" panel (registered with visits/panels.py).
+
+    The chart view has already fetched ``patient`` through the viewer-scoped selector (and audited
+    the view); similar patients appear as courses only, without names, dates or record links.
+    """
+    from django.utils import timezone
+
+    from .forecasting import patient_outlook
+
+    outlook = patient_outlook(patient_id=patient.pk, at=timezone.now())
+    if not outlook:
+        return SafeString("")
+    for entry in outlook:
+        entry["svg"] = forecast_timeline_svg(entry)
+    return render_to_string("predictions/_course_panel.html", {"outlook": outlook}, request=request)
 
 
 def medication_panel_for_visit(request: HttpRequest, visit: Visit) -> SafeString:
@@ -87,10 +112,10 @@ def medication_panel_for_visit(request: HttpRequest, visit: Visit) -> SafeString
 
 
 def _panel(
-    request: HttpRequest, visit_id: int, *, error: str = "", **extra: object
+    request: HttpRequest, visit_id: int, *, error: str = "", poll: bool = False, **extra: object
 ) -> HttpResponse:
     visit = visit_get(viewer=request.user, visit_id=visit_id, audit=False)
-    context = _panel_context(request, visit, feedback_error=error, **extra)
+    context = _panel_context(request, visit, poll=poll, feedback_error=error, **extra)
     return render(request, "predictions/_advice_panel.html", context)
 
 
@@ -99,13 +124,14 @@ def _panel(
 @require_GET
 def advice_panel_view(request: HttpRequest, visit_id: int) -> HttpResponse:
     """The advice panel alone; while advice is pending it polls itself every 2 seconds."""
-    response = _panel(request, visit_id)
+    response = _panel(request, visit_id, poll=True)
     response["Cache-Control"] = "no-store"
     return response
 
 
 def _advice_events(request: HttpRequest, visit_id: int) -> Iterator[str]:
-    """The event stream's body: one ``advice`` event when the advice is no longer pending.
+    """The event stream's body: one ``advice`` event when the advice is no longer pending, or
+    when it turns late (data ``delayed``: the panel then says "Advice is delayed").
 
     Listening starts before the first look at the database, so advice stored in between is not
     missed. While waiting no database connection is held. The stream ends after the event, or
@@ -116,17 +142,27 @@ def _advice_events(request: HttpRequest, visit_id: int) -> Iterator[str]:
     try:
         yield f"retry: {STREAM_RETRY_MS}\n\n"
         deadline = time.monotonic() + settings.MEDAI_ADVICE_STREAM_SECONDS
+        # When pending advice turns late, the panel is woken too, to tell the doctor not to wait
+        # ("Advice is delayed"); a panel already saying so opens a stream that waits for the end.
+        until_late = advice_seconds_until_delayed(viewer=request.user, visit_id=visit_id)
+        late_at = None if until_late is None else time.monotonic() + until_late
         while True:
             status = advice_status(viewer=request.user, visit_id=visit_id)
             if status != "pending":
                 yield f"event: advice\ndata: {status}\n\n"
+                return
+            if late_at is not None and time.monotonic() >= late_at:
+                yield "event: advice\ndata: delayed\n\n"
                 return
             if not connection.in_atomic_block:  # (a test's transaction keeps its connection)
                 connection.close()  # hold no database connection while waiting
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            if not listener.wait(min(left, STREAM_KEEPALIVE_SECONDS)):
+            wait = min(left, STREAM_KEEPALIVE_SECONDS)
+            if late_at is not None:
+                wait = max(0.0, min(wait, late_at - time.monotonic()))
+            if not listener.wait(wait):
                 yield ": keep-alive\n\n"  # a comment line: proxies see the stream alive
     finally:
         listener.close()
@@ -252,6 +288,16 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
 # --- model pages ------------------------------------------------------------------------------
 
 
+@page(allowed=is_admin)
+@require_GET
+def phenotypes_view(request: HttpRequest) -> HttpResponse:
+    """Phenotype clusters of patient embeddings per forecast task (admins): sizes, defining codes,
+    outcome rate per cluster. Figures and codes only: no patient is named or linked."""
+    from .forecasting import phenotype_tables
+
+    return render(request, "predictions/phenotypes.html", {"tables": phenotype_tables()})
+
+
 @page(allowed=may_view_models)
 @require_GET
 def model_list_view(request: HttpRequest) -> HttpResponse:
@@ -316,6 +362,10 @@ def version_report_view(request: HttpRequest, version_id: int) -> HttpResponse:
             "subgroup_keys": reports.subgroup_keys(subgroups),
             "per_class": reports.per_class_rows(metrics),
             "candidates": report.get("models") or [],
+            # Forecast versions: why the baseline or a sequence model was selected (CI gate).
+            "selection_reason": ((report.get("selected") or {}).get("selection") or {}).get(
+                "reason", ""
+            ),
             "dataset": dataset,
             "training_rows": dataset.get("rows_used") or snapshot.get("rows"),
             "cv": report.get("cv") or {},

@@ -152,15 +152,19 @@ def observations_validate(entries: Iterable[ObservationInput]) -> list[Validated
     return validated
 
 
-def _write_observations(visit: Visit, observations: Sequence[ValidatedObservation]) -> None:
-    """Insert the values in one statement; a code entered again replaces its earlier value."""
+def _write_observations(
+    visit: Visit, observations: Sequence[ValidatedObservation], *, new_visit: bool = False
+) -> list[Observation]:
+    """Insert the values in one statement; a code entered again replaces its earlier value
+    (a visit created in this transaction has none to replace)."""
     if not observations:
-        return
+        return []
     now = timezone.now()
-    Observation.objects.filter(
-        visit=visit, definition__in=[obs.definition for obs in observations]
-    ).delete()
-    Observation.objects.bulk_create(
+    if not new_visit:
+        Observation.objects.filter(
+            visit=visit, definition__in=[obs.definition for obs in observations]
+        ).delete()
+    return Observation.objects.bulk_create(
         Observation(
             visit=visit,
             definition=obs.definition,
@@ -174,11 +178,28 @@ def _write_observations(visit: Visit, observations: Sequence[ValidatedObservatio
     )
 
 
-def _full_clean(obj: Visit | Diagnosis) -> None:
+def _full_clean(obj: Visit | Diagnosis, *, loaded: Sequence[str] = ()) -> None:
+    """``loaded``: foreign keys set from instances the caller has just read or written, whose
+    existence full_clean would otherwise check again with one query each."""
     try:
-        obj.full_clean()
+        obj.full_clean(exclude=loaded)
     except ValidationError as exc:
         raise InvalidInput.from_django(exc) from None
+
+
+def _attach(visit: Visit, relation: str, rows: list[Any]) -> None:
+    """Set ``visit.<relation>.all()`` to ``rows`` as ``prefetch_related`` would (a queryset with
+    its results cached, in the model's order); any other query on the relation still reads the
+    database."""
+    cache = getattr(visit, "_prefetched_objects_cache", None)
+    if cache is None:
+        cache = {}
+        setattr(visit, "_prefetched_objects_cache", cache)  # noqa: B010 (Django's own attribute, not in the stubs)
+    cache.pop(relation, None)
+    queryset = getattr(visit, relation).get_queryset()
+    queryset._result_cache = rows
+    queryset._prefetch_done = True
+    cache[relation] = queryset
 
 
 @transaction.atomic
@@ -210,9 +231,12 @@ def visit_create(
         age_years=min(patient.age_on(start.date()), MAX_AGE_YEARS),
         **{name: (text.get(name) or "") for name in VISIT_TEXT_FIELDS},
     )
-    _full_clean(visit)
+    _full_clean(visit, loaded=("patient", "attending"))
     visit.save()
-    _write_observations(visit, validated)
+    written = _write_observations(visit, validated, new_visit=True)
+    # The new visit carries what was written, so whoever answers with it reads nothing again.
+    _attach(visit, "observations", sorted(written, key=lambda o: o.definition.code))
+    _attach(visit, "diagnoses", [])
     audit_record(actor=actor, action=AuditEvent.Action.CREATE, obj=visit, patient_id=patient.pk)
     if request_advice:
         visit_event_record(visit=visit, kind=VisitEvent.Kind.RECORDED)
@@ -289,8 +313,10 @@ def visit_record(
         )
     else:
         raise InvalidInput("Record either a new visit of a patient or changes to one visit.")
-    before = list(Diagnosis.objects.filter(visit=visit))
+    created = patient is not None
+    before = [] if created else list(Diagnosis.objects.filter(visit=visit))
     recorded = {d.code for d in before}
+    added: list[Diagnosis] = []
     has_primary = any(
         d.rank == Diagnosis.Rank.PRIMARY and d.status != Diagnosis.Status.REFUTED for d in before
     )
@@ -299,10 +325,14 @@ def visit_record(
         if code in recorded:
             continue
         rank = entry.rank or (Diagnosis.Rank.SECONDARY if has_primary else Diagnosis.Rank.PRIMARY)
-        diagnosis_add(visit=visit, code=code, rank=rank, status=entry.status, actor=actor)
+        added.append(
+            diagnosis_add(visit=visit, code=code, rank=rank, status=entry.status, actor=actor)
+        )
         has_primary = has_primary or (
             rank == Diagnosis.Rank.PRIMARY and entry.status != Diagnosis.Status.REFUTED
         )
+    if created:  # a new visit carries its rows (visit_create attached the observations)
+        _attach(visit, "diagnoses", sorted(added, key=lambda d: (d.rank, d.code)))
     return visit
 
 
@@ -387,7 +417,10 @@ def diagnosis_add(
 
 def _full_clean_unique_aware(diagnosis: Diagnosis) -> None:
     try:
-        diagnosis.full_clean(validate_constraints=False)
+        # The visit and the accounts were just read by the caller (see _full_clean).
+        diagnosis.full_clean(
+            exclude=["visit", "recorded_by", "confirmed_by"], validate_constraints=False
+        )
     except ValidationError as exc:
         raise InvalidInput.from_django(exc) from None
     try:

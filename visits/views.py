@@ -16,7 +16,7 @@ from visits.charts import patient_series, patient_timeline, problem_entries, ser
 
 from .forms import VisitForm
 from .icd10 import icd10_search
-from .panels import panels_render
+from .panels import chart_panels_render, panels_render
 from .selectors import observation_definitions, problem_list, visit_get
 from .services import diagnosis_confirm, visit_close
 
@@ -46,6 +46,8 @@ def patient_chart_view(request: HttpRequest, patient_id: int) -> HttpResponse:
             "show_all": show_all,
             "vital_charts": [(s, series_svg(s, chart_id=f"v{i}")) for i, s in enumerate(vitals)],
             "lab_charts": [(s, series_svg(s, chart_id=f"l{i}")) for i, s in enumerate(labs)],
+            # Other apps' panels (predictions' course and outlook), rendered by them.
+            "panels": chart_panels_render(request, patient),
         },
     )
 

@@ -221,6 +221,9 @@ class ImportRunAdmin(MedaiAdminMixin, admin.ModelAdmin):
 class Hl7MessageAdmin(MedaiAdminMixin, admin.ModelAdmin):
     """HL7 v2 messages received; the quarantine is the filter 'quarantined: yes'."""
 
+    # The message's patient is an id column, not a foreign key: named for the audit of reads.
+    audit_patient_path = "patient_id"
+
     list_display = ("id", "received_at", "outcome", "quarantined", "reason", "observations")
     list_filter = ("quarantined", "outcome")
     fields = (

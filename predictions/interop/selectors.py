@@ -274,3 +274,17 @@ def fhir_everything(*, viewer: object, patient_id: str) -> list[dict[str, Any]]:
         _audit_shown(viewer, kind, rows)
         resources.extend(kind.to_fhir(row) for row in rows)
     return resources
+
+
+def fhir_record_export(*, viewer: object, patient_id: int) -> list[dict[str, Any]]:
+    """The chart's record download: ``$everything`` (each resource audited as viewed) plus one
+    EXPORT record for the patient, so the audit trail says the record left MedAI."""
+    resources = fhir_everything(viewer=viewer, patient_id=str(patient_id))
+    audit_record(
+        actor=viewer,
+        action=AuditEvent.Action.EXPORT,
+        patient_id=int(patient_id),
+        object_type="patients.patient",
+        object_id=str(patient_id),
+    )
+    return resources

@@ -61,7 +61,7 @@ from visits.services import (
 
 from . import fhir_in
 from .fhir_in import Skip, SourceResource
-from .models import ImportRun, SourceCondition, SourceRecord
+from .models import Hl7Message, ImportRun, SourceCondition, SourceRecord
 
 logger = logging.getLogger(__name__)
 
@@ -1142,16 +1142,21 @@ def import_run_execute(*, run_id: int) -> ImportRun:
         ImportRun.objects.filter(pk=run.pk).update(progress=round(min(share, 1.0), 4))
 
     try:
-        if run.kind != ImportRun.Kind.FHIR:
-            raise InvalidInput("Only FHIR files are imported here.")
-        report_data = fhir_import(
-            paths=[Path(run.path)],
-            actor=run.started_by,
-            care_teams=teams,
-            source=run.source,
-            dry_run=run.dry_run,
-            progress=progress,
-        ).as_dict()
+        if run.kind == ImportRun.Kind.HL7:
+            from .hl7_in import hl7_import_file
+
+            report_data = hl7_import_file(
+                path=Path(run.path), actor=run.started_by, dry_run=run.dry_run
+            )
+        else:
+            report_data = fhir_import(
+                paths=[Path(run.path)],
+                actor=run.started_by,
+                care_teams=teams,
+                source=run.source,
+                dry_run=run.dry_run,
+                progress=progress,
+            ).as_dict()
     except Exception as exc:
         logger.error("import run %s failed (%s)", run.pk, type(exc).__name__)
         ImportRun.objects.filter(pk=run.pk).update(
@@ -1169,3 +1174,38 @@ def import_run_execute(*, run_id: int) -> ImportRun:
     if not run.dry_run:
         Path(run.path).unlink(missing_ok=True)  # imported: the upload is not kept
     return ImportRun.objects.get(pk=run.pk)
+
+
+# --- HL7 v2 messages ------------------------------------------------------------------------------
+
+
+def hl7_key(*, facility: str, control_id: str) -> str:
+    return source_key(f"hl7:{facility}", "message", control_id)
+
+
+def hl7_message_seen(*, facility: str, control_id: str) -> Hl7Message | None:
+    return Hl7Message.objects.filter(key=hl7_key(facility=facility, control_id=control_id)).first()
+
+
+def hl7_message_record(
+    *, facility: str, control_id: str, raw: str, result: Any, actor: Any
+) -> Hl7Message:
+    """Keep the message (encrypted) with its outcome: the idempotency record, and the quarantine
+    when nothing could be stored for it."""
+    from medai_site.audit import audit_record
+
+    message = Hl7Message.objects.create(
+        key=hl7_key(facility=facility, control_id=control_id),
+        outcome=result.code,
+        quarantined=result.quarantined,
+        reason=result.text[:500],
+        raw=raw,
+        patient_id=result.patient_id,
+        visit_id=result.visit_id,
+        observations=result.stored,
+        received_by=account_of(actor),
+    )
+    audit_record(
+        actor=actor, action=AuditEvent.Action.CREATE, obj=message, patient_id=result.patient_id
+    )
+    return message

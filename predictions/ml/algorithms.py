@@ -219,7 +219,10 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        """The output logits, (n, k)."""
+        """The output logits, (n, k): by onnxruntime once :meth:`serve_onnx` attached the graph."""
+        onnx = getattr(self, "onnx_", None)
+        if onnx is not None:
+            return onnx.run({"x": np.asarray(X, dtype=np.float32)}).astype(float)
         (w1, b1), (w2, b2) = self.weights_
         hidden = np.maximum(np.asarray(X, dtype=float) @ w1 + b1, 0.0)
         return hidden @ w2 + b2
@@ -229,6 +232,13 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.classes_[self.decision_function(X).argmax(axis=1)]
+
+    def serve_onnx(self, model_bytes: bytes | None) -> None:
+        """Serve predictions through this ONNX graph (from :func:`predictions.ml.export.export_mlp`;
+        its parity with the numpy path is the caller's check), or through numpy again (None)."""
+        from predictions.ml.export import OnnxModel
+
+        self.onnx_ = None if model_bytes is None else OnnxModel(model_bytes)
 
     def torch_module(self) -> Any:
         """The fitted network rebuilt in torch (eval mode, float32) for ONNX export

@@ -243,3 +243,28 @@ def mlp_compression_report(
         "int8_decision": reason,
         "folds": len(folds),
     }
+
+
+def serve_mlp_onnx(estimator: Any, X: np.ndarray) -> dict[str, Any]:
+    """Switch a fitted tabular MLP to onnxruntime if the graph reproduces its logits on ``X``.
+
+    ``X`` is a sample of the engine's feature rows (dense). The float32 ONNX graph is kept only
+    when the largest logit difference from the numpy path is within :data:`PARITY_TOLERANCE`;
+    otherwise the numpy path keeps serving. Returns what was decided, for the report.
+    """
+    X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=float)
+    estimator.serve_onnx(None)
+    reference = estimator.decision_function(X)
+    model_bytes = export_mlp(estimator, X.shape[1])
+    served = OnnxModel(model_bytes).run({"x": X.astype(np.float32)})
+    difference = parity(reference, served)
+    accepted = difference <= PARITY_TOLERANCE
+    if accepted:
+        estimator.serve_onnx(model_bytes)
+    return {
+        "runtime": "onnxruntime" if accepted else "numpy",
+        "parity_max_abs_logit_difference": difference,
+        "tolerance": PARITY_TOLERANCE,
+        "rows_checked": len(X),
+        "onnx_bytes": len(model_bytes),
+    }

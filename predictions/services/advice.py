@@ -65,6 +65,9 @@ def _active(task: PredictionTask) -> ModelVersion:
 def _active_tasks() -> list[PredictionTask]:
     return list(
         PredictionTask.objects.filter(enabled=True, active_version__isnull=False)
+        # Forecasts read a patient's whole course; the chart's "Course and outlook" panel shows
+        # them (predictions/forecasting.py). Visit advice uses the per-visit models only.
+        .exclude(kind=PredictionTask.Kind.FORECAST)
         .select_related("active_version")
         .order_by("slug")
     )

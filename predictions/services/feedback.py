@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 
 from django.db import transaction
 
+from medai_site.audit import audit_record
 from medai_site.errors import Conflict, Forbidden, InvalidInput
+from medai_site.models import AuditEvent
 from medai_site.roles import account_of
-from predictions.models import Advice, Feedback
+from predictions.models import Advice, CdsCard, Feedback
 from predictions.payload import AdvicePayload, advice_payload
 from predictions.visit_records import OTHER_CLASS
 from visits.models import Diagnosis
@@ -65,7 +67,7 @@ def feedback_record(
         and suggestion != OTHER_CLASS
     ):
         diagnosis = _agree(advice, suggestion, actor)
-    return Feedback.objects.create(
+    feedback = Feedback.objects.create(
         advice=advice,
         suggestion=suggestion,
         decision=decision,
@@ -73,6 +75,46 @@ def feedback_record(
         comment=comment or "",
         rank=ranked[suggestion],
         diagnosis=diagnosis,
+        actor=_account(actor),
+    )
+    # Deciding on a suggestion is a reading of the advice (it quotes the visit): recorded here,
+    # on every path (page, API), with the feedback it created.
+    audit_record(
+        actor=actor,
+        action=AuditEvent.Action.CREATE,
+        obj=feedback,
+        patient_id=advice.visit.patient_id,
+    )
+    return feedback
+
+
+@transaction.atomic
+def cds_card_feedback_record(
+    *, card: CdsCard, decision: str, actor: object, reason: str = "", comment: str = ""
+) -> Feedback:
+    """An EHR's feedback on a CDS Hooks card: accepted or overridden, once per card.
+
+    Recorded in the same table as the advice panel's (monitoring reads both). No diagnosis is
+    written: the card concerned no stored visit, and the EHR applies an accepted suggestion
+    itself.
+    """
+    if decision not in Feedback.Decision.values:
+        raise InvalidInput(
+            "Outcome must be accepted or overridden.", fields={"outcome": ["Unknown outcome."]}
+        )
+    if reason and reason not in Feedback.Reason.values:
+        reason = Feedback.Reason.OTHER
+    if decision == Feedback.Decision.OVERRIDE and not reason:
+        reason = Feedback.Reason.OTHER if comment.strip() else ""
+    if Feedback.objects.filter(cds_card=card).exists():
+        raise Conflict("Feedback on this card is already recorded.")
+    return Feedback.objects.create(
+        cds_card=card,
+        suggestion=card.suggestion,
+        decision=decision,
+        reason=reason,
+        comment=comment or "",
+        rank=card.rank,
         actor=_account(actor),
     )
 

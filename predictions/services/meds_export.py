@@ -15,7 +15,8 @@ What is exported (and what never is):
   (ages are capped at 90 like the visit's own field), sex one static ``GENDER/F|M|O|U`` event.
 * Per visit, at its start time: ``VISIT/<type>``, one ``LOINC/<code>`` per observation with its
   value in the catalogue's canonical unit, one ``ICD10/<code>`` per confirmed diagnosis (primary and
-  secondary; provisional and refuted diagnoses are not facts yet).
+  secondary; provisional and refuted diagnoses are not facts yet; diagnoses that came from advice
+  are left out, so a model's suggestion never becomes a forecast's training label).
 
 The dataset layout follows MEDS: ``data/0.parquet`` (aligned to ``meds.DataSchema`` by the engine's
 ``write_events``), ``metadata/dataset.json`` (``meds.DatasetMetadataSchema``),
@@ -169,10 +170,12 @@ def meds_events_frame(visits: QuerySet[Visit]) -> pd.DataFrame:
                 }
             )
         )
+    # A diagnosis that came from advice is left out even once confirmed: a model's suggestion
+    # must never teach the next model (the same rule as predictions.visit_records).
     diagnoses = list(
-        Diagnosis.objects.filter(
-            visit_id__in=visit_ids, status=Diagnosis.Status.CONFIRMED
-        ).values_list("visit_id", "code")
+        Diagnosis.objects.filter(visit_id__in=visit_ids, status=Diagnosis.Status.CONFIRMED)
+        .exclude(source=Diagnosis.Source.ADVICE)
+        .values_list("visit_id", "code")
     )
     if diagnoses:
         frames.append(

@@ -29,8 +29,12 @@ def monitoring_run(
     *, task_id: int | None = None, now: datetime | None = None
 ) -> list[MonitoringSnapshot]:
     """One snapshot per task with an active version (only ``task_id`` when given)."""
-    tasks = PredictionTask.objects.filter(active_version__isnull=False).select_related(
-        "active_version__training_job"
+    # Forecast versions are judged by their held-out comparison at training (per-visit drift and
+    # live performance against the visit's diagnosis do not apply to a course-level forecast).
+    tasks = (
+        PredictionTask.objects.filter(active_version__isnull=False)
+        .exclude(kind=PredictionTask.Kind.FORECAST)
+        .select_related("active_version__training_job")
     )
     if task_id is not None:
         tasks = tasks.filter(pk=task_id)

@@ -1,6 +1,6 @@
 """Synchronous predictions on inputs sent inline: the prediction API and CDS Hooks.
 
-The only writer of ModelUse. The inputs concern no stored patient: they are validated through
+The only writer of ModelUse and CdsCard. The inputs concern no stored patient: they are validated through
 the clinical catalogue exactly as a visit's are (:func:`visits.services.observation_validate`:
 units converted to the canonical unit, impossible values refused with the code named), turned
 into the engine's record (the same columns :func:`predictions.visit_records.visit_record`
@@ -17,6 +17,7 @@ import hashlib
 import json
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from predictions import why
 from predictions.ml.artifacts import load_model
 from predictions.ml.errors import EngineError
 from predictions.ml.pipeline import TrainedModel
-from predictions.models import ModelUse, ModelVersion, PredictionTask
+from predictions.models import CdsCard, ModelUse, ModelVersion, PredictionTask
 from predictions.payload import Alert, Contribution
 from predictions.rules import ObservationFact, evaluate_rules
 from predictions.visit_records import OTHER_CLASS, observation_column
@@ -84,6 +85,7 @@ class PredictionResult:
     input_hash: str
     compute_ms: float = 0.0
     classes: list[str] = field(default_factory=list)
+    model_use_id: int | None = None
 
 
 # --- the catalogue, cached per process ------------------------------------------------------------
@@ -122,6 +124,12 @@ def observation_code(code_or_name: str) -> str:
 # --- the model ---------------------------------------------------------------------------------------
 def servable_version(task: PredictionTask) -> ModelVersion:
     """The version that answers for ``task``, or ModelUnavailable saying why there is none."""
+    if task.kind == PredictionTask.Kind.FORECAST:
+        # A forecast reads a patient's whole timeline; inline inputs of one visit cannot feed it.
+        raise ModelUnavailable(
+            f"The model '{task.slug}' forecasts from a patient's course and is not served on "
+            "inline inputs; its forecasts appear on the patient chart."
+        )
     if not task.enabled:
         raise ModelUnavailable(f"The model '{task.slug}' is switched off.")
     if task.active_version is None:
@@ -311,7 +319,7 @@ def predictions_make(
     rows = [predict_row(task, model, row) for row in prepared]
     digest = rows[0].input_hash if len(rows) == 1 else _hash([r.input_hash for r in rows])
     compute_ms = (time.perf_counter() - started) * 1000
-    model_use_record(
+    use = model_use_record(
         version=version,
         actor=actor,
         api_token_id=api_token_id,
@@ -327,6 +335,7 @@ def predictions_make(
         input_hash=digest,
         compute_ms=compute_ms,
         classes=[_class_label(task, c) for c in model.classes],
+        model_use_id=use.pk,
     )
 
 
@@ -351,4 +360,31 @@ def model_use_record(
         input_hash=input_hash,
         rows=rows,
         request_id=current_request_id.get()[:64],
+    )
+
+
+@dataclass(frozen=True)
+class CardIssued:
+    """A CDS Hooks card about to be returned: what its feedback will refer to."""
+
+    uuid: uuid.UUID
+    suggestion: str
+    rank: int | None = None
+    model_use_id: int | None = None
+
+
+def cds_cards_record(*, service: str, client: str, cards: Sequence[CardIssued]) -> None:
+    """Remember the cards returned to an EHR (one INSERT), so its feedback can name them."""
+    CdsCard.objects.bulk_create(
+        [
+            CdsCard(
+                uuid=c.uuid,
+                service=service,
+                suggestion=c.suggestion[:40],
+                rank=c.rank,
+                model_use_id=c.model_use_id,
+                client=client[:200],
+            )
+            for c in cards
+        ]
     )

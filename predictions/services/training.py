@@ -72,6 +72,24 @@ def training_nightly_start(
     return started
 
 
+def training_monthly_pretrain_start(*, actor: object | None = None) -> list[TrainingJob]:
+    """A full forecast training (pretraining, CV, CI gate) for every forecast task (monthly beat).
+
+    The nightly schedule refits forecast tasks that already have a model (see ``_forecast_mode``).
+    """
+    started = []
+    for task in PredictionTask.objects.filter(kind=PredictionTask.Kind.FORECAST).order_by("slug"):
+        try:
+            started.append(
+                training_job_start(task=task, actor=actor, trigger=TrainingJob.Trigger.MONTHLY)
+            )
+        except Conflict:
+            logger.info(
+                "re-pretraining of %s skipped: a job is already queued or running", task.slug
+            )
+    return started
+
+
 def _enqueue(job_id: int) -> None:
     from predictions.tasks import training_job_run
 
@@ -183,6 +201,8 @@ def _finish(
 
 def _train_version(job: TrainingJob) -> ModelVersion:
     task = job.task
+    if task.kind == PredictionTask.Kind.FORECAST:
+        return _train_forecast_version(job)
     frame, snapshot = training_snapshot(task)
     TrainingJob.objects.filter(pk=job.pk).update(snapshot=snapshot)
     _progress(job.pk, "snapshot taken", 3)
@@ -215,8 +235,9 @@ def _train_version(job: TrainingJob) -> ModelVersion:
         progress=progress,
         out_dir=out_dir,
     )
-    _progress(job.pk, "held-out comparison", 92)
     model = result.model
+    serving = _serve_mlp_onnx(model, train_frame)
+    _progress(job.pk, "held-out comparison", 92)
     challenger_metrics = holdout_metrics(model, holdout, task)
     champion_metrics, unusable = None, ""
     if task.active_version is not None:
@@ -254,6 +275,7 @@ def _train_version(job: TrainingJob) -> ModelVersion:
             comparison=comparison,
             report={
                 **result.report,
+                **({"serving": serving} if serving else {}),
                 "similar_cases_index": neighbours,
                 "output_reference": output_reference_summary(task, model.classes, result),
             },
@@ -268,6 +290,23 @@ def _train_version(job: TrainingJob) -> ModelVersion:
                 actor=job.started_by,
             )
     return version
+
+
+ONNX_PARITY_ROWS = 500  # training rows on which onnxruntime must reproduce the numpy logits
+
+
+def _serve_mlp_onnx(model: Any, frame: pd.DataFrame) -> dict[str, Any] | None:
+    """A selected tabular MLP is served by onnxruntime when its graph matches within 1e-4
+    (``predictions.ml.export.serve_mlp_onnx``); the artifact then carries the ONNX graph."""
+    from predictions.ml.algorithms import TorchMLPClassifier
+    from predictions.ml.dataset import apply_plans
+    from predictions.ml.export import serve_mlp_onnx
+
+    estimator = getattr(model.model, "estimator", None)
+    if not isinstance(estimator, TorchMLPClassifier):
+        return None
+    sample = frame.drop(columns=["visit_id", "label"]).head(ONNX_PARITY_ROWS)
+    return serve_mlp_onnx(estimator, model.featurizer.transform(apply_plans(sample, model.plans)))
 
 
 def output_reference_summary(
@@ -313,6 +352,177 @@ def _similar_case_index(model: Any, frame: pd.DataFrame, out_dir: Path) -> dict[
         compress=3,
     )
     return {"path": str(path), "sha256": file_sha256(path)}
+
+
+def _forecast_mode(job: TrainingJob) -> str:
+    """ "finetune" for a nightly job of a task that has a model, else "full".
+
+    full: pretraining, cross-validation of the baseline and the sequence models, the CI gate.
+    finetune: the active version's algorithm refitted on the current data, no model search (the
+    engine keeps no torch weights in its artifacts, so a sequence model is pretrained afresh).
+    Either way the result is compared with the active version on the same held-out patients.
+    """
+    if job.trigger == TrainingJob.Trigger.SCHEDULE and job.task.active_version is not None:
+        return "finetune"
+    return "full"
+
+
+def _train_forecast_version(job: TrainingJob) -> ModelVersion:
+    from predictions.forecasting import forecast_holdout_metrics, forecast_options, task_definition
+    from predictions.ml.evaluate import _clean as json_safe
+    from predictions.ml.timeline.artifacts import load_forecast_model, save_forecast_model
+    from predictions.ml.timeline.events import Timelines, read_events
+    from predictions.ml.timeline.forecast import fit_forecast_model, train_forecast
+    from predictions.ml.timeline.labels import build_labels
+
+    from .meds_export import meds_export
+
+    task = job.task
+    mode = _forecast_mode(job)
+    number = (task.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+    out_dir = Path(settings.MODEL_ARTIFACT_DIR) / task.slug / f"v{number}-job{job.pk}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # The snapshot is a MEDS export (pseudonymous, audited like any export) kept with the model.
+    export = meds_export(out_dir=out_dir / "meds", actor=job.started_by, overwrite=True)
+    events = read_events(export.path / "data" / "0.parquet")
+    timelines = Timelines.from_frame(events)
+    labels = build_labels(timelines, task_definition(task), seed=0)
+    y = labels["boolean_value"].to_numpy(dtype=bool)
+    snapshot = {
+        "kind": "meds",
+        "mode": mode,
+        "path": str(export.path),
+        "hash": export.sha256,
+        "subjects": export.subjects,
+        "events": export.events,
+        "rows": len(labels),
+        "class_counts": {"false": int((~y).sum()), "true": int(y.sum())},
+    }
+    TrainingJob.objects.filter(pk=job.pk).update(snapshot=snapshot)
+    _progress(job.pk, "snapshot taken", 3)
+    if len(labels) < MIN_TRAINING_VISITS:
+        raise TrainingDataError(
+            f"Only {len(labels)} patients have a usable prediction time for {task}; at least "
+            f"{MIN_TRAINING_VISITS} are needed."
+        )
+    train_idx, holdout_idx = holdout_split(
+        y.astype(int).astype(str), labels["subject_id"].to_numpy(), HOLDOUT_SHARE, seed=0
+    )
+    holdout = labels.iloc[holdout_idx]
+    # Held-out patients are left out of training entirely, pretraining included.
+    held = set(holdout["subject_id"].tolist())
+    train_events = events[~events["subject_id"].isin(held)]
+
+    def progress(stage: str, percent: int) -> None:
+        _progress(job.pk, stage, 5 + int(percent * 0.85))
+
+    options = forecast_options(task)
+    if mode == "finetune":
+        assert task.active_version is not None  # noqa: S101 - _forecast_mode checked it
+        model, log = fit_forecast_model(
+            train_events, labels.iloc[train_idx], task.active_version.algorithm, options, progress
+        )
+        report: dict[str, Any] = {
+            "mode": "finetune",
+            "selected": {"name": model.name, "family": model.family, "metrics": {}},
+            "fit": log,
+        }
+    else:
+        result = train_forecast(train_events, labels.iloc[train_idx], options, progress)
+        model, report = result.model, {"mode": "full", **result.report}
+    _progress(job.pk, "held-out comparison", 92)
+    challenger_metrics = forecast_holdout_metrics(model, timelines, holdout)
+    if mode == "finetune":
+        report["selected"]["metrics"] = challenger_metrics
+    champion_metrics, unusable = None, ""
+    if task.active_version is not None:
+        try:
+            champion = load_forecast_model(
+                task.active_version.artifact_path, task.active_version.artifact_sha256
+            )
+            champion_metrics = forecast_holdout_metrics(champion, timelines, holdout)
+        except EngineError as exc:
+            unusable = f"{type(exc).__name__}: {exc}"[:300]
+    comparison = compare(challenger_metrics, champion_metrics, champion_unusable=unusable)
+    comparison["holdout_visits"] = len(holdout)
+    _progress(job.pk, "saving artifact", 96)
+    info = save_forecast_model(model, out_dir / "forecast-model.joblib")
+    report["patient_index"], report["phenotypes"] = _patient_index(model, timelines, task, out_dir)
+    with transaction.atomic():
+        version = ModelVersion.objects.create(
+            task=task,
+            number=number,
+            training_job=job,
+            algorithm=model.name,
+            artifact_path=str(info.path),
+            artifact_sha256=info.sha256,
+            artifact_size=info.size_bytes,
+            feature_schema={
+                "kind": "forecast",
+                "codes": list(task.config["codes"]),
+                "horizon_days": task.config.get("horizon_days"),
+                "family": model.family,
+            },
+            label_map={"0": "false", "1": "true"},
+            library_versions=model.metadata.get("library_versions", {}),
+            data_hash=export.sha256,
+            metrics=json_safe(report.get("selected", {}).get("metrics", {})),
+            holdout_metrics=json_safe(challenger_metrics),
+            comparison=json_safe(comparison),
+            report=json_safe(report),
+            created_by=job.started_by,
+        )
+        if comparison["promote"]:
+            registry.version_activate(
+                version=version,
+                action=ActivationEvent.Action.AUTO_PROMOTE,
+                reason=" ".join(comparison["reasons"]),
+                actor=job.started_by,
+            )
+    return version
+
+
+MAX_PHENOTYPES = 6
+
+
+def _patient_index(
+    model: Any, timelines: Any, task: PredictionTask, out_dir: Path
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Embeddings of every patient's whole course (similar patients) and phenotype clusters.
+
+    The index file maps pseudonymous subject ids to patient ids on the server only; the report
+    keeps cluster sizes, defining codes and outcome rates, never who is in a cluster.
+    """
+    from patients.models import Patient
+    from predictions.ml.timeline.embeddings import phenotype_clusters
+    from predictions.ml.timeline.labels import outcome_subjects
+
+    from .meds_export import subject_id_for
+
+    if model.embedder is None:
+        return None, None
+    histories = timelines.full_histories()
+    vectors = model.embedder.embed(timelines, histories).astype(np.float32)
+    by_subject = {subject_id_for(pk): pk for pk in Patient.objects.values_list("pk", flat=True)}
+    patient_ids = np.array([by_subject.get(int(s), 0) for s in timelines.subjects], dtype=np.int64)
+    path = out_dir / "patient-index.joblib"
+    joblib.dump(
+        {"subject_ids": timelines.subjects, "patient_ids": patient_ids, "vectors": vectors},
+        path,
+        compress=3,
+    )
+    index = {"path": str(path), "sha256": file_sha256(path), "patients": len(vectors)}
+    n_clusters = min(MAX_PHENOTYPES, len(vectors) // 20)
+    if n_clusters < 2:
+        return index, None
+    outcomes = np.isin(timelines.subjects, outcome_subjects(timelines, task.config["codes"]))
+    clusters = phenotype_clusters(
+        vectors, timelines.subjects, timelines, histories, n_clusters=n_clusters, outcomes=outcomes
+    )
+    for cluster in clusters["clusters"]:
+        cluster.pop("subject_ids", None)
+    clusters["outcome"] = task.config.get("label", "")
+    return index, clusters
 
 
 def training_job_watchdog() -> dict[str, int]:

@@ -100,3 +100,58 @@ def test_visit_detail_does_not_decrypt_patient_contact_data(api_a, team_a, decry
     for secret in (patient.phone, patient.national_id, "1 Secret Road", "Mum 555 0000"):
         assert secret not in decrypted
     assert patient.given_name in decrypted
+
+
+# Issue 15: SQL statements per request, counted without the test transaction's savepoints (in
+# production the outermost atomic block is a BEGIN/COMMIT, not captured either).
+PATIENT_READ_STATEMENTS = (
+    8  # token, roles, patient, allergies, care teams, audit (lock, head, insert)
+)
+VISIT_CREATE_STATEMENTS = 23  # was 34: no re-read of the new visit, no FK re-checks, no deletes
+
+
+def _statements(queries) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+
+
+def test_patient_read_statement_count(api_a, team_a):
+    patient = PatientFactory(care_teams=[team_a])
+    api_a.get(f"/api/v1/patients/{patient.pk}")  # warm: token last_used_at
+    with CaptureQueriesContext(connection) as queries:
+        assert api_a.get(f"/api/v1/patients/{patient.pk}").status_code == 200
+    assert len(_statements(queries)) <= PATIENT_READ_STATEMENTS, _statements(queries)
+
+
+def test_visit_create_statement_count_and_no_reread(api_a, team_a):
+    patient = PatientFactory(care_teams=[team_a])
+    labs = [{"code": "2345-7", "value": 100}, {"code": "2093-3", "value": 180}]
+    body = {
+        "observations": vitals() + labs,  # 8 observations
+        "diagnoses": [{"code": "J18.9"}],
+        "chief_complaint": "cough",
+    }
+    url = f"/api/v1/patients/{patient.pk}/visits"
+    api_a.post(url, body, format="json")
+    with CaptureQueriesContext(connection) as queries:
+        response = api_a.post(url, body, format="json")
+    assert response.status_code == 201, response.content
+    statements = _statements(queries)
+    assert len(statements) <= VISIT_CREATE_STATEMENTS, statements
+    assert not any(s.startswith('SELECT "visits_visit"') for s in statements)  # not re-read
+    assert not any(s.startswith("DELETE") for s in statements)
+
+
+def test_visit_created_answers_exactly_what_a_read_returns(api_a, team_a):
+    """The 201 is built from the visit in memory; it must equal the stored visit's detail."""
+    patient = PatientFactory(care_teams=[team_a])
+    labs = [{"code": "2093-3", "value": 4.2, "unit": "mmol/L"}, {"code": "2345-7", "value": 100}]
+    body = {
+        "observations": [*labs, *vitals()],  # out of order: the answer sorts them by code
+        "diagnoses": [{"code": "R50.9", "rank": "secondary"}, {"code": "J18.9"}],
+        "chief_complaint": "cough",
+        "plan": "rest",
+    }
+    created = api_a.post(f"/api/v1/patients/{patient.pk}/visits", body, format="json")
+    assert created.status_code == 201
+    read = api_a.get(f"/api/v1/visits/{created.json()['id']}")
+    assert created.json() == read.json()

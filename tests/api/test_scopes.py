@@ -24,6 +24,7 @@ PUBLIC_VIEWS = {
     "SpectacularSwaggerView",
     "SpectacularRedocView",
     "FhirMetadataApi",  # the FHIR CapabilityStatement: clients read it before authenticating
+    "CdsDiscoveryApi",  # CDS Hooks discovery: the services offered, no data (as the spec has it)
 }
 
 

@@ -53,6 +53,7 @@ def test_compose_names_every_service():
         "trainer",
         "beat",
         "relay",
+        "hl7",
     }
     assert services["db"]["image"].startswith("postgres:16")
     assert services["redis"]["image"].startswith("redis:7")
@@ -64,7 +65,7 @@ def test_compose_commands_match_the_procfile():
     """Same programs in both: what `make run` starts is what production runs."""
     services = compose()["services"]
     processes = procfile()
-    for name in ("web", "worker", "trainer", "beat", "relay"):
+    for name in ("web", "worker", "trainer", "beat", "relay", "hl7"):
         program = processes[name].split()[:3]
         command = services[name]["command"]
         assert command[: len(program)][0] == program[0], name
@@ -97,7 +98,7 @@ def test_two_database_roles_owner_migrates_app_role_runs():
     assert services["grants"]["depends_on"]["migrate"]["condition"] == (
         "service_completed_successfully"
     )
-    for name in ("web", "worker", "trainer", "beat", "relay"):
+    for name in ("web", "worker", "trainer", "beat", "relay", "hl7"):
         env = services[name]["environment"]
         assert env["DATABASE_URL"].startswith("postgres://medai_app:"), name
         assert services[name]["depends_on"]["grants"]["condition"] == (

@@ -31,6 +31,14 @@ def test_celery_reliability_settings_reach_the_app():
     assert "nightly-training" in conf.beat_schedule
 
 
+def test_workers_keep_their_database_connection_between_tasks():
+    """Issue 15: without CELERY_DB_REUSE_MAX, Celery's Django fixup closes the connection after
+    every task (one new PostgreSQL session per advice)."""
+    from celery.fixups.django import DjangoWorkerFixup
+
+    assert DjangoWorkerFixup(app).db_reuse_max >= 100
+
+
 def test_test_profile_uses_real_postgresql_and_redis():
     assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
     assert settings.CELERY_BROKER_URL.startswith("redis://")

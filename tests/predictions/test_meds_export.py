@@ -131,3 +131,15 @@ def test_patient_events_match_the_export(small_population, tmp_path):
     mine = patient_events(patient.pk)
     exported = events[events["subject_id"] == subject_id_for(patient.pk)]
     assert sorted(mine["code"]) == sorted(exported["code"])
+
+
+def test_diagnoses_from_advice_are_not_exported(small_population):
+    from visits.models import Diagnosis, Visit
+
+    visit = Visit.objects.filter(diagnoses__status=Diagnosis.Status.CONFIRMED).first()
+    diagnosis = visit.diagnoses.filter(status=Diagnosis.Status.CONFIRMED).first()
+    code = f"ICD10/{diagnosis.code}"
+    before = (patient_events(visit.patient_id)["code"] == code).sum()
+    Diagnosis.objects.filter(pk=diagnosis.pk).update(source=Diagnosis.Source.ADVICE)
+    after = (patient_events(visit.patient_id)["code"] == code).sum()
+    assert after == before - 1

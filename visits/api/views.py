@@ -277,6 +277,7 @@ class PatientVisitListCreateApi(APIView):
     )
     def post(self, request: Request, patient_id: int) -> Response:
         patient = patient_get(viewer=request.user, patient_id=patient_id, audit=False)
+        created: dict[int, Visit] = {}
 
         def create() -> tuple[int, int]:
             serializer = self.CreateInputSerializer(data=request.data)
@@ -291,11 +292,19 @@ class PatientVisitListCreateApi(APIView):
                 diagnoses=diagnoses,
                 **data,
             )
+            created[visit.pk] = visit
             return 201, visit.pk
 
-        return idempotent_create(
-            request, create=create, respond=lambda status, pk: _detail(request, pk, status)
-        )
+        def respond(status: int, pk: int) -> Response:
+            # The new visit carries its patient, observations and diagnoses (visit_record):
+            # answering with it saves re-reading what this request has just written. A replay
+            # of an earlier request reads the visit as stored.
+            visit = created.get(pk)
+            if visit is None:
+                return _detail(request, pk, status)
+            return Response(VisitDetailSerializer(visit).data, status=status)
+
+        return idempotent_create(request, create=create, respond=respond)
 
 
 class VisitDetailApi(APIView):

@@ -40,12 +40,16 @@ def generate_population(
     seed: int = 0,
     visits_per_patient: float = 1.6,
     end: datetime | None = None,
+    longitudinal_patients: int = 0,
 ) -> Population:
     """Generate ``n_visits`` visits for about ``n_visits / visits_per_patient`` patients.
 
     ``end`` (aware) is the latest possible visit start; it defaults to the start of the current
     UTC day, and visits spread over the two years before it. All dates are relative to ``end``,
     so the same seed and ``end`` give identical output.
+
+    ``longitudinal_patients`` adds a cohort followed over up to ten years with chronic conditions
+    that progress (:mod:`~visits.demo.longitudinal`), on top of the ``n_visits`` visits.
     """
     if n_visits < 1:
         raise ValueError("n_visits must be positive")
@@ -74,12 +78,20 @@ def generate_population(
     coded = _miscode(rng, visits.cond, u, secondaries)
     patients = draw_patients(rng, n_pat, body.female, body.age_now, end, body.index_cond)
     duplicated = set(rng.choice(n_unique, size=n_dup, replace=False).tolist()) if n_dup else set()
-    return Population(
-        patients=tuple(patients),
-        visits=tuple(
-            _assemble(visits, observations, texts, coded, secondaries, duplicated, end=end)
-        ),
-    )
+    assembled = _assemble(visits, observations, texts, coded, secondaries, duplicated, end=end)
+    if longitudinal_patients > 0:
+        from .longitudinal import generate_longitudinal
+
+        followed, their_visits = generate_longitudinal(
+            n_patients=longitudinal_patients,
+            seed=seed,
+            end=end,
+            first_key=len(patients) + 1,
+            first_visit_key=len(assembled) + 1,
+        )
+        patients = [*patients, *followed]
+        assembled = [*assembled, *their_visits]
+    return Population(patients=tuple(patients), visits=tuple(assembled))
 
 
 def _default_end() -> datetime:

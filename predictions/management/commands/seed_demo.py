@@ -33,6 +33,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--visits", type=int, default=3000)
         parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument(
+            "--longitudinal",
+            type=int,
+            default=300,
+            help="patients followed over years (chronic disease progression) for the forecasts",
+        )
         parser.add_argument("--if-empty", action="store_true", help="Do nothing if patients exist.")
         parser.add_argument("--allow-production", action="store_true")
         parser.add_argument(
@@ -61,7 +67,9 @@ class Command(BaseCommand):
             started = time.perf_counter()
             with transaction.atomic():
                 teams, attendings = self._users_and_teams()
-                population = generate_population(n_visits=visits, seed=seed)
+                population = generate_population(
+                    n_visits=visits, seed=seed, longitudinal_patients=opts.get("longitudinal", 0)
+                )
                 report = population_import(
                     population=population, teams=teams, attendings=attendings
                 )

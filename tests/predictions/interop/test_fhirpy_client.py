@@ -9,7 +9,7 @@ from fhirpy.base.exceptions import ResourceNotFound
 
 from medai_site.api_auth import Scope, api_token_create
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def test_fhirpy_reads_patient_observations_and_risk(live_server, recorded, doctor_a, patient_b):
