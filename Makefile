@@ -53,3 +53,4 @@ bench: install
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_search.py
 	$(BIN)/python tests/bench/bench_generator.py
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_text.py
+	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_forecast_app.py

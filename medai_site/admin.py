@@ -327,16 +327,24 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 )
                 response["Content-Disposition"] = 'attachment; filename="audit-report.csv"'
                 return response
+        count = events.count() if events is not None else 0  # before this view's own record
         shown = list(events[:500]) if events is not None else None
         mrns = patient_labels({e.patient_id for e in shown or [] if e.patient_id})
         for event in shown or []:
             event.mrn = mrns.get(event.patient_id)
+        if mrns:  # the report names these patients (by MRN): itself a read of them
+            audit_record_list(
+                actor=request.user,
+                object_type="medai_site.auditevent",
+                object_id="report",
+                patient_ids=mrns,
+            )
         context = {
             **self.admin_site.each_context(request),
             "title": "Audit report",
             "form": form,
             "events": shown,
-            "count": events.count() if events is not None else 0,
+            "count": count,
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/medai_site/audit_report.html", context)

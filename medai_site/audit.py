@@ -1,7 +1,9 @@
 """Writing and verifying the audit trail. Every service that reads or writes PHI records here.
 
 Records form a hash chain in id order. Since migration 0005 each record's hash is
-``HMAC-SHA256(AUDIT_CHAIN_KEYS[key_id], prev_hash | canonical content)`` (chain version 2); the
+``HMAC-SHA256(AUDIT_CHAIN_KEYS[key_id], prev_hash | canonical content)`` (chain version 2; since
+0007 version 3, whose content also holds ``patient_ids``, the patients one list view showed:
+:func:`audit_record_list`); the
 key lives in the deployment's secret store, not in the database, so someone who can rewrite the
 table cannot recompute valid hashes. Records written before keys existed keep their unkeyed
 SHA-256 (chain version 1) and still verify; they are a prefix of the chain, never written again.

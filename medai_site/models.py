@@ -14,8 +14,8 @@ class AuditEvent(models.Model):
     (migration 0004) and TRUNCATE (0005), and the application's database role may only INSERT
     and SELECT here (``manage.py db_grant_app_role``). Each record carries a hash of its content
     chained to the previous record's: HMAC-SHA256 under ``AUDIT_CHAIN_KEYS[key_id]`` (chain
-    version 2), or the unkeyed SHA-256 of records written before keys existed (version 1). The
-    head of the chain is anchored outside the database (``medai_site.audit_anchor``), so
+    versions 2 and 3), or the unkeyed SHA-256 of records written before keys existed (version
+    1). The head of the chain is anchored outside the database (``medai_site.audit_anchor``), so
     ``manage.py audit_verify`` detects an altered, missing or removed record, a shortened tail
     and an emptied table. Holds ids and action names, never PHI.
     """

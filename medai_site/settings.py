@@ -148,6 +148,7 @@ INSTALLED_APPS = [
     "patients",
     "visits",
     "predictions",
+    "import_export",  # the admin's CSV/Excel import (predictions/interop/tabular.py)
     "predictions.interop.apps.InteropConfig",  # FHIR R4 API and import doors (label "interop")
 ]
 
@@ -498,7 +499,11 @@ LOGGING = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MEDAI_MAX_REQUEST_BYTES", default=2_621_440)
 # The only pages that take files: the admin's import doors (predictions/interop). Their bodies
 # skip the form-body check (binary Excel, large bundles) and their files stream to disk.
-MEDAI_UPLOAD_PATHS = ("/admin/interop/importrun/add/",)
+MEDAI_UPLOAD_PATHS = (
+    "/admin/interop/importrun/add/",
+    "/admin/interop/patientrow/import/",
+    "/admin/interop/visitrow/import/",
+)
 SESSION_COOKIE_AGE = env.int("MEDAI_SESSION_IDLE_SECONDS", default=15 * 60)
 SESSION_SAVE_EVERY_REQUEST = True  # inactivity timeout, not absolute
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True

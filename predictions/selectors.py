@@ -26,6 +26,7 @@ from medai_site.models import AuditEvent
 from visits.models import Diagnosis, Visit
 from visits.selectors import visible_visits, visit_get
 
+from .minimum_data import missing_for_advice
 from .models import (
     ActivationEvent,
     Advice,
@@ -68,7 +69,7 @@ def _may_see_models(viewer: object) -> bool:
 class AdviceState:
     """What the advice panel shows: the current advice (if any) and the newest request's state."""
 
-    status: str  # "none" | "pending" | "done" | "failed"
+    status: str  # "none" | "pending" | "done" | "failed" | "insufficient"
     advice: Advice | None
     payload: AdvicePayload | None
     request: AdviceRequest | None
@@ -76,6 +77,8 @@ class AdviceState:
     # Pending for longer than MEDAI_ADVICE_LATE_SECONDS, or no advice worker is alive to compute
     # it: the doctor is told not to wait for it.
     delayed: bool = False
+    # "insufficient": what the visit lacks before advice is computed (predictions/minimum_data.py).
+    missing: tuple[str, ...] = ()
 
     @property
     def error(self) -> str:
@@ -102,6 +105,16 @@ def advice_state(
     ``session`` (the panel's htmx poll) only the first time in that session."""
     visit = visit_get(viewer=viewer, visit_id=visit_id, audit=False)
     request = visit.advice_requests.order_by("-created_at", "-id").first()
+    missing = missing_for_advice(visit)
+    if missing:
+        return AdviceState(
+            status="insufficient",
+            advice=None,
+            payload=None,
+            request=request,
+            feedback={},
+            missing=tuple(missing),
+        )
     advice = visit.advice.filter(superseded=False).prefetch_related("feedback").first()
     if request is None:
         status = "done" if advice else "none"

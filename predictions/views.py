@@ -24,6 +24,7 @@ from medai_site.pages import is_htmx, may_train_models, may_view_models, page
 from medai_site.roles import is_admin
 from medai_site.session_idle import background_poll
 from patients.models import Patient
+from patients.selectors import patient_get
 from visits.charts import problem_entries
 from visits.models import Visit
 from visits.selectors import problem_list, visit_get
@@ -85,16 +86,32 @@ def course_panel_for_patient(request: HttpRequest, patient: Patient) -> SafeStri
     The chart view has already fetched ``patient`` through the viewer-scoped selector (and audited
     the view); similar patients appear as courses only, without names, dates or record links.
     """
+    from .forecasting import active_forecast_tasks
+
+    # The forecasts take a few hundred milliseconds: the chart is drawn first and the panel
+    # fetches itself (course_panel_view) once the page has loaded.
+    if not active_forecast_tasks():
+        return SafeString("")
+    return render_to_string(
+        "predictions/_course_panel_loading.html", {"patient": patient}, request=request
+    )
+
+
+@page
+@require_GET
+def course_panel_view(request: HttpRequest, patient_id: int) -> HttpResponse:
+    """The "Course and outlook" panel of one patient's chart (htmx; the chart audited the view)."""
     from django.utils import timezone
 
     from .forecasting import patient_outlook
 
+    patient = patient_get(viewer=request.user, patient_id=patient_id, audit=False)
     outlook = patient_outlook(patient_id=patient.pk, at=timezone.now())
-    if not outlook:
-        return SafeString("")
     for entry in outlook:
         entry["svg"] = forecast_timeline_svg(entry)
-    return render_to_string("predictions/_course_panel.html", {"outlook": outlook}, request=request)
+    response = render(request, "predictions/_course_panel.html", {"outlook": outlook})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def medication_panel_for_visit(request: HttpRequest, visit: Visit) -> SafeString:

@@ -277,6 +277,24 @@ def advice_request_fail(*, request_id: int, reason: str) -> None:
         _announce(visit_id)
 
 
+def advice_request_skip(*, request_id: int, claimant: str, reason: str) -> bool:
+    """Mark the request done without advice (the visit records too little for any: see
+    predictions/minimum_data.py), with ``reason``, if ``claimant`` still holds it."""
+    done = bool(
+        AdviceRequest.objects.filter(
+            pk=request_id, status=AdviceRequest.Status.COMPUTING, claimed_by=claimant
+        ).update(
+            status=AdviceRequest.Status.DONE, advice=None, finished_at=timezone.now(), error=reason
+        )
+    )
+    if done:
+        for visit_id in AdviceRequest.objects.filter(pk=request_id).values_list(
+            "visit_id", flat=True
+        ):
+            _announce(visit_id)
+    return done
+
+
 def advice_request_complete(*, request_id: int, advice: Advice, claimant: str) -> bool:
     """Mark the request done with ``advice`` if ``claimant`` still holds it; False otherwise
     (its claim was released or taken over: the caller rolls its work back, the holder stores)."""

@@ -261,3 +261,40 @@ def test_finding6_the_admin_advice_page_shows_no_identifier_of_another_patient(
     page = admin_client.get(f"/admin/predictions/advice/{advice.pk}/change/").content.decode()
     assert "J18.9 Pneumonia, unspecified" in page
     assert "987654" not in page
+
+
+# --- probes beyond the findings ------------------------------------------------------------------
+
+
+def test_probe_the_audit_report_page_is_itself_a_recorded_read(admin_client, admin_user, patient_a):
+    """The report names patients by MRN: showing it is recorded like a list (it was not)."""
+    before = AuditEvent.objects.count()
+    admin_client.get(reverse("admin:medai_site_auditevent_report"), {"patient": patient_a.pk})
+    written = AuditEvent.objects.order_by("id")[before:]
+    assert [(e.action, e.object_id, e.patient_ids, e.actor) for e in written] == [
+        ("list", "report", [patient_a.pk], admin_user)
+    ]
+
+
+def test_probe_patient_ids_on_a_version_2_record_are_reported(admin_client, team_a):
+    """Downgrading a list record to chain version 2 (whose hash does not cover the ids) and
+    re-hashing it with the key still shows: ids on a version-2 record are a problem."""
+    from django.conf import settings
+
+    from medai_site.audit import keyed_hash
+
+    PatientFactory(care_teams=[team_a])
+    admin_client.get("/admin/patients/patient/")
+    event = AuditEvent.objects.get(action="list")
+    event.chain_version = 2
+    rehashed = keyed_hash(event.prev_hash, event, settings.AUDIT_CHAIN_KEYS[event.key_id])
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("ALTER TABLE medai_site_auditevent DISABLE TRIGGER USER")
+        cursor.execute(
+            "UPDATE medai_site_auditevent SET chain_version = 2, hash = %s WHERE id = %s",
+            [rehashed, event.pk],
+        )
+        cursor.execute("ALTER TABLE medai_site_auditevent ENABLE TRIGGER USER")
+    problems = [p.problem for p in audit_verify()[1] if p.event_id == event.pk]
+    assert any("does not cover them" in p for p in problems), problems
