@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Re-install when the dependency list changes.
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint bench
+.PHONY: install run test lint bench faults
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -31,6 +31,10 @@ run: install
 test: install
 	MEDAI_PROFILE=test PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest
 
+## faults: the fault-injection suite alone (also part of `test`), printing the recovery times
+faults: install
+	MEDAI_PROFILE=test PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -s -q tests/integration/test_faults.py
+
 ## lint: style, security lint, the layer contracts (import-linter), types (mypy), Django's checks
 lint: install
 	$(BIN)/ruff check .
@@ -48,3 +52,4 @@ bench: install
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_search.py
 	$(BIN)/python tests/bench/bench_generator.py
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_text.py
+	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_forecast_app.py

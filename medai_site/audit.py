@@ -1,7 +1,9 @@
 """Writing and verifying the audit trail. Every service that reads or writes PHI records here.
 
 Records form a hash chain in id order. Since migration 0005 each record's hash is
-``HMAC-SHA256(AUDIT_CHAIN_KEYS[key_id], prev_hash | canonical content)`` (chain version 2); the
+``HMAC-SHA256(AUDIT_CHAIN_KEYS[key_id], prev_hash | canonical content)`` (chain version 2; since
+0007 version 3, whose content also holds ``patient_ids``, the patients one list view showed:
+:func:`audit_record_list`); the
 key lives in the deployment's secret store, not in the database, so someone who can rewrite the
 table cannot recompute valid hashes. Records written before keys existed keep their unkeyed
 SHA-256 (chain version 1) and still verify; they are a prefix of the chain, never written again.
@@ -21,7 +23,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "audit_record",
+    "audit_record_list",
     "audit_record_many",
     "audit_verify",
     "current_interface",
@@ -49,6 +52,8 @@ GENESIS = "0" * 64
 AUDIT_LOCK_KEY = 0x4D45444149
 CHAIN_V1_SHA256 = 1  # unkeyed: records written before migration 0005
 CHAIN_V2_HMAC = 2  # keyed: HMAC-SHA256 under AUDIT_CHAIN_KEYS[key_id]
+CHAIN_V3_HMAC = 3  # keyed, and the patient ids of a list record are hashed too (migration 0007)
+KEYED_VERSIONS = (CHAIN_V2_HMAC, CHAIN_V3_HMAC)
 
 
 def content_hash(prev_hash: str, event: AuditEvent) -> str:
@@ -73,24 +78,25 @@ def content_hash(prev_hash: str, event: AuditEvent) -> str:
 
 
 def keyed_hash(prev_hash: str, event: AuditEvent, key: bytes) -> str:
-    """Chain version 2: HMAC-SHA256 over the previous hash and every column but the hash itself."""
-    content = json.dumps(
-        [
-            event.at.isoformat(),
-            event.actor_id,
-            event.action,
-            event.interface,
-            event.patient_id,
-            event.object_type,
-            event.object_id,
-            event.request_id,
-            event.api_token_id,
-            event.chain_version,
-            event.key_id,
-        ],
-        separators=(",", ":"),
-    )
-    return hmac.new(key, f"{prev_hash}|{content}".encode(), hashlib.sha256).hexdigest()
+    """Chain versions 2 and 3: HMAC-SHA256 over the previous hash and every column but the hash
+    itself (version 2 predates ``patient_ids``; its content list must never change)."""
+    content: list[object] = [
+        event.at.isoformat(),
+        event.actor_id,
+        event.action,
+        event.interface,
+        event.patient_id,
+        event.object_type,
+        event.object_id,
+        event.request_id,
+        event.api_token_id,
+        event.chain_version,
+        event.key_id,
+    ]
+    if event.chain_version >= CHAIN_V3_HMAC:
+        content.append(event.patient_ids)
+    text = json.dumps(content, separators=(",", ":"))
+    return hmac.new(key, f"{prev_hash}|{text}".encode(), hashlib.sha256).hexdigest()
 
 
 def signing_key() -> tuple[str, bytes]:
@@ -159,6 +165,31 @@ def audit_record_many(
     )
 
 
+def audit_record_list(
+    *,
+    actor: object | None,
+    object_type: str,
+    patient_ids: Iterable[int],
+    object_id: str = "list",
+) -> AuditEvent:
+    """One record for one list of records of several patients (an admin changelist, an
+    autocomplete answer): the ids of every patient it showed, sorted, hashed with the record.
+
+    The per-patient audit report finds it for each of them (:mod:`.audit_report`).
+    """
+    event = _new_event(
+        actor=actor,
+        action=AuditEvent.Action.LIST,
+        interface=current_interface.get(),
+        patient_id=None,
+        object_type=object_type,
+        object_id=object_id,
+    )
+    event.patient_ids = sorted({int(i) for i in patient_ids if i is not None})
+    _append([event])
+    return event
+
+
 def _new_event(
     *,
     actor: object | None,
@@ -180,7 +211,7 @@ def _new_event(
         object_id=object_id,
         request_id=current_request_id.get(),
         api_token_id=current_api_token_id.get(),
-        chain_version=CHAIN_V2_HMAC,
+        chain_version=CHAIN_V3_HMAC,
         key_id=key_id,
     )
 
@@ -213,7 +244,9 @@ def record_problems(event: AuditEvent, expected_prev: str, seen_keyed: bool) -> 
     problems = []
     if event.prev_hash != expected_prev:
         problems.append("the record before it is missing or was altered")
-    if event.chain_version == CHAIN_V2_HMAC:
+    if event.chain_version in KEYED_VERSIONS:
+        if event.chain_version == CHAIN_V2_HMAC and event.patient_ids:
+            problems.append("patient ids on a record whose hash does not cover them (added)")
         key = verification_key(event.key_id)
         if key is None:
             problems.append(f"signed with audit key {event.key_id!r}, which is not configured")
@@ -244,7 +277,7 @@ def _unanchored_tail(anchors: list[Anchor]) -> list[ChainProblem]:
     its newest lines) was removed, or beat is not anchoring. Either way the tail is unvouched."""
     grace = dt.timedelta(seconds=2 * settings.MEDAI_AUDIT_ANCHOR_SECONDS + 60)
     cutoff = timezone.now() - grace
-    overdue = AuditEvent.objects.filter(chain_version=CHAIN_V2_HMAC, at__lt=cutoff)
+    overdue = AuditEvent.objects.filter(chain_version__in=KEYED_VERSIONS, at__lt=cutoff)
     latest = anchors[-1] if anchors else None
     if latest is not None:
         if dt.datetime.fromisoformat(latest.at) >= cutoff:
@@ -298,7 +331,7 @@ def _walk(
                     f"the table holds {checked} (records removed or inserted)"
                 )
         problems.extend(ChainProblem(event.pk, p) for p in found)
-        seen_keyed = seen_keyed or event.chain_version == CHAIN_V2_HMAC
+        seen_keyed = seen_keyed or event.chain_version in KEYED_VERSIONS
         expected_prev = event.hash
     for anchor in anchors:
         if anchor.last_id >= first_id and anchor.last_id not in reached:

@@ -9,6 +9,7 @@ Messages never carry PHI: they name fields and rules, not values.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -27,10 +28,28 @@ class DomainError(Exception):
     code = "error"
     status = 400
 
-    def __init__(self, message: str, *, fields: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        fields: dict[str, list[str]] | None = None,
+        record: Callable[[], object] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields or {}
+        # What must be recorded even though the transaction the error rolls back is gone (the
+        # audit record of a denied probe): run once by whoever reports the error to the user,
+        # outside that transaction (record_after_rollback).
+        self.record = record
+
+
+def record_after_rollback(exc: DomainError) -> None:
+    """Write what the error asked to be recorded (once). The API's exception handler and the
+    page forms that report domain errors call this after the service's transaction ended."""
+    record, exc.record = exc.record, None
+    if record is not None:
+        record()
 
 
 class InvalidInput(DomainError):
@@ -64,6 +83,17 @@ class Forbidden(DomainError):
 class Conflict(DomainError):
     code = "conflict"
     status = 409
+
+
+class RateLimited(DomainError):
+    """Too many attempts of something that must not be tried in bulk; says when to try again."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = max(int(retry_after), 1)  # seconds
 
 
 class ModelUnavailable(Conflict):
@@ -167,7 +197,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, DomainError):
         if exc.status >= 500:
             logger.error("domain error %s in %s", exc.code, context.get("view").__class__.__name__)
-        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
+        record_after_rollback(exc)
+        response = Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
+        if isinstance(exc, RateLimited):
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     if isinstance(exc, RequestDataTooBig):
         # Raised while DRF reads the body; unhandled it would become Django's HTML 400.
         return Response(

@@ -14,8 +14,8 @@ class AuditEvent(models.Model):
     (migration 0004) and TRUNCATE (0005), and the application's database role may only INSERT
     and SELECT here (``manage.py db_grant_app_role``). Each record carries a hash of its content
     chained to the previous record's: HMAC-SHA256 under ``AUDIT_CHAIN_KEYS[key_id]`` (chain
-    version 2), or the unkeyed SHA-256 of records written before keys existed (version 1). The
-    head of the chain is anchored outside the database (``medai_site.audit_anchor``), so
+    versions 2 and 3), or the unkeyed SHA-256 of records written before keys existed (version
+    1). The head of the chain is anchored outside the database (``medai_site.audit_anchor``), so
     ``manage.py audit_verify`` detects an altered, missing or removed record, a shortened tail
     and an emptied table. Holds ids and action names, never PHI.
     """
@@ -29,6 +29,9 @@ class AuditEvent(models.Model):
         ADVICE = "advice"
         DENIED = "denied"
         DELETE = "delete"
+        # One list or search-suggestion view showing several patients' records: their ids are
+        # in ``patient_ids`` (one record per page shown, reported per patient).
+        LIST = "list"
 
     class Interface(models.TextChoices):
         PAGE = "page"
@@ -45,6 +48,9 @@ class AuditEvent(models.Model):
     action = models.CharField(max_length=16, choices=Action.choices)
     interface = models.CharField(max_length=16, choices=Interface.choices)
     patient_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # A LIST record: the ids of every patient whose data the list showed (part of the keyed
+    # hash since chain version 3, so no id can be added or removed unnoticed).
+    patient_ids = models.JSONField(default=list, blank=True, editable=False)
     object_type = models.CharField(max_length=64, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
@@ -53,8 +59,9 @@ class AuditEvent(models.Model):
     api_token = models.ForeignKey(
         "ApiToken", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    # 1 = unkeyed SHA-256 (records written before migration 0005), 2 = HMAC-SHA256 under key_id.
-    chain_version = models.PositiveSmallIntegerField(default=2, editable=False)
+    # 1 = unkeyed SHA-256 (records written before migration 0005), 2 = HMAC-SHA256 under key_id,
+    # 3 = version 2 with ``patient_ids`` in the hashed content (since migration 0007).
+    chain_version = models.PositiveSmallIntegerField(default=3, editable=False)
     key_id = models.CharField(max_length=16, blank=True, editable=False)
     prev_hash = models.CharField(max_length=64, editable=False)
     hash = models.CharField(max_length=64, editable=False, unique=True)

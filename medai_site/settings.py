@@ -148,6 +148,7 @@ INSTALLED_APPS = [
     "patients",
     "visits",
     "predictions",
+    "import_export",  # the admin's CSV/Excel import (predictions/interop/tabular.py)
     "predictions.interop.apps.InteropConfig",  # FHIR R4 API and import doors (label "interop")
 ]
 
@@ -487,7 +488,11 @@ LOGGING = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MEDAI_MAX_REQUEST_BYTES", default=2_621_440)
 # The only pages that take files: the admin's import doors (predictions/interop). Their bodies
 # skip the form-body check (binary Excel, large bundles) and their files stream to disk.
-MEDAI_UPLOAD_PATHS = ("/admin/interop/importrun/add/",)
+MEDAI_UPLOAD_PATHS = (
+    "/admin/interop/importrun/add/",
+    "/admin/interop/patientrow/import/",
+    "/admin/interop/visitrow/import/",
+)
 SESSION_COOKIE_AGE = env.int("MEDAI_SESSION_IDLE_SECONDS", default=15 * 60)
 SESSION_SAVE_EVERY_REQUEST = True  # inactivity timeout, not absolute
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
@@ -552,6 +557,11 @@ MEDAI_ADVICE_WORKER_LOST_SECONDS = env.float("MEDAI_ADVICE_WORKER_LOST_SECONDS",
 MEDAI_ADVICE_LATE_SECONDS = env.int("MEDAI_ADVICE_LATE_SECONDS", default=10)
 # Break-the-glass: how long emergency access to a patient outside the care team lasts.
 MEDAI_BREAK_GLASS_MINUTES = env.int("MEDAI_BREAK_GLASS_MINUTES", default=60)
+# Registering a patient (or changing an MRN) with an MRN already in use answers a conflict, so it
+# tells whether an MRN exists: each conflict is audited as a denied probe, and a user who hits
+# this many in the window is paused (429) until the oldest leaves it (patients.services).
+MEDAI_MRN_CONFLICT_LIMIT = env.int("MEDAI_MRN_CONFLICT_LIMIT", default=5)
+MEDAI_MRN_CONFLICT_WINDOW_MINUTES = env.int("MEDAI_MRN_CONFLICT_WINDOW_MINUTES", default=60)
 
 # --- Monitoring (predictions/monitoring.py, predictions/metrics.py; README "Operations") -------
 # Visits of the last N days are compared with the active model's training snapshot.

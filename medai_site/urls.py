@@ -8,10 +8,11 @@ It names them by ``include("<app>.urls")`` strings, never by import, so the base
 from django.contrib import admin
 from django.urls import include, path
 
-from medai_site.admin_login import MedaiAdminSite
+from medai_site.admin import MedaiAdminSite
 
 # The admin requires a verified second factor (TOTP) on top of the password (HIPAA 164.312(d)),
-# both given in one submit (medai_site/admin_login.py).
+# both given in one submit (medai_site/admin_login.py), and audits its autocomplete answers
+# (medai_site/admin.py).
 admin.site.__class__ = MedaiAdminSite
 
 # /api/v1/: every app's operations in one "api" namespace (reverse("api:patient-list")).

@@ -3,7 +3,8 @@
 PHI is shown decrypted (never as ciphertext); search goes through the blind indexes
 (:func:`patients.selectors.patient_search`), scoped to the admin user like every other read;
 writes go through :mod:`patients.services`, so validation, normalisation and the audit trail are
-the same as on every other path.
+the same as on every other path. Reads are audited by :class:`medai_site.admin.MedaiAdminMixin`
+(a row opened, a list page shown) for every model here that belongs to a patient.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db.models import F, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from medai_site.admin import MedaiAdminMixin, ReadOnlyInlineMixin, copy_saved_state
-from medai_site.audit import audit_record, audit_record_many
 from medai_site.errors import Conflict, InvalidInput
-from medai_site.models import AuditEvent
 
 from .access import visible_patients
 from .break_glass import break_glass_review
@@ -40,6 +41,7 @@ from .services import (
 
 # Derived or audit-relevant: written by services and fields themselves, never typed in the admin.
 PATIENT_READONLY = (
+    "audit_report_link",
     "created_at",
     "updated_at",
     "created_by",
@@ -99,7 +101,7 @@ class PatientAdmin(MedaiAdminMixin, admin.ModelAdmin):
                 ),
             },
         ),
-        ("Record", {"fields": ("created_at", "updated_at", "created_by")}),
+        ("Record", {"fields": ("created_at", "updated_at", "created_by", "audit_report_link")}),
         (
             "Search index (HMAC digests)",
             {
@@ -114,18 +116,6 @@ class PatientAdmin(MedaiAdminMixin, admin.ModelAdmin):
             },
         ),
     )
-
-    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
-        """The list shows decrypted names: record a view of every patient on the page."""
-        response = super().changelist_view(request, extra_context)
-        changelist = getattr(response, "context_data", {}).get("cl")
-        if changelist is not None:
-            audit_record_many(
-                actor=request.user,
-                action=AuditEvent.Action.VIEW,
-                patient_ids=[p.pk for p in changelist.result_list],
-            )
-        return response
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Patient]:
         return visible_patients(request.user).prefetch_related("care_teams")
@@ -148,18 +138,16 @@ class PatientAdmin(MedaiAdminMixin, admin.ModelAdmin):
         hits = patient_search(viewer=request.user, query=term).values("pk")
         return queryset.filter(pk__in=hits) | queryset.filter(mrn=term.upper()), False
 
-    def get_object(
-        self, request: HttpRequest, object_id: str, from_field: str | None = None
-    ) -> Any:
-        patient = super().get_object(request, object_id, from_field)
-        if patient is not None:
-            audit_record(
-                actor=request.user,
-                action=AuditEvent.Action.VIEW,
-                obj=patient,
-                patient_id=patient.pk,
-            )
-        return patient
+    @admin.display(description="Audit trail")
+    def audit_report_link(self, patient: Patient) -> str:
+        """Who opened this record: the per-patient audit report (by id: no MRN in the URL)."""
+        if patient.pk is None:
+            return "—"
+        return format_html(
+            '<a href="{}?patient={}">Who opened this record (audit report)</a>',
+            reverse("admin:medai_site_auditevent_report"),
+            patient.pk,
+        )
 
     @admin.display(description="Name")
     def name(self, patient: Patient) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from medai_site.errors import DomainError, InvalidInput, NotFound
+from medai_site.errors import DomainError, InvalidInput, NotFound, record_after_rollback
 from medai_site.roles import is_admin
 from medai_site.terminology import term
 
@@ -30,7 +30,9 @@ class PatientSearchForm(forms.Form):
 
 
 def form_errors_from(form: forms.Form, exc: DomainError, *, aliases: dict[str, str]) -> None:
-    """Put a service's field errors next to the form's fields (unknown ones at the top)."""
+    """Put a service's field errors next to the form's fields (unknown ones at the top), and
+    write what the error asked to be recorded (e.g. a denied MRN probe)."""
+    record_after_rollback(exc)
     placed = False
     for name, messages in exc.fields.items():
         target = aliases.get(name, name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from django.db.models import Q, QuerySet
 
@@ -139,3 +140,10 @@ def patient_id_for_mrn(mrn: str) -> int | None:
     unaudited on purpose: only audit-trail readers (hospital admins) reach it, it reveals no
     record, and the report it serves is itself audited when exported."""
     return Patient.objects.filter(mrn=normalise_mrn(mrn)).values_list("pk", flat=True).first()
+
+
+def patient_mrns(patient_ids: Collection[int]) -> dict[int, str]:
+    """``{id: MRN}``: how the audit pages name patients (medai_site.audit_report), registered in
+    ``PatientsConfig.ready``. Unscoped and unaudited for the same reason as
+    :func:`patient_id_for_mrn`: only audit-trail readers reach it, and an MRN is no record."""
+    return dict(Patient.objects.filter(pk__in=list(patient_ids)).values_list("pk", "mrn"))

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from medai_site.audit import audit_record, audit_record_many
-from medai_site.errors import Conflict, InvalidInput
+from medai_site.errors import Conflict, InvalidInput, RateLimited
 from medai_site.models import AuditEvent
 from medai_site.roles import account_of, is_admin
 
@@ -99,7 +102,6 @@ def check_birth_date(birth_date: dt.date | None) -> None:
         )
 
 
-@transaction.atomic
 def patient_create(
     *,
     mrn: str,
@@ -116,12 +118,11 @@ def patient_create(
     allergies: Iterable[AllergyInput] = (),
     actor: object | None,
 ) -> Patient:
+    """Register a patient. Everything but the MRN's uniqueness is validated first, so an answer
+    about the MRN ("already in use") is never mixed with one about the rest; a conflict is a
+    denied probe (:func:`mrn_claim_check`)."""
     check_birth_date(birth_date)
     mrn = normalise_mrn(mrn)
-    if Patient.objects.filter(mrn=mrn).exists():
-        raise Conflict(
-            "A patient with this MRN already exists.", fields={"mrn": ["Already in use."]}
-        )
     patient = Patient(
         mrn=mrn,
         sex=sex,
@@ -135,23 +136,30 @@ def patient_create(
         emergency_contact=emergency_contact or "",
         created_by=account_of(actor),
     )
-    _validated_save(patient)
-    patient.care_teams.set(list(care_teams))
-    for allergy in allergies:
-        allergy_add(
-            patient=patient,
-            substance=allergy.substance,
-            reaction=allergy.reaction,
-            severity=allergy.severity,
-            actor=actor,
-            _audit=False,
+    _validated_without_uniqueness(patient)
+    allergies = _allergies_validated(allergies)
+    mrn_claim_check(mrn=mrn, actor=actor)
+    with transaction.atomic():
+        _validated_save(patient)
+        patient.care_teams.set(list(care_teams))
+        for allergy in allergies:
+            allergy_add(
+                patient=patient,
+                substance=allergy.substance,
+                reaction=allergy.reaction,
+                severity=allergy.severity,
+                actor=actor,
+                _audit=False,
+            )
+        audit_record(
+            actor=actor, action=AuditEvent.Action.CREATE, obj=patient, patient_id=patient.pk
         )
-    audit_record(actor=actor, action=AuditEvent.Action.CREATE, obj=patient, patient_id=patient.pk)
     return patient
 
 
-@transaction.atomic
 def patient_update(*, patient: Patient, actor: object | None, **changes: object) -> Patient:
+    """Change a patient's fields; like registration, a new MRN is checked only once everything
+    else is valid, and a conflict is a denied probe (:func:`mrn_claim_check`)."""
     unknown = set(changes) - set(PATIENT_FIELDS)
     if unknown:
         raise InvalidInput(f"Unknown patient field(s): {', '.join(sorted(unknown))}.")
@@ -159,16 +167,124 @@ def patient_update(*, patient: Patient, actor: object | None, **changes: object)
         check_birth_date(changes["birth_date"])  # type: ignore[arg-type]
     if "mrn" in changes:
         changes["mrn"] = normalise_mrn(str(changes["mrn"]))
-        if Patient.objects.filter(mrn=changes["mrn"]).exclude(pk=patient.pk).exists():
-            raise Conflict(
-                "A patient with this MRN already exists.", fields={"mrn": ["Already in use."]}
-            )
-    patient = Patient.objects.select_for_update().get(pk=patient.pk)
+    changes = {
+        name: value.strip() if isinstance(value, str) else value for name, value in changes.items()
+    }
+    candidate = Patient.objects.get(pk=patient.pk)
     for name, value in changes.items():
-        setattr(patient, name, value.strip() if isinstance(value, str) else value)
-    _validated_save(patient)
-    audit_record(actor=actor, action=AuditEvent.Action.UPDATE, obj=patient, patient_id=patient.pk)
+        setattr(candidate, name, value)
+    _validated_without_uniqueness(candidate)
+    if "mrn" in changes:
+        mrn_claim_check(mrn=str(changes["mrn"]), actor=actor, patient_id=patient.pk)
+    with transaction.atomic():
+        patient = Patient.objects.select_for_update().get(pk=patient.pk)
+        for name, value in changes.items():
+            setattr(patient, name, value)
+        _validated_save(patient)
+        audit_record(
+            actor=actor, action=AuditEvent.Action.UPDATE, obj=patient, patient_id=patient.pk
+        )
     return patient
+
+
+def _validated_without_uniqueness(patient: Patient) -> None:
+    try:
+        patient.full_clean(validate_unique=False)
+    except ValidationError as exc:
+        raise InvalidInput.from_django(exc) from None
+
+
+def _allergies_validated(allergies: Iterable[AllergyInput]) -> list[AllergyInput]:
+    """The registration's allergies, each valid and none listed twice (checked before the MRN)."""
+    checked, seen = [], set()
+    for allergy in allergies:
+        substance = _substance(allergy.substance)
+        if substance in seen:
+            raise InvalidInput(
+                "This allergy is listed twice.", fields={"substance": ["Listed twice."]}
+            )
+        seen.add(substance)
+        row = Allergy(
+            substance=substance, reaction=allergy.reaction or "", severity=allergy.severity
+        )
+        try:
+            row.full_clean(exclude=["patient"], validate_unique=False)
+        except ValidationError as exc:
+            raise InvalidInput.from_django(exc) from None
+        checked.append(allergy)
+    return checked
+
+
+# The audit record of an MRN conflict: a denied probe of whether the MRN exists.
+MRN_PROBE = "mrn_conflict"
+MRN_PROBE_PAUSED = "mrn_conflict_paused"
+
+
+def mrn_claim_check(*, mrn: str, actor: object | None, patient_id: int | None = None) -> None:
+    """Refuse an MRN another patient holds, as a probe: the answer says the MRN exists, which a
+    user outside that patient's care team must not learn in bulk. Each conflict is audited as a
+    DENIED record naming the actor and the patient whose MRN it is; a user with
+    ``MEDAI_MRN_CONFLICT_LIMIT`` conflicts in ``MEDAI_MRN_CONFLICT_WINDOW_MINUTES`` is paused
+    (``RateLimited``, before the MRN is even looked at) until the oldest leaves the window.
+
+    The records are written by whoever reports the error (``record_after_rollback``), since the
+    caller's transaction (e.g. an idempotent API create) is rolled back by the error itself.
+    """
+    account = account_of(actor)
+    if account is not None:
+        _refuse_if_paused(account, actor)
+    taken_by = (
+        Patient.objects.filter(mrn=mrn).exclude(pk=patient_id).values_list("pk", flat=True).first()
+    )
+    if taken_by is None:
+        return
+    raise Conflict(
+        "A patient with this MRN already exists.",
+        fields={"mrn": ["Already in use."]},
+        record=functools.partial(
+            audit_record,
+            actor=actor,
+            action=AuditEvent.Action.DENIED,
+            patient_id=taken_by,
+            object_type="patients.patient",
+            object_id=MRN_PROBE,
+        ),
+    )
+
+
+def _refuse_if_paused(account: User, actor: object) -> None:
+    limit = settings.MEDAI_MRN_CONFLICT_LIMIT
+    window = dt.timedelta(minutes=settings.MEDAI_MRN_CONFLICT_WINDOW_MINUTES)
+    now = timezone.now()
+    recent = list(
+        AuditEvent.objects.filter(
+            actor=account,
+            action=AuditEvent.Action.DENIED,
+            object_type="patients.patient",
+            object_id=MRN_PROBE,
+            at__gt=now - window,
+        )
+        .order_by("at")
+        .values_list("at", flat=True)
+    )
+    if len(recent) < limit:
+        return
+    # Paused until enough of the oldest conflicts have left the window to fall below the limit.
+    until = recent[len(recent) - limit] + window
+    raise RateLimited(
+        f"Registration and MRN changes are paused for you: {len(recent)} attempts in the last "
+        f"{settings.MEDAI_MRN_CONFLICT_WINDOW_MINUTES} minutes named an MRN already in use. "
+        f"Check the MRN against the hospital's patient index; you can try again after "
+        f"{until:%H:%M} UTC.",
+        retry_after=int((until - now).total_seconds()) + 1,
+        record=functools.partial(
+            audit_record,
+            actor=actor,
+            action=AuditEvent.Action.DENIED,
+            object_type="patients.patient",
+            object_id=MRN_PROBE_PAUSED,
+        ),
+    )
 
 
 @transaction.atomic

@@ -23,9 +23,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from medai_site.admin import MedaiAdminMixin, ReadOnlyAdminMixin
-from medai_site.audit import audit_record
 from medai_site.errors import DomainError
-from medai_site.models import AuditEvent
 from predictions.ml.metric_format import format_metric
 from visits.selectors import visible_visits
 
@@ -407,7 +405,8 @@ class ActivationEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 class PatientScopedMixin:
-    """Advice and feedback quote the visit: scope to visible visits, audit each opening."""
+    """Advice and feedback quote the visit: scope to visible visits (MedaiAdminMixin audits every
+    opening and list page)."""
 
     visit_path = "visit"
 
@@ -416,20 +415,6 @@ class PatientScopedMixin:
         return queryset.filter(
             **{f"{self.visit_path}__in": visible_visits(request.user).values("pk")}
         )
-
-    def get_object(
-        self, request: HttpRequest, object_id: str, from_field: str | None = None
-    ) -> Any:
-        obj = super().get_object(request, object_id, from_field)
-        if obj is not None:
-            visit = obj.visit if self.visit_path == "visit" else obj.advice.visit
-            audit_record(
-                actor=request.user,
-                action=AuditEvent.Action.VIEW,
-                obj=obj,
-                patient_id=visit.patient_id,
-            )
-        return obj
 
 
 @admin.register(AdviceRequest)
@@ -451,12 +436,6 @@ class AdviceRequestAdmin(PatientScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmi
     list_filter = ("status",)
     search_fields = ("=visit__id", "=request_id")
     readonly_fields = [f.name for f in AdviceRequest._meta.fields]
-
-    def get_object(
-        self, request: HttpRequest, object_id: str, from_field: str | None = None
-    ) -> Any:
-        # Metadata only (ids, states, reasons): no PHI to audit.
-        return super(PatientScopedMixin, self).get_object(request, object_id, from_field)
 
 
 @admin.register(Advice)
@@ -552,8 +531,9 @@ class AdviceAdmin(PatientScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             ),
         )
 
-    @admin.display(description="Similar past visits")
+    @admin.display(description="Similar past cases")
     def similar_summary(self, advice: Advice) -> str:
+        # Other patients' cases: what the payload holds (no identifier of them), nothing more.
         cases = self._payload(advice).similar_cases
         if not cases:
             return "—"
@@ -561,8 +541,11 @@ class AdviceAdmin(PatientScopedMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             "<ul>{}</ul>",
             format_html_join(
                 "",
-                "<li>visit {} ({}): {}</li>",
-                ((c.visit_id, c.year or "", "; ".join(c.diagnoses)) for c in cases),
+                "<li>{} · {} {} · {}: {}</li>",
+                (
+                    (c.year or "", c.age_band, c.sex, c.outcome, "; ".join(c.diagnoses))
+                    for c in cases
+                ),
             ),
         )
 

@@ -1,7 +1,8 @@
-"""The models' part of readiness (/readyz "models"): every enabled task's active artifact loads.
+"""Every enabled task's active artifact loads: part of the advice pipeline's health.
 
-A missing file, a failed sha256 or library-version check fails readiness, naming the task and
-version (never a path). Registered with the base's /readyz in ``PredictionsConfig.ready``.
+A missing file, a failed sha256 or library-version check is reported naming the task and version
+(never a path), on the Operations page (predictions/views.py). Not part of the web's readiness
+(/readyz): a model the worker cannot use stops advice for that task, not visit recording.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ API, feedback, monitoring and the dashboard read it with :func:`advice_payload`,
 ``json.loads``. The API serializer is derived from these classes (predictions/api/payload.py).
 
 ``version`` names the shape. Payloads stored before the field existed have none: they are the
-version-1 shape and read as such. Reading is lenient about missing keys (an older payload, or one
+version-1 shape and read as such (version 1's similar cases, which named the other patient's
+visit, are read in the version-2 shape: see :func:`_similar_case_v2`). Reading is lenient about missing keys (an older payload, or one
 built by hand in a test reads with the defaults below) and ignores unknown ones (a newer payload
 read by an older process during a deploy).
 """
@@ -20,7 +21,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-PAYLOAD_VERSION = 1
+# 2: similar cases carry no visit id, exact age or distance (age band and outcome instead).
+PAYLOAD_VERSION = 2
 
 
 def _help(text: str) -> dict[str, str]:
@@ -123,13 +125,37 @@ class Alert:
 
 @dataclass(frozen=True)
 class SimilarCase:
-    visit_id: int
-    age: int = 0
+    """A past visit of another patient, reduced to what the similar-case panel shows.
+
+    The viewer may not be allowed to see that patient, so nothing here identifies them or their
+    visit: no id, no exact age, no full date (HIPAA Safe Harbor keeps the year and age bands).
+    """
+
+    age_band: str = field(
+        default="", metadata=_help("Age at the visit, by decade: '60-69', '90+'.")
+    )
     sex: str = ""
-    visit_type: str = ""
     year: int = field(default=0, metadata=_help("Year of the visit (no full date: other patients)"))
-    diagnoses: list[str] = field(default_factory=list)
-    distance: float = 0.0
+    diagnoses: list[str] = field(
+        default_factory=list, metadata=_help("The visit's confirmed diagnoses (code and name).")
+    )
+    outcome: str = field(
+        default="",
+        metadata=_help(
+            "How the case was managed: the visit's type (outpatient, inpatient = admitted, "
+            "emergency, telemedicine)."
+        ),
+    )
+
+
+def age_band(age: int | None) -> str:
+    """The decade band of an age; 90 and over is one band (ages above 89 identify people)."""
+    if age is None or age < 0:
+        return ""
+    if age >= 90:
+        return "90+"
+    low = age // 10 * 10
+    return f"{low}-{low + 9}"
 
 
 @dataclass(frozen=True)
@@ -194,7 +220,23 @@ def payload_loads(text: str) -> AdvicePayload:
     if not isinstance(data, dict):
         raise ValueError("An advice payload is a JSON object.")
     data.setdefault("version", 1)  # stored before versioning: the version-1 shape
+    if isinstance(data.get("similar_cases"), list):
+        data["similar_cases"] = [_similar_case_v2(c) for c in data["similar_cases"]]
     return _build(AdvicePayload, data)
+
+
+def _similar_case_v2(case: Any) -> Any:
+    """A version-1 similar case read in the version-2 shape: the other patient's visit id,
+    exact age and distance are dropped (unknown keys are ignored), the age becomes its band and
+    the visit type the outcome. Stored payloads are never rewritten; reading is enough."""
+    if not isinstance(case, dict):
+        return case
+    upgraded = dict(case)
+    if "age_band" not in upgraded and isinstance(upgraded.get("age"), int):
+        upgraded["age_band"] = age_band(upgraded["age"])
+    if "outcome" not in upgraded and upgraded.get("visit_type"):
+        upgraded["outcome"] = upgraded["visit_type"]
+    return upgraded
 
 
 def advice_payload(advice: Any) -> AdvicePayload:

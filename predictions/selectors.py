@@ -1,6 +1,7 @@
 """Every read of advice, models, training jobs and monitoring, viewer first.
 
-Advice is scoped like the visits it belongs to (care teams, break-the-glass, admins). Models,
+Advice is scoped like the visits it belongs to (care teams, break-the-glass, admins), and showing
+one is recorded in the audit trail (it quotes the visit's findings). Models,
 training jobs and monitoring figures hold no PHI; they are shown to every signed-in user (doctors
 read a suggestion's evidence, integration clients list models) and to the application itself
 (:data:`SYSTEM`: workers, and /metrics after its own token check), never to anonymous callers.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +20,13 @@ from django.conf import settings
 from django.db.models import Count, Prefetch, QuerySet
 from django.utils import timezone
 
+from medai_site.audit import audit_record
 from medai_site.errors import NotFound
+from medai_site.models import AuditEvent
 from visits.models import Diagnosis, Visit
 from visits.selectors import visible_visits, visit_get
 
+from .minimum_data import missing_for_advice
 from .models import (
     ActivationEvent,
     Advice,
@@ -64,7 +69,7 @@ def _may_see_models(viewer: object) -> bool:
 class AdviceState:
     """What the advice panel shows: the current advice (if any) and the newest request's state."""
 
-    status: str  # "none" | "pending" | "done" | "failed"
+    status: str  # "none" | "pending" | "done" | "failed" | "insufficient"
     advice: Advice | None
     payload: AdvicePayload | None
     request: AdviceRequest | None
@@ -72,6 +77,8 @@ class AdviceState:
     # Pending for longer than MEDAI_ADVICE_LATE_SECONDS, or no advice worker is alive to compute
     # it: the doctor is told not to wait for it.
     delayed: bool = False
+    # "insufficient": what the visit lacks before advice is computed (predictions/minimum_data.py).
+    missing: tuple[str, ...] = ()
 
     @property
     def error(self) -> str:
@@ -85,9 +92,29 @@ NOT_DONE = (
 )
 
 
-def advice_state(*, viewer: object, visit_id: int) -> AdviceState:
+# Session key of the advice ids whose reading this session has recorded (polls collapse); bounded.
+ADVICE_AUDITED_SESSION_KEY = "medai_advice_audited"
+ADVICE_AUDITED_KEEP = 200
+
+
+def advice_state(
+    *, viewer: object, visit_id: int, session: MutableMapping[str, Any] | None = None
+) -> AdviceState:
+    """The visit's current advice and its newest request's state. Showing an advice is a read of
+    the visit's findings it quotes, so it is recorded (a VIEW of the advice) every time; with
+    ``session`` (the panel's htmx poll) only the first time in that session."""
     visit = visit_get(viewer=viewer, visit_id=visit_id, audit=False)
     request = visit.advice_requests.order_by("-created_at", "-id").first()
+    missing = missing_for_advice(visit)
+    if missing:
+        return AdviceState(
+            status="insufficient",
+            advice=None,
+            payload=None,
+            request=request,
+            feedback={},
+            missing=tuple(missing),
+        )
     advice = visit.advice.filter(superseded=False).prefetch_related("feedback").first()
     if request is None:
         status = "done" if advice else "none"
@@ -101,6 +128,8 @@ def advice_state(*, viewer: object, visit_id: int) -> AdviceState:
         advice = Advice.objects.prefetch_related("feedback").get(pk=request.advice_id)
     payload = advice_payload(advice) if advice else None
     feedback = {f.suggestion: f for f in advice.feedback.all()} if advice else {}
+    if advice is not None:
+        _advice_read_record(viewer, advice, patient_id=visit.patient_id, session=session)
     return AdviceState(
         status=status,
         advice=advice,
@@ -109,6 +138,34 @@ def advice_state(*, viewer: object, visit_id: int) -> AdviceState:
         feedback=feedback,
         delayed=status == "pending" and request is not None and _advice_late(request),
     )
+
+
+def _advice_read_record(
+    viewer: object,
+    advice: Advice,
+    *,
+    patient_id: int,
+    session: MutableMapping[str, Any] | None,
+) -> None:
+    if session is not None:
+        recorded = list(session.get(ADVICE_AUDITED_SESSION_KEY, []))
+        if advice.pk in recorded:
+            return
+    audit_record(actor=viewer, action=AuditEvent.Action.VIEW, obj=advice, patient_id=patient_id)
+    if session is not None:
+        session[ADVICE_AUDITED_SESSION_KEY] = [*recorded, advice.pk][-ADVICE_AUDITED_KEEP:]
+
+
+def advice_seconds_until_delayed(*, viewer: object, visit_id: int) -> float | None:
+    """Seconds until the visit's pending advice counts as delayed (the panel then says so);
+    None when it is not pending or is delayed already. Scoped like :func:`advice_status`."""
+    if not visible_visits(viewer).filter(pk=visit_id).exists():
+        raise NotFound("Visit not found.")
+    request = AdviceRequest.objects.filter(visit_id=visit_id).order_by("-created_at", "-id").first()
+    if request is None or request.status not in NOT_DONE or _advice_late(request):
+        return None
+    late_after = dt.timedelta(seconds=settings.MEDAI_ADVICE_LATE_SECONDS)
+    return max(0.0, (request.created_at + late_after - timezone.now()).total_seconds())
 
 
 def _advice_late(request: AdviceRequest) -> bool:

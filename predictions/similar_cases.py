@@ -17,7 +17,7 @@ from medai_site.errors import AdviceFailed
 from predictions.ml.artifacts import file_sha256
 from visits.models import Diagnosis, Visit
 
-from .payload import SimilarCase
+from .payload import SimilarCase, age_band
 
 SIMILAR_CASES = 3
 
@@ -30,7 +30,8 @@ def similar_index(path: str, sha256: str) -> dict[str, Any]:
 
 
 def similar_cases(version: Any, vector: np.ndarray, *, exclude_patient: str) -> list[SimilarCase]:
-    """Up to three past visits of other patients that the model sees most alike."""
+    """Up to three past visits of other patients that the model sees most alike, nearest first,
+    each reduced to what the panel shows (:class:`SimilarCase`: no identifier)."""
     meta = version.report.get("similar_cases_index")
     if not meta:
         return []
@@ -58,17 +59,15 @@ def similar_cases(version: Any, vector: np.ndarray, *, exclude_patient: str) -> 
         ]
         if not confirmed:
             continue
+        # Nothing that identifies the other patient or their visit (possibly outside the
+        # viewer's care teams): no id, an age band, the year only (HIPAA Safe Harbor).
         cases.append(
             SimilarCase(
-                visit_id=visit.pk,
-                age=visit.age_years,
+                age_band=age_band(visit.age_years),
                 sex=visit.patient.sex,
-                visit_type=visit.visit_type,
-                # Year only: the visits are other patients' (possibly outside the viewer's care
-                # teams), and full dates are identifiers (HIPAA Safe Harbor keeps the year).
                 year=visit.start.year,
                 diagnoses=confirmed,
-                distance=round(float(distances[i]), 4),
+                outcome=visit.visit_type,
             )
         )
         if len(cases) == SIMILAR_CASES:

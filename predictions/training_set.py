@@ -16,7 +16,7 @@ from django.conf import settings
 from predictions.ml.dataset import normalise_label
 from predictions.ml.evaluate import evaluate_predictions
 from predictions.ml.pipeline import ModelSpec
-from visits.catalogue import plausible_ranges
+from visits.catalogue import LAB_CODES, plausible_ranges
 
 from .models import PredictionTask
 from .visit_records import (
@@ -26,6 +26,7 @@ from .visit_records import (
     differential_labels,
     label_provenance,
     labelled_visits,
+    observation_column,
     risk_labels,
     visits_frame,
 )
@@ -75,6 +76,9 @@ def model_spec(task: PredictionTask) -> ModelSpec:
         exclude=["visit_id"],
         positive=["1"] if task.kind == PredictionTask.Kind.RISK else None,
         plausible=plausible_ranges(),  # the engine judges values by the clinical catalogue
+        # Labs are measured when a clinician orders them: their absence is no finding (the
+        # engine's ordering-bias handling, predictions.ml.pipeline.FRONT_DOOR_SHARE).
+        order_driven=[observation_column(code) for code in LAB_CODES],
     )
 
 

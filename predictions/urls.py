@@ -21,6 +21,8 @@ urlpatterns = [
         views.advice_feedback_view,
         name="advice_feedback",
     ),
+    # A patient's forecasts (the chart's "Course and outlook" panel fetches it: visits.panels)
+    path("patients/<int:patient_id>/outlook/", views.course_panel_view, name="course_panel"),
     # Models
     path("models/", views.model_list_view, name="model_list"),
     path("models/phenotypes/", views.phenotypes_view, name="phenotypes"),

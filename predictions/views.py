@@ -24,6 +24,7 @@ from medai_site.pages import is_htmx, may_train_models, may_view_models, page
 from medai_site.roles import is_admin
 from medai_site.session_idle import background_poll
 from patients.models import Patient
+from patients.selectors import patient_get
 from visits.charts import problem_entries
 from visits.models import Visit
 from visits.selectors import problem_list, visit_get
@@ -39,6 +40,7 @@ from .pipeline_health import advice_pipeline_health
 from .selectors import (
     activation_history,
     advice_get,
+    advice_seconds_until_delayed,
     advice_state,
     advice_status,
     task_get,
@@ -57,10 +59,14 @@ STREAM_RETRY_MS = 500  # the browser reconnects this soon after a stream ends wi
 STREAM_KEEPALIVE_SECONDS = 5  # also how often a stream re-reads the status if an event is lost
 
 
-def _panel_context(request: HttpRequest, visit: Visit, **extra: object) -> dict[str, object]:
+def _panel_context(
+    request: HttpRequest, visit: Visit, *, poll: bool = False, **extra: object
+) -> dict[str, object]:
+    # The htmx poll records a reading of an advice once per session; every other view each time.
+    session = request.session if poll else None
     return {
         "visit": visit,
-        "state": advice_state(viewer=request.user, visit_id=visit.pk),
+        "state": advice_state(viewer=request.user, visit_id=visit.pk, session=session),
         "feedback_error": "",
         "reasons": OVERRIDE_REASONS,
         **extra,
@@ -80,16 +86,32 @@ def course_panel_for_patient(request: HttpRequest, patient: Patient) -> SafeStri
     The chart view has already fetched ``patient`` through the viewer-scoped selector (and audited
     the view); similar patients appear as courses only, without names, dates or record links.
     """
+    from .forecasting import active_forecast_tasks
+
+    # The forecasts take a few hundred milliseconds: the chart is drawn first and the panel
+    # fetches itself (course_panel_view) once the page has loaded.
+    if not active_forecast_tasks():
+        return SafeString("")
+    return render_to_string(
+        "predictions/_course_panel_loading.html", {"patient": patient}, request=request
+    )
+
+
+@page
+@require_GET
+def course_panel_view(request: HttpRequest, patient_id: int) -> HttpResponse:
+    """The "Course and outlook" panel of one patient's chart (htmx; the chart audited the view)."""
     from django.utils import timezone
 
     from .forecasting import patient_outlook
 
+    patient = patient_get(viewer=request.user, patient_id=patient_id, audit=False)
     outlook = patient_outlook(patient_id=patient.pk, at=timezone.now())
-    if not outlook:
-        return SafeString("")
     for entry in outlook:
         entry["svg"] = forecast_timeline_svg(entry)
-    return render_to_string("predictions/_course_panel.html", {"outlook": outlook}, request=request)
+    response = render(request, "predictions/_course_panel.html", {"outlook": outlook})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def medication_panel_for_visit(request: HttpRequest, visit: Visit) -> SafeString:
@@ -107,10 +129,10 @@ def medication_panel_for_visit(request: HttpRequest, visit: Visit) -> SafeString
 
 
 def _panel(
-    request: HttpRequest, visit_id: int, *, error: str = "", **extra: object
+    request: HttpRequest, visit_id: int, *, error: str = "", poll: bool = False, **extra: object
 ) -> HttpResponse:
     visit = visit_get(viewer=request.user, visit_id=visit_id, audit=False)
-    context = _panel_context(request, visit, feedback_error=error, **extra)
+    context = _panel_context(request, visit, poll=poll, feedback_error=error, **extra)
     return render(request, "predictions/_advice_panel.html", context)
 
 
@@ -119,13 +141,14 @@ def _panel(
 @require_GET
 def advice_panel_view(request: HttpRequest, visit_id: int) -> HttpResponse:
     """The advice panel alone; while advice is pending it polls itself every 2 seconds."""
-    response = _panel(request, visit_id)
+    response = _panel(request, visit_id, poll=True)
     response["Cache-Control"] = "no-store"
     return response
 
 
 def _advice_events(request: HttpRequest, visit_id: int) -> Iterator[str]:
-    """The event stream's body: one ``advice`` event when the advice is no longer pending.
+    """The event stream's body: one ``advice`` event when the advice is no longer pending, or
+    when it turns late (data ``delayed``: the panel then says "Advice is delayed").
 
     Listening starts before the first look at the database, so advice stored in between is not
     missed. While waiting no database connection is held. The stream ends after the event, or
@@ -136,17 +159,27 @@ def _advice_events(request: HttpRequest, visit_id: int) -> Iterator[str]:
     try:
         yield f"retry: {STREAM_RETRY_MS}\n\n"
         deadline = time.monotonic() + settings.MEDAI_ADVICE_STREAM_SECONDS
+        # When pending advice turns late, the panel is woken too, to tell the doctor not to wait
+        # ("Advice is delayed"); a panel already saying so opens a stream that waits for the end.
+        until_late = advice_seconds_until_delayed(viewer=request.user, visit_id=visit_id)
+        late_at = None if until_late is None else time.monotonic() + until_late
         while True:
             status = advice_status(viewer=request.user, visit_id=visit_id)
             if status != "pending":
                 yield f"event: advice\ndata: {status}\n\n"
+                return
+            if late_at is not None and time.monotonic() >= late_at:
+                yield "event: advice\ndata: delayed\n\n"
                 return
             if not connection.in_atomic_block:  # (a test's transaction keeps its connection)
                 connection.close()  # hold no database connection while waiting
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            if not listener.wait(min(left, STREAM_KEEPALIVE_SECONDS)):
+            wait = min(left, STREAM_KEEPALIVE_SECONDS)
+            if late_at is not None:
+                wait = max(0.0, min(wait, late_at - time.monotonic()))
+            if not listener.wait(wait):
                 yield ": keep-alive\n\n"  # a comment line: proxies see the stream alive
     finally:
         listener.close()

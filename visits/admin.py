@@ -23,8 +23,6 @@ from medai_site.admin import (
     ReadOnlyInlineMixin,
     copy_saved_state,
 )
-from medai_site.audit import audit_record
-from medai_site.models import AuditEvent
 from patients.selectors import patient_search
 
 from .models import Diagnosis, Observation, ObservationDefinition, Visit, VisitEvent
@@ -92,19 +90,6 @@ class VisitAdmin(MedaiAdminMixin, admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Visit | None = None) -> Any:
         # A visit stays with its patient and attending doctor; visit_update cannot move it.
         return (*self.readonly_fields, "patient", "attending") if obj else self.readonly_fields
-
-    def get_object(
-        self, request: HttpRequest, object_id: str, from_field: str | None = None
-    ) -> Any:
-        visit = super().get_object(request, object_id, from_field)
-        if visit is not None:
-            audit_record(
-                actor=request.user,
-                action=AuditEvent.Action.VIEW,
-                obj=visit,
-                patient_id=visit.patient_id,
-            )
-        return visit
 
     def has_change_permission(self, request: HttpRequest, obj: Visit | None = None) -> bool:
         if obj is not None and obj.status == Visit.Status.CLOSED:

@@ -23,7 +23,14 @@ from patients.models import Patient
 from .catalogue import LAB_READING_ORDER, VITAL_READING_ORDER
 from .icd10 import icd10_lookup, normalise_code
 from .models import ObservationDefinition, Visit
-from .services import DiagnosisInput, ObservationInput, observation_validate, visit_record
+from .services import (
+    VISIT_TEXT_LIMITS,
+    DiagnosisInput,
+    ObservationInput,
+    observation_validate,
+    triage_vitals_missing,
+    visit_record,
+)
 from .units import CONVERSIONS, to_canonical, value_text
 
 TEXT_FIELDS = (
@@ -100,6 +107,10 @@ class VisitForm(forms.Form):
             (Visit.Type.INPATIENT, _("Inpatient")),
             (Visit.Type.TELEMEDICINE, _("Telemedicine")),
         ],
+        help_text=_(
+            "An emergency visit needs its triage vital signs: respiratory rate, oxygen "
+            "saturation, systolic blood pressure, heart rate and temperature."
+        ),
     )
     chief_complaint = forms.CharField(
         label=_("Chief complaint"),
@@ -138,6 +149,10 @@ class VisitForm(forms.Form):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        for name in TEXT_FIELDS:
+            self.fields[name].help_text = _("At most %(limit)s characters.") % {
+                "limit": VISIT_TEXT_LIMITS[name]
+            }
         self.user = user
         self.visit = visit
         # Clinical reading order (the chart's), then anything else the catalogue holds.
@@ -226,7 +241,34 @@ class VisitForm(forms.Form):
                 self.add_error(field_name(code), self._observation_message(d, raw, unit))
                 continue
             self.observations.append(entry)
+        self._check_text_lengths(data)
+        self._check_triage(data)
         return data
+
+    def _check_text_lengths(self, data: dict[str, Any]) -> None:
+        """The services' one limit per field (VISIT_TEXT_LIMITS), said in the reader's language."""
+        for name in TEXT_FIELDS:
+            value = data.get(name) or ""
+            limit = VISIT_TEXT_LIMITS[name]
+            if len(value) > limit:
+                self.add_error(
+                    name,
+                    _("Too long: %(length)s characters, at most %(limit)s.")
+                    % {"length": len(value), "limit": limit},
+                )
+
+    def _check_triage(self, data: dict[str, Any]) -> None:
+        """A visit that becomes an emergency one asks for its triage vital signs."""
+        if data.get("visit_type") != Visit.Type.EMERGENCY:
+            return
+        if self.visit is not None and self.visit.visit_type == Visit.Type.EMERGENCY:
+            return
+        recorded = [o.code for o in self.observations]
+        if self.visit is not None:
+            recorded += [o.definition.code for o in self.visit.observations.all()]
+        for code in triage_vitals_missing(recorded):
+            if code in self.definitions and not self.has_error(field_name(code)):
+                self.add_error(field_name(code), _("Needed at triage for an emergency visit."))
 
     @staticmethod
     def _observation_message(d: ObservationDefinition, raw: str, unit: str) -> str:

@@ -44,6 +44,63 @@ VISIT_TEXT_FIELDS = (
 )
 VISIT_FIELDS = ("start", "end", "visit_type", *VISIT_TEXT_FIELDS)
 MAX_AGE_YEARS = 90  # HIPAA Safe Harbor: ages over 89 are reported as one group
+# The one maximum length of each free-text field, for the page, the API and every import: a
+# complaint is a line or two, a history or plan a page at most (a visit note, not a document).
+VISIT_TEXT_LIMITS = {
+    "chief_complaint": 500,
+    "history_present_illness": 5000,
+    "past_history": 5000,
+    "allergy_history": 2000,
+    "physical_exam": 5000,
+    "plan": 5000,
+}
+VISIT_TEXT_LABELS = {
+    "chief_complaint": "Chief complaint",
+    "history_present_illness": "History of present illness",
+    "past_history": "Past history",
+    "allergy_history": "Allergy history",
+    "physical_exam": "Physical examination",
+    "plan": "Plan",
+}
+# Triage vital signs an emergency visit is recorded with (the NEWS2 observations that are
+# numbers: respiration rate, oxygen saturation, systolic blood pressure, pulse, temperature;
+# Royal College of Physicians, National Early Warning Score 2, 2017).
+TRIAGE_VITALS = {
+    "9279-1": "Respiratory rate",
+    "2708-6": "Oxygen saturation",
+    "8480-6": "Systolic blood pressure",
+    "8867-4": "Heart rate",
+    "8310-5": "Body temperature",
+}
+
+
+def text_length_message(name: str, length: int) -> str:
+    limit = VISIT_TEXT_LIMITS[name]
+    return f"{VISIT_TEXT_LABELS[name]} is too long: {length:,} characters, at most {limit:,}."
+
+
+def texts_validate(texts: dict[str, Any]) -> None:
+    """Every free-text field within its one limit (VISIT_TEXT_LIMITS), all errors together."""
+    errors = {
+        name: [text_length_message(name, len(value))]
+        for name, value in texts.items()
+        if name in VISIT_TEXT_LIMITS
+        and isinstance(value, str)
+        and len(value) > VISIT_TEXT_LIMITS[name]
+    }
+    if errors:
+        raise InvalidInput(next(iter(errors.values()))[0], fields=errors)
+
+
+def triage_vitals_missing(codes: Iterable[str]) -> list[str]:
+    """The triage vital signs (codes) an emergency visit still lacks."""
+    present = set(codes)
+    return [code for code in TRIAGE_VITALS if code not in present]
+
+
+def triage_message(missing: Sequence[str]) -> str:
+    names = ", ".join(TRIAGE_VITALS[c].lower() for c in missing)
+    return f"An emergency visit needs its triage vital signs: {names}."
 
 
 @dataclass(frozen=True)
@@ -217,6 +274,7 @@ def visit_create(
     unknown = set(text) - set(VISIT_TEXT_FIELDS)
     if unknown:
         raise InvalidInput(f"Unknown visit field(s): {', '.join(sorted(unknown))}.")
+    texts_validate(text)
     start = start or timezone.now()
     if timezone.is_naive(start):
         raise InvalidInput(
@@ -255,6 +313,7 @@ def visit_update(
     unknown = set(changes) - set(VISIT_FIELDS)
     if unknown:
         raise InvalidInput(f"Unknown visit field(s): {', '.join(sorted(unknown))}.")
+    texts_validate(changes)
     validated = observations_validate(observations)
     visit = Visit.objects.select_for_update().get(pk=visit.pk)
     if visit.status == Visit.Status.CLOSED:
@@ -290,10 +349,24 @@ def visit_record(
 
     Either a new visit of ``patient`` (attended by ``attending``, default the actor) or changes to
     the open ``visit``; ``fields`` are the visit's own (type, start, free text; ``end`` on an
-    update). Advice is requested once, in the same transaction. A diagnosis whose code the visit
+    update). A visit that becomes an emergency one needs its triage vital signs
+    (:data:`TRIAGE_VITALS`), entered now or before. Advice is requested once, in the same transaction. A diagnosis whose code the visit
     already had is left as it stands; one without a rank becomes primary unless a primary that
     is not refuted stands, else secondary.
     """
+    observations = list(observations)
+    # Asked when a visit becomes an emergency one (recorded as such, or its type changed to it).
+    becomes_emergency = fields.get("visit_type") == Visit.Type.EMERGENCY and (
+        visit is None or visit.visit_type != Visit.Type.EMERGENCY
+    )
+    if becomes_emergency:
+        entered = [o.code for o in observations]
+        if visit is not None:
+            entered += list(visit.observations.values_list("definition__code", flat=True))
+        missing = triage_vitals_missing(entered)
+        if missing:
+            message = triage_message(missing)
+            raise InvalidInput(message, fields={code: [message] for code in missing})
     if patient is not None and visit is None:
         visit = visit_create(
             patient=patient,
@@ -563,6 +636,7 @@ def _import_visit(entry: VisitImport) -> Visit:
     unknown = set(text) - set(VISIT_TEXT_FIELDS)
     if unknown:
         raise InvalidInput(f"Unknown visit field(s): {', '.join(sorted(unknown))}.")
+    texts_validate(text)
     if timezone.is_naive(entry.start):
         raise InvalidInput(
             "Visit start must include a time zone.", fields={"start": ["Time zone required."]}

@@ -34,9 +34,14 @@ from predictions.services.serving import (
     servable_version,
 )
 from visits.models import Visit
-from visits.services import MAX_AGE_YEARS, ObservationInput
+from visits.services import MAX_AGE_YEARS, VISIT_TEXT_LIMITS, ObservationInput
 
-TEXT_MAX = 20_000  # as for a visit's free text
+# The same limits as a visit's own fields (visits.services.VISIT_TEXT_LIMITS).
+TEXT_LIMITS = {
+    "chief_complaint": VISIT_TEXT_LIMITS["chief_complaint"],
+    "history": VISIT_TEXT_LIMITS["history_present_illness"],
+    "physical_exam": VISIT_TEXT_LIMITS["physical_exam"],
+}
 MAX_OBSERVATIONS = 200
 MAX_ALLERGIES = 50
 AGE_MAX = 130  # older is a typo; ages over 89 are scored as 90, as visits store them
@@ -74,15 +79,17 @@ class PredictInputSerializer(serializers.Serializer):
     visit_type = serializers.ChoiceField(
         choices=Visit.Type.choices, required=False, allow_blank=True
     )
-    chief_complaint = StrictCharField(max_length=TEXT_MAX, required=False, allow_blank=True)
+    chief_complaint = StrictCharField(
+        max_length=TEXT_LIMITS["chief_complaint"], required=False, allow_blank=True
+    )
     history = StrictCharField(
-        max_length=TEXT_MAX,
+        max_length=TEXT_LIMITS["history"],
         required=False,
         allow_blank=True,
         help_text="History of present illness.",
     )
     physical_exam = StrictCharField(
-        max_length=TEXT_MAX,
+        max_length=TEXT_LIMITS["physical_exam"],
         required=False,
         allow_blank=True,
         help_text="Read by the clinical rules only.",
@@ -321,7 +328,7 @@ def input_json_schema(task: PredictionTask, version: Any) -> dict[str, Any]:
         }
         for d in definitions
     ]
-    text = {"type": "string", "maxLength": TEXT_MAX}
+    text = {name: {"type": "string", "maxLength": n} for name, n in TEXT_LIMITS.items()}
     sex_levels = [s for s in Patient.Sex.values if s in levels.get("sex", Patient.Sex.values)]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -337,9 +344,12 @@ def input_json_schema(task: PredictionTask, version: Any) -> dict[str, Any]:
             },
             "sex": {"enum": [*sex_levels, ""]},
             "visit_type": {"enum": [*Visit.Type.values, ""]},
-            "chief_complaint": {**text, "x-used-by-model": "chief_complaint" in columns},
-            "history": {**text, "x-used-by-model": "history" in columns},
-            "physical_exam": {**text, "x-used-by-model": False},
+            "chief_complaint": {
+                **text["chief_complaint"],
+                "x-used-by-model": "chief_complaint" in columns,
+            },
+            "history": {**text["history"], "x-used-by-model": "history" in columns},
+            "physical_exam": {**text["physical_exam"], "x-used-by-model": False},
             "observations": {
                 "type": "array",
                 "maxItems": MAX_OBSERVATIONS,

@@ -85,10 +85,17 @@ class FeedbackSerializer(serializers.Serializer):
 class AdviceStateSerializer(serializers.Serializer):
     visit_id = serializers.IntegerField()
     status = serializers.ChoiceField(
-        choices=["none", "pending", "done", "failed"],
-        help_text="none: never requested; pending: queued or computing; done; failed (see error).",
+        choices=["none", "pending", "done", "failed", "insufficient"],
+        help_text=(
+            "none: never requested; pending: queued or computing; done; failed (see error); "
+            "insufficient: the visit records neither a chief complaint nor a vital sign, so no "
+            "advice is computed (see missing)."
+        ),
     )
     error = StrictCharField()
+    missing = serializers.ListField(
+        child=StrictCharField(), help_text="What the visit lacks before advice is computed."
+    )
     request = AdviceRequestSerializer(allow_null=True)
     advice = AdviceSerializer(allow_null=True)
     feedback = FeedbackSerializer(many=True)
@@ -126,6 +133,7 @@ class VisitAdviceApi(APIView):
             "visit_id": visit_id,
             "status": state.status,
             "error": state.error,
+            "missing": list(state.missing),
             "request": state.request,
             "advice": advice,
             "feedback": list(state.feedback.values()),

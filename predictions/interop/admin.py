@@ -16,12 +16,15 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
+from import_export.admin import ImportMixin
 
-from medai_site.admin import MedaiAdminMixin, copy_saved_state
+from medai_site.admin import MedaiAdminMixin, admin_audit_context, copy_saved_state
+from medai_site.roles import is_admin
 from patients.models import CareTeam
 
-from .models import Hl7Message, ImportRun, SourceCondition
+from .models import Hl7Message, ImportRun, PatientRow, SourceCondition, VisitRow
 from .services import import_run_create, import_upload_dir
+from .tabular import PatientResource, VisitResource
 
 MAX_UPLOAD_BYTES = 2_000_000_000  # 2 GB: a bulk export; the file is streamed to disk, not memory
 
@@ -221,6 +224,9 @@ class ImportRunAdmin(MedaiAdminMixin, admin.ModelAdmin):
 class Hl7MessageAdmin(MedaiAdminMixin, admin.ModelAdmin):
     """HL7 v2 messages received; the quarantine is the filter 'quarantined: yes'."""
 
+    # The message's patient is an id column, not a foreign key: named for the audit of reads.
+    audit_patient_path = "patient_id"
+
     list_display = ("id", "received_at", "outcome", "quarantined", "reason", "observations")
     list_filter = ("quarantined", "outcome")
     fields = (
@@ -279,3 +285,44 @@ class SourceConditionAdmin(MedaiAdminMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class _TabularImportAdmin(MedaiAdminMixin, ImportMixin, admin.ModelAdmin):
+    """The Import button (with its dry-run preview) over a read-only, audited list of the rows."""
+
+    def get_import_resource_kwargs(self, request: HttpRequest, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_import_resource_kwargs(request, **kwargs), "actor": request.user}
+
+    def has_import_permission(self, request: HttpRequest) -> bool:
+        return is_admin(request.user)
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def import_action(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        with admin_audit_context():
+            return super().import_action(request, **kwargs)
+
+    def process_import(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        with admin_audit_context():
+            return super().process_import(request, **kwargs)
+
+
+@admin.register(PatientRow)
+class PatientRowAdmin(_TabularImportAdmin):
+    resource_classes = [PatientResource]
+    audit_patient_path = "pk"  # a proxy of Patient: each row is a patient
+    list_display = ("mrn",)
+
+
+@admin.register(VisitRow)
+class VisitRowAdmin(_TabularImportAdmin):
+    resource_classes = [VisitResource]
+    list_display = ("id", "patient", "start", "visit_type", "status")
+    list_select_related = ("patient",)

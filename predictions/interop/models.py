@@ -133,3 +133,21 @@ class Hl7Message(models.Model):
 
     def __str__(self) -> str:
         return f"HL7 message {self.pk} ({self.outcome})"
+
+
+class PatientRow(Patient):
+    """The admin's CSV/Excel import of patients (a proxy: the rows are patients')."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "patient import (CSV/Excel)"
+        verbose_name_plural = "patient imports (CSV/Excel)"
+
+
+class VisitRow(Visit):
+    """The admin's CSV/Excel import of visits with their observations (a proxy of visits)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "visit import (CSV/Excel)"
+        verbose_name_plural = "visit imports (CSV/Excel)"

@@ -25,7 +25,14 @@ from threadpoolctl import threadpool_limits
 
 from predictions.ml.algorithms import ALGORITHMS, Algorithm, get_algorithms
 from predictions.ml.calibration import CalibratedModel, aligned_scores, fit_calibrator
-from predictions.ml.dataset import ColumnPlan, apply_plans, clean, clean_record, is_missing
+from predictions.ml.dataset import (
+    CleanData,
+    ColumnPlan,
+    apply_plans,
+    clean,
+    clean_record,
+    is_missing,
+)
 from predictions.ml.errors import DataError
 from predictions.ml.evaluate import age_band, evaluate_predictions
 from predictions.ml.explain import (
@@ -54,6 +61,15 @@ DEFAULT_REPRESENTATIONS = ("word", "word+char", "word-top", "sequence")
 # Rows x classes above which, with free text, the default set leaves out the learners marked
 # ``costly_with_text`` (1,200 texts x 24 classes: minutes each, against seconds for the rest).
 COSTLY_TEXT_WORK = 10_000
+# Ordering bias: a lab is measured when a clinician already suspects the condition, so "troponin
+# not measured" goes with "not MI" in the records, and a model learns it (then misses every MI at
+# the front door, before anything is ordered). This share of training rows (drawn afresh per fit,
+# seeded) has every order-driven value removed, so the model also learns each condition as it
+# presents before any lab, from the complaint, vitals and demographics, and a missing lab loses
+# most of its weight (troponin missing on 52 % of MIs instead of 5 %). Evaluation rows are never
+# masked. On the demo data (5 folds, logistic regression) 0.75 cost 2.4 points of top-1 against
+# 0.5, with the same vignette results.
+FRONT_DOOR_SHARE = 0.5
 # Fits run single-threaded: workers already run in parallel processes, and OpenMP threads that
 # spin-wait for a busy core turned a 7 s gradient-boosting fit into 130 s on a 2-core machine.
 FIT_THREADS = 1
@@ -73,6 +89,11 @@ class ModelSpec:
     exclude: list[str] = field(default_factory=list)
     # Possible (low, high) per column, from the caller's clinical catalogue (see dataset.clean).
     plausible: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # Numeric columns measured only when a clinician orders them (labs). Their absence is the
+    # clinician's decision, not a finding: training also sees the front-door view of visits, with
+    # these columns removed (see FRONT_DOOR_SHARE).
+    order_driven: list[str] = field(default_factory=list)
+    front_door_share: float = FRONT_DOOR_SHARE
 
 
 @dataclass
@@ -447,6 +468,21 @@ def candidate_representations(algorithm: Algorithm, has_text: bool, encoder_ok: 
     return names or ["word-top"]
 
 
+def front_door_view(
+    frame: pd.DataFrame, columns: Sequence[str], share: float, seed: int
+) -> pd.DataFrame:
+    """``frame`` with every value of ``columns`` removed on a random ``share`` of its rows (the
+    visit as seen before any of them was ordered); the same seed masks the same rows."""
+    present = [c for c in columns if c in frame.columns]
+    if not present or share <= 0 or frame.empty:
+        return frame
+    rng = np.random.default_rng(seed)
+    rows = rng.random(len(frame)) < share
+    masked = frame.copy()
+    masked.loc[rows, present] = np.nan
+    return masked
+
+
 def _english_share(frame: pd.DataFrame, text_columns: list[str]) -> dict[str, int]:
     from predictions.ml.text import detect_language
 
@@ -559,15 +595,18 @@ def train(
     }
     total_steps = len(outer) * len(pairs) + 1
     step = 0
+    order_driven = tuple(c for c in spec.order_driven if c in data.plans)
+    front_door_share = spec.front_door_share if order_driven else 0.0
     for fold, (train_idx, test_idx) in enumerate(outer):
         designs: dict[str, tuple[Any, Any]] = {}
         block_cache: dict[tuple[Any, ...], Any] = {}
+        fold_train = front_door_view(
+            data.frame.iloc[train_idx], order_driven, front_door_share, seed + fold
+        )
         for name in needed:
-            featurizer = Featurizer(data.plans, representation=name).fit(
-                data.frame.iloc[train_idx], block_cache
-            )
+            featurizer = Featurizer(data.plans, representation=name).fit(fold_train, block_cache)
             designs[name] = (
-                featurizer.transform(data.frame.iloc[train_idx]),
+                featurizer.transform(fold_train),
                 featurizer.transform(data.frame.iloc[test_idx]),
             )
         for algorithm, name in pairs:
@@ -653,18 +692,17 @@ def train(
     selected_representation = best_representation[selected.name]
 
     report_progress(f"refitting {selected.name} on all data", 93)
-    featurizer = Featurizer(data.plans, representation=selected_representation).fit(data.frame)
-    X_all = featurizer.transform(data.frame)
-    fitted = fit_learner(selected, X_all, codes, data.groups, k, seed=seed, inner_folds=inner_folds)
-    model = TrainedModel(
-        algorithm=selected.name,
-        params=fitted.params,
-        classes=classes,
-        task=task,
-        featurizer=featurizer,
-        model=fitted.model,
-        usual_inputs=usual_inputs(data.frame, data.plans),
+    model, fitted, X_all = _refit(
+        data,
+        codes,
+        selected,
+        selected_representation,
+        order_driven=order_driven,
+        front_door_share=front_door_share,
+        seed=seed,
+        inner_folds=inner_folds,
     )
+    featurizer = model.featurizer
     importance = global_importance(model.explainer, X_all, codes, seed=seed)
     report: dict[str, Any] = {
         "dataset": {
@@ -703,6 +741,17 @@ def train(
             f"({model.explainer.method} attribution)"
         ),
     }
+    if order_driven:
+        report["ordering_bias"] = {
+            "order_driven_columns": list(order_driven),
+            "front_door_share": front_door_share,
+            "note": (
+                "in every fit a seeded share of the training rows has every order-driven value "
+                "removed (a front-door view), so a class is also learned as it presents before "
+                "any lab is ordered and 'not measured' stops standing for 'not that class'; "
+                "evaluation rows keep their values"
+            ),
+        }
     if has_text:
         report["selected"]["text_representation"] = selected_representation
         report["text"] = text_report(
@@ -746,6 +795,80 @@ def train(
         oof_probabilities=oof[key],
         labels=data.labels,
     )
+
+
+def _refit(
+    data: CleanData,
+    codes: np.ndarray,
+    algorithm: Algorithm,
+    representation: str,
+    *,
+    order_driven: Sequence[str],
+    front_door_share: float,
+    seed: int,
+    inner_folds: int,
+) -> tuple[TrainedModel, FittedLearner, Any]:
+    """The selected learner refitted on every row (the served model), its fit and design.
+
+    The front-door mask of the refit depends on ``seed`` only (not on the number of folds), so
+    :func:`fit_final` reproduces the model :func:`train` returns for the same choice."""
+    classes = data.classes
+    all_rows = front_door_view(data.frame, order_driven, front_door_share, seed)
+    featurizer = Featurizer(data.plans, representation=representation).fit(all_rows)
+    X_all = featurizer.transform(all_rows)
+    k = len(classes)
+    fitted = fit_learner(
+        algorithm, X_all, codes, data.groups, k, seed=seed, inner_folds=inner_folds
+    )
+    model = TrainedModel(
+        algorithm=algorithm.name,
+        params=fitted.params,
+        classes=classes,
+        task="binary" if k == 2 else "multiclass",
+        featurizer=featurizer,
+        model=fitted.model,
+        usual_inputs=usual_inputs(data.frame, data.plans),
+    )
+    return model, fitted, X_all
+
+
+def fit_final(
+    frame: pd.DataFrame,
+    spec: ModelSpec,
+    *,
+    algorithm: str,
+    representation: str,
+    seed: int = 0,
+    inner_folds: int = INNER_FOLDS,
+) -> TrainedModel:
+    """The model :func:`train` serves when its cross-validation selects ``algorithm`` with the
+    text ``representation``, without the cross-validation (no report, no metrics): the same
+    cleaning, front-door views, hyper-parameter search, calibration and refit on every row."""
+    data = clean(
+        frame,
+        target=spec.target,
+        group=spec.group,
+        positive=spec.positive,
+        numeric=spec.numeric,
+        categorical=spec.categorical,
+        text=spec.text or None,
+        exclude=spec.exclude,
+        plausible=spec.plausible,
+    )
+    code_of = {c: i for i, c in enumerate(data.classes)}
+    codes = np.array([code_of[v] for v in data.labels])
+    order_driven = tuple(c for c in spec.order_driven if c in data.plans)
+    model, _, _ = _refit(
+        data,
+        codes,
+        ALGORITHMS[algorithm],
+        representation,
+        order_driven=order_driven,
+        front_door_share=spec.front_door_share if order_driven else 0.0,
+        seed=seed,
+        inner_folds=inner_folds,
+    )
+    return model
 
 
 TOP_TERMS_PER_CLASS = 10

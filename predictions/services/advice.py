@@ -26,6 +26,7 @@ from predictions.medication_safety import (
     visit_allergies,
     visit_drug_conflicts,
 )
+from predictions.minimum_data import missing_for_advice, missing_reason
 from predictions.ml.artifacts import load_model
 from predictions.ml.errors import EngineError
 from predictions.models import Advice, AdviceRequest, ModelVersion, PredictionTask
@@ -112,6 +113,16 @@ def advice_compute(
         .prefetch_related("observations__definition", "patient__allergies")
         .get(pk=request.visit_id)
     )
+    missing = missing_for_advice(visit)
+    if missing:
+        # Too little recorded for advice: none is computed, and no earlier advice stays current
+        # (the visit was emptied since).
+        with transaction.atomic():
+            if outbox.advice_request_skip(
+                request_id=request_id, claimant=claimant, reason=missing_reason(missing)
+            ):
+                Advice.objects.filter(visit=visit, superseded=False).update(superseded=True)
+        return None
     started = time.perf_counter()
     record = visit_record(visit)
     tasks = _active_tasks()

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 
 from django.db import transaction
 
+from medai_site.audit import audit_record
 from medai_site.errors import Conflict, Forbidden, InvalidInput
+from medai_site.models import AuditEvent
 from medai_site.roles import account_of
 from predictions.models import Advice, CdsCard, Feedback
 from predictions.payload import AdvicePayload, advice_payload
@@ -65,7 +67,7 @@ def feedback_record(
         and suggestion != OTHER_CLASS
     ):
         diagnosis = _agree(advice, suggestion, actor)
-    return Feedback.objects.create(
+    feedback = Feedback.objects.create(
         advice=advice,
         suggestion=suggestion,
         decision=decision,
@@ -75,6 +77,15 @@ def feedback_record(
         diagnosis=diagnosis,
         actor=_account(actor),
     )
+    # Deciding on a suggestion is a reading of the advice (it quotes the visit): recorded here,
+    # on every path (page, API), with the feedback it created.
+    audit_record(
+        actor=actor,
+        action=AuditEvent.Action.CREATE,
+        obj=feedback,
+        patient_id=advice.visit.patient_id,
+    )
+    return feedback
 
 
 @transaction.atomic

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from medai_site import live_events
@@ -87,11 +87,20 @@ def advice_request_dispatch(*, request_id: int) -> bool:
         )
         return False
     # DISPATCHED too: a re-dispatch by the relay restarts the clock, or every relay round would
-    # send the same request again until it is done.
+    # send the same request again until it is done. A worker may have claimed it already
+    # (COMPUTING): it keeps its status, but the dispatch is recorded all the same.
     AdviceRequest.objects.filter(
-        pk=request_id, status__in=[AdviceRequest.Status.PENDING, AdviceRequest.Status.DISPATCHED]
+        pk=request_id,
+        status__in=[
+            AdviceRequest.Status.PENDING,
+            AdviceRequest.Status.DISPATCHED,
+            AdviceRequest.Status.COMPUTING,
+        ],
     ).update(
-        status=AdviceRequest.Status.DISPATCHED,
+        status=Case(
+            When(status=AdviceRequest.Status.COMPUTING, then=Value(AdviceRequest.Status.COMPUTING)),
+            default=Value(AdviceRequest.Status.DISPATCHED),
+        ),
         dispatched_at=timezone.now(),
         dispatch_attempts=F("dispatch_attempts") + 1,
     )
@@ -142,6 +151,7 @@ def advice_requests_relay() -> int:
             Q(status=AdviceRequest.Status.PENDING, created_at__lt=grace)
             | Q(status=AdviceRequest.Status.PENDING, dispatch_attempts__gt=0)
             | Q(status=AdviceRequest.Status.DISPATCHED, dispatched_at__lt=lost_before)
+            | Q(status=AdviceRequest.Status.DISPATCHED, dispatched_at__isnull=True)
         )
         .exclude(pk__in=swept)
         .order_by("created_at")
@@ -173,17 +183,21 @@ def _resend_for_lost_worker(worker: AdviceWorker, now: datetime) -> int | None:
     unacknowledged set), so all of them are re-sent once; the live worker that gets a request
     already claimed or done skips it.
     """
-    released = AdviceRequest.objects.filter(
+    held = AdviceRequest.objects.filter(
         status=AdviceRequest.Status.COMPUTING, claimed_by__startswith=f"{worker.name}:"
-    ).update(status=AdviceRequest.Status.DISPATCHED, claimed_by="", claimed_at=None)
+    )
+    released = list(held.values_list("pk", flat=True))
+    held.update(status=AdviceRequest.Status.DISPATCHED, claimed_by="", claimed_at=None)
     logger.warning(
         "advice worker %s lost (silent since %s); %d claimed request(s) released",
         worker.name,
         worker.beat_at.isoformat(),
-        released,
+        len(released),
     )
     return _resend(
-        AdviceRequest.objects.filter(status=AdviceRequest.Status.DISPATCHED, dispatched_at__lt=now),
+        AdviceRequest.objects.filter(status=AdviceRequest.Status.DISPATCHED).filter(
+            Q(pk__in=released) | Q(dispatched_at__lt=now) | Q(dispatched_at__isnull=True)
+        ),
         f"worker {worker.name} lost",
     )
 
@@ -261,6 +275,24 @@ def advice_request_fail(*, request_id: int, reason: str) -> None:
     )
     for visit_id in AdviceRequest.objects.filter(pk=request_id).values_list("visit_id", flat=True):
         _announce(visit_id)
+
+
+def advice_request_skip(*, request_id: int, claimant: str, reason: str) -> bool:
+    """Mark the request done without advice (the visit records too little for any: see
+    predictions/minimum_data.py), with ``reason``, if ``claimant`` still holds it."""
+    done = bool(
+        AdviceRequest.objects.filter(
+            pk=request_id, status=AdviceRequest.Status.COMPUTING, claimed_by=claimant
+        ).update(
+            status=AdviceRequest.Status.DONE, advice=None, finished_at=timezone.now(), error=reason
+        )
+    )
+    if done:
+        for visit_id in AdviceRequest.objects.filter(pk=request_id).values_list(
+            "visit_id", flat=True
+        ):
+            _announce(visit_id)
+    return done
 
 
 def advice_request_complete(*, request_id: int, advice: Advice, claimant: str) -> bool:

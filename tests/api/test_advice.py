@@ -74,6 +74,7 @@ def test_no_advice_yet_is_status_none(api_a, patient_a, doctor_a):
         "visit_id": visit.pk,
         "status": "none",
         "error": "",
+        "missing": [],
         "request": None,
         "advice": None,
         "feedback": [],
@@ -174,3 +175,15 @@ def test_other_teams_advice_and_requests_are_404(api_a, api_b, visit_id):
     )
     assert response.status_code == 404
     assert api_b.get(f"/api/v1/visits/{visit_id}/advice").status_code == 404
+
+
+def test_a_visit_without_complaint_or_vital_sign_is_insufficient_for_advice(
+    api_a, patient_a, doctor_a
+):
+    from visits.services import visit_create
+
+    visit = visit_create(patient=patient_a, attending=doctor_a, actor=doctor_a)
+    state = api_a.get(f"/api/v1/visits/{visit.pk}/advice").json()
+    assert state["status"] == "insufficient"
+    assert state["missing"] == ["chief complaint", "a vital sign"]
+    assert state["advice"] is None

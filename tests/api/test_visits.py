@@ -256,3 +256,27 @@ def test_icd10_search_and_lookup(api_a):
     assert api_a.get("/api/v1/icd10", {"q": " "}).json() == []
     assert api_a.get("/api/v1/icd10").status_code == 400
     assert api_a.get("/api/v1/icd10", {"q": "x", "limit": 1000}).status_code == 400
+
+
+def test_free_text_limits_and_emergency_triage_are_the_pages_own(api_a, patient_a):
+    from visits.services import VISIT_TEXT_LIMITS
+
+    limit = VISIT_TEXT_LIMITS["chief_complaint"]
+    long = _create(api_a, patient_a, chief_complaint="x" * (limit + 1), observations=vitals())
+    assert long.status_code == 400
+    assert long.json()["error"]["fields"]["chief_complaint"] == [
+        f"Too long: at most {limit} characters."
+    ]
+    assert _create(api_a, patient_a, chief_complaint="x" * limit).status_code == 201
+
+    no_triage = _create(
+        api_a,
+        patient_a,
+        visit_type="emergency",
+        chief_complaint="chest pain",
+        observations=[{"code": "8867-4", "value": 118}],
+    )
+    assert no_triage.status_code == 400
+    error = no_triage.json()["error"]
+    assert "triage vital signs" in error["message"]
+    assert set(error["fields"]) == {"9279-1", "2708-6", "8480-6", "8310-5"}

@@ -13,11 +13,13 @@ settle", so a slow, noisy machine makes the tests slower, not flaky.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,6 +29,7 @@ from typing import Any
 
 import pytest
 import redis
+import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 90.0  # seconds any awaited condition may take on a loaded 2-core machine
@@ -89,6 +92,13 @@ class RedisServer:
             return bool(self.client().ping())
         except redis.RedisError:
             return False
+
+    def kill(self) -> None:
+        """``kill -9``: a crash, not a shutdown (what the AOF holds is what survives)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -160,6 +170,14 @@ class Worker:
         return [int(pid) for pid in result.stdout.split()]
 
 
+def wait_ready(worker: Worker) -> None:
+    wait_for(
+        lambda: " ready." in worker.output() or not worker.alive(),
+        "the Celery worker to be ready",
+    )
+    assert worker.alive(), worker.output()[-3000:]
+
+
 def worker_env(broker_url: str, model_dir: Path, **overrides: str) -> dict[str, str]:
     from django.db import connection
 
@@ -184,15 +202,17 @@ def worker_env(broker_url: str, model_dir: Path, **overrides: str) -> dict[str, 
 
 @pytest.fixture
 def workers(broker, tmp_path) -> Iterator[Callable[..., Worker]]:
-    """``start(queues=..., **env)`` starts a real worker and waits until it consumes; all die in
-    teardown. ``start(queues="advice", MEDAI_ADVICE_WORKER="1")`` is production's advice worker.
+    """``start(queues=..., **env)`` starts a real worker and waits until it consumes (``wait=False``:
+    call ``wait_ready`` later, to start several at once); all die in teardown. ``start(queues="advice", MEDAI_ADVICE_WORKER="1")`` is production's advice worker.
 
     ``MEDAI_ITEST_ADVICE_DELAY`` / ``MEDAI_ITEST_TRAINING_DELAY`` in ``env`` make it slow at a
     known point (tests/integration/slow_worker.py).
     """
     started: list[Worker] = []
 
-    def start(queues: str = "advice,training,celery", **env_overrides: str) -> Worker:
+    def start(
+        queues: str = "advice,training,celery", wait: bool = True, **env_overrides: str
+    ) -> Worker:
         log = tmp_path / f"worker-{len(started)}.log"
         env = worker_env(broker.url, tmp_path / "models", **env_overrides)
         # A worker asked to be slow at a known point runs the test app that injects the delay
@@ -225,11 +245,8 @@ def workers(broker, tmp_path) -> Iterator[Callable[..., Worker]]:
         )
         worker = Worker(process=process, log=log, env=env)
         started.append(worker)
-        wait_for(
-            lambda: " ready." in worker.output() or not worker.alive(),
-            "the Celery worker to be ready",
-        )
-        assert worker.alive(), worker.output()[-3000:]
+        if wait:
+            wait_ready(worker)
         return worker
 
     yield start
@@ -288,3 +305,151 @@ def relay_once(broker_url: str) -> subprocess.CompletedProcess:
         timeout=120,
         check=True,
     )
+
+
+class PostgresCut:
+    """A TCP proxy in front of the test PostgreSQL that can drop every connection and refuse new
+    ones for a while: what clients see of an ``immediate`` restart (connections reset, connects
+    refused), without restarting the shared server other test runs use."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.down = threading.Event()
+        self.stopped = threading.Event()
+        self.lock = threading.Lock()
+        self.sockets: set[socket.socket] = set()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.down.is_set():
+                client.close()  # connection refused, as a restarting server answers
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self.lock:
+                self.sockets |= {client, upstream}
+            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                self._close(sock)
+
+    def _close(self, sock: socket.socket) -> None:
+        with self.lock:
+            self.sockets.discard(sock)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+    def cut(self) -> None:
+        """The server goes away: every open connection is reset, new ones are refused."""
+        self.down.set()
+        with self.lock:
+            open_sockets = list(self.sockets)
+        for sock in open_sockets:
+            self._close(sock)
+
+    def restore(self) -> None:
+        self.down.clear()
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.cut()
+        self.listener.close()
+
+
+@pytest.fixture
+def postgres_cut(db) -> Iterator[PostgresCut]:
+    from django.db import connection
+
+    proxy = PostgresCut(int(connection.settings_dict["PORT"] or 5432))
+    yield proxy
+    proxy.close()
+
+
+def database_url_via(port: int) -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@127.0.0.1:{port}/{db['NAME']}"
+
+
+@dataclass
+class Web:
+    process: Process
+    url: str
+
+    def workers(self) -> list[int]:
+        result = subprocess.run(
+            ["pgrep", "-P", str(self.process.process.pid)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return [int(pid) for pid in result.stdout.split()]
+
+
+@pytest.fixture
+def web(broker, tmp_path) -> Iterator[Callable[..., Web]]:
+    """``start(**env)``: gunicorn with 2 sync workers (production's web) on a free port."""
+    started: list[Process] = []
+
+    def start(**env_overrides: str) -> Web:
+        port = _free_port()
+        log = tmp_path / f"gunicorn-{len(started)}.log"
+        env = worker_env(broker.url, tmp_path / "models", **env_overrides)
+        env |= {"MEDAI_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2"}
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "tests.integration.slow_wsgi",
+                "--config",
+                "python:medai_site.gunicorn_conf",
+                "--timeout",
+                "60",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        started.append(Process(process=process, log=log))
+        web = Web(process=started[-1], url=f"http://127.0.0.1:{port}")
+
+        def answers() -> bool:
+            try:
+                return requests.get(f"{web.url}/healthz", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(lambda: answers() or process.poll() is not None, "gunicorn to answer")
+        assert process.poll() is None, started[-1].output()[-3000:]
+        return web
+
+    yield start
+    for process in started:
+        process.kill()

@@ -89,7 +89,7 @@ def test_truncate_of_audit_table_is_refused(trail):
 def test_new_records_are_chained_with_a_keyed_hmac(trail):
     key_id, key = next(iter(settings.AUDIT_CHAIN_KEYS.items()))
     last = trail[-1]
-    assert (last.chain_version, last.key_id) == (2, key_id)
+    assert (last.chain_version, last.key_id) == (3, key_id)
     assert last.hash == keyed_hash(last.prev_hash, last, key)
     assert last.hash != content_hash(last.prev_hash, last)  # not the unkeyed SHA-256 any more
 
@@ -158,7 +158,7 @@ def test_existing_unkeyed_records_keep_verifying(doctor_a):
     AuditEvent.objects.bulk_create(legacy)
     audit_record(actor=doctor_a, action=AuditEvent.Action.VIEW, patient_id=7)
     newest = AuditEvent.objects.order_by("-id").first()
-    assert (newest.chain_version, newest.prev_hash) == (2, legacy[-1].hash)
+    assert (newest.chain_version, newest.prev_hash) == (3, legacy[-1].hash)
     assert audit_verify() == (4, [])
     call_command("audit_verify")
     assert anchors_read()[0][-1].legacy_last_id == legacy[-1].pk

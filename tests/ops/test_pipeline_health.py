@@ -4,6 +4,7 @@ on the visit page (README "Advice pipeline" documents the alert thresholds)."""
 from __future__ import annotations
 
 import base64
+import time
 from datetime import timedelta
 
 import pytest
@@ -111,7 +112,7 @@ def test_the_visit_page_says_advice_is_delayed_when_it_is_late(client, doctor_a,
     html = panel(client, visit_a)
     assert DELAYED in html
     assert "clinical judgement applies" in html
-    assert 'hx-trigger="every 2s"' in html  # still polling: the advice appears once it comes
+    assert "data-advice-pending" in html  # still waiting: the advice appears once it comes
     page = client.get(reverse("visit_detail", args=[visit_a.pk])).content.decode()
     assert DELAYED in page
 
@@ -135,3 +136,38 @@ def test_the_operations_page_shows_the_pipeline_to_staff_only(client, doctor_a, 
     assert 'id="pipeline-status">stopped' in html
     assert "no live advice worker" in html
     assert "medai_advice_workers_live" in html
+
+
+def test_the_open_panel_is_woken_when_its_advice_turns_late(
+    client, doctor_a, visit_a, monkeypatch, settings
+):
+    """The panel waits on a server-sent-events stream; the stream also fires when the pending
+    advice becomes late, so the doctor sees "Advice is delayed" without reloading."""
+    from medai_site import live_events
+
+    class Quiet:  # no advice event arrives: the worker is stuck
+        def wait(self, timeout):
+            time.sleep(timeout)
+            return False
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(live_events, "listen", lambda topic: Quiet())
+    client.force_login(doctor_a)
+    advice_worker_beat(name="advice@h#live", pid=1)
+    AdviceRequest.objects.filter(visit=visit_a).update(
+        status="dispatched", created_at=timezone.now() - timedelta(seconds=9.5)
+    )
+    started = time.monotonic()
+    response = client.get(reverse("advice_stream", args=[visit_a.pk]))
+    body = b"".join(response.streaming_content).decode()
+    assert body.endswith("event: advice\ndata: delayed\n\n")
+    assert time.monotonic() - started < 5
+    assert DELAYED in panel(client, visit_a)
+    # The panel now says so and opens a new stream: that one waits for the advice itself.
+    settings.MEDAI_ADVICE_STREAM_SECONDS = 1
+    again = b"".join(
+        client.get(reverse("advice_stream", args=[visit_a.pk])).streaming_content
+    ).decode()
+    assert "event: advice" not in again

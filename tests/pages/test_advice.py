@@ -184,3 +184,45 @@ def test_the_why_reads_in_plain_words_with_units_and_lists_what_was_not_measured
     assert "age (65" not in html
     assert "obs_" not in html
     assert "Not measured — would help:</strong>\n      Troponin I, 12-lead ECG" in html
+
+
+def test_a_visit_without_complaint_or_vital_sign_says_what_is_missing_instead_of_advice(
+    client_a, patient_a, doctor_a
+):
+    from visits.services import visit_create
+
+    visit = visit_create(patient=patient_a, attending=doctor_a, actor=doctor_a)
+    html = client_a.get(reverse("advice_panel", args=[visit.pk]), headers=HX).content.decode()
+    assert 'id="advice-insufficient"' in html
+    assert "chief complaint, a vital sign" in html
+    assert "Computing advice" not in html  # nothing to wait for
+    assert "sse-connect" not in html
+
+
+def test_the_why_and_what_is_missing_read_in_chinese(client_a, visit_a, make_advice, patient_a):
+    from visits.services import visit_create
+
+    client_a.post(reverse("set_language"), {"language": "zh-hans", "next": "/"})
+    advice = make_advice(visit_a)
+    data = json.loads(advice.payload)
+    data["explanation"]["contributions"] = [
+        {
+            "feature": "obs_2345-7",
+            "label": "Glucose",
+            "value": "9.8 mmol/L",
+            "contribution": 0.3,
+            "kind": "observation",
+        },
+        {"feature": "age", "label": "Age", "value": "65", "contribution": 0.2, "kind": "age"},
+    ]
+    data["not_measured"] = [{"code": "ECG", "label": "12-lead ECG", "source": "rule"}]
+    advice.payload = json.dumps(data)
+    advice.save(update_fields=["payload"])
+    html = client_a.get(reverse("advice_panel", args=[visit_a.pk]), headers=HX).content.decode()
+    assert "血糖 9.8 mmol/L" in html
+    assert "年龄 65" in html
+    assert "未检测——有助于判断：" in html
+    assert "12导联心电图" in html
+    empty = visit_create(patient=patient_a, attending=visit_a.attending, actor=None)
+    html = client_a.get(reverse("advice_panel", args=[empty.pk]), headers=HX).content.decode()
+    assert "主诉, 一项生命体征" in html

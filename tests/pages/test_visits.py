@@ -114,6 +114,11 @@ def test_edit_and_close_visit(client_a, visit_a, doctor_a):
             "visit_type": "emergency",
             "chief_complaint": "worse cough",
             "obs_8867_4": "120",
+            # Becoming an emergency visit asks for the triage vital signs (issue 17).
+            "obs_9279_1": "24",
+            "obs_2708_6": "93",
+            "obs_8480_6": "118",
+            "obs_8310_5": "38.1",
             "unit_8310_5": "Cel",
             "unit_29463_7": "kg",
             "unit_2345_7": "mg/dL",
@@ -176,3 +181,39 @@ def test_a_plan_without_conflicts_says_it_was_checked_and_no_plan_shows_nothing(
     checked = _post(client_a, patient_a, chief_complaint="cough", plan="azithromycin 500 mg")
     html = client_a.get(checked["Location"]).content.decode()
     assert 'id="medication-safety-ok"' in html
+
+
+def test_a_too_long_complaint_is_refused_with_the_same_limit_as_the_api(client_a, patient_a):
+    from visits.services import VISIT_TEXT_LIMITS
+
+    limit = VISIT_TEXT_LIMITS["chief_complaint"]
+    form = client_a.get(reverse("visit_new", args=[patient_a.pk])).content.decode()
+    assert f"At most {limit} characters." in form
+    response = _post(client_a, patient_a, chief_complaint="x" * 5000)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert f"Too long: 5000 characters, at most {limit}." in html
+    assert not patient_a.visits.exists()
+
+
+def test_an_emergency_visit_asks_for_its_triage_vital_signs(client_a, patient_a):
+    response = _post(
+        client_a, patient_a, visit_type="emergency", chief_complaint="chest pain", obs_8867_4="118"
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    # Beside each missing field (RR, SpO2, SBP, temperature) and in the error summary.
+    assert html.count("Needed at triage for an emergency visit.") == 8
+    assert not patient_a.visits.exists()
+    response = _post(
+        client_a,
+        patient_a,
+        visit_type="emergency",
+        chief_complaint="chest pain",
+        obs_8867_4="118",
+        obs_9279_1="22",
+        obs_2708_6="91",
+        obs_8480_6="165",
+        obs_8310_5="37.2",
+    )
+    assert response.status_code == 302

@@ -12,11 +12,12 @@ from django.db import connection, transaction
 from medai_site.errors import InvalidInput
 from patients.services import allergy_add
 from predictions.models import Advice, AdviceRequest, ModelVersion, PredictionTask
+from predictions.payload import age_band
 from predictions.rules import TREATMENT_CONFLICTS
 from predictions.services.advice import MAX_COMPUTE_ATTEMPTS, advice_compute
 from predictions.services.registry import task_set_enabled
 from tests.factories import PatientFactory
-from visits.models import Diagnosis, Visit
+from visits.models import Visit
 from visits.services import ObservationInput, visit_close, visit_create, visit_update
 
 pytestmark = pytest.mark.django_db
@@ -167,21 +168,30 @@ def test_advice_is_encrypted_at_rest(trained, patient, doctor_a):
 
 
 def test_advice_shows_up_to_three_similar_past_visits_of_other_patients(trained, patient, doctor_a):
+    """Each case is another patient's visit with confirmed diagnoses, shown without identifying
+    it: age band, sex, year, diagnoses, outcome (issue 12, finding 6)."""
     visit = save_visit(patient, doctor_a)
     _, advice = compute_latest(visit)
     similar = payload(advice)["similar_cases"]
     assert 1 <= len(similar) <= 3
+    others = Visit.objects.exclude(patient=patient).prefetch_related("diagnoses")
+    candidates = [
+        (
+            age_band(v.age_years),
+            v.start.year,
+            v.visit_type,
+            {f"{d.code} {d.display}" for d in v.diagnoses.all() if d.status == "confirmed"},
+        )
+        for v in others
+    ]
     for case in similar:
-        past = Visit.objects.get(pk=case["visit_id"])
-        assert past.patient_id != patient.pk
-        confirmed = {
-            f"{d.code} {d.display}"
-            for d in past.diagnoses.filter(status=Diagnosis.Status.CONFIRMED)
-        }
+        assert set(case) == {"age_band", "sex", "year", "diagnoses", "outcome"}
         assert case["diagnoses"]
-        assert set(case["diagnoses"]) <= confirmed
-    distances = [c["distance"] for c in similar]
-    assert distances == sorted(distances)
+        assert any(
+            (band, year, outcome) == (case["age_band"], case["year"], case["outcome"])
+            and set(case["diagnoses"]) <= confirmed
+            for band, year, outcome, confirmed in candidates
+        )
 
 
 def test_advice_abstains_with_a_reason_on_a_visit_unlike_the_training_data(

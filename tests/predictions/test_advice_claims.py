@@ -102,8 +102,11 @@ def test_a_redelivered_message_takes_over_and_the_first_holder_stores_nothing(
 def test_only_the_claimant_completes(team_a, doctor_a):
     request = new_request(team_a, doctor_a)
     outbox.advice_request_start(request_id=request.pk, claimant="w1#a:10")
-    assert not outbox.advice_request_complete(request_id=request.pk, advice=None, claimant="x")
-    assert outbox.advice_request_complete(request_id=request.pk, advice=None, claimant="w1#a:10")
+    advice = Advice.objects.create(
+        visit_id=request.visit_id, input_hash="0" * 64, models_key="rules-only", payload="{}"
+    )
+    assert not outbox.advice_request_complete(request_id=request.pk, advice=advice, claimant="x")
+    assert outbox.advice_request_complete(request_id=request.pk, advice=advice, claimant="w1#a:10")
 
 
 def test_a_claim_older_than_the_hard_time_limit_may_be_taken(team_a, doctor_a):
@@ -181,3 +184,16 @@ def test_everything_in_flight_is_re_sent_when_the_broker_restarted(team_a, docto
     outbox.advice_request_start(request_id=computing.pk, claimant="live#b:21")
     assert outbox.advice_requests_resend_in_flight() == 1
     assert dispatched == [in_flight.pk]
+
+
+def test_a_request_claimed_before_the_web_marked_it_is_still_re_sent_when_its_worker_is_lost(
+    team_a, doctor_a, dispatched, settings
+):
+    """The fast worker claims a request before the web's dispatch records it: the dispatch is
+    recorded anyway, and the lost worker's claim is re-sent (the flake the fault suite found)."""
+    request = new_request(team_a, doctor_a)  # pending, never marked dispatched
+    advice_worker_beat(name="fast#a", pid=1)
+    outbox.advice_request_start(request_id=request.pk, claimant="fast#a:11")
+    AdviceWorker.objects.update(beat_at=timezone.now() - timedelta(seconds=60))
+    assert outbox.advice_requests_relay() == 1
+    assert dispatched == [request.pk]

@@ -19,6 +19,14 @@ def _panel(page: str) -> str:
     return page[start : page.index("</section>", start)]
 
 
+def _outlook(client, patient) -> str:
+    """The chart draws a placeholder that fetches the panel; return the fetched panel."""
+    chart = client.get(reverse("patient_chart", args=[patient.pk])).content.decode()
+    url = reverse("course_panel", args=[patient.pk])
+    assert f'hx-get="{url}"' in _panel(chart)
+    return _panel(client.get(url).content.decode())
+
+
 def _train(slug: str) -> TrainingJob:
     job = TrainingJob.objects.create(
         task=PredictionTask.objects.get(slug=slug), trigger=TrainingJob.Trigger.ADMIN
@@ -81,8 +89,7 @@ def test_panel_shows_risk_interval_drivers_and_similar_courses(
     assert admin_client.get(reverse("model_list")).status_code == 200
     assert admin_client.get(reverse("task_detail", args=["diabetes-forecast"])).status_code == 200
     patient = _at_risk_patient("diabetes-forecast")
-    page = admin_client.get(reverse("patient_chart", args=[patient.pk])).content.decode()
-    panel = _panel(page)
+    panel = _outlook(admin_client, patient)
     assert "Course and outlook" in panel
     assert 'data-task="diabetes-forecast"' in panel
     assert re.search(r'class="forecast-risk">\d+%<', panel)
@@ -103,8 +110,7 @@ def test_panel_shows_risk_interval_drivers_and_similar_courses(
 def test_a_diagnosed_patient_sees_no_risk_for_a_first_diagnosis(followed, admin_client):  # noqa: F811
     assert _train("diabetes-forecast").status == TrainingJob.Status.SUCCEEDED
     diagnosed = Patient.objects.filter(visits__diagnoses__code__startswith="E11").distinct().first()
-    page = admin_client.get(reverse("patient_chart", args=[diagnosed.pk])).content.decode()
-    panel = _panel(page)
+    panel = _outlook(admin_client, diagnosed)
     assert "Already diagnosed" in panel
     assert "forecast-risk" not in panel.split('data-task="diabetes-forecast"')[1].split("</div>")[0]
 
@@ -116,3 +122,6 @@ def test_doctor_outside_the_care_team_gets_no_chart(followed, client, doctor_b):
     response = client.get(reverse("patient_chart", args=[patient.pk]))
     assert response.status_code == 404
     assert b"course-panel" not in response.content
+    outlook = client.get(reverse("course_panel", args=[patient.pk]))
+    assert outlook.status_code == 404
+    assert b"course-panel" not in outlook.content

@@ -61,3 +61,18 @@ def test_the_api_serializer_has_exactly_the_payload_fields_plus_the_rows_id_and_
     assert set(risk.fields) == {f.name for f in dataclasses.fields(payload.Risk)}
     severity = serializer_for(payload.Alert)().fields["severity"]
     assert set(severity.choices) == {"critical", "high", "warning"}
+
+
+def test_a_version_1_similar_case_reads_without_the_other_patients_visit_id():
+    """Payloads stored before finding 6 named the other patient's visit and exact age: read in
+    the version-2 shape, which has no field to hold them."""
+    read = payload_loads(json.dumps(legacy_payload(3)))
+    (case,) = read.similar_cases
+    assert dataclasses.asdict(case) == {
+        "age_band": "60-69",
+        "sex": "male",
+        "year": 2025,
+        "diagnoses": ["J18.9 Pneumonia, unspecified"],
+        "outcome": "emergency",
+    }
+    assert "visit_id" not in json.dumps(dataclasses.asdict(case))

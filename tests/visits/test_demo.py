@@ -249,10 +249,28 @@ def test_condition_signals(frame):
         text = frame.loc[frame["diagnosis_code"] == code, "chief_complaint"]
         return text.str.contains(pattern, case=False, regex=True).mean()
 
-    assert share("I21.9", "chest|cp") > 0.3
-    assert share("N39.0", "urin|dysuria|uti|suprapubic|urgency") > 0.3
-    assert share("J18.9", "cough|fever|sob|breath") > 0.3
-    assert share("K35.8", "abdom|rlq|right|stomach|tummy") > 0.3
+    assert share("I21.9", "chest|cp|胸") > 0.3
+    assert share("N39.0", "urin|dysuria|uti|suprapubic|urgency|尿") > 0.3
+    assert share("J18.9", "cough|fever|sob|breath|咳|热|气促") > 0.3
+    assert share("K35.8", "abdom|rlq|right|stomach|tummy|腹") > 0.3
+
+
+def test_notes_are_written_in_english_and_chinese(frame):
+    """About a third of the visits are written in Chinese, complaint and history alike, and every
+    condition appears in both languages."""
+    chinese = frame["chief_complaint"].str.contains("[\u4e00-\u9fff]", regex=True)
+    assert 0.25 < chinese.mean() < 0.45
+    history_zh = frame.loc[chinese & (frame["history"].str.len() > 25), "history"]
+    assert history_zh.str.contains("[\u4e00-\u9fff]", regex=True).all()
+    for code, rows in frame.groupby("diagnosis_code"):
+        assert 0 < chinese[rows.index].mean() < 1, code
+
+
+def test_triage_complaints_carry_an_associated_symptom(frame):
+    """Some complaints read as triage writes them ("chest pain, sweating", "胸痛2小时，伴大汗")."""
+    complaints = frame["chief_complaint"]
+    assert complaints.str.contains("，伴|，并有|，同时有").mean() > 0.05
+    assert complaints.str.contains(", also |, [a-z]", case=False, regex=True).mean() > 0.05
 
 
 def test_classification_is_possible_but_not_trivial(frame):

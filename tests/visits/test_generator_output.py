@@ -16,8 +16,8 @@ from datetime import UTC, date, datetime
 from visits.demo import generate_population, population_frame
 
 END = datetime(2025, 6, 1, tzinfo=UTC)
-POPULATION_SHA256 = "08e71d7e963d10739c453d93562a691b298e9c884bedd9c50be3f0b0c432afa1"
-FRAME_SHA256 = "4085f94e8f92e4303b935dbfa142a541b96f77b881a3b05ed9867da1215fab33"
+POPULATION_SHA256 = "b4ecd6d0dbbddab696ca9eef31b747b58ab16152b4ebc856e9571b7530e6b3c6"
+FRAME_SHA256 = "214c66b9b4cd01fe58550fca37f790fdfa586fe0dd58b73f81868f7ab4cfdfd6"
 
 
 def _json_default(value: object) -> str:

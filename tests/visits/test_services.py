@@ -458,3 +458,56 @@ def test_visits_bulk_import_refuses_a_bad_visit_and_writes_nothing(
     assert not Visit.objects.exists()
     assert not Observation.objects.exists()
     assert not Diagnosis.objects.exists()
+
+
+# --- limits and what an emergency visit needs (issue 17) ------------------------------------------
+
+
+def test_each_free_text_field_has_one_limit_with_a_clear_message(doctor_a, team_a):
+    from visits.services import VISIT_TEXT_LIMITS
+
+    patient = PatientFactory(care_teams=[team_a])
+    limit = VISIT_TEXT_LIMITS["chief_complaint"]
+    visit = visit_create(
+        patient=patient, attending=doctor_a, actor=doctor_a, chief_complaint="x" * limit
+    )
+    with pytest.raises(InvalidInput) as refused:
+        visit_update(
+            visit=visit, actor=doctor_a, chief_complaint="x" * (limit + 1), plan="y" * 5001
+        )
+    assert refused.value.message == (
+        f"Chief complaint is too long: {limit + 1:,} characters, at most {limit:,}."
+    )
+    assert set(refused.value.fields) == {"chief_complaint", "plan"}
+    visit.refresh_from_db()
+    assert visit.chief_complaint == "x" * limit  # nothing changed
+
+
+def test_a_new_emergency_visit_needs_its_triage_vital_signs(doctor_a, team_a):
+    from visits.services import TRIAGE_VITALS
+
+    patient = PatientFactory(care_teams=[team_a])
+    with pytest.raises(InvalidInput, match="triage vital signs: respiratory rate") as refused:
+        visit_record(
+            actor=doctor_a,
+            patient=patient,
+            visit_type="emergency",
+            chief_complaint="chest pain",
+            observations=[ObservationInput("8867-4", 118)],
+        )
+    assert set(refused.value.fields) == set(TRIAGE_VITALS) - {"8867-4"}
+    assert not patient.visits.exists()
+    triage = [
+        ObservationInput("9279-1", 22),
+        ObservationInput("2708-6", 91),
+        ObservationInput("8480-6", 165),
+        ObservationInput("8867-4", 118),
+        ObservationInput("8310-5", 37.2),
+    ]
+    visit = visit_record(
+        actor=doctor_a, patient=patient, visit_type="emergency", observations=triage
+    )
+    assert visit.visit_type == "emergency"
+    # Its later edits are not asked again; an outpatient visit never is.
+    visit_record(actor=doctor_a, visit=visit, plan="aspirin 300 mg")
+    visit_record(actor=doctor_a, patient=patient, visit_type="outpatient", chief_complaint="cough")

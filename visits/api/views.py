@@ -32,6 +32,7 @@ from visits.icd10 import icd10_lookup, icd10_search
 from visits.models import Diagnosis, Observation, ObservationDefinition, Visit
 from visits.selectors import observation_definitions, visit_get, visit_list
 from visits.services import (
+    VISIT_TEXT_LIMITS,
     DiagnosisInput,
     ObservationInput,
     diagnosis_add,
@@ -62,7 +63,6 @@ LIST_FIELDS = (
     "created_at",
     "updated_at",
 )
-TEXT_MAX = 20_000  # free text per field; a visit note, not a document store
 
 
 # --- shared output shapes --------------------------------------------------------------------
@@ -183,15 +183,27 @@ class DiagnosisInputSerializer(serializers.Serializer):
         ref_name = "DiagnosisInput"
 
 
+def _text_field(name: str) -> StrictCharField:
+    limit = VISIT_TEXT_LIMITS[name]
+    return StrictCharField(
+        max_length=limit,
+        required=False,
+        allow_blank=True,
+        help_text=f"At most {limit} characters.",
+        error_messages={"max_length": f"Too long: at most {limit} characters."},
+    )
+
+
 class _VisitTextSerializer(serializers.Serializer):
     visit_type = serializers.ChoiceField(choices=Visit.Type.choices, required=False)
     start = AwareDateTimeField(required=False)
-    chief_complaint = StrictCharField(max_length=TEXT_MAX, required=False, allow_blank=True)
-    history_present_illness = StrictCharField(max_length=TEXT_MAX, required=False, allow_blank=True)
-    past_history = StrictCharField(max_length=TEXT_MAX, required=False, allow_blank=True)
-    allergy_history = StrictCharField(max_length=TEXT_MAX, required=False, allow_blank=True)
-    physical_exam = StrictCharField(max_length=TEXT_MAX, required=False, allow_blank=True)
-    plan = StrictCharField(max_length=TEXT_MAX, required=False, allow_blank=True)
+    # The services' one limit per field (the page's too): VISIT_TEXT_LIMITS.
+    chief_complaint = _text_field("chief_complaint")
+    history_present_illness = _text_field("history_present_illness")
+    past_history = _text_field("past_history")
+    allergy_history = _text_field("allergy_history")
+    physical_exam = _text_field("physical_exam")
+    plan = _text_field("plan")
     observations = ObservationInputSerializer(many=True, required=False, max_length=200)
 
 

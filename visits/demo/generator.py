@@ -25,13 +25,14 @@ from .measurements import (
 )
 from .people import draw_patients
 from .population import Population, SyntheticObservation, SyntheticVisit
-from .texts import free_text, mess_text
+from .texts import TEXT_DRAWS, free_text, mess_text
 
 VISIT_TYPES = ("outpatient", "inpatient", "emergency", "telemedicine")  # index = drawn type
 
 DAYS = 730  # visits spread over the last two years
 DUPLICATE_RATE = 0.006  # visits entered twice
 MISCODED_RATE = 0.04  # visits coded as a look-alike condition (real labels are imperfect)
+TEXT_STREAM = 17  # the notes' own random stream: numpy.random.default_rng([seed, TEXT_STREAM])
 
 
 def generate_population(
@@ -71,8 +72,11 @@ def generate_population(
         code: recorded_values(code, values[code], measured[code], rng) for code in OBSERVATION_CODES
     }
     u = rng.random((n_unique, 24))
+    # The language and triage wording draw from their own stream: seeded alike, and leaving the
+    # main stream (everything drawn after the notes) as it was.
+    w = np.random.default_rng([seed, TEXT_STREAM]).random((n_unique, TEXT_DRAWS))
     texts = free_text(
-        visits.cond, u, visits.age, visits.female, secondaries, values, measured, visits.atypical
+        visits.cond, u, visits.age, visits.female, secondaries, values, measured, visits.atypical, w
     )
     texts = mess_text(texts, rng)
     coded = _miscode(rng, visits.cond, u, secondaries)

@@ -6,23 +6,14 @@ misleading histories (more so for atypical presentations), inconsistent case and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from . import texts_zh as zh
 from .conditions import CODES, SPECS
+from .note_parts import ConditionText
 from .sampling import pick
 
-
-@dataclass(frozen=True)
-class ConditionText:
-    complaints: tuple[str, ...]
-    symptoms: tuple[str, ...]  # associated symptoms
-    negatives: tuple[str, ...]  # things the patient denies
-    durations: tuple[str, ...]
-    exam: tuple[str, ...]
-    plan: tuple[str, ...]
-    extra: tuple[str, ...] = ()
+__all__ = ["TEXTS", "ConditionText", "free_text", "mess_text"]
 
 
 _ACUTE = (
@@ -592,6 +583,264 @@ TEXTS: dict[str, ConditionText] = {
     ),
 }
 
+# How patients and triage nurses say it at the front door, per condition: (complaints, associated
+# symptoms) added to the clinical wording above. Written from the presenting features each
+# condition's guideline lists (NICE CKS and guidelines, ESC, GINA/BTS, GOLD, WSES, ICHD-3), in lay
+# and triage words, so a complaint typed at the desk reads like the training notes.
+TRIAGE_WORDING: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "J06.9": (
+        (
+            "head cold",
+            "tickly cough and sore throat",
+            "blocked and runny nose",
+            "flu-like symptoms",
+        ),
+        ("runny nose", "blocked nose", "body aches", "feeling feverish", "tickly cough"),
+    ),
+    "J18.9": (
+        (
+            "chest infection",
+            "fever and cough with phlegm",
+            "cough, fever and breathlessness",
+            "shivers and cough",
+        ),
+        (
+            "green or rusty sputum",
+            "shaking chills",
+            "sharp pain on breathing in",
+            "short of breath",
+            "high temperature",
+        ),
+    ),
+    "I10": (
+        (
+            "high BP reading",
+            "blood pressure high on home monitor",
+            "morning headaches",
+            "BP high at the pharmacy",
+        ),
+        ("morning headache", "high readings at home", "feels well otherwise", "nosebleed"),
+    ),
+    "E11.9": (
+        (
+            "thirsty all the time",
+            "passing lots of urine",
+            "weight loss and thirst",
+            "raised sugar on blood test",
+        ),
+        (
+            "very thirsty",
+            "passing urine a lot",
+            "tired all the time",
+            "numbness in the feet",
+            "cuts slow to heal",
+            "up at night to pass urine",
+        ),
+    ),
+    "I21.9": (
+        (
+            "chest pain radiating to the arm",
+            "central chest pain and sweating",
+            "heavy chest pain",
+            "chest pressure with nausea",
+            "tight chest and clammy",
+            "chest pain at rest",
+        ),
+        (
+            "cold sweat",
+            "clammy",
+            "pain going into the jaw",
+            "pain down the left arm",
+            "heaviness in the chest",
+            "came on at rest",
+            "vomiting",
+            "pain spreading to the back and arm",
+        ),
+    ),
+    "I25.1": (
+        (
+            "chest pain on walking",
+            "angina on exertion",
+            "chest tight climbing stairs",
+            "using GTN spray more often",
+            "heavy chest when hurrying",
+        ),
+        (
+            "settles with rest",
+            "brought on by exertion",
+            "comes on climbing stairs",
+            "eases with GTN",
+            "worse in the cold",
+        ),
+    ),
+    "J45.9": (
+        (
+            "wheezy and breathless",
+            "tight chest and wheeze",
+            "blue inhaler not working",
+            "breathless after exercise",
+            "asthma flare",
+        ),
+        (
+            "wheezy",
+            "coughing at night",
+            "triggered by pets or dust",
+            "using reliever a lot",
+            "tight chest",
+        ),
+    ),
+    "J44.1": (
+        (
+            "COPD exacerbation",
+            "more breathless than usual",
+            "more phlegm, now green",
+            "worse cough and breathlessness",
+            "emphysema flare",
+        ),
+        (
+            "more sputum than usual",
+            "sputum changed colour",
+            "breathless walking to the bathroom",
+            "wheezy",
+            "can't finish sentences",
+        ),
+    ),
+    "N39.0": (
+        (
+            "stinging when passing urine",
+            "cystitis",
+            "need to pass urine all the time",
+            "lower tummy pain and burning urine",
+        ),
+        (
+            "burning on passing urine",
+            "passing urine often",
+            "lower abdominal pain",
+            "cloudy urine",
+            "strong-smelling urine",
+        ),
+    ),
+    "K35.8": (
+        (
+            "pain in the right lower tummy",
+            "pain moved from the navel to the right side",
+            "RIF pain",
+            "right-sided abdominal pain and vomiting",
+        ),
+        (
+            "off food",
+            "pain worse on coughing or walking",
+            "pain moved to the right lower abdomen",
+            "fever",
+            "pain began around the navel",
+        ),
+    ),
+    "A09": (
+        (
+            "tummy bug",
+            "gastro",
+            "runny stools and vomiting",
+            "stomach cramps and diarrhoea",
+            "sickness and diarrhea",
+        ),
+        (
+            "watery stools",
+            "loose stools many times a day",
+            "stomach cramps",
+            "others at home ill",
+            "thirsty and dry mouth",
+        ),
+    ),
+    "I50.9": (
+        (
+            "breathless with swollen ankles",
+            "can't lie flat",
+            "waking at night breathless",
+            "leg swelling and breathlessness",
+            "weight up and legs swollen",
+        ),
+        (
+            "needs more pillows",
+            "swollen ankles",
+            "breathless lying flat",
+            "wakes up gasping",
+            "weight gain",
+            "breathless on minimal exertion",
+        ),
+    ),
+    "G43.9": (
+        (
+            "migraine attack",
+            "headache with flashing lights",
+            "one-sided headache with nausea",
+            "headache and vomiting, light hurts",
+        ),
+        (
+            "light hurts the eyes",
+            "noise makes it worse",
+            "flashing lights before the headache",
+            "zigzag lines in vision",
+            "throbbing on one side",
+            "wants a dark room",
+        ),
+    ),
+    "A41.9": (
+        (
+            "high fever and confusion",
+            "fever and shivering",
+            "very unwell and drowsy",
+            "fever with low blood pressure",
+            "collapse with fever",
+        ),
+        (
+            "shivering",
+            "racing heart",
+            "hardly passing urine",
+            "cold mottled skin",
+            "very drowsy",
+            "confused",
+        ),
+    ),
+    "D50.9": (
+        (
+            "pale and tired",
+            "low iron",
+            "heavy periods and tiredness",
+            "breathless on stairs and tired",
+            "low haemoglobin",
+        ),
+        (
+            "looks pale",
+            "heavy periods",
+            "breathless on stairs",
+            "heart pounding",
+            "restless legs",
+            "cold hands and feet",
+        ),
+    ),
+}
+TEXTS = {
+    code: ConditionText(
+        t.complaints + TRIAGE_WORDING[code][0],
+        t.symptoms + TRIAGE_WORDING[code][1],
+        t.negatives,
+        t.durations,
+        t.exam,
+        t.plan,
+        t.extra,
+    )
+    for code, t in TEXTS.items()
+}
+# Share of visits written in Chinese: the demo hospital works in English and 简体中文.
+ZH_SHARE = 0.35
+# Share of complaints written the way triage writes them, with an associated symptom (and
+# sometimes a denied one): "chest pain, sweating", "胸痛2小时，伴大汗".
+TRIAGE_DETAIL = 0.45
+TRIAGE_DETAIL_ATYPICAL = 0.25
+# Extra uniforms per visit the triage wording and the Chinese notes draw from (their own stream,
+# so the English notes' draws stay as they were).
+TEXT_DRAWS = 8
+
 _GENERIC_COMPLAINTS = (
     "feeling unwell",
     "review",
@@ -691,48 +940,121 @@ def free_text(
     values: dict[str, np.ndarray],
     measured: dict[str, np.ndarray],
     atypical: np.ndarray,
+    w: np.ndarray | None = None,
 ) -> list[tuple[str, str, str, str]]:
     """Chief complaint, history, examination and plan per visit.
 
     Atypical presentations (mild signs) also get vaguer or misleading text, as in real notes.
+    ``w`` (visits x :data:`TEXT_DRAWS` uniforms) picks each visit's language and triage
+    wording; without it every note is English with the plain complaint.
     """
     out: list[tuple[str, str, str, str]] = []
     hard = atypical.tolist()
     ul = u.tolist()
+    wl = w.tolist() if w is not None else [[1.0] * TEXT_DRAWS] * len(ul)
     ages = np.floor(age).astype(int).tolist()
     fem = female.tolist()
     cond_l = cond.tolist()
     for i, ci in enumerate(cond_l):
-        r = ul[i]
+        r, x = ul[i], wl[i]
+        chinese = x[0] < ZH_SHARE
+        texts = zh.TEXTS_ZH if chinese else TEXTS
         code = CODES[ci]
-        t = TEXTS[code]
+        t = texts[code]
         spec = SPECS[code]
         # chief complaint: usually typical, sometimes a confuser's or generic
         p_conf, p_gen, p_sparse, p_decoy = (
             (0.5, 0.8, 0.35, 0.8) if hard[i] else (0.25, 0.38, 0.18, 0.5)
         )
+        generic = False
         if r[0] < p_conf and spec.confusers:
-            ct = TEXTS[pick(spec.confusers, r[1])]
+            ct = texts[pick(spec.confusers, r[1])]
             cc = pick(ct.complaints, r[2])
         elif r[0] < p_gen:
-            cc = pick(_GENERIC_COMPLAINTS, r[2])
+            cc = pick(zh.GENERIC_COMPLAINTS_ZH if chinese else _GENERIC_COMPLAINTS, r[2])
+            generic = True
         else:
             cc = pick(t.complaints, r[2])
+        # the complaint as typed at triage; the history retells the plain complaint
+        complaint = cc
+        if not generic and x[1] < (TRIAGE_DETAIL_ATYPICAL if hard[i] else TRIAGE_DETAIL):
+            complaint = _triage_complaint(cc, t, x, chinese=chinese)
         # history of present illness
         if r[3] < p_sparse:
-            history = pick(_SPARSE_HISTORY, r[4])
+            history = pick(zh.SPARSE_HISTORY_ZH if chinese else _SPARSE_HISTORY, r[4])
         else:
-            pmh = [_PMH_ABBREV[CODES[s]] for s in secondaries[i] if CODES[s] in _PMH_ABBREV]
-            history = _history(r, code, cc, ages[i], female=fem[i], p_decoy=p_decoy, pmh=pmh)
+            pmh_names = zh.PMH_ZH if chinese else _PMH_ABBREV
+            pmh = [pmh_names[CODES[s]] for s in secondaries[i] if CODES[s] in pmh_names]
+            write = _history_zh if chinese else _history
+            history = write(r, code, cc, ages[i], female=fem[i], p_decoy=p_decoy, pmh=pmh)
         # examination mentions measured abnormal vitals sometimes
         exam = pick(t.exam, r[19])
         if r[20] < 0.3 and measured["8310-5"][i] and values["8310-5"][i] >= 38.0:
-            exam = f"Febrile. {exam}"
+            exam = f"{'发热。' if chinese else 'Febrile. '}{exam}"
         if r[21] < 0.05:
-            exam = "Not examined (telephone)." if r[22] < 0.5 else ""
+            if chinese:
+                exam = "未查体（电话问诊）。" if r[22] < 0.5 else ""
+            else:
+                exam = "Not examined (telephone)." if r[22] < 0.5 else ""
         plan = pick(t.plan, r[23])
-        out.append((cc, history, exam, plan))
+        out.append((complaint, history, exam, plan))
     return out
+
+
+def _triage_complaint(cc: str, t: ConditionText, x: list[float], *, chinese: bool) -> str:
+    """The complaint as triage writes it: with an associated symptom of the visit's condition,
+    sometimes its duration and sometimes a symptom the patient denies."""
+    symptom = pick(t.symptoms, x[2])
+    if chinese:
+        text = cc + (pick(t.durations, x[3]) if x[4] < 0.6 else "")
+        if symptom not in text:
+            text += f"，{pick(zh.LEADS_ZH, x[5])}{symptom}"
+        if x[6] < 0.15:
+            text += f"，无{pick(t.negatives, x[7])}"
+        return text
+    joiner = pick((", ", ", ", " and ", ", also "), x[5])
+    text = cc if symptom.lower() in cc.lower() else f"{cc}{joiner}{symptom}"
+    if x[4] < 0.3:
+        text += f" for {pick(t.durations, x[3])}"
+    if x[6] < 0.15:
+        text += f", no {pick(t.negatives, x[7])}"
+    return text
+
+
+def _history_zh(
+    r: list[float], code: str, cc: str, age: int, *, female: bool, p_decoy: float, pmh: list[str]
+) -> str:
+    """A Chinese history of present illness, drawn like :func:`_history` from the same draws."""
+    t, spec = zh.TEXTS_ZH[code], SPECS[code]
+    durations = t.durations if r[5] < 0.5 else zh.SHARED_DURATIONS_ZH
+    duration = pick(durations, (r[5] * 10) % 1)
+    opening = pick(zh.OPENINGS_ZH, r[4]).format(
+        cc=cc, dur=duration, age=age, sex="女" if female else "男"
+    )
+    parts = [opening]
+    syms: list[str] = []
+    for k in range(int(r[6] * 3.0)):  # 0-2 associated symptoms
+        src = t.symptoms
+        if spec.confusers and (r[7 + k] * 10.0) % 1.0 < p_decoy:
+            src = zh.TEXTS_ZH[pick(spec.confusers, (r[7 + k] * 100.0) % 1.0)].symptoms
+        s = pick(src, r[7 + k])
+        if s not in syms:
+            syms.append(s)
+    if syms:
+        parts.append(f"{pick(zh.LEADS_ZH, r[9])}{'、'.join(syms)}。")
+    if r[10] < 0.7:
+        neg = pick(t.negatives if r[11] < 0.35 else zh.SHARED_NEGATIVES_ZH, (r[11] * 10) % 1)
+        parts.append(pick(zh.NEG_FORMS_ZH, r[12]).format(x=neg))
+    if r[13] < 0.25 and spec.confusers:  # a misleading symptom from a confuser
+        decoy = zh.TEXTS_ZH[pick(spec.confusers, r[14])].symptoms
+        parts.append(f"另诉{pick(decoy, r[15])}。")
+    if r[16] < 0.5:
+        extra = pick(t.extra if r[17] < 0.4 else zh.SHARED_EXTRA_ZH, (r[17] * 10) % 1)
+        if extra:
+            parts.append(extra)
+    if pmh and r[18] < 0.7:
+        parts.append(f"既往史：{'、'.join(pmh)}。")
+    return "".join(parts)
 
 
 def _history(
