@@ -289,3 +289,40 @@ def risk_assessment_resource(advice: Advice, basis: Iterable[int] = ()) -> dict[
     if payload.abstained:
         resource["note"] = [{"text": "The models abstained: " + "; ".join(payload.abstain_reasons)}]
     return resource
+
+
+def source_condition_resource(condition: Any) -> dict[str, Any]:
+    """A condition kept in its source coding (e.g. SNOMED CT), as the source gave it: id
+    ``source-<n>`` so it never collides with a MedAI diagnosis."""
+    resource: dict[str, Any] = {
+        "resourceType": "Condition",
+        "id": f"source-{condition.pk}",
+        "code": {
+            "coding": [
+                {
+                    "system": condition.system,
+                    "code": condition.code,
+                    **({"display": condition.display} if condition.display else {}),
+                }
+            ],
+            **({"text": condition.display} if condition.display else {}),
+        },
+        "subject": reference("Patient", condition.patient_id),
+        "recordedDate": instant(condition.recorded_at),
+        "note": [{"text": "Kept in its source coding; not mapped to ICD-10."}],
+    }
+    if condition.visit_id:
+        resource["encounter"] = reference("Encounter", condition.visit_id)
+    verification = {"confirmed": "confirmed", "refuted": "refuted"}.get(
+        condition.verification_status, "provisional"
+    )
+    resource["verificationStatus"] = {
+        "coding": [{"system": CONDITION_VERIFICATION, "code": verification}]
+    }
+    if condition.clinical_status and verification != "refuted":
+        resource["clinicalStatus"] = {
+            "coding": [{"system": CONDITION_CLINICAL, "code": condition.clinical_status}]
+        }
+    if condition.onset is not None:
+        resource["onsetDateTime"] = instant(condition.onset)
+    return resource

@@ -24,6 +24,7 @@ from predictions.models import Advice
 from visits.models import Diagnosis, Observation, Visit
 
 from . import fhir_out
+from .models import SourceCondition
 
 DateBound = tuple[str, dt.datetime, dt.datetime]  # prefix, start of the value, end (exclusive)
 
@@ -161,6 +162,8 @@ def fhir_read(*, viewer: object, resource_type: str, resource_id: str) -> dict[s
     """One resource by id; NotFound (audited as DENIED) when absent or outside the scope."""
     kind = KINDS[resource_type]
     row = None
+    if resource_type == "Condition" and resource_id.startswith("source-"):
+        return _source_condition_read(viewer, resource_id)
     if resource_id.isdigit() and len(resource_id) <= 18:  # a bigint; anything else is no id
         row = kind.queryset(viewer).filter(pk=int(resource_id)).first()
     if row is None:
@@ -273,7 +276,36 @@ def fhir_everything(*, viewer: object, patient_id: str) -> list[dict[str, Any]]:
             _attach_basis(rows)
         _audit_shown(viewer, kind, rows)
         resources.extend(kind.to_fhir(row) for row in rows)
+        if name == "Condition":
+            kept = list(SourceCondition.objects.filter(patient_id=pk).order_by("pk"))
+            _audit_shown(viewer, _SOURCE_CONDITION, kept)
+            resources.extend(fhir_out.source_condition_resource(c) for c in kept)
     return resources
+
+
+_SOURCE_CONDITION = _Kind(
+    "interop.sourcecondition",
+    lambda viewer: SourceCondition.objects.filter(patient__in=_visible_ids(viewer)),
+    fhir_out.source_condition_resource,
+    lambda c: c.patient_id,
+)
+
+
+def _source_condition_read(viewer: object, resource_id: str) -> dict[str, Any]:
+    number = resource_id.removeprefix("source-")
+    row = None
+    if number.isdigit() and len(number) <= 18:
+        row = _SOURCE_CONDITION.queryset(viewer).filter(pk=int(number)).first()
+    if row is None:
+        audit_record(
+            actor=viewer,
+            action=AuditEvent.Action.DENIED,
+            object_type=_SOURCE_CONDITION.label,
+            object_id=resource_id[:64],
+        )
+        raise NotFound(f"Condition/{resource_id[:64]} is not known to this server.")
+    _audit_shown(viewer, _SOURCE_CONDITION, [row])
+    return fhir_out.source_condition_resource(row)
 
 
 def fhir_record_export(*, viewer: object, patient_id: int) -> list[dict[str, Any]]:

@@ -274,3 +274,35 @@ def test_command_refuses_unknown_user_team_and_path(admin_user, team_a, doctor_b
     with pytest.raises(CommandError, match="No such file"):
         call_command("import_fhir", "/nonexistent.json", "--as", admin_user.username)
     assert Patient.objects.count() == 0
+
+
+def test_source_coded_conditions_are_shown_through_the_fhir_api(
+    admin_user, team_a, doctor_a, fhir_client_for
+):
+    from tests.predictions.interop.conftest import fhir_validate
+
+    _import([BUNDLE], admin_user, team_a)
+    bilal = Patient.objects.get(mrn="H-100235")
+    api = fhir_client_for(doctor_a)  # doctor A's care team is the one the import named
+    body = api.get(f"/fhir/r4/Patient/{bilal.pk}/$everything").json()
+    kept = [
+        e["resource"]
+        for e in body["entry"]
+        if e["resource"]["resourceType"] == "Condition"
+        and e["resource"]["id"].startswith("source-")
+    ]
+    assert len(kept) == 1
+    assert kept[0]["code"]["coding"][0] == {
+        "system": "http://snomed.info/sct",
+        "code": "233604007",
+        "display": "Pneumonia",
+    }
+    fhir_validate(kept[0])
+    read = api.get(f"/fhir/r4/Condition/{kept[0]['id']}")
+    assert read.status_code == 200
+    assert read.json() == kept[0]
+    assert AuditEvent.objects.filter(
+        object_type="interop.sourcecondition", action="view", patient_id=bilal.pk
+    ).exists()
+    assert api.get("/fhir/r4/Condition/source-999999").status_code == 404
+    assert api.get("/fhir/r4/Condition/source-x").status_code == 404
