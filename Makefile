@@ -49,6 +49,7 @@ lint: install
 bench: install
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_engine.py
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_advice.py
+	$(BIN)/python tests/bench/bench_advice_push.py  # Chromium: save -> advice visible, push vs poll
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_search.py
 	$(BIN)/python tests/bench/bench_generator.py
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_text.py

@@ -206,6 +206,14 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # One writer at a time: wait for the worker's write instead of failing with "locked".
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # Transactions take the write lock when they begin: a transaction that read first and then
+    # wrote (a page's audit record while the worker stores advice) otherwise fails at once with
+    # "database is locked" (SQLite cannot wait for a lock upgrade). WAL lets pages read while
+    # the worker writes.
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+    DATABASES["default"]["OPTIONS"]["init_command"] = (
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    )
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # Keep connections between requests and Celery tasks (a fresh PostgreSQL connection costs
 # milliseconds on every advice task); checked before reuse, so a restarted database is survived.
@@ -282,6 +290,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),  # kombu's default is ./control
         "store_processed": False,
+        # A worker looks for new messages every 0.1 s (kombu's default 1 s would add up to a
+        # second to every advice under `make run`); a directory listing, cheap at this rate.
+        "polling_interval": 0.1,
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -44,7 +44,7 @@ def training_snapshot(task: PredictionTask) -> tuple[pd.DataFrame, dict[str, Any
         labels = differential_labels(
             frame.index,
             min_class_visits=task.config.get("min_class_visits", 30),
-            max_classes=task.config.get("max_classes", 20),
+            max_classes=task.config.get("max_classes", 40),
         )
     else:
         labels = risk_labels(frame.index, positive_prefixes=task.config["positive_prefixes"])

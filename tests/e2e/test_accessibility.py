@@ -53,7 +53,7 @@ SELECT_FITS = """sel => {
   canvas.font = style.font;
   const text = sel.options[sel.selectedIndex].text;
   const needed = canvas.measureText(text).width + parseFloat(style.paddingLeft) + 16;
-  return {text: text, needed: needed, width: sel.clientWidth};
+  return {text: text, needed: needed, width: sel.clientWidth, maxWidth: style.maxWidth};
 }"""
 
 
@@ -181,6 +181,8 @@ def test_selects_show_their_whole_option(live_server, demo_population, page):
     severity.select_option("moderate")
     fit = severity.evaluate(SELECT_FITS)
     assert fit["width"] >= fit["needed"], fit
+    # No fixed cap narrower than a translated or longer option (was 6.5rem: "Moderat").
+    assert fit["maxWidth"] in ("none", "100%"), fit
     patient = _patient()
     page.goto(f"{live_server.url}/patients/{patient.pk}/visits/new/")
     for select in page.locator(".obs-table select").all():

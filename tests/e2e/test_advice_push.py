@@ -73,9 +73,10 @@ def test_advice_is_pushed_to_the_open_page(live_server, trained, broker, worker,
         """sel => { const s = getComputedStyle(sel); const c = document.createElement("canvas")
         .getContext("2d"); c.font = s.font; const t = sel.options[sel.selectedIndex].text;
         return {text: t, needed: c.measureText(t).width + parseFloat(s.paddingLeft) + 16,
-        width: sel.clientWidth}; }"""
+        width: sel.clientWidth, maxWidth: s.maxWidth}; }"""
     )
     assert fit["width"] >= fit["needed"], fit
+    assert fit["maxWidth"] in ("none", "100%"), fit  # was 10.5rem: "Clinical judgement c"
 
     # 2. Save -> advice visible, measured: never by the 2-second poll.
     timings, paths = [], []

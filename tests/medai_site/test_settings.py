@@ -160,6 +160,14 @@ def test_local_profile_runs_on_embedded_defaults(tmp_path, profile):
     _settings_in_subprocess(env, "settings.DEBUG")
     assert secrets_file.read_text() == first  # generated once, reused
     assert json.loads(first)["AUDIT_CHAIN_KEY"].startswith("local1:")
+    # The embedded broker is checked every 0.1 s (kombu's 1 s would delay every advice).
+    polling = _settings_in_subprocess(
+        env, "settings.CELERY_BROKER_TRANSPORT_OPTIONS['polling_interval']"
+    )
+    assert polling.stdout.strip() == "0.1", polling.stderr
+    sqlite = _settings_in_subprocess(env, "settings.DATABASES['default']['OPTIONS']")
+    assert "'transaction_mode': 'IMMEDIATE'" in sqlite.stdout, sqlite.stderr
+    assert "journal_mode=WAL" in sqlite.stdout
 
 
 def test_local_profile_adds_an_audit_key_to_an_older_secrets_file(tmp_path):
