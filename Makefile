@@ -51,6 +51,7 @@ bench: install
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_advice.py
 	$(BIN)/python tests/bench/bench_advice_push.py  # Chromium: save -> advice visible, push vs poll
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_search.py
+	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_fhir_import.py  # 1,000 patients, 100,000 observations
 	$(BIN)/python tests/bench/bench_generator.py
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_text.py
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_forecast_app.py
