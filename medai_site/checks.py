@@ -28,10 +28,14 @@ def encryption_keys_decrypt_existing_data(app_configs: Any = None, **kwargs: Any
         existing_tables = set(connection.introspection.table_names())
     except DatabaseError:
         return [Warning("Database unreachable: encryption keys not checked.", id="medai.W001")]
+    checked: set[str] = set()
     for model in apps.get_models():
         fields = encrypted_fields_of(model)
-        if not fields or model._meta.db_table not in existing_tables:
+        table = model._meta.db_table
+        # Proxy models (e.g. the admin's import views) share their concrete model's table.
+        if not fields or table not in existing_tables or table in checked:
             continue
+        checked.add(table)
         rows = _sample_raw_rows(
             model._meta.db_table, model._meta.pk.column, [f.column for f in fields]
         )

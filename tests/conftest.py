@@ -144,3 +144,16 @@ def owner_empties_the_audit_table_between_tests():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(DatabaseOperations, "sql_flush", sql_flush)
         yield
+
+
+@pytest.fixture(autouse=True)
+def _request_context_restored():
+    """A task body called in-process sets the worker's audit interface and request id for the
+    rest of its context (a worker process keeps them); restore them so the next test's audit rows
+    name their own interface."""
+    from medai_site.request_context import current_interface, current_request_id
+
+    interface, request_id = current_interface.get(), current_request_id.get()
+    yield
+    current_interface.set(interface)
+    current_request_id.set(request_id)

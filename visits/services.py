@@ -482,6 +482,8 @@ def diagnosis_add(
         confirmed_at=timezone.now() if confirmed else None,
     )
     _full_clean_unique_aware(diagnosis)
+    # A visit carrying its rows in memory (see _attach) must not keep showing the old list.
+    getattr(visit, "_prefetched_objects_cache", {}).pop("diagnoses", None)
     audit_record(
         actor=actor, action=AuditEvent.Action.UPDATE, obj=diagnosis, patient_id=visit.patient_id
     )
