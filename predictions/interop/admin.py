@@ -18,7 +18,12 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 from import_export.admin import ImportMixin
 
-from medai_site.admin import MedaiAdminMixin, admin_audit_context, copy_saved_state
+from medai_site.admin import (
+    MedaiAdminMixin,
+    ReadOnlyAdminMixin,
+    admin_audit_context,
+    copy_saved_state,
+)
 from medai_site.roles import is_admin
 from patients.models import CareTeam
 
@@ -221,7 +226,7 @@ class ImportRunAdmin(MedaiAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Hl7Message)
-class Hl7MessageAdmin(MedaiAdminMixin, admin.ModelAdmin):
+class Hl7MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """HL7 v2 messages received; the quarantine is the filter 'quarantined: yes'."""
 
     # The message's patient is an id column, not a foreign key: named for the audit of reads.
@@ -240,18 +245,9 @@ class Hl7MessageAdmin(MedaiAdminMixin, admin.ModelAdmin):
     )
     readonly_fields = fields
 
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(SourceCondition)
-class SourceConditionAdmin(MedaiAdminMixin, admin.ModelAdmin):
+class SourceConditionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Conditions kept in their source coding (not ICD-10), as imported."""
 
     list_display = (
@@ -276,15 +272,6 @@ class SourceConditionAdmin(MedaiAdminMixin, admin.ModelAdmin):
         "recorded_at",
     )
     fields = readonly_fields
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class _TabularImportAdmin(MedaiAdminMixin, ImportMixin, admin.ModelAdmin):
