@@ -204,6 +204,55 @@ class _VisitRef:
     status: str
 
 
+@dataclass
+class _SourceRecordWrites:
+    """One pass's source records (source resource -> the MedAI row it became), saved in two
+    bulk writes at the end of the pass instead of one statement per resource."""
+
+    user: Any
+    new: list[SourceRecord] = field(default_factory=list)
+    changed: list[SourceRecord] = field(default_factory=list)
+
+    def point(
+        self,
+        record: SourceRecord | None,
+        *,
+        key: str,
+        resource: SourceResource,
+        digest: str,
+        target: str,
+        target_id: int,
+        patient_id: int | None,
+    ) -> None:
+        """Point ``key`` at its MedAI row: a new source record, or the stored one updated."""
+        if record is None:
+            self.new.append(
+                SourceRecord(
+                    key=key,
+                    resource_type=resource.resource_type,
+                    content_hash=digest,
+                    target_type=target,
+                    target_id=target_id,
+                    patient_id=patient_id,
+                    imported_by=self.user,
+                )
+            )
+            return
+        record.content_hash, record.target_type = digest, target
+        record.target_id, record.patient_id = target_id, patient_id
+        self.changed.append(record)
+
+    def save(self) -> None:
+        SourceRecord.objects.bulk_create(self.new, batch_size=CHUNK)
+        for record in self.changed:
+            record.updated_at = timezone.now()
+        SourceRecord.objects.bulk_update(
+            self.changed,
+            ["content_hash", "target_type", "target_id", "patient_id", "updated_at"],
+            batch_size=CHUNK,
+        )
+
+
 class _Run:
     """One import's state: what each source id became, so references resolve in one pass."""
 
@@ -435,34 +484,8 @@ class _Run:
             return None
         return pk
 
-    def _save_records(self, new: list[SourceRecord], changed: list[SourceRecord]) -> None:
-        SourceRecord.objects.bulk_create(new, batch_size=CHUNK)
-        for record in changed:
-            record.updated_at = timezone.now()
-        SourceRecord.objects.bulk_update(
-            changed,
-            ["content_hash", "target_type", "target_id", "patient_id", "updated_at"],
-            batch_size=CHUNK,
-        )
-
-    def _record(
-        self,
-        key: str,
-        resource: SourceResource,
-        digest: str,
-        target: str,
-        target_id: int,
-        patient_id: int | None,
-    ) -> SourceRecord:
-        return SourceRecord(
-            key=key,
-            resource_type=resource.resource_type,
-            content_hash=digest,
-            target_type=target,
-            target_id=target_id,
-            patient_id=patient_id,
-            imported_by=self.user,
-        )
+    def _writes(self) -> _SourceRecordWrites:
+        return _SourceRecordWrites(user=self.user)
 
     # --- Patient --------------------------------------------------------------------------------
 
@@ -473,8 +496,7 @@ class _Run:
         records = self._records(keys)
         national_system = str(settings.MEDAI_FHIR_NATIONAL_ID_SYSTEM)
         candidates: list[tuple[SourceResource, str, str, fhir_in.PatientFields]] = []
-        new: list[SourceRecord] = []
-        changed: list[SourceRecord] = []
+        sources = self._writes()
         for (resource, model), key in zip(items, keys, strict=True):
             digest = fhir_in.content_hash(resource.data)
             if not self._first_time(resource, key, digest, report):
@@ -512,36 +534,31 @@ class _Run:
             outcome = self._patient_update(patient, fields)
             report.count("Patient", outcome)
             self.patients[resource.source_id] = patient.pk
-            if record is None:
-                new.append(
-                    self._record(key, resource, digest, "patients.patient", patient.pk, patient.pk)
-                )
-            else:
-                record.content_hash, record.target_id, record.patient_id = (
-                    digest,
-                    patient.pk,
-                    patient.pk,
-                )
-                changed.append(record)
+            sources.point(
+                record,
+                key=key,
+                resource=resource,
+                digest=digest,
+                target="patients.patient",
+                target_id=patient.pk,
+                patient_id=patient.pk,
+            )
         created = self._patients_create(to_create, report)
         for (resource, key, digest, _), patient in zip(to_create, created, strict=True):
             if patient is None:
                 continue
             self.patients[resource.source_id] = patient.pk
             report.count("Patient", "created")
-            record = records.get(key)
-            if record is None:
-                new.append(
-                    self._record(key, resource, digest, "patients.patient", patient.pk, patient.pk)
-                )
-            else:  # its patient was deleted since: recreated
-                record.content_hash, record.target_id, record.patient_id = (
-                    digest,
-                    patient.pk,
-                    patient.pk,
-                )
-                changed.append(record)
-        self._save_records(new, changed)
+            sources.point(  # a stored record here means its patient was deleted since: recreated
+                records.get(key),
+                key=key,
+                resource=resource,
+                digest=digest,
+                target="patients.patient",
+                target_id=patient.pk,
+                patient_id=patient.pk,
+            )
+        sources.save()
 
     def _patient_update(self, patient: Patient, fields: fhir_in.PatientFields) -> str:
         changes = {
@@ -615,8 +632,7 @@ class _Run:
             return
         keys = [self._key(r) for r, _ in items]
         records = self._records(keys)
-        new: list[SourceRecord] = []
-        changed: list[SourceRecord] = []
+        sources = self._writes()
         to_create: list[tuple[SourceResource, str, str, int, fhir_in.EncounterFields]] = []
         for (resource, model), key in zip(items, keys, strict=True):
             digest = fhir_in.content_hash(resource.data)
@@ -658,7 +674,7 @@ class _Run:
                     )
                     continue
                 record.content_hash = digest
-                changed.append(record)
+                sources.changed.append(record)
                 report.count("Encounter", "updated")
                 continue
             to_create.append((resource, key, digest, patient_pk, fields))
@@ -677,8 +693,16 @@ class _Run:
                 visit.pk, patient_pk, visit.start, visit.status
             )
             report.count("Encounter", "created")
-            new.append(self._record(key, resource, digest, "visits.visit", visit.pk, patient_pk))
-        self._save_records(new, changed)
+            sources.point(
+                None,
+                key=key,
+                resource=resource,
+                digest=digest,
+                target="visits.visit",
+                target_id=visit.pk,
+                patient_id=patient_pk,
+            )
+        sources.save()
 
     def _visits_create(
         self,
@@ -748,8 +772,7 @@ class _Run:
             return
         keys = [self._key(r) for r, _ in items]
         records = self._records(keys)
-        new: list[SourceRecord] = []
-        changed: list[SourceRecord] = []
+        sources = self._writes()
         for (resource, model), key in zip(items, keys, strict=True):
             digest = fhir_in.content_hash(resource.data)
             record = records.get(key)
@@ -789,12 +812,16 @@ class _Run:
                 continue
             label, target_id, outcome = target
             report.count("Condition", outcome)
-            if record is None:
-                new.append(self._record(key, resource, digest, label, target_id, patient_pk))
-            else:
-                record.content_hash, record.target_type, record.target_id = digest, label, target_id
-                changed.append(record)
-        self._save_records(new, changed)
+            sources.point(
+                record,
+                key=key,
+                resource=resource,
+                digest=digest,
+                target=label,
+                target_id=target_id,
+                patient_id=patient_pk,
+            )
+        sources.save()
 
     def _condition_write(
         self,
@@ -970,23 +997,21 @@ class _Run:
             writes.extend(entries)
         rows = observations_import(entries=writes, actor=self.actor)
         row_of = {(r.visit_id, r.definition.code): r.pk for r in rows}
-        new: list[SourceRecord] = []
-        changed: list[SourceRecord] = []
+        sources = self._writes()
         for resource, key, digest, record, entries in kept:
             first = entries[0]
             target_id = row_of[(first.visit_id, first.observation.code)]
-            if record is None:
-                new.append(
-                    self._record(
-                        key, resource, digest, "visits.observation", target_id, first.patient_id
-                    )
-                )
-                report.count("Observation", "created")
-            else:
-                record.content_hash, record.target_id = digest, target_id
-                changed.append(record)
-                report.count("Observation", "updated")
-        self._save_records(new, changed)
+            report.count("Observation", "created" if record is None else "updated")
+            sources.point(
+                record,
+                key=key,
+                resource=resource,
+                digest=digest,
+                target="visits.observation",
+                target_id=target_id,
+                patient_id=first.patient_id,
+            )
+        sources.save()
 
     # --- AllergyIntolerance ---------------------------------------------------------------------
 
@@ -997,8 +1022,7 @@ class _Run:
             return
         keys = [self._key(r) for r, _ in items]
         records = self._records(keys)
-        new: list[SourceRecord] = []
-        changed: list[SourceRecord] = []
+        sources = self._writes()
         for (resource, model), key in zip(items, keys, strict=True):
             digest = fhir_in.content_hash(resource.data)
             record = records.get(key)
@@ -1041,14 +1065,16 @@ class _Run:
             else:
                 outcome = "unchanged"
             report.count("AllergyIntolerance", outcome)
-            if record is None:
-                new.append(
-                    self._record(key, resource, digest, "patients.allergy", allergy.pk, patient_pk)
-                )
-            else:
-                record.content_hash, record.target_id = digest, allergy.pk
-                changed.append(record)
-        self._save_records(new, changed)
+            sources.point(
+                record,
+                key=key,
+                resource=resource,
+                digest=digest,
+                target="patients.allergy",
+                target_id=allergy.pk,
+                patient_id=patient_pk,
+            )
+        sources.save()
 
 
 def source_condition_save(

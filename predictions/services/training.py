@@ -282,14 +282,20 @@ def _train_version(job: TrainingJob) -> ModelVersion:
             plots={name: str(path) for name, path in result.plots.items()},
             created_by=job.started_by,
         )
-        if comparison["promote"]:
-            registry.version_activate(
-                version=version,
-                action=ActivationEvent.Action.AUTO_PROMOTE,
-                reason=" ".join(comparison["reasons"]),
-                actor=job.started_by,
-            )
+        _promote_if_better(version, comparison, actor=job.started_by)
     return version
+
+
+def _promote_if_better(version: ModelVersion, comparison: dict[str, Any], *, actor: Any) -> None:
+    """The champion/challenger gate's verdict (``predictions.promotion.compare``) applied:
+    a challenger that beat the champion on the held-out patients serves from now on."""
+    if comparison["promote"]:
+        registry.version_activate(
+            version=version,
+            action=ActivationEvent.Action.AUTO_PROMOTE,
+            reason=" ".join(comparison["reasons"]),
+            actor=actor,
+        )
 
 
 ONNX_PARITY_ROWS = 500  # training rows on which onnxruntime must reproduce the numpy logits
@@ -472,13 +478,7 @@ def _train_forecast_version(job: TrainingJob) -> ModelVersion:
             report=json_safe(report),
             created_by=job.started_by,
         )
-        if comparison["promote"]:
-            registry.version_activate(
-                version=version,
-                action=ActivationEvent.Action.AUTO_PROMOTE,
-                reason=" ".join(comparison["reasons"]),
-                actor=job.started_by,
-            )
+        _promote_if_better(version, comparison, actor=job.started_by)
     return version
 
 
