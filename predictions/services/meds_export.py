@@ -13,6 +13,11 @@ What is exported (and what never is):
 * No name, MRN, contact, address, national id, free text or exact birth date. Birth is one
   ``MEDS_BIRTH`` event on 1 July of the birth year estimated from the first visit's recorded age
   (ages are capped at 90 like the visit's own field), sex one static ``GENDER/F|M|O|U`` event.
+* Dates: a dataset written for use outside MedAI (``export_meds``) moves every event of a subject
+  by the same keyed offset of 1-365 days into the past (``date_shift_days``), the usual
+  de-identification of research extracts (MIMIC shifts the same way): intervals, ages, order and
+  trends are kept, the real dates of service are not. The training snapshot and the chart's
+  panel stay on the server and use real dates (``shift_dates=False``).
 * Per visit, at its start time: ``VISIT/<type>``, one ``LOINC/<code>`` per observation with its
   value in the catalogue's canonical unit, one ``ICD10/<code>`` per confirmed diagnosis (primary and
   secondary; provisional and refuted diagnoses are not facts yet; diagnoses that came from advice
@@ -74,6 +79,29 @@ def subject_id_for(patient_id: int) -> int:
     key = bytes.fromhex(settings.BLIND_INDEX_KEY)
     digest = hmac.new(key, f"meds-subject:{int(patient_id)}".encode(), hashlib.sha256).digest()
     return int.from_bytes(digest[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+MAX_DATE_SHIFT_DAYS = 365
+
+
+def date_shift_days(subject_id: int) -> int:
+    """The subject's date shift in a research export: 1-365 days back, keyed, stable.
+
+    Keyed (not derivable from the pseudonym without ``BLIND_INDEX_KEY``) so nobody holding the
+    dataset can undo it; stable so two exports of the same patient line up.
+    """
+    key = bytes.fromhex(settings.BLIND_INDEX_KEY)
+    digest = hmac.new(key, f"meds-date-shift:{int(subject_id)}".encode(), hashlib.sha256).digest()
+    return 1 + int.from_bytes(digest[:4], "big") % MAX_DATE_SHIFT_DAYS
+
+
+def _shift_dates(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every event of a subject moved back by its ``date_shift_days`` (static facts keep NaT)."""
+    shifts = {s: date_shift_days(s) for s in frame["subject_id"].unique().tolist()}
+    days = frame["subject_id"].map(shifts).to_numpy().astype("timedelta64[D]")
+    shifted = frame.copy()
+    shifted["time"] = (frame["time"].to_numpy() - days).astype("datetime64[us]")
+    return shifted
 
 
 def observation_code(loinc: str) -> str:
@@ -252,12 +280,14 @@ def meds_export(
     visits: QuerySet[Visit] | None = None,
     overwrite: bool = False,
     dataset_name: str = "MedAI",
+    shift_dates: bool = False,
 ) -> MedsExport:
     """Write a MEDS dataset of ``visits`` (default: every visit) to ``out_dir`` and audit it.
 
     Refuses (``InvalidInput``, nothing written) when ``out_dir`` is a file, or a non-empty
     directory without ``overwrite``, or there is nothing to export. The dataset is built in a
     sibling temporary directory and moved into place, so a failed export leaves nothing behind.
+    ``shift_dates`` moves each subject's events by its keyed offset (a dataset leaving MedAI).
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -271,6 +301,8 @@ def meds_export(
     frame = meds_events_frame(visits)
     if frame.empty:
         raise InvalidInput("There are no visits to export.", fields={"out_dir": ["No data."]})
+    if shift_dates:
+        frame = _shift_dates(frame)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:

@@ -143,3 +143,31 @@ def test_diagnoses_from_advice_are_not_exported(small_population):
     Diagnosis.objects.filter(pk=diagnosis.pk).update(source=Diagnosis.Source.ADVICE)
     after = (patient_events(visit.patient_id)["code"] == code).sum()
     assert after == before - 1
+
+
+def test_command_shifts_each_subjects_dates_and_keeps_intervals(small_population, tmp_path):
+    """A research extract carries no real date of service: every event of a subject moves back
+    by the same keyed 1-365 days, so intervals (and ages) survive; --real-dates keeps them."""
+    from patients.models import Patient
+    from predictions.services.meds_export import date_shift_days
+
+    call_command("export_meds", str(tmp_path / "shifted"), stdout=StringIO())
+    call_command("export_meds", str(tmp_path / "real"), "--real-dates", stdout=StringIO())
+    shifted = read_events(tmp_path / "shifted" / "data" / "0.parquet")
+    real = read_events(tmp_path / "real" / "data" / "0.parquet")
+    assert len(shifted) == len(real)
+    moved = 0
+    for patient in Patient.objects.all():
+        subject = subject_id_for(patient.pk)
+        s = shifted[shifted["subject_id"] == subject].dropna(subset=["time"])
+        r = real[real["subject_id"] == subject].dropna(subset=["time"])
+        offsets = (r["time"].to_numpy() - s["time"].to_numpy()).astype("timedelta64[D]")
+        assert len(set(offsets.tolist())) == 1  # one offset per subject: intervals are kept
+        days = int(offsets[0].astype(int))
+        assert days == date_shift_days(subject) and 1 <= days <= 365
+        moved += 1
+        visit_days = {v.start.date() for v in patient.visits.all()}
+        assert not visit_days & set(s["time"].dt.date)  # no real date of service left
+    assert moved == small_population.patients
+    # Subjects do not share one offset (it would be undone by one known visit).
+    assert len({date_shift_days(subject_id_for(p.pk)) for p in Patient.objects.all()}) > 1
