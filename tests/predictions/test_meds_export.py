@@ -164,7 +164,8 @@ def test_command_shifts_each_subjects_dates_and_keeps_intervals(small_population
         offsets = (r["time"].to_numpy() - s["time"].to_numpy()).astype("timedelta64[D]")
         assert len(set(offsets.tolist())) == 1  # one offset per subject: intervals are kept
         days = int(offsets[0].astype(int))
-        assert days == date_shift_days(subject) and 1 <= days <= 365
+        assert days == date_shift_days(subject)
+        assert 1 <= days <= 365
         moved += 1
         visit_days = {v.start.date() for v in patient.visits.all()}
         assert not visit_days & set(s["time"].dt.date)  # no real date of service left
