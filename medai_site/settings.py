@@ -355,6 +355,9 @@ CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_TASK_ROUTES = {
     "predictions.tasks.advice_compute": {"queue": "advice"},
     "predictions.tasks.training_job_run": {"queue": "training"},
+    # Batch re-scoring chunks: any worker consuming "scoring" (the trainer by default; start
+    # more with --queues scoring on more machines to score faster).
+    "predictions.tasks.scoring_chunk_compute": {"queue": "scoring"},
 }
 # Hard limit below the visibility timeout above (2 h), so Redis never redelivers a live task.
 CELERY_TASK_TIME_LIMIT = 60 * 60
@@ -551,6 +554,8 @@ MEDAI_TRAINING_ALGORITHMS = env.list(
     "MEDAI_TRAINING_ALGORITHMS", default=["logistic_regression", "mlp"]
 )
 MEDAI_TRAINING_CV_FOLDS = env.int("MEDAI_TRAINING_CV_FOLDS", default=5)
+# Visits per chunk of a batch re-scoring run (predictions/services/batch_scoring.py).
+MEDAI_SCORING_CHUNK_VISITS = env.int("MEDAI_SCORING_CHUNK_VISITS", default=10_000)
 # Forecast tasks (patient timelines): algorithms and folds come from each task's config; these
 # override them for every forecast task when set (e.g. a count baseline only on a small server).
 MEDAI_FORECAST_ALGORITHMS = env.list("MEDAI_FORECAST_ALGORITHMS", default=[])

@@ -433,3 +433,83 @@ class CdsCard(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service}: {self.suggestion}"
+
+
+class FeatureRowBlock(models.Model):
+    """Cached feature rows of the visits with ids in ``first_visit_id..last_visit_id``, under one
+    featuriser (``featuriser_key``).
+
+    The payload is one packed block (``predictions.ml.feature_rows``): per visit its id, a digest
+    of its inputs when the row was computed, and the row. Rows reveal clinical values (a visit's
+    observations, standardised; the words of its free text), so the payload is encrypted
+    (``medai_site.blob_encryption``). A cache: any block may be deleted at any time, and a visit
+    whose inputs changed since (another digest) or a new featuriser (another key) is computed
+    again. Written only by ``predictions.services.feature_cache``.
+    """
+
+    featuriser_key = models.CharField(max_length=64)
+    first_visit_id = models.PositiveBigIntegerField()
+    last_visit_id = models.PositiveBigIntegerField()
+    visits = models.PositiveIntegerField()
+    payload = models.BinaryField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["featuriser_key", "first_visit_id"], name="feature_row_block_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"feature rows {self.first_visit_id}-{self.last_visit_id}"
+
+
+class ScoringRun(models.Model):
+    """One re-scoring of every stored visit with a task's active version, split into chunks of
+    visit ids that Celery workers score in parallel (``predictions.services.batch_scoring``)."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+
+    task = models.ForeignKey(PredictionTask, on_delete=models.PROTECT, related_name="scoring_runs")
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="scoring_runs")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    chunk_visits = models.PositiveIntegerField()
+    chunks_total = models.PositiveIntegerField()
+    visits_total = models.PositiveIntegerField()
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"scoring run {self.pk} ({self.status})"
+
+
+class ScoringChunk(models.Model):
+    """The scores of one chunk of a run: visit ids and probabilities (columns in the version's
+    class order) in one encrypted payload (a visit's risks are clinical data)."""
+
+    run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, related_name="chunks")
+    first_visit_id = models.PositiveBigIntegerField()
+    last_visit_id = models.PositiveBigIntegerField()
+    visits = models.PositiveIntegerField()
+    cache_hits = models.PositiveIntegerField()
+    compute_ms = models.FloatField()
+    payload = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "first_visit_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "first_visit_id"], name="scoring_chunk_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} visits {self.first_visit_id}-{self.last_visit_id}"

@@ -16,12 +16,14 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from django.conf import settings
 from django.db.models import Count, Prefetch, QuerySet
 from django.utils import timezone
 
 from medai_site.audit import audit_record
-from medai_site.errors import NotFound
+from medai_site.errors import Forbidden, NotFound
 from medai_site.models import AuditEvent
 from visits.models import Diagnosis, Visit
 from visits.selectors import visible_visits, visit_get
@@ -36,6 +38,7 @@ from .models import (
     ModelVersion,
     MonitoringSnapshot,
     PredictionTask,
+    ScoringRun,
     TrainingJob,
 )
 from .payload import AdvicePayload, RankedDiagnosis, advice_payload
@@ -435,3 +438,25 @@ def live_agreement(*, viewer: object) -> dict[int, dict[str, Any]]:
         for k, v in stats.items()
         if v["n"]
     }
+
+
+# --- batch scoring ---------------------------------------------------------------------------------
+
+
+def scoring_run_scores(*, viewer: object, run_id: int) -> pd.DataFrame:
+    """Every visit's probabilities from a batch re-scoring run: index the visit id, one column per
+    class in the version's order. The scores of every patient at once, so for the application
+    itself (:data:`SYSTEM`) only; no page shows them."""
+    from .services.batch_scoring import chunk_scores
+
+    if viewer is not SYSTEM:
+        raise Forbidden("Batch scores are read by the application only.")
+    run = ScoringRun.objects.select_related("version").filter(pk=run_id).first()
+    if run is None:
+        raise NotFound(f"Scoring run {run_id} not found.")
+    label_map = run.version.label_map
+    classes = [label_map[str(i)] for i in range(len(label_map))]
+    parts = [chunk_scores(chunk) for chunk in run.chunks.order_by("first_visit_id")]
+    ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+    proba = np.vstack([p[1] for p in parts]) if parts else np.zeros((0, len(classes)))
+    return pd.DataFrame(proba, index=pd.Index(ids, name="visit_id"), columns=classes)

@@ -89,3 +89,18 @@ def monitoring_run(task_id: int | None = None) -> list[str]:
     current_interface.set(AuditEvent.Interface.WORKER)
     current_request_id.set(f"monitoring-{task_id or 'all'}")
     return [f"{s.task.slug}:{s.status}" for s in run(task_id=task_id)]
+
+
+@shared_task(
+    name="predictions.tasks.scoring_chunk_compute",
+    autoretry_for=(OperationalError,),
+    retry_backoff=2,
+    max_retries=5,
+)
+def scoring_chunk_compute(run_id: int, first_visit_id: int, last_visit_id: int) -> None:
+    """One chunk of a batch re-scoring run (a member of the run's Celery group)."""
+    from .services.batch_scoring import scoring_chunk_compute as compute
+
+    current_interface.set(AuditEvent.Interface.WORKER)
+    current_request_id.set(f"scoring-run-{run_id}")
+    compute(run_id=run_id, first_visit_id=first_visit_id, last_visit_id=last_visit_id)

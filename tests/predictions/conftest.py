@@ -155,12 +155,14 @@ def trained(trained_snapshot, db, settings) -> Trained:
     The rows are inserted inside the test's own transaction (rolled back after it), and the
     artifacts are copied into the test's model directory, so a test may break them freely.
     """
-    from django.db import connection
+    from django.db import connection, transaction
 
     snapshot = trained_snapshot
     model_dir = Path(settings.MODEL_ARTIFACT_DIR)
     shutil.copytree(snapshot.artifact_dir, model_dir, dirs_exist_ok=True)
-    with connection.cursor() as cursor:
+    # One transaction: the foreign keys are checked at its end, when every table is restored
+    # (a transactional test, e.g. with real workers, would otherwise commit table by table).
+    with transaction.atomic(), connection.cursor() as cursor:
         for table, (columns, rows) in snapshot.inserted.items():
             names = ", ".join(f'"{c}"' for c in columns)
             marks = ", ".join(["%s"] * len(columns))

@@ -1,0 +1,189 @@
+"""The feature-row cache: a visit's feature row is computed once per inputs and featuriser.
+
+Re-scoring spends its time building the frame (decrypting free text) and featurising, not in the
+model. So each visit's row is kept (``FeatureRowBlock``, one encrypted block per range of visit
+ids) with a digest of the visit's inputs, under a key naming the featuriser. A row is reused only
+when the visit's digest *now* equals the stored one and the featuriser is the same; otherwise it
+is computed again and the block rewritten.
+
+The digest is taken by PostgreSQL over the stored inputs the featuriser reads: age, the
+patient's sex, the visit type, the two free-text columns *as stored* (ciphertext: a text that
+changes is re-encrypted, so its digest changes without anything being decrypted), and every
+observation (catalogue entry and value). A re-save of unchanged text also changes it: that
+costs one recomputation, never a stale row. The digest is taken before the rows are built, so a
+visit edited in between is stored with its older digest and computed again next time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from django.db import connection
+from scipy import sparse
+
+from medai_site.blob_encryption import decrypt_blob, encrypt_blob
+from medai_site.errors import DecryptionFailed
+from patients.models import Patient
+from predictions.ml import feature_rows
+from predictions.ml.dataset import apply_plans
+from predictions.ml.pipeline import TrainedModel
+from predictions.models import FeatureRowBlock, ModelVersion
+from predictions.visit_records import visits_frame
+from visits.models import Observation, Visit
+
+logger = logging.getLogger(__name__)
+
+# Bump when the way rows are built or packed changes: every cached row is then computed again.
+FEATURE_ROW_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class FeatureRows:
+    """The rows of one range of visits, ready for ``predict_proba``."""
+
+    ids: np.ndarray
+    matrix: Any
+    cache_hits: int
+    computed: int
+
+
+def featuriser_key(version: ModelVersion) -> str:
+    """Names the fitted featuriser: it is saved inside the version's artifact, so the artifact's
+    sha256 identifies it (a new version, even with an equal featuriser, starts a new cache)."""
+    name = f"feature-rows:{FEATURE_ROW_VERSION}:{version.artifact_sha256}"
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+def _digest_sql() -> str:
+    visit, patient, obs = Visit._meta.db_table, Patient._meta.db_table, Observation._meta.db_table
+    # md5 detects change here (the digest is stored inside the encrypted block, never shown);
+    # float8::text is the shortest exact form of the value. concat_ws skips NULLs, so the
+    # separators around each field keep "a|" and "|a" apart.
+    sql = f"""
+        SELECT v.id, decode(md5(concat_ws('|',
+                   v.age_years::text, p.sex, v.visit_type,
+                   'cc:' || COALESCE(v.chief_complaint, ''),
+                   'hpi:' || COALESCE(v.history_present_illness, ''),
+                   (SELECT string_agg(o.definition_id::text || '=' || o.value::text, ','
+                                      ORDER BY o.definition_id, o.id)
+                      FROM {obs} o WHERE o.visit_id = v.id))), 'hex')
+          FROM {visit} v JOIN {patient} p ON p.id = v.patient_id
+         WHERE v.id BETWEEN %s AND %s
+         ORDER BY v.id
+    """  # noqa: S608  # nosec B608  # table names from model metadata; values are parameters
+    return sql
+
+
+def visit_input_digests(first_visit_id: int, last_visit_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids ascending, 16-byte digests) of the visits with ids in the range, as stored now."""
+    with connection.cursor() as cursor:
+        cursor.execute(_digest_sql(), [first_visit_id, last_visit_id])
+        rows = cursor.fetchall()
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    digests = np.array([bytes(r[1]) for r in rows], dtype=f"S{feature_rows.DIGEST_BYTES}")
+    return ids, digests
+
+
+def _context(key: str, first_visit_id: int) -> bytes:
+    return f"{FeatureRowBlock._meta.db_table}:{key}:{first_visit_id}".encode()
+
+
+def _cached_block(key: str, first_visit_id: int) -> feature_rows.RowBlock | None:
+    payload = (
+        FeatureRowBlock.objects.filter(featuriser_key=key, first_visit_id=first_visit_id)
+        .values_list("payload", flat=True)
+        .first()
+    )
+    if payload is None:
+        return None
+    try:
+        return feature_rows.unpack(decrypt_blob(payload, context=_context(key, first_visit_id)))
+    except (DecryptionFailed, feature_rows.RowBlockFormatError) as exc:
+        # A cache: a block under a retired key, or unreadable, is recomputed and replaced.
+        logger.warning(
+            "feature rows %s from visit %s unreadable (%s): recomputed",
+            key[:12],
+            first_visit_id,
+            type(exc).__name__,
+        )
+        return None
+
+
+def _featurise(model: TrainedModel, ids: np.ndarray, whole_range: tuple[int, int] | None) -> Any:
+    """(ids found, features) of the visits ``ids``: the frame decrypts their free text."""
+    visits = (
+        Visit.objects.filter(pk__gte=whole_range[0], pk__lte=whole_range[1])
+        if whole_range is not None
+        else Visit.objects.filter(pk__in=ids.tolist())
+    )
+    frame = visits_frame(visits)
+    found = frame.index.to_numpy(dtype=np.int64)
+    if not len(found):
+        return found, None
+    return found, model.featurizer.transform(apply_plans(frame, model.plans))
+
+
+def feature_rows_for_range(
+    *, version: ModelVersion, model: TrainedModel, first_visit_id: int, last_visit_id: int
+) -> FeatureRows:
+    """The feature rows of every visit with an id in the range, from the cache where still
+    valid; computes (and caches) the others."""
+    ids, digests = visit_input_digests(first_visit_id, last_visit_id)
+    featurizer = model.featurizer
+    if featurizer.is_sequence:
+        # Token sequences (neural text models) are not rows of numbers: nothing to cache.
+        found, matrix = _featurise(model, ids, (first_visit_id, last_visit_id))
+        return FeatureRows(found, matrix, 0, len(found))
+    key = featuriser_key(version)
+    cached = _cached_block(key, first_visit_id)
+    positions = feature_rows.reuse(cached, ids, digests)
+    missing = ids[positions < 0]
+    fresh = sparse.csr_matrix((0, featurizer.n_features), dtype=np.float64)
+    if len(missing):
+        whole = (first_visit_id, last_visit_id) if len(missing) == len(ids) else None
+        found, matrix = _featurise(model, missing, whole)
+        if len(found) != len(missing) or not np.array_equal(found, missing):
+            # Visits deleted (or added) since the digests were taken: score what both saw.
+            keep = np.isin(ids, found) | (positions >= 0)
+            ids, digests, positions = ids[keep], digests[keep], positions[keep]
+            missing = ids[positions < 0]
+            if matrix is not None:
+                matrix = feature_rows.as_rows(matrix)[np.flatnonzero(np.isin(found, missing))]
+        if matrix is not None:
+            fresh = feature_rows.as_rows(matrix)
+    block = feature_rows.assemble(cached, positions, ids, digests, fresh)
+    if block is not cached and len(block.ids):
+        _store(key, first_visit_id, last_visit_id, block)
+    rows = block.rows if featurizer.is_sparse else block.rows.toarray()
+    hits = int((positions >= 0).sum())
+    return FeatureRows(block.ids, rows, hits, len(block.ids) - hits)
+
+
+def _store(key: str, first_visit_id: int, last_visit_id: int, block: feature_rows.RowBlock) -> None:
+    payload = encrypt_blob(feature_rows.pack(block), context=_context(key, first_visit_id))
+    # One statement, safe against a concurrent run writing the same block (last writer wins;
+    # both wrote valid rows for the digests they saw).
+    FeatureRowBlock.objects.bulk_create(
+        [
+            FeatureRowBlock(
+                featuriser_key=key,
+                first_visit_id=first_visit_id,
+                last_visit_id=last_visit_id,
+                visits=len(block.ids),
+                payload=payload,
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["featuriser_key", "first_visit_id"],
+        update_fields=["last_visit_id", "visits", "payload", "updated_at"],
+    )
+
+
+def feature_cache_prune(*, keep: list[str]) -> int:
+    """Delete the blocks of featurisers no active version uses any more; returns how many."""
+    deleted, _ = FeatureRowBlock.objects.exclude(featuriser_key__in=keep).delete()
+    return int(deleted)

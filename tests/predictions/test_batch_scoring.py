@@ -1,0 +1,215 @@
+"""Batch re-scoring: the feature-row cache (hits, invalidation, encryption at rest) and the run
+split into chunks (the Celery group), against the serial path ``predict_frame(visits_frame())``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.db import connection
+
+from medai_site.blob_encryption import decrypt_blob
+from medai_site.celery import app
+from medai_site.errors import Forbidden, InvalidInput, ModelUnavailable
+from predictions.ml import feature_rows
+from predictions.ml.artifacts import load_model
+from predictions.models import FeatureRowBlock, PredictionTask, ScoringChunk, ScoringRun
+from predictions.selectors import SYSTEM, scoring_run_scores
+from predictions.services import feature_cache
+from predictions.services.batch_scoring import (
+    chunk_ranges,
+    scoring_chunk_compute,
+    scoring_run_start,
+)
+from predictions.visit_records import visits_frame
+from tests.factories import PatientFactory
+from visits.models import Visit
+from visits.services import ObservationInput, visit_create, visit_update
+
+pytestmark = pytest.mark.django_db
+
+CHUNK = 150  # the 400-visit population in about three chunks
+
+
+def differential() -> PredictionTask:
+    return PredictionTask.objects.get(slug="differential")
+
+
+def serial_scores(version, visits=None):
+    model = load_model(version.artifact_path, version.artifact_sha256)
+    frame = visits_frame(visits if visits is not None else Visit.objects.all())
+    return frame.index.to_numpy(), model.predict_frame(frame)
+
+
+def score_in_process(actor=None) -> ScoringRun:
+    """A run whose chunks are computed here, one after another, as the group's tasks would."""
+    run = scoring_run_start(task=differential(), actor=actor, chunk_visits=CHUNK)
+    for first, last in chunk_ranges(CHUNK):
+        scoring_chunk_compute(run_id=run.pk, first_visit_id=first, last_visit_id=last)
+    run.refresh_from_db()
+    return run
+
+
+def hits(run: ScoringRun) -> int:
+    return sum(run.chunks.values_list("cache_hits", flat=True))
+
+
+@pytest.fixture
+def eager_celery():
+    """This test runs the run's Celery group in-process (eager), saying so."""
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def open_visit(trained, doctor_a, team_a):
+    return visit_create(
+        patient=PatientFactory(care_teams=[team_a]),
+        attending=doctor_a,
+        actor=doctor_a,
+        chief_complaint="crushing chest pain and sweating",
+        observations=[ObservationInput("8867-4", 96, "/min"), ObservationInput("2708-6", 97, "%")],
+    )
+
+
+def test_the_group_of_chunks_scores_every_visit_exactly_as_the_serial_path(
+    trained, eager_celery, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        run = scoring_run_start(task=differential(), actor=None, chunk_visits=CHUNK)
+    run.refresh_from_db()
+    assert run.status == ScoringRun.Status.DONE
+    assert run.finished_at is not None
+    assert run.chunks.count() == run.chunks_total == len(chunk_ranges(CHUNK)) >= 3
+    scores = scoring_run_scores(viewer=SYSTEM, run_id=run.pk)
+    ids, expected = serial_scores(trained.differential)
+    assert (
+        scores.index.tolist() == ids.tolist() == sorted(Visit.objects.values_list("pk", flat=True))
+    )
+    assert np.array_equal(scores.to_numpy(), expected)  # bit for bit, not merely close
+    assert (
+        list(scores.columns)
+        == load_model(
+            trained.differential.artifact_path, trained.differential.artifact_sha256
+        ).classes
+    )
+
+
+def test_a_second_run_reads_every_row_from_the_cache_and_scores_the_same(trained):
+    first = score_in_process()
+    assert hits(first) == 0
+    second = score_in_process()
+    assert hits(second) == Visit.objects.count() == second.visits_total
+    assert np.array_equal(
+        scoring_run_scores(viewer=SYSTEM, run_id=second.pk).to_numpy(),
+        scoring_run_scores(viewer=SYSTEM, run_id=first.pk).to_numpy(),
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"observations": [ObservationInput("8867-4", 131, "/min")]},
+        {"chief_complaint": "cough with green sputum and fever"},
+    ],
+    ids=["observation", "free-text"],
+)
+def test_a_visit_whose_inputs_changed_is_featurised_again_and_only_it(
+    trained, open_visit, doctor_a, change
+):
+    before = scoring_run_scores(viewer=SYSTEM, run_id=score_in_process().pk)
+    visit_update(visit=open_visit, actor=doctor_a, **change)
+    run = score_in_process()
+    assert hits(run) == Visit.objects.count() - 1
+    after = scoring_run_scores(viewer=SYSTEM, run_id=run.pk)
+    _, fresh = serial_scores(trained.differential, Visit.objects.filter(pk=open_visit.pk))
+    assert np.array_equal(after.loc[open_visit.pk].to_numpy(), fresh[0])
+    assert not np.array_equal(after.loc[open_visit.pk].to_numpy(), before.loc[open_visit.pk])
+    others = after.index != open_visit.pk
+    assert np.array_equal(after[others].to_numpy(), before[others].to_numpy())
+
+
+def test_a_patient_whose_sex_is_corrected_has_their_visits_featurised_again(trained):
+    score_in_process()
+    visit = Visit.objects.order_by("pk").first()
+    sex = "female" if visit.patient.sex == "male" else "male"
+    # No service changes a patient's sex yet; the digest reads it through the join regardless.
+    type(visit.patient).objects.filter(pk=visit.patient_id).update(sex=sex)
+    changed = Visit.objects.filter(patient_id=visit.patient_id).count()
+    assert hits(score_in_process()) == Visit.objects.count() - changed
+
+
+def test_another_featuriser_version_does_not_read_the_old_rows(trained, monkeypatch):
+    score_in_process()
+    old_key = feature_cache.featuriser_key(trained.differential)
+    assert FeatureRowBlock.objects.filter(featuriser_key=old_key).count() >= 3
+    monkeypatch.setattr(feature_cache, "FEATURE_ROW_VERSION", "changed-featuriser")
+    assert feature_cache.featuriser_key(trained.differential) != old_key
+    run = score_in_process()
+    assert hits(run) == 0
+    # Blocks under a featuriser no active version uses are pruned when a run starts.
+    score_in_process()
+    assert not FeatureRowBlock.objects.filter(featuriser_key=old_key).exists()
+
+
+def test_feature_rows_and_scores_are_encrypted_at_rest(trained):
+    run = score_in_process()
+    block = FeatureRowBlock.objects.order_by("first_visit_id").first()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT payload FROM {FeatureRowBlock._meta.db_table} WHERE id = %s",  # noqa: S608
+            [block.pk],
+        )
+        raw = bytes(cursor.fetchone()[0])
+    context = feature_cache._context(block.featuriser_key, block.first_visit_id)
+    rows = feature_rows.unpack(decrypt_blob(raw, context=context))
+    assert len(rows.ids) == block.visits > 0
+    # Neither the format's marker, nor any run of the rows' values, nor the visit ids appear.
+    assert feature_rows.MAGIC not in raw
+    assert rows.rows.data[:4].tobytes() not in raw
+    assert rows.rows.data[-4:].tobytes() not in raw
+    assert rows.ids[:4].astype("<i8").tobytes() not in raw
+    chunk = run.chunks.order_by("first_visit_id").first()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT payload FROM {ScoringChunk._meta.db_table} WHERE id = %s",  # noqa: S608
+            [chunk.pk],
+        )
+        raw_scores = bytes(cursor.fetchone()[0])
+    scores = scoring_run_scores(viewer=SYSTEM, run_id=run.pk).to_numpy()
+    assert scores[0].astype("<f8").tobytes() not in raw_scores
+
+
+def test_a_redelivered_chunk_is_stored_once_and_the_run_completes_once(trained):
+    run = scoring_run_start(task=differential(), actor=None, chunk_visits=CHUNK)
+    ranges = chunk_ranges(CHUNK)
+    first, last = ranges[0]
+    assert scoring_chunk_compute(run_id=run.pk, first_visit_id=first, last_visit_id=last)
+    assert scoring_chunk_compute(run_id=run.pk, first_visit_id=first, last_visit_id=last) is None
+    run.refresh_from_db()
+    assert run.status == ScoringRun.Status.RUNNING
+    for first, last in ranges[1:]:
+        scoring_chunk_compute(run_id=run.pk, first_visit_id=first, last_visit_id=last)
+    run.refresh_from_db()
+    assert run.status == ScoringRun.Status.DONE
+    assert run.chunks.count() == len(ranges)
+    assert sum(run.chunks.values_list("visits", flat=True)) == Visit.objects.count()
+
+
+def test_a_run_that_cannot_score_is_refused_and_writes_nothing(trained, settings):
+    with pytest.raises(InvalidInput, match="Chunk size"):
+        scoring_run_start(task=differential(), actor=None, chunk_visits=0)
+    with pytest.raises(InvalidInput, match="forecast"):
+        scoring_run_start(task=PredictionTask.objects.get(slug="ckd-forecast"), actor=None)
+    task = differential()
+    task.enabled = False
+    with pytest.raises(ModelUnavailable):
+        scoring_run_start(task=task, actor=None)
+    assert not ScoringRun.objects.exists()
+    assert not FeatureRowBlock.objects.exists()
+
+
+def test_batch_scores_are_read_by_the_application_only(trained, doctor_a):
+    run = score_in_process()
+    with pytest.raises(Forbidden):
+        scoring_run_scores(viewer=doctor_a, run_id=run.pk)
