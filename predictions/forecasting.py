@@ -81,6 +81,23 @@ def forecast_holdout_metrics(
     )
 
 
+def forecast_holdout_risk_bins(
+    model: ForecastModel, timelines: Timelines, labels: pd.DataFrame
+) -> list[dict[str, Any]]:
+    """Observed outcome rates per band of predicted risk on held-out labels (risk intervals)."""
+    from predictions.ml.timeline.serving import risk_table
+
+    histories = timelines.histories(
+        labels["subject_id"].to_numpy(dtype=np.int64), labels["prediction_time"].to_numpy()
+    )
+    p = model.probabilities(timelines, histories)
+    return risk_table(p, labels["boolean_value"].to_numpy(dtype=bool))
+
+
+def task_config_int(task: PredictionTask, key: str, default: int) -> int:
+    return int(task.config.get(key, default))
+
+
 def forecast_model(version: ModelVersion) -> ForecastModel:
     return load_forecast_model(version.artifact_path, version.artifact_sha256)
 

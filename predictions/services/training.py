@@ -363,9 +363,9 @@ def _similar_case_index(model: Any, frame: pd.DataFrame, out_dir: Path) -> dict[
 def _forecast_mode(job: TrainingJob) -> str:
     """ "finetune" for a nightly job of a task that has a model, else "full".
 
-    full: pretraining, cross-validation of the baseline and the sequence models, the CI gate.
-    finetune: the active version's algorithm refitted on the current data, no model search (the
-    engine keeps no torch weights in its artifacts, so a sequence model is pretrained afresh).
+    full: pretraining, cross-validation of the baseline and the sequence models, the CI gate
+    (monthly re-pretraining, the first training, an admin's run).
+    finetune: the nightly refit of the served model (see ``_nightly_refit``).
     Either way the result is compared with the active version on the same held-out patients.
     """
     if job.trigger == TrainingJob.Trigger.SCHEDULE and job.task.active_version is not None:
@@ -373,12 +373,113 @@ def _forecast_mode(job: TrainingJob) -> str:
     return "full"
 
 
+# Versions looked at (newest first) for the last full training's pretrained encoder.
+PRETRAINED_LOOKBACK = 5
+
+
+def _pretrained_weights(task: PredictionTask, kind: str, champion: Any) -> tuple[Any, str]:
+    """(NetWeights, which version) of the newest full training's pretrained ``kind`` encoder.
+
+    The monthly re-pretraining writes a full version; it serves only if it won its gate, so the
+    newest full version is looked up directly. Falls back to the encoder the champion carries.
+    """
+    from predictions.ml.timeline.artifacts import load_forecast_model
+
+    full = task.versions.filter(training_job__snapshot__mode="full").order_by("-number")
+    for version in full[:PRETRAINED_LOOKBACK]:
+        try:
+            model = load_forecast_model(version.artifact_path, version.artifact_sha256)
+        except EngineError:
+            continue
+        if model.weights is not None and kind in model.weights.pretrained:
+            return model.weights.pretrained[kind], f"v{version.number}"
+    if champion.weights is not None and kind in champion.weights.pretrained:
+        return champion.weights.pretrained[kind], "the champion"
+    return None, ""
+
+
+def _nightly_refit(
+    task: PredictionTask,
+    events: pd.DataFrame,
+    labels: pd.DataFrame,
+    options: Any,
+    progress: Any,
+) -> tuple[Any, dict[str, Any]]:
+    """The nightly refit of the served forecast model; returns (model, report).
+
+    * count baseline served: refitted from scratch on the current data (a logistic regression or
+      gradient boosting has no weights to continue from); the pretrained encoders it carries are
+      kept so the similar-patient embeddings and the next fine-tune still have them.
+    * sequence model served: incremental fine-tuning (``predictions.ml.timeline.incremental``)
+      from the newest monthly pretrained encoder, starting from the champion's fine-tuned weights
+      when they descend from it; new codes extend the embedding table.
+    * the weights cannot be reused (none kept, the architecture or too much of the vocabulary
+      changed): a full training, like the monthly one, with the reason in the report.
+    """
+    from predictions.forecasting import task_config_int
+    from predictions.ml.timeline.artifacts import load_forecast_model
+    from predictions.ml.timeline.forecast import fit_forecast_model, train_forecast
+    from predictions.ml.timeline.incremental import IncrementalRefused, finetune_incremental
+
+    active = task.active_version
+    assert active is not None  # noqa: S101 - _forecast_mode checked it
+    champion = load_forecast_model(active.artifact_path, active.artifact_sha256)
+    if champion.family == "count":
+        model, log = fit_forecast_model(events, labels, champion.name, options, progress)
+        if champion.weights is not None and champion.weights.pretrained:
+            model.weights = type(champion.weights)(pretrained=champion.weights.pretrained)
+        return model, {
+            "mode": "finetune",
+            "path": "baseline refit",
+            "why": f"the served model is the count baseline ({champion.name}): refitted from "
+            "scratch on the current data (it has no network weights to fine-tune)",
+            "fit": log,
+        }
+    pretrained, source = _pretrained_weights(task, champion.name, champion)
+    reason = ""
+    if pretrained is None:
+        reason = f"no pretrained {champion.name} weights are kept (artifact written before weights were kept)"
+    else:
+        progress(f"{champion.name}: incremental fine-tuning", 20)
+        finetuned = champion.weights.finetuned if champion.weights is not None else None
+        try:
+            model, log = finetune_incremental(
+                events,
+                labels,
+                pretrained=pretrained,
+                champion=finetuned,
+                options=options,
+                epochs=task_config_int(task, "nightly_epochs", 3),
+            )
+        except IncrementalRefused as exc:
+            reason = str(exc)
+        else:
+            return model, {
+                "mode": "finetune",
+                "path": "incremental",
+                "why": f"fine-tuned from {log['start_reason']}; pretrained encoder of {source}",
+                "incremental": log,
+            }
+    result = train_forecast(events, labels, options, progress)
+    return result.model, {
+        "mode": "full",
+        "path": "full refit",
+        "why": f"incremental fine-tuning not possible: {reason}",
+        **result.report,
+    }
+
+
 def _train_forecast_version(job: TrainingJob) -> ModelVersion:
-    from predictions.forecasting import forecast_holdout_metrics, forecast_options, task_definition
+    from predictions.forecasting import (
+        forecast_holdout_metrics,
+        forecast_holdout_risk_bins,
+        forecast_options,
+        task_definition,
+    )
     from predictions.ml.evaluate import _clean as json_safe
     from predictions.ml.timeline.artifacts import load_forecast_model, save_forecast_model
     from predictions.ml.timeline.events import Timelines, read_events
-    from predictions.ml.timeline.forecast import fit_forecast_model, train_forecast
+    from predictions.ml.timeline.forecast import train_forecast
     from predictions.ml.timeline.labels import build_labels
 
     from .meds_export import meds_export
@@ -423,23 +524,27 @@ def _train_forecast_version(job: TrainingJob) -> ModelVersion:
         _progress(job.pk, stage, 5 + int(percent * 0.85))
 
     options = forecast_options(task)
+    report: dict[str, Any]
     if mode == "finetune":
-        assert task.active_version is not None  # noqa: S101 - _forecast_mode checked it
-        model, log = fit_forecast_model(
-            train_events, labels.iloc[train_idx], task.active_version.algorithm, options, progress
+        model, report = _nightly_refit(
+            task, train_events, labels.iloc[train_idx], options, progress
         )
-        report: dict[str, Any] = {
-            "mode": "finetune",
-            "selected": {"name": model.name, "family": model.family, "metrics": {}},
-            "fit": log,
-        }
+        if report["mode"] == "finetune":
+            report["selected"] = {"name": model.name, "family": model.family, "metrics": {}}
+        snapshot["mode"] = report["mode"]
+        TrainingJob.objects.filter(pk=job.pk).update(snapshot=snapshot)
     else:
         result = train_forecast(train_events, labels.iloc[train_idx], options, progress)
         model, report = result.model, {"mode": "full", **result.report}
     _progress(job.pk, "held-out comparison", 92)
     challenger_metrics = forecast_holdout_metrics(model, timelines, holdout)
-    if mode == "finetune":
+    if report["mode"] == "finetune":
         report["selected"]["metrics"] = challenger_metrics
+        # A refit without cross-validation has no out-of-fold risks: the risk interval table is
+        # built from the held-out patients instead (never seen in training).
+        model.risk_bins = forecast_holdout_risk_bins(model, timelines, holdout)
+    if model.weights is not None:
+        report["weights"] = model.weights.summary()
     champion_metrics, unusable = None, ""
     if task.active_version is not None:
         try:

@@ -13,6 +13,10 @@ The engine API the Django side adapts (thin adapters; no Django here):
   sequence models, CI gate, compression table, refit of the selected model;
   ``forecast.fit_forecast_model(events, labels, algorithm, options)`` refits a chosen algorithm
   without CV (nightly fine-tune, timing benchmark).
+* incremental fine-tuning -- ``ForecastModel.weights`` (``weights.TimelineWeights``: pretrained
+  encoders per architecture and the served net's fine-tuned weights, numpy with checksums);
+  ``incremental.finetune_incremental(events, labels, pretrained=, champion=, options=, epochs=)``
+  -> (model, log), raising ``incremental.IncrementalRefused`` when a full refit is needed.
 * artifacts -- ``artifacts.save_forecast_model(model, path)`` -> ``ArtifactInfo(sha256, ...)``;
   ``artifacts.load_forecast_model(path, sha256)`` (verified, cached).
 * serving -- ``ForecastModel.forecast(subject_events_frame, prediction_time)`` -> ``Forecast``

@@ -50,6 +50,7 @@ from predictions.ml.timeline.events import (
 )
 from predictions.ml.timeline.serving import ForecastModel, TimelineEmbedder, risk_table
 from predictions.ml.timeline.tokens import MAX_LEN, TokenEncoder
+from predictions.ml.timeline.weights import TimelineWeights
 
 COUNT_MODELS = {
     "count_logistic_regression": "logistic_regression",
@@ -485,12 +486,14 @@ def _build_model(run: _Run, name: str, *, int8: bool) -> tuple[ForecastModel, di
     every = np.arange(len(run.y))
     run.say(f"fitting {name} on all labels", 90)
     log: dict[str, Any] = {}
+    tuned_net: Any = None
     if name in COUNT_MODELS:
         featurizer, fitted, params = _fit_count(run, name, every)
         model = ForecastModel(name=name, family="count", params=params)
         model.count_featurizer, model.count_model = featurizer, fitted
     else:
         net, calibrator, log = _finetune(run, name, every)
+        tuned_net = net
         assert run.codes is not None  # noqa: S101
         assert run.continuous is not None  # noqa: S101
         example = {"codes": run.codes[:2], "continuous": run.continuous[:2]}
@@ -508,7 +511,30 @@ def _build_model(run: _Run, name: str, *, int8: bool) -> tuple[ForecastModel, di
     embedder_kind = name if run.pretrained.get(name) is not None else _best_pretrained(run)
     if embedder_kind is not None:
         model.embedder = _embedder(run, embedder_kind)
+    model.weights = _kept_weights(run, name, tuned_net)
     return model, log
+
+
+def _kept_weights(run: _Run, name: str, tuned: Any) -> TimelineWeights | None:
+    """Every pretrained encoder of the run, and the selected network's fine-tuned weights."""
+    if run.encoder is None:
+        return None
+    from predictions.ml.timeline.training import NetConfig, net_weights
+
+    pretrained = {
+        kind: net_weights(net, NetConfig(kind, dim=run.options.dim), run.encoder, "pretrained")
+        for kind, net in run.pretrained.items()
+        if net is not None
+    }
+    finetuned = None
+    if tuned is not None:
+        parent = pretrained[name].checksum if name in pretrained else ""
+        finetuned = net_weights(
+            tuned, NetConfig(name, dim=run.options.dim), run.encoder, "finetuned", parent=parent
+        )
+    if not pretrained and finetuned is None:
+        return None
+    return TimelineWeights(pretrained=pretrained, finetuned=finetuned)
 
 
 def _select_and_refit(run: _Run) -> ForecastResult:

@@ -28,6 +28,7 @@ from predictions.ml.export import OnnxModel
 from predictions.ml.timeline.baseline import CountFeaturizer
 from predictions.ml.timeline.events import STATIC_TIME, Histories, Timelines, to_microseconds
 from predictions.ml.timeline.tokens import TokenEncoder
+from predictions.ml.timeline.weights import TimelineWeights
 
 MAX_EXPLAINED_VISITS = 20  # one by one; older visits are occluded as one block
 RISK_BINS = 10
@@ -124,6 +125,9 @@ class ForecastModel:
     embedder: TimelineEmbedder | None = None
     risk_bins: list[dict[str, Any]] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Torch weights as numpy (pretrained encoders, the served net's fine-tuned weights) for the
+    # nightly incremental fine-tune; serving never reads them. None in artifacts written before.
+    weights: TimelineWeights | None = None
 
     # -- batch scoring --------------------------------------------------------------------------
     def probabilities(self, timelines: Timelines, histories: Histories) -> np.ndarray:

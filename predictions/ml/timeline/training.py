@@ -25,6 +25,7 @@ from predictions.ml.algorithms import early_stopping_split
 from predictions.ml.timeline.events import Histories, Timelines
 from predictions.ml.timeline.networks import TimelineNet
 from predictions.ml.timeline.tokens import PAD, TokenEncoder
+from predictions.ml.timeline.weights import NetWeights, state_checksum
 
 BATCH_SIZE = 64
 LEARNING_RATE = 2e-3
@@ -50,6 +51,14 @@ class NetConfig:
     layers: int = 2
     heads: int = 4
 
+    def fields(self) -> dict[str, Any]:
+        return {
+            "dim": self.dim,
+            "dropout": self.dropout,
+            "layers": self.layers,
+            "heads": self.heads,
+        }
+
     def build(self, encoder: TokenEncoder) -> TimelineNet:
         return TimelineNet(
             self.kind,
@@ -69,9 +78,13 @@ class TrainLog:
     train_loss: list[float] = field(default_factory=list)
     validation_loss: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    # Checksum of the weights the first epoch started from (NetWeights.checksum's formula): proof
+    # of which pretrained or champion weights a fine-tune began with.
+    start_checksum: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "start_checksum": self.start_checksum,
             "epochs": self.epochs,
             "best_epoch": self.best_epoch,
             "train_loss": [round(v, 4) for v in self.train_loss],
@@ -243,6 +256,7 @@ def finetune(
     with torch_threads():
         torch.manual_seed(seed)
         net = copy.deepcopy(start) if start is not None else config.build(encoder)
+        log.start_checksum = state_checksum(state_arrays(net))
         y = labels.astype(np.float32)
         train_idx, val_idx, _how = early_stopping_split(
             labels.astype(int), groups, VALIDATION_FRACTION, seed
@@ -316,3 +330,29 @@ def predict_logits(net: TimelineNet, codes: np.ndarray, continuous: np.ndarray) 
             c, x = _tensors(codes[first : first + 256], continuous[first : first + 256])
             out[first : first + 256] = net(c, x).numpy()
     return out
+
+
+def state_arrays(net: nn.Module) -> dict[str, np.ndarray]:
+    """The network's ``state_dict`` as numpy copies (artifacts keep weights without torch)."""
+    return {name: t.detach().cpu().numpy().copy() for name, t in net.state_dict().items()}
+
+
+def net_weights(
+    net: TimelineNet, config: NetConfig, encoder: TokenEncoder, origin: str, parent: str = ""
+) -> NetWeights:
+    return NetWeights(
+        kind=config.kind,
+        config=config.fields(),
+        encoder=encoder,
+        state=state_arrays(net),
+        origin=origin,
+        parent=parent,
+    )
+
+
+def net_from_weights(weights: NetWeights) -> TimelineNet:
+    """Rebuild the network ``weights`` were taken from, with exactly those weights (eval mode)."""
+    config = NetConfig(weights.kind, **weights.config)
+    net = config.build(weights.encoder)
+    net.load_state_dict({name: torch.as_tensor(a) for name, a in weights.state.items()})
+    return net.eval()
