@@ -1,6 +1,8 @@
-"""The allergy and drug check of a visit's plan: the engine's pure check on the visit's rows.
+"""The allergy and drug check of a visit's plan and medication list: the engine's pure check on
+the visit's rows.
 
-Reads the plan the doctor wrote and the patient's allergies (the allergy list, and drugs the
+Reads the plan and the medication list (one medicine per line) the doctor wrote and the patient's
+allergies (the allergy list, and drugs the
 visit's own allergy history names unless it denies them) and returns the engine's conflicts
 (predictions/ml/drug_check.py, lexicon predictions/ml/drug_lexicon.json). Used on the visit page
 as soon as the visit is saved (the medication-safety panel, no worker involved) and by the advice
@@ -30,13 +32,22 @@ def visit_allergies(visit: Visit) -> list[AllergyRecord]:
     return listed + allergies_from_text(visit.allergy_history or "")
 
 
+_ORDER = {"critical": 0, "high": 1, "warning": 2}
+
+
 def visit_drug_conflicts(visit: Visit) -> list[DrugConflict]:
-    return check_plan(text=visit.plan or "", allergies=visit_allergies(visit))
+    """The plan's and the medication list's conflicts, worst first (the plan's first on a tie)."""
+    allergies = visit_allergies(visit)
+    conflicts = check_plan(text=visit.plan or "", allergies=allergies) + check_plan(
+        text=visit.medications or "", allergies=allergies, source="medications"
+    )
+    return sorted(conflicts, key=lambda c: _ORDER[c.severity])  # stable: keeps each list's order
 
 
 def plan_drugs(visit: Visit) -> list[str]:
-    """The drug and class keys the plan prescribes: what the advice's check depends on."""
-    return drug_keys(visit.plan or "")
+    """The drug and class keys the plan and the medication list prescribe: what the advice's
+    check depends on."""
+    return sorted(set(drug_keys(visit.plan or "")) | set(drug_keys(visit.medications or "")))
 
 
 def conflict_alerts(conflicts: list[DrugConflict]) -> list[dict[str, str]]:

@@ -39,6 +39,7 @@ TEXT_FIELDS = (
     "past_history",
     "physical_exam",
     "plan",
+    "medications",
 )
 
 
@@ -133,6 +134,9 @@ class VisitForm(forms.Form):
     plan = forms.CharField(
         label=_("Plan"), required=False, widget=forms.Textarea(attrs={"rows": 2})
     )
+    medications = forms.CharField(
+        label=_("Medications"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
     diagnosis_code = forms.CharField(
         label=_("Provisional diagnosis (ICD-10)"),
         required=False,
@@ -153,6 +157,10 @@ class VisitForm(forms.Form):
             self.fields[name].help_text = _("At most %(limit)s characters.") % {
                 "limit": VISIT_TEXT_LIMITS[name]
             }
+        self.fields["medications"].help_text = _(
+            "One medicine per line: name, dose, how often (checked against the allergies on "
+            "save). At most %(limit)s characters."
+        ) % {"limit": VISIT_TEXT_LIMITS["medications"]}
         self.user = user
         self.visit = visit
         # Clinical reading order (the chart's), then anything else the catalogue holds.

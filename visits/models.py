@@ -41,6 +41,9 @@ class Visit(models.Model):
     allergy_history = EncryptedTextField(blank=True, default="")
     physical_exam = EncryptedTextField(blank=True, default="")
     plan = EncryptedTextField(blank=True, default="")
+    # The medicines prescribed at this visit, one per line (name, dose, how often): checked
+    # against the allergies on save like the plan (predictions/medication_safety.py).
+    medications = EncryptedTextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

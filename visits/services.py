@@ -41,6 +41,7 @@ VISIT_TEXT_FIELDS = (
     "allergy_history",
     "physical_exam",
     "plan",
+    "medications",
 )
 VISIT_FIELDS = ("start", "end", "visit_type", *VISIT_TEXT_FIELDS)
 MAX_AGE_YEARS = 90  # HIPAA Safe Harbor: ages over 89 are reported as one group
@@ -53,6 +54,7 @@ VISIT_TEXT_LIMITS = {
     "allergy_history": 2000,
     "physical_exam": 5000,
     "plan": 5000,
+    "medications": 2000,  # a medication list: some 30 lines of name, dose and frequency
 }
 VISIT_TEXT_LABELS = {
     "chief_complaint": "Chief complaint",
@@ -61,6 +63,7 @@ VISIT_TEXT_LABELS = {
     "allergy_history": "Allergy history",
     "physical_exam": "Physical examination",
     "plan": "Plan",
+    "medications": "Medications",
 }
 # Triage vital signs an emergency visit is recorded with (the NEWS2 observations that are
 # numbers: respiration rate, oxygen saturation, systolic blood pressure, pulse, temperature;

@@ -32,6 +32,8 @@ from typing import Any, Literal
 LEXICON_PATH = Path(__file__).with_name("drug_lexicon.json")
 Severity = Literal["critical", "high", "warning"]
 Kind = Literal["same_drug", "same_class", "cross_reactive"]
+Source = Literal["plan", "medications"]  # where the doctor wrote the drug
+_SOURCE_WORDS = {"plan": "Plan", "medications": "Medication list"}
 _CLAUSE_END = re.compile(r"[.;,!?\n。；，！？：:]")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 
@@ -65,6 +67,7 @@ class DrugConflict:
     severity: Severity
     drug_class: str  # the class involved, in words ("" for the same drug)
     note: str = ""
+    source: Source = "plan"
 
     @property
     def message(self) -> str:
@@ -74,15 +77,18 @@ class DrugConflict:
             if self.allergy_severity
             else "recorded allergy"
         )
+        where = _SOURCE_WORDS[self.source]
         if self.kind == "same_drug":
-            return f"Plan names “{self.written}”: the patient has a {recorded} to {self.allergy}."
+            return (
+                f"{where} names “{self.written}”: the patient has a {recorded} to {self.allergy}."
+            )
         if self.kind == "same_class":
             return (
-                f"Plan names “{self.written}” ({self.drug_class}): the patient has a {recorded} to "
-                f"{self.allergy}, of the same class. Choose another drug."
+                f"{where} names “{self.written}” ({self.drug_class}): the patient has a {recorded} "
+                f"to {self.allergy}, of the same class. Choose another drug."
             )
         return (
-            f"Plan names “{self.written}” ({self.drug_class}) with a {recorded} to "
+            f"{where} names “{self.written}” ({self.drug_class}) with a {recorded} to "
             f"{self.allergy}: caution, {self.note}."
         )
 
@@ -181,9 +187,12 @@ def _primary_classes(mention: Mention) -> set[str]:
     return {mention.classes[0]} if mention.classes else set()
 
 
-def check_plan(*, text: str, allergies: Sequence[AllergyRecord]) -> list[DrugConflict]:
+def check_plan(
+    *, text: str, allergies: Sequence[AllergyRecord], source: Source = "plan"
+) -> list[DrugConflict]:
     """Conflicts between the drugs ``text`` prescribes and ``allergies``, worst first, one per
-    (drug as written, allergy)."""
+    (drug as written, allergy). ``source`` says where ``text`` was written (the plan, or the
+    visit's medication list, one medicine per line: each line is its own clause)."""
     given = prescribed(text)
     if not given:
         return []
@@ -199,7 +208,14 @@ def check_plan(*, text: str, allergies: Sequence[AllergyRecord]) -> list[DrugCon
             conflict = None
             if m.drug and m.drug in allergy_drugs:
                 conflict = DrugConflict(
-                    m.drug, m.text, allergy.substance, allergy.severity, "same_drug", worst, ""
+                    m.drug,
+                    m.text,
+                    allergy.substance,
+                    allergy.severity,
+                    "same_drug",
+                    worst,
+                    "",
+                    source=source,
                 )
             elif shared := sorted(set(m.classes) & allergy_classes):
                 conflict = DrugConflict(
@@ -210,6 +226,7 @@ def check_plan(*, text: str, allergies: Sequence[AllergyRecord]) -> list[DrugCon
                     "same_class",
                     worst,
                     class_label[shared[0]],
+                    source=source,
                 )
             else:
                 rule = next(
@@ -230,6 +247,7 @@ def check_plan(*, text: str, allergies: Sequence[AllergyRecord]) -> list[DrugCon
                         "high" if rule["severity"] == "high" else "warning",
                         class_label[rule["drug"]],
                         rule["note"],
+                        source=source,
                     )
             key = (m.text.casefold(), allergy.substance)
             if conflict is not None and key not in conflicts:

@@ -95,8 +95,8 @@ def advice_compute(
         return request.advice  # a redelivered message for finished work
     visit = (
         Visit.objects.select_related("patient")
-        # Decrypt only what advice reads (no name or contact; the plan and allergy history for
-        # the allergy and drug check): other PHI stays ciphertext.
+        # Decrypt only what advice reads (no name or contact; the plan, medication list and
+        # allergy history for the allergy and drug check): other PHI stays ciphertext.
         .only(
             "id",
             "patient_id",
@@ -106,6 +106,7 @@ def advice_compute(
             "history_present_illness",
             "physical_exam",
             "plan",
+            "medications",
             "allergy_history",
             "patient__id",
             "patient__sex",

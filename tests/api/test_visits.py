@@ -280,3 +280,26 @@ def test_free_text_limits_and_emergency_triage_are_the_pages_own(api_a, patient_
     error = no_triage.json()["error"]
     assert "triage vital signs" in error["message"]
     assert set(error["fields"]) == {"9279-1", "2708-6", "8480-6", "8310-5"}
+
+
+def test_the_medication_list_is_recorded_encrypted_returned_and_limited(api_a, patient_a):
+    from django.db import connection
+
+    from visits.services import VISIT_TEXT_LIMITS
+
+    created = _create(api_a, patient_a, chief_complaint="cough", medications="metformin 500 mg bd")
+    assert created.status_code == 201
+    visit_id = created.json()["id"]
+    detail = api_a.get(f"/api/v1/visits/{visit_id}").json()
+    assert detail["medications"] == "metformin 500 mg bd"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT medications FROM visits_visit WHERE id = %s", [visit_id])
+        (stored,) = cursor.fetchone()
+    assert "metformin" not in stored  # encrypted at rest
+
+    limit = VISIT_TEXT_LIMITS["medications"]
+    long = _create(api_a, patient_a, chief_complaint="cough", medications="x" * (limit + 1))
+    assert long.status_code == 400
+    assert long.json()["error"]["fields"]["medications"] == [
+        f"Too long: at most {limit} characters."
+    ]

@@ -217,3 +217,46 @@ def test_an_emergency_visit_asks_for_its_triage_vital_signs(client_a, patient_a)
         obs_8310_5="37.2",
     )
     assert response.status_code == 302
+
+
+def test_a_medication_list_that_conflicts_with_an_allergy_is_flagged_on_save(
+    client_a, patient_a, doctor_a
+):
+    """Issue 17 (5): the medicines entered, one per line, are checked like the plan, in English
+    and Chinese, with class cross-reactivity; the page says which list named the drug."""
+    from patients.services import allergy_add
+
+    allergy_add(patient=patient_a, substance="阿司匹林", severity="moderate", actor=doctor_a)
+    response = _post(
+        client_a,
+        patient_a,
+        chief_complaint="sore throat",
+        obs_8310_5="38.4",
+        plan="Fluids and rest.",
+        medications="Amoxicillin 500 mg three times a day\n布洛芬 0.2g tid\nparacetamol 1 g qds",
+    )
+    assert response.status_code == 302
+    html = client_a.get(response["Location"]).content.decode()
+    assert "<li>布洛芬 0.2g tid</li>" in html  # shown as a list on the visit page
+    panel = html[html.index('id="medication-safety"') :]
+    panel = panel[: panel.index("</section>")]
+    items = panel.split("<li ")[1:]
+    by_drug = {drug: next(i for i in items if drug in i) for drug in ("Amoxicillin", "布洛芬")}
+    assert 'data-source="medications"' in by_drug["Amoxicillin"]
+    assert "tag-critical" in by_drug["Amoxicillin"]  # penicillin class, allergy recorded severe
+    assert "The medication list names" in by_drug["Amoxicillin"]
+    assert "阿司匹林" in by_drug["布洛芬"]  # an NSAID for an aspirin allergy (Chinese names)
+    assert "tag-high" in by_drug["布洛芬"]  # moderate allergy: high, not critical
+
+
+def test_a_too_long_medication_list_is_refused_and_saves_nothing(client_a, patient_a):
+    from visits.services import VISIT_TEXT_LIMITS
+
+    limit = VISIT_TEXT_LIMITS["medications"]
+    form = client_a.get(reverse("visit_new", args=[patient_a.pk])).content.decode()
+    assert "One medicine per line: name, dose, how often" in form
+    too_long = "\n".join(["aspirin 75 mg"] * 200)
+    response = _post(client_a, patient_a, chief_complaint="cough", medications=too_long)
+    assert response.status_code == 400
+    assert f"Too long: {len(too_long)} characters, at most {limit}." in response.content.decode()
+    assert not patient_a.visits.exists()

@@ -510,3 +510,19 @@ def test_highlighting_skips_words_whose_text_was_edited_since_and_escapes_everyt
     assert ">cough</mark>" in html
     assert "fever</mark>" not in html  # offsets no longer match the text: not marked
     assert "&lt;b&gt;and&lt;/b&gt;" in html
+
+
+def test_the_medication_list_is_checked_against_the_allergies_in_the_advice(patient, doctor_a):
+    """Issue 17 (5): "any medication entered" is checked, not only the plan text; the alert says
+    it came from the medication list, and a changed list is a new input."""
+    allergy_add(patient=patient, substance="penicillin", severity="severe", actor=doctor_a)
+    visit = save_visit(patient, doctor_a, plan="Review in 2 days.", medications="ramipril 5 mg od")
+    _, advice = compute_latest(visit)
+    assert "allergy_drug_conflict" not in {a["rule"] for a in payload(advice)["alerts"]}
+
+    visit_update(visit=visit, actor=doctor_a, medications="ramipril 5 mg od\n头孢呋辛 0.25g bid")
+    _, changed = compute_latest(visit)
+    assert changed.pk != advice.pk
+    (alert,) = [a for a in payload(changed)["alerts"] if a["rule"] == "allergy_drug_conflict"]
+    assert alert["severity"] == "warning"  # a cephalosporin with a penicillin allergy: caution
+    assert alert["message"].startswith("Medication list names “头孢呋辛”")

@@ -145,6 +145,7 @@ class VisitDetailSerializer(VisitSummarySerializer):
     allergy_history = StrictCharField()
     physical_exam = StrictCharField()
     plan = StrictCharField()
+    medications = StrictCharField(help_text="One medicine per line (name, dose, how often).")
     observations = ObservationSerializer(many=True)
     diagnoses = DiagnosisSerializer(many=True)
     advice_url = serializers.SerializerMethodField()
@@ -204,6 +205,7 @@ class _VisitTextSerializer(serializers.Serializer):
     allergy_history = _text_field("allergy_history")
     physical_exam = _text_field("physical_exam")
     plan = _text_field("plan")
+    medications = _text_field("medications")
     observations = ObservationInputSerializer(many=True, required=False, max_length=200)
 
 
