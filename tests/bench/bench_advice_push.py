@@ -43,6 +43,27 @@ GUNICORN_CONFIG = ("--config", "python:medai_site.gunicorn_conf")
 SUGGESTION = "#advice-panel .suggestion:has(button[value=accept])"
 
 
+# Marks the visit page records (epoch ms) for the breakdown: its response arrived, its scripts
+# ran, the event stream opened, the advice event came, the panel was swapped in.
+PHASE_MARKS = ("response", "loaded", "stream_open", "event", "panel")
+PHASES_SCRIPT = """
+window.__medaiPhases = {};
+(function () {
+  var mark = function (name) { if (!(name in window.__medaiPhases)) { window.__medaiPhases[name] = Date.now(); } };
+  document.addEventListener("DOMContentLoaded", function () {
+    var nav = performance.getEntriesByType("navigation")[0];
+    if (nav) { window.__medaiPhases.response = performance.timeOrigin + nav.responseEnd; }
+    mark("loaded");
+  });
+  document.addEventListener("htmx:sseOpen", function () { mark("stream_open"); });
+  document.addEventListener("htmx:sseMessage", function () { mark("event"); });
+  document.addEventListener("htmx:afterSettle", function (e) {
+    if (e.target && e.target.id === "advice-panel") { mark("panel"); }
+  });
+})();
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -112,7 +133,7 @@ def stop(process: subprocess.Popen) -> None:
 def measure(base: str, patient_id: int, saves: int, *, push: bool) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
-    timings, paths = [], []
+    timings, paths, phases = [], [], []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
@@ -121,6 +142,7 @@ def measure(base: str, patient_id: int, saves: int, *, push: bool) -> dict[str, 
         page.set_default_timeout(30_000)
         if not push:
             page.add_init_script("delete window.EventSource;")
+        page.add_init_script(PHASES_SCRIPT)
         page.goto(f"{base}/login/")
         page.get_by_label("Username").fill("dr.chen")
         page.get_by_label("Password").fill("medai-demo-2026")
@@ -134,14 +156,16 @@ def measure(base: str, patient_id: int, saves: int, *, push: bool) -> dict[str, 
             page.get_by_label("Heart rate").fill(str(96 + i % 20))
             page.get_by_label("Body temperature", exact=True).fill("38.6")
             page.get_by_label("Oxygen saturation").fill("93")
-            started = time.monotonic()
+            started, clicked = time.monotonic(), time.time()
             page.get_by_role("button", name="Save visit and get advice").click()
             page.locator(SUGGESTION).first.wait_for()
             elapsed = time.monotonic() - started
             path = page.evaluate("() => document.body.getAttribute('data-advice-delivery')")
+            marks = page.evaluate("() => window.__medaiPhases || {}")
             if i:
                 timings.append(elapsed)
                 paths.append(path or "rendered")
+                phases.append({k: v / 1000 - clicked for k, v in marks.items()})
         browser.close()
     pushed = [t for t, p in zip(timings, paths, strict=True) if p != "rendered"]
     return {
@@ -153,6 +177,12 @@ def measure(base: str, patient_id: int, saves: int, *, push: bool) -> dict[str, 
         "max_ms": round(max(timings) * 1000),
         "n": len(timings),
         "paths": {p: paths.count(p) for p in sorted(set(paths))},
+        # Where the time goes: median ms from the click to each mark on the visit page.
+        "phases_ms": {
+            mark: round(statistics.median(p[mark] for p in phases if mark in p) * 1000)
+            for mark in PHASE_MARKS
+            if any(mark in p for p in phases)
+        },
     }
 
 
@@ -260,6 +290,11 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
             stop(process)
         if mode == "redis":
             _pg(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        if args.logs:  # the web access log and the worker log, to see where the time goes
+            Path(args.logs).mkdir(parents=True, exist_ok=True)
+            for log in ("web.log", "worker.log"):
+                if (work / log).exists():
+                    shutil.copy(work / log, Path(args.logs) / f"{mode}-{log}")
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -268,6 +303,7 @@ def main() -> None:
     parser.add_argument("--saves", type=int, default=15, help="visits saved per mode and path")
     parser.add_argument("--visits", type=int, default=400, help="demo visits to train on")
     parser.add_argument("--modes", nargs="+", default=["embedded", "redis"])
+    parser.add_argument("--logs", help="keep each mode's web and worker logs in this directory")
     args = parser.parse_args()
     results = {mode: run_mode(mode, args) for mode in args.modes}
     out = REPO / "var" / "bench" / "advice_push.json"
@@ -284,6 +320,7 @@ def main() -> None:
             f"{r['push']['median_pushed_ms']!s:>9} ms {r['poll']['median_pushed_ms']!s:>9} ms  "
             f"{r['push']['paths']} / {r['poll']['paths']}"
         )
+        print(f"{'':<10} push, ms after the click: {r['push']['phases_ms']}")
     print(f"written to {out.relative_to(REPO)}")
 
 
