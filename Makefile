@@ -49,6 +49,7 @@ lint: install
 bench: install
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_engine.py
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_advice.py
+	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_batch_scoring.py  # 100,000 stored visits, 1 and 2 workers
 	$(BIN)/python tests/bench/bench_advice_push.py  # Chromium: save -> advice visible, push vs poll
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_search.py
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_fhir_import.py  # 1,000 patients, 100,000 observations

@@ -213,3 +213,20 @@ def test_batch_scores_are_read_by_the_application_only(trained, doctor_a):
     run = score_in_process()
     with pytest.raises(Forbidden):
         scoring_run_scores(viewer=doctor_a, run_id=run.pk)
+
+
+def test_the_rescore_command_starts_a_run_and_names_an_unknown_task(trained):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    out = StringIO()
+    call_command("rescore", "differential", "--chunk", str(CHUNK), stdout=out)
+    run = ScoringRun.objects.get()
+    assert f"scoring run {run.pk}: {Visit.objects.count()} visits" in out.getvalue()
+    assert run.chunks_total == len(chunk_ranges(CHUNK))
+    with pytest.raises(CommandError, match="No prediction task 'nope'"):
+        call_command("rescore", "nope")
+    with pytest.raises(CommandError, match="Chunk size"):
+        call_command("rescore", "differential", "--chunk", "0")

@@ -1,0 +1,457 @@
+"""Batch re-scoring benchmark: the serial path, bare ``predict_proba``, and the Celery group of
+chunks with one and two real workers, cold (no cached feature rows) and on cached rows.
+
+Run: ``MEDAI_PROFILE=test python tests/bench/bench_batch_scoring.py [--visits 100000]``
+(``make bench``). It builds its own PostgreSQL database (``medai_bench_scoring``, dropped
+afterwards) and starts its own redis-server and workers, so nothing shared is touched. Prints a
+table and writes ``var/bench/batch_scoring.json``. Timings are reported, never asserted.
+
+1. Train the differential task on ``--train-visits`` visits (logistic regression, 2 folds), then
+   import visits up to ``--visits`` stored visits.
+2. Serial path (what re-scoring was): ``visits_frame`` (decrypts the free text) +
+   ``predict_frame`` (clean, featurise, predict), in this process.
+3. Bare ``predict_proba`` on the already-built feature matrix (best of 3): the ceiling.
+4. One worker (``--queues scoring``, concurrency 1): a warm-up run (loads the model), then a cold
+   run with the feature cache emptied, then ``--repeat`` runs on cached rows (median).
+5. A second worker joins (warmed by one run); ``--repeat`` runs on cached rows with both.
+   Run time is from ``scoring_run_start`` to the run marked done, as this process sees it.
+6. Encryption of the cache: decrypting every block as stored (AES-GCM, one value per block)
+   against one Fernet token per row (measured on ``--fernet-sample`` rows, scaled to all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+BENCH_DB = "medai_bench_scoring"
+PG = "postgres://postgres@127.0.0.1:5432"
+
+
+def wait_for(condition, what: str, timeout: float = 1800.0, interval: float = 0.002) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def admin_sql(statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def start_redis(directory: Path) -> tuple[subprocess.Popen, int]:
+    import redis
+
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(directory),
+            "--save",
+            "",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    def up() -> bool:
+        try:
+            return bool(redis.Redis(port=port).ping())
+        except redis.RedisError:
+            return False
+
+    wait_for(up, "redis-server", interval=0.05)
+    return process, port
+
+
+def start_worker(env: dict[str, str], log: Path, name: str) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "medai_site",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "1",
+            "--queues",
+            "scoring",
+            "--hostname",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_for(lambda: " ready." in log.read_text(errors="replace"), name, interval=0.1)
+    return process
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--visits", type=int, default=100_000, help="stored visits re-scored")
+    parser.add_argument("--train-visits", type=int, default=600)
+    parser.add_argument("--chunk", type=int, default=10_000, help="visits per chunk (task)")
+    parser.add_argument("--repeat", type=int, default=3, help="cached runs per worker count")
+    parser.add_argument("--fernet-sample", type=int, default=10_000)
+    parser.add_argument("--keep-db", action="store_true")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="medai-bench-scoring-"))
+    redis_process, port = start_redis(work)
+    env = {
+        **os.environ,
+        "MEDAI_PROFILE": "test",
+        "DJANGO_SETTINGS_MODULE": "medai_site.settings",
+        "DATABASE_URL": f"{PG}/{BENCH_DB}",
+        "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0",
+        "MEDAI_MODEL_DIR": str(work / "models"),
+        "MEDAI_TRAINING_ALGORITHMS": "logistic_regression",
+        "MEDAI_TRAINING_CV_FOLDS": "2",
+        "MEDAI_LOG_LEVEL": "WARNING",
+    }
+    os.environ.update(env)
+    admin_sql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    admin_sql(f"CREATE DATABASE {BENCH_DB}")
+    workers: list[subprocess.Popen] = []
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+
+        def spawn(name: str) -> None:
+            workers.append(start_worker(env, work / f"{name}.log", name))
+
+        results = run(args, spawn)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+        redis_process.terminate()
+        redis_process.wait()
+        from django.db import connections
+
+        connections.close_all()
+        if not args.keep_db:
+            admin_sql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        shutil.rmtree(work, ignore_errors=True)
+    report(results)
+
+
+def run(args: argparse.Namespace, spawn) -> dict[str, Any]:
+    from django.db import connection
+
+    from predictions.ml.artifacts import load_model
+    from predictions.ml.dataset import apply_plans
+    from predictions.models import FeatureRowBlock, PredictionTask, ScoringRun, TrainingJob
+    from predictions.services.batch_scoring import scoring_run_start
+    from predictions.services.training import training_job_execute
+    from predictions.visit_records import visits_frame
+    from tests.factories import CareTeamFactory, DoctorFactory
+    from visits.demo import generate_population
+    from visits.demo_import import population_import
+    from visits.models import Visit
+
+    doctor = DoctorFactory()
+    team = CareTeamFactory(members=[doctor])
+    t0 = time.perf_counter()
+    population_import(
+        population=generate_population(n_visits=args.train_visits, seed=11),
+        teams=[team],
+        attendings=[doctor],
+    )
+    task = PredictionTask.objects.get(slug="differential")
+    job = training_job_execute(job_id=TrainingJob.objects.create(task=task).pk)
+    if job.status != TrainingJob.Status.SUCCEEDED:
+        raise SystemExit(f"training failed: {job.error}")
+    version = job.model_version
+    task.refresh_from_db()  # training activated the version
+    print(f"trained on {args.train_visits} visits in {time.perf_counter() - t0:.1f} s", flush=True)
+    t0 = time.perf_counter()
+    have = Visit.objects.count()
+    seed = 12
+    while have < args.visits:  # in slices: the generator holds a slice's population in memory
+        n = min(20_000, args.visits - have)
+        population_import(
+            population=generate_population(n_visits=n, seed=seed), teams=[team], attendings=[doctor]
+        )
+        seed += 1
+        have = Visit.objects.count()
+        print(f"  {have:,} visits stored", flush=True)
+    print(f"imported up to {have:,} visits in {time.perf_counter() - t0:.1f} s", flush=True)
+    call_command_analyze(connection)
+
+    # --- serial path and bare predict_proba ------------------------------------------------------
+    model = load_model(version.artifact_path, version.artifact_sha256)
+    t0 = time.perf_counter()
+    frame = visits_frame(Visit.objects.all())
+    t_frame = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    serial_proba = model.predict_frame(frame)
+    t_predict_frame = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    matrix = model.featurizer.transform(apply_plans(frame, model.plans))
+    t_features = time.perf_counter() - t0
+    bare_runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        model.model.predict_proba(matrix)
+        bare_runs.append(time.perf_counter() - t0)
+    t_bare = min(bare_runs)
+    n = len(frame)
+    nnz_per_row = float(matrix.nnz / n) if hasattr(matrix, "nnz") else float(matrix.shape[1])
+    print(f"serial path and bare predict_proba measured (load {load_average()})", flush=True)
+
+    # --- the group of chunks ----------------------------------------------------------------------
+    def one_run() -> dict[str, float]:
+        started = time.perf_counter()
+        scoring = scoring_run_start(task=task, actor=None, chunk_visits=args.chunk)
+        wait_for(
+            lambda: ScoringRun.objects.filter(pk=scoring.pk, status="done").exists(),
+            f"scoring run {scoring.pk}",
+        )
+        seconds = time.perf_counter() - started
+        chunks = list(scoring.chunks.values_list("visits", "cache_hits", "compute_ms"))
+        return {
+            "run": scoring.pk,
+            "seconds": seconds,
+            "visits": sum(c[0] for c in chunks),
+            "cache_hits": sum(c[1] for c in chunks),
+            "worker_ms": sum(c[2] for c in chunks),
+            "chunks": len(chunks),
+        }
+
+    def median_of(runs: list[dict[str, float]]) -> dict[str, Any]:
+        seconds = statistics.median(r["seconds"] for r in runs)
+        return {
+            "median_s": round(seconds, 3),
+            "runs_s": [round(r["seconds"], 3) for r in runs],
+            "visits_per_s": round(n / seconds),
+            "cache_hits": [r["cache_hits"] for r in runs],
+            "worker_ms_median": round(statistics.median(r["worker_ms"] for r in runs), 1),
+            "chunks": runs[0]["chunks"],
+            "load": load_average(),
+        }
+
+    spawn("scorer1")
+    one_run()  # warm-up: the worker loads the model (and fills the cache)
+    FeatureRowBlock.objects.all().delete()
+    cold = one_run()
+    if cold["cache_hits"] != 0 or cold["visits"] != n:
+        raise SystemExit(f"cold run: {cold}")
+    print(f"one worker, cold: {cold['seconds']:.2f} s (load {load_average()})", flush=True)
+    one = [one_run() for _ in range(args.repeat)]
+    if any(r["cache_hits"] != n for r in one):
+        raise SystemExit("cached runs missed the cache")
+    print(f"one worker, cached: {[round(r['seconds'], 2) for r in one]} s", flush=True)
+    spawn("scorer2")
+    one_run()  # warm-up of the second worker
+    two = [one_run() for _ in range(args.repeat)]
+    print(f"two workers, cached: {[round(r['seconds'], 2) for r in two]} s", flush=True)
+
+    from predictions.selectors import SYSTEM, scoring_run_scores
+
+    grouped = scoring_run_scores(viewer=SYSTEM, run_id=two[-1]["run"])
+    identical = bool(
+        np.array_equal(grouped.index.to_numpy(), frame.index.to_numpy())
+        and np.array_equal(grouped.to_numpy(), serial_proba)
+    )
+
+    encryption = measure_encryption(args.fernet_sample, n)
+    cold_summary = {
+        "seconds": round(cold["seconds"], 3),
+        "visits_per_s": round(n / cold["seconds"]),
+        "worker_ms": round(cold["worker_ms"], 1),
+        "chunks": cold["chunks"],
+    }
+    one_summary, two_summary = median_of(one), median_of(two)
+    bare_rate = n / t_bare
+    return {
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "setup": {
+            "visits": n,
+            "train_visits": args.train_visits,
+            "chunk_visits": args.chunk,
+            "algorithm": version.algorithm,
+            "representation": model.featurizer.representation,
+            "n_features": model.featurizer.n_features,
+            "stored_values_per_row": round(nnz_per_row, 1),
+            "workers": "Celery prefork, concurrency 1 each, queue 'scoring'; private redis-server",
+        },
+        "serial": {
+            "frame_s": round(t_frame, 3),
+            "predict_frame_s": round(t_predict_frame, 3),
+            "features_s": round(t_features, 3),
+            "visits_per_s": round(n / (t_frame + t_predict_frame)),
+        },
+        "bare": {"predict_proba_s": round(t_bare, 4), "visits_per_s": round(bare_rate)},
+        "one_worker_cold": cold_summary,
+        "one_worker_cached": one_summary,
+        "two_workers_cached": two_summary,
+        "ratios": {
+            "one_cached_over_bare": round(one_summary["visits_per_s"] / bare_rate, 4),
+            "two_over_one_cached": round(one_summary["median_s"] / two_summary["median_s"], 3),
+            "one_cached_over_serial": round(
+                one_summary["visits_per_s"] / (n / (t_frame + t_predict_frame)), 2
+            ),
+        },
+        "group_scores_identical_to_serial": identical,
+        "encryption": encryption,
+    }
+
+
+def call_command_analyze(connection) -> None:
+    """Fresh planner statistics after the bulk import (as autovacuum would, later)."""
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
+def measure_encryption(sample: int, n: int) -> dict[str, Any]:
+    from cryptography.fernet import Fernet
+
+    from medai_site.blob_encryption import decrypt_blob
+    from predictions.ml import feature_rows
+    from predictions.models import FeatureRowBlock
+    from predictions.services.feature_cache import _context
+
+    blocks = list(
+        FeatureRowBlock.objects.values_list("featuriser_key", "first_visit_id", "payload")
+    )
+    t0 = time.perf_counter()
+    plain = [decrypt_blob(p, context=_context(k, f)) for k, f, p in blocks]
+    t_blocks = time.perf_counter() - t0
+    stored = sum(len(p) for _, _, p in blocks)
+    rows = feature_rows.unpack(plain[0]).rows
+    sample = min(sample, rows.shape[0])
+    fernet = Fernet(Fernet.generate_key())
+    tokens = [
+        fernet.encrypt(
+            rows.data[rows.indptr[i] : rows.indptr[i + 1]].tobytes()
+            + rows.indices[rows.indptr[i] : rows.indptr[i + 1]].tobytes()
+        )
+        for i in range(sample)
+    ]
+    t0 = time.perf_counter()
+    for token in tokens:
+        fernet.decrypt(token)
+    t_fernet = (time.perf_counter() - t0) / sample * n
+    return {
+        "blocks": len(blocks),
+        "stored_mb": round(stored / 1e6, 1),
+        "decrypt_all_blocks_s": round(t_blocks, 3),
+        "fernet_per_row_all_visits_s": round(t_fernet, 3),
+        "fernet_sample_rows": sample,
+    }
+
+
+def report(r: dict[str, Any]) -> None:
+    s, n = r["setup"], r["setup"]["visits"]
+    print(
+        f"\nbatch re-scoring of {n:,} stored visits ({s['algorithm']}, {s['representation']} "
+        f"text, {s['n_features']:,} features, {s['stored_values_per_row']} stored values/row; "
+        f"chunks of {s['chunk_visits']:,})"
+    )
+    rows = [
+        (
+            "bare predict_proba on the built matrix",
+            r["bare"]["predict_proba_s"],
+            r["bare"]["visits_per_s"],
+        ),
+        (
+            "serial: visits_frame + predict_frame (before)",
+            r["serial"]["frame_s"] + r["serial"]["predict_frame_s"],
+            r["serial"]["visits_per_s"],
+        ),
+        (
+            "group, 1 worker, cold (no cached rows)",
+            r["one_worker_cold"]["seconds"],
+            r["one_worker_cold"]["visits_per_s"],
+        ),
+        (
+            "group, 1 worker, cached rows (median)",
+            r["one_worker_cached"]["median_s"],
+            r["one_worker_cached"]["visits_per_s"],
+        ),
+        (
+            "group, 2 workers, cached rows (median)",
+            r["two_workers_cached"]["median_s"],
+            r["two_workers_cached"]["visits_per_s"],
+        ),
+    ]
+    print(f"{'':<48}{'seconds':>10}{'visits/s':>12}")
+    for name, seconds, rate in rows:
+        print(f"{name:<48}{seconds:>10.3f}{rate:>12,}")
+    ratios = r["ratios"]
+    print(f"1 worker cached / bare predict_proba: {ratios['one_cached_over_bare']:.1%} (goal 25 %)")
+    print(f"2 workers / 1 worker, cached:         {ratios['two_over_one_cached']:.2f}x (goal 1.7x)")
+    print(f"1 worker cached / serial path:        {ratios['one_cached_over_serial']:.1f}x")
+    print(f"group scores identical to the serial path: {r['group_scores_identical_to_serial']}")
+    e = r["encryption"]
+    print(
+        f"cache at rest: {e['blocks']} blocks, {e['stored_mb']} MB; decrypting all: "
+        f"{e['decrypt_all_blocks_s']:.3f} s (AES-GCM per block) vs "
+        f"{e['fernet_per_row_all_visits_s']:.2f} s (one Fernet token per row, scaled from "
+        f"{e['fernet_sample_rows']:,} rows)"
+    )
+    print(
+        f"load average during the runs: 1 worker {r['one_worker_cached']['load']}, "
+        f"2 workers {r['two_workers_cached']['load']}"
+    )
+    out = REPO / "var" / "bench" / "batch_scoring.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(r, indent=2))
+    print(f"\nwritten: {out}")
+
+
+if __name__ == "__main__":
+    main()
