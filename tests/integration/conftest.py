@@ -5,7 +5,11 @@
   touching the machine's shared Redis. The test process's Celery app publishes to it.
 * ``workers``: starts ``celery -A medai_site worker`` subprocesses against the pytest test
   database (committed data: tests use ``transactional_db``) and that Redis; every worker is
-  killed (its whole process group) in teardown, before the database is flushed.
+  killed (its whole process group) in teardown, before the database is flushed. ``relay`` and
+  ``web`` (gunicorn) likewise.
+* ``private_postgres`` (module): a PostgreSQL cluster of our own holding a copy of the test
+  database, which the module's tests and every process they start use instead of the shared
+  server, so they may crash it (tests/integration/postgres_cluster.py).
 
 Everything waits by polling with generous timeouts; nothing sleeps a fixed time to "let it
 settle", so a slow, noisy machine makes the tests slower, not flaky.
@@ -13,13 +17,12 @@ settle", so a slow, noisy machine makes the tests slower, not flaky.
 
 from __future__ import annotations
 
-import contextlib
+import getpass
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,6 +33,8 @@ from typing import Any
 import pytest
 import redis
 import requests
+
+from .postgres_cluster import PostgresCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 90.0  # seconds any awaited condition may take on a loaded 2-core machine
@@ -211,7 +216,10 @@ def workers(broker, tmp_path) -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
     def start(
-        queues: str = "advice,training,celery", wait: bool = True, **env_overrides: str
+        queues: str = "advice,training,celery",
+        wait: bool = True,
+        concurrency: int = 1,
+        **env_overrides: str,
     ) -> Worker:
         log = tmp_path / f"worker-{len(started)}.log"
         env = worker_env(broker.url, tmp_path / "models", **env_overrides)
@@ -229,7 +237,7 @@ def workers(broker, tmp_path) -> Iterator[Callable[..., Worker]]:
                 "--loglevel",
                 "INFO",
                 "--concurrency",
-                "1",
+                str(concurrency),
                 "--queues",
                 queues,
                 "--hostname",
@@ -307,92 +315,37 @@ def relay_once(broker_url: str) -> subprocess.CompletedProcess:
     )
 
 
-class PostgresCut:
-    """A TCP proxy in front of the test PostgreSQL that can drop every connection and refuse new
-    ones for a while: what clients see of an ``immediate`` restart (connections reset, connects
-    refused), without restarting the shared server other test runs use."""
+@pytest.fixture(scope="module")
+def private_postgres(django_db_setup, django_db_blocker) -> Iterator[PostgresCluster]:
+    """The module's tests run on a private PostgreSQL cluster that they may crash.
 
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(64)
-        self.port = self.listener.getsockname()[1]
-        self.down = threading.Event()
-        self.stopped = threading.Event()
-        self.lock = threading.Lock()
-        self.sockets: set[socket.socket] = set()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if self.down.is_set():
-                client.close()  # connection refused, as a restarting server answers
-                continue
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self.lock:
-                self.sockets |= {client, upstream}
-            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
-
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                self._close(sock)
-
-    def _close(self, sock: socket.socket) -> None:
-        with self.lock:
-            self.sockets.discard(sock)
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-        sock.close()
-
-    def cut(self) -> None:
-        """The server goes away: every open connection is reset, new ones are refused."""
-        self.down.set()
-        with self.lock:
-            open_sockets = list(self.sockets)
-        for sock in open_sockets:
-            self._close(sock)
-
-    def restore(self) -> None:
-        self.down.clear()
-
-    def close(self) -> None:
-        self.stopped.set()
-        self.cut()
-        self.listener.close()
-
-
-@pytest.fixture
-def postgres_cut(db) -> Iterator[PostgresCut]:
-    from django.db import connection
-
-    proxy = PostgresCut(int(connection.settings_dict["PORT"] or 5432))
-    yield proxy
-    proxy.close()
-
-
-def database_url_via(port: int) -> str:
+    The test database (migrated by pytest-django on the shared server) is copied into a cluster
+    of our own on a free port, and this process's connection — hence ``worker_env``'s
+    ``DATABASE_URL`` for every web, worker and relay process — points there until the module
+    ends. The shared server is never touched.
+    """
     from django.db import connection
 
     db = connection.settings_dict
-    return f"postgres://{db['USER']}@127.0.0.1:{port}/{db['NAME']}"
+    with django_db_blocker.unblock():
+        major = connection.pg_version // 10000
+    shared = (db["HOST"], db["PORT"])
+    user = db["USER"] or getpass.getuser()
+    cluster = PostgresCluster.create(major=major, port=_free_port(), superuser=user)
+    try:
+        cluster.start()
+        cluster.copy_database(
+            name=db["NAME"], host=db["HOST"] or "127.0.0.1", port=int(db["PORT"] or 5432), user=user
+        )
+        connection.close()
+        db["HOST"], db["PORT"] = "127.0.0.1", str(cluster.port)
+        try:
+            yield cluster
+        finally:
+            connection.close()
+            db["HOST"], db["PORT"] = shared
+    finally:
+        cluster.destroy()
 
 
 @dataclass
