@@ -43,7 +43,15 @@ from .audit import audit_record
 from .errors import Conflict, Forbidden, InvalidInput
 from .models import ApiToken, AuditEvent
 from .request_context import current_api_token_id
-from .roles import account_of, has_clinical_role, is_admin, is_integration_account, may_train_models
+from .roles import (
+    account_of,
+    has_clinical_role,
+    is_admin,
+    is_integration_account,
+    may_train_models,
+    roles_preload,
+    with_role_names,
+)
 
 Scope = ApiToken.Scope
 TOKEN_PREFIX = "medai_"  # noqa: S105 (a public marker that makes leaked tokens greppable, not a secret)
@@ -156,6 +164,17 @@ def api_tokens_revoke_for_user(*, user: Any, actor: object | None) -> int:
     return revoked
 
 
+def _token_with_roles(hashed: str) -> ApiToken | None:
+    """The token, its user and the user's role names in one query (PostgreSQL): the roles are
+    read fresh with the token on every request, so nothing is cached, a role removed (or a token
+    revoked) counts from the next request, and the ``auth_group`` look-up is saved."""
+    tokens = ApiToken.objects.select_related("user").filter(token_hash=hashed)
+    token = with_role_names(tokens, "user_id").first()
+    if token is not None and hasattr(token, "role_names"):
+        roles_preload(token.user, token.role_names)
+    return token
+
+
 class BearerTokenAuthentication(BaseAuthentication):
     """``Authorization: Bearer <token>`` → (token's user, ApiToken)."""
 
@@ -171,7 +190,7 @@ class BearerTokenAuthentication(BaseAuthentication):
             raw = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid token.") from None
-        token = ApiToken.objects.select_related("user").filter(token_hash=token_hash(raw)).first()
+        token = _token_with_roles(token_hash(raw))
         now = timezone.now()
         if token is None or token.revoked_at is not None or not token.user.is_active:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connection
+from django.db.models import OuterRef, QuerySet
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User as Account  # the project's user model
@@ -24,6 +26,27 @@ def account_of(actor: object | None) -> Account | None:
     if isinstance(actor, get_user_model()) and actor.is_authenticated:
         return actor
     return None
+
+
+def with_role_names(users: QuerySet[Any], user_field: str = "pk") -> QuerySet[Any]:
+    """``users`` (or rows whose ``user_field`` is a user id) annotated with ``role_names``, the
+    user's groups read in the same statement (PostgreSQL; elsewhere unchanged, and
+    :func:`has_role` asks on first use). Nothing is cached across requests: a role removed counts
+    from the next request."""
+    if connection.vendor != "postgresql":
+        return users
+    from django.contrib.auth.models import Group
+    from django.contrib.postgres.expressions import ArraySubquery
+
+    return users.annotate(
+        role_names=ArraySubquery(Group.objects.filter(user=OuterRef(user_field)).values("name"))
+    )
+
+
+def roles_preload(user: object, names: list[str]) -> None:
+    """The user's role names, read by the caller in the same query as the user (the API's
+    token look-up): :func:`has_role` then asks the database nothing for this request."""
+    user._medai_roles = set(names)  # type: ignore[attr-defined]
 
 
 def has_role(user: object, role: str) -> bool:

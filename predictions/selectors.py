@@ -302,12 +302,33 @@ def task_get(*, viewer: object, slug: str) -> PredictionTask:
         raise NotFound("Prediction task not found.") from None
 
 
+# A version's reports and metrics are large JSON documents that serving never reads: decoding
+# them cost more than the rest of the query (tests/api/test_queries.py pins what is selected).
+SERVING_DEFERRED = tuple(
+    f"active_version__{name}"
+    for name in (
+        "label_map",
+        "library_versions",
+        "metrics",
+        "holdout_metrics",
+        "comparison",
+        "report",
+        "plots",
+    )
+)
+
+
+def servable_tasks() -> QuerySet[PredictionTask]:
+    """Tasks with their active version as serving reads them (no reports, no metrics)."""
+    return PredictionTask.objects.select_related("active_version").defer(*SERVING_DEFERRED)
+
+
 def task_for_serving(*, viewer: object, slug: str) -> PredictionTask:
     """The task with its active version only (one query): what a prediction request needs."""
     if not _may_see_models(viewer):
         raise NotFound("Prediction task not found.")
     try:
-        return PredictionTask.objects.select_related("active_version").get(slug=slug)
+        return servable_tasks().get(slug=slug)
     except PredictionTask.DoesNotExist:
         raise NotFound("Prediction task not found.") from None
 

@@ -24,6 +24,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.request import Request
 
 from medai_site.api_auth import Scope
+from medai_site.roles import roles_preload, with_role_names
 
 # RS384 and ES384 are the algorithms CDS Hooks names; the 256/512 variants of the same families
 # are accepted too. Never "none" and never HMAC: a shared secret could be replayed as a key.
@@ -117,9 +118,12 @@ class CdsHooksJwtAuthentication(BaseAuthentication):
         # A JWT is good once: remember its id until it would have expired anyway.
         if not cache.add(f"cds-hooks-jti:{issuer}:{jti}", 1, timeout=MAX_LIFETIME_SECONDS * 2):
             raise _fail("This JWT was already used.")
-        user = get_user_model().objects.filter(username=client.get("user"), is_active=True).first()
+        users = get_user_model().objects.filter(username=client.get("user"), is_active=True)
+        user = with_role_names(users).first()  # its roles in the same query
         if user is None:
             raise _fail("The issuer's account is missing or inactive.")
+        if hasattr(user, "role_names"):
+            roles_preload(user, user.role_names)
         return user, CdsClient(issuer=issuer, subject=str(claims.get("sub", ""))[:200], jti=jti)
 
     def authenticate_header(self, request: Request) -> str:

@@ -25,6 +25,7 @@ from django.utils import timezone
 from medai_site.errors import DomainError, InvalidInput, ModelUnavailable
 from predictions.models import Feedback, PredictionTask
 from predictions.rules import evaluate_rules, order_allergy_conflicts
+from predictions.selectors import servable_tasks
 from predictions.services.advice import RULES_VERSION
 from predictions.services.serving import (
     CardIssued,
@@ -266,9 +267,7 @@ def patient_view(
     alerts_seen: set[tuple[str, str]] = set()
     entry, ignored = valid_entry(entry)
     tasks = list(
-        PredictionTask.objects.filter(enabled=True, active_version__isnull=False)
-        .select_related("active_version")
-        .order_by("kind", "slug")
+        servable_tasks().filter(enabled=True, active_version__isnull=False).order_by("kind", "slug")
     )
     scored = False
     for task in tasks:

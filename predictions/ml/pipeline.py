@@ -273,19 +273,31 @@ class TrainedModel:
         return self.model.predict_proba(self.featurizer.transform(apply_plans(frame, self.plans)))
 
     def predict_one(
-        self, record: dict[str, Any], top_k: int = TOP_CONTRIBUTIONS, *, explain_text: bool = True
+        self,
+        record: dict[str, Any],
+        top_k: int = TOP_CONTRIBUTIONS,
+        *,
+        explain_text: bool = True,
+        fast: bool = True,
     ) -> Prediction:
         """Calibrated probabilities, ranking, explanation and abstention for one visit.
 
         ``explain_text=False`` skips the word-level explanation of free text (the synchronous
         API returns feature contributions only, and word occlusion costs one scoring per word).
+        ``fast``: a logistic regression is scored and explained in numpy
+        (:mod:`predictions.ml.linear_serving`; the same numbers as scikit-learn's to 1e-9);
+        False takes scikit-learn's predictor (tests compare the two).
         """
         cleaned = clean_record(record, self.plans)
         row = self.featurizer.transform_record(cleaned)
-        proba = self.model.predict_proba(row)[0]
+        linear = self.explainer.linear_serving if fast else None
+        if linear is not None:
+            proba = linear.probabilities(row[0])
+        else:
+            proba = self.model.predict_proba(row)[0]
         order = np.argsort(-proba, kind="stable")
         predicted = int(order[0])
-        explanation = self.explainer.explain(row, predicted)
+        explanation = self.explainer.explain(row, predicted, fast=fast)
         top = sorted(explanation.contributions.items(), key=lambda kv: -abs(kv[1]))[:top_k]
         contributions = [
             {"feature": name, "value": _display(cleaned.get(name)), "contribution": value}

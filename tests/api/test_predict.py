@@ -266,3 +266,22 @@ def test_schema_describes_the_inputs_and_accepts_a_valid_row(api, trained):
     heart = next(o for o in schema["x-observations"] if o["code"] == "8867-4")
     assert heart["name"] == "Heart rate"
     assert heart["maximum"] == 250
+
+
+# Issue 15: SQL statements per prediction (the test transaction's savepoints aside): the token
+# with its user's roles, the task with its active version (no reports), the model-use row.
+PREDICT_STATEMENTS = 3
+
+
+def test_predict_statement_count(api, trained):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    api.post(URL.format("differential"), row(), format="json")  # warm: token, catalogue, model
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post(URL.format("differential"), row(), format="json")
+    assert response.status_code == 200, response.content
+    statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert len(statements) <= PREDICT_STATEMENTS, statements
+    assert sum(s.startswith("INSERT") for s in statements) == 1  # the model-use record, always
+    assert not any('"report"' in s for s in statements)

@@ -104,10 +104,11 @@ def test_visit_detail_does_not_decrypt_patient_contact_data(api_a, team_a, decry
 
 # Issue 15: SQL statements per request, counted without the test transaction's savepoints (in
 # production the outermost atomic block is a BEGIN/COMMIT, not captured either).
+# Was 8: the token's query also reads its user's roles (no auth_group query per request).
 PATIENT_READ_STATEMENTS = (
-    8  # token, roles, patient, allergies, care teams, audit (lock, head, insert)
+    7  # token + roles, patient, allergies, care teams, audit (lock, head, insert)
 )
-VISIT_CREATE_STATEMENTS = 23  # was 34: no re-read of the new visit, no FK re-checks, no deletes
+VISIT_CREATE_STATEMENTS = 22  # was 34, then 23: no re-read, no FK re-checks, no deletes, no roles
 
 
 def _statements(queries) -> list[str]:
@@ -120,6 +121,7 @@ def test_patient_read_statement_count(api_a, team_a):
     with CaptureQueriesContext(connection) as queries:
         assert api_a.get(f"/api/v1/patients/{patient.pk}").status_code == 200
     assert len(_statements(queries)) <= PATIENT_READ_STATEMENTS, _statements(queries)
+    assert not any("auth_group" in s and "apitoken" not in s for s in _statements(queries))
 
 
 def test_visit_create_statement_count_and_no_reread(api_a, team_a):

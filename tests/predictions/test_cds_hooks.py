@@ -474,3 +474,23 @@ def test_impossible_prefetched_values_are_left_out_and_named(configured, ec_key,
 
 def test_unknown_service_is_404(configured, ec_key, db):
     assert call(ec_key, "nope", order_request("order-sign")).status_code == 404
+
+
+# Issue 15: SQL statements per patient-view call (savepoints of the test transaction aside): the
+# EHR's account with its roles, the servable tasks (no reports), one model-use row per model, the
+# cards. Lower it when you can; a regression fails here.
+PATIENT_VIEW_STATEMENTS = 5
+
+
+def test_patient_view_statement_count(configured, ec_key, trained):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    call(ec_key, "medai-patient-view", patient_view_request())  # warm: catalogue, artifacts
+    with CaptureQueriesContext(connection) as queries:
+        response = call(ec_key, "medai-patient-view", patient_view_request())
+    assert response.status_code == 200, response.content
+    statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert len(statements) <= PATIENT_VIEW_STATEMENTS, statements
+    assert not any(s.startswith('SELECT "auth_group"') for s in statements)  # roles come along
+    assert not any('"report"' in s for s in statements)  # a version's report is never decoded
