@@ -81,6 +81,15 @@ def forecast_holdout_metrics(
     )
 
 
+def forecast_holdout_probabilities(
+    model: ForecastModel, timelines: Timelines, labels: pd.DataFrame
+) -> np.ndarray:
+    histories = timelines.histories(
+        labels["subject_id"].to_numpy(dtype=np.int64), labels["prediction_time"].to_numpy()
+    )
+    return np.asarray(model.probabilities(timelines, histories), dtype=float)
+
+
 def forecast_holdout_risk_bins(
     model: ForecastModel, timelines: Timelines, labels: pd.DataFrame
 ) -> list[dict[str, Any]]:

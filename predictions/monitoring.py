@@ -457,7 +457,7 @@ def _performance_alerts(task: PredictionTask, perf: dict[str, Any]) -> list[dict
             }
         )
 
-    if task.kind == PredictionTask.Kind.RISK:
+    if task.kind in (PredictionTask.Kind.RISK, PredictionTask.Kind.FORECAST):
         check("roc_auc", perf["roc_auc"], reference.get("roc_auc"), True)
         check("brier", perf["brier"], reference.get("brier"), False)
     else:

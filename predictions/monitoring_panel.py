@@ -96,7 +96,8 @@ def _value(data: dict[str, Any], *path: str) -> float | None:
 def task_panel(task: PredictionTask, *, viewer: object) -> dict[str, Any]:
     history = monitoring_history(viewer=viewer, task=task, limit=HISTORY)
     latest = history[-1] if history else None
-    risk = task.kind == PredictionTask.Kind.RISK
+    # Forecasts are judged like risk tasks (ROC AUC and Brier of a binary outcome).
+    risk = task.kind in (PredictionTask.Kind.RISK, PredictionTask.Kind.FORECAST)
     plots = [
         Series(
             "Largest input PSI",

@@ -1,7 +1,7 @@
 """Model monitoring's writes: the only writer of MonitoringSnapshot and ModelAlert.
 
 ``monitoring_run`` (nightly, and on demand from the admin) stores one snapshot per active model
-version, computed by predictions/monitoring.py. Each watch/act reason becomes a ModelAlert for
+version, computed by predictions/monitoring.py (forecast tasks: predictions/forecast_monitoring.py). Each watch/act reason becomes a ModelAlert for
 admins, raised once until acknowledged; with ``MEDAI_MONITORING_AUTO_DISABLE`` an ``act``
 switches the task off through the registry's kill switch, with the reason recorded.
 """
@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from medai_site.errors import Conflict
+from predictions.forecast_monitoring import forecast_snapshot_compute
 from predictions.ml.errors import EngineError
 from predictions.models import ModelAlert, MonitoringSnapshot, PredictionTask
 from predictions.monitoring import snapshot_compute
@@ -29,12 +30,8 @@ def monitoring_run(
     *, task_id: int | None = None, now: datetime | None = None
 ) -> list[MonitoringSnapshot]:
     """One snapshot per task with an active version (only ``task_id`` when given)."""
-    # Forecast versions are judged by their held-out comparison at training (per-visit drift and
-    # live performance against the visit's diagnosis do not apply to a course-level forecast).
-    tasks = (
-        PredictionTask.objects.filter(active_version__isnull=False)
-        .exclude(kind=PredictionTask.Kind.FORECAST)
-        .select_related("active_version__training_job")
+    tasks = PredictionTask.objects.filter(active_version__isnull=False).select_related(
+        "active_version__training_job"
     )
     if task_id is not None:
         tasks = tasks.filter(pk=task_id)
@@ -56,7 +53,11 @@ def snapshot_take(
     if task.active_version is None:
         raise Conflict(f"{task} has no active model to monitor.")
     window_days = window_days or settings.MEDAI_MONITORING_WINDOW_DAYS
-    computed = snapshot_compute(task=task, now=now or timezone.now(), window_days=window_days)
+    # Forecast tasks: predicted-risk drift and live performance as outcomes become known.
+    compute = (
+        forecast_snapshot_compute if task.kind == PredictionTask.Kind.FORECAST else snapshot_compute
+    )
+    computed = compute(task=task, now=now or timezone.now(), window_days=window_days)
     version, status, alerts = computed["version"], computed["status"], computed["alerts"]
     with transaction.atomic():
         snapshot = MonitoringSnapshot.objects.create(

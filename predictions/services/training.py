@@ -472,6 +472,7 @@ def _nightly_refit(
 def _train_forecast_version(job: TrainingJob) -> ModelVersion:
     from predictions.forecasting import (
         forecast_holdout_metrics,
+        forecast_holdout_probabilities,
         forecast_holdout_risk_bins,
         forecast_options,
         task_definition,
@@ -545,6 +546,12 @@ def _train_forecast_version(job: TrainingJob) -> ModelVersion:
         model.risk_bins = forecast_holdout_risk_bins(model, timelines, holdout)
     if model.weights is not None:
         report["weights"] = model.weights.summary()
+    # Monitoring's reference for output drift: the risks given to patients the model never saw.
+    report["output_reference"] = {
+        "score": [
+            round(float(p), 5) for p in forecast_holdout_probabilities(model, timelines, holdout)
+        ]
+    }
     champion_metrics, unusable = None, ""
     if task.active_version is not None:
         try:

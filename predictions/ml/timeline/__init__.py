@@ -17,6 +17,8 @@ The engine API the Django side adapts (thin adapters; no Django here):
   encoders per architecture and the served net's fine-tuned weights, numpy with checksums);
   ``incremental.finetune_incremental(events, labels, pretrained=, champion=, options=, epochs=)``
   -> (model, log), raising ``incremental.IncrementalRefused`` when a full refit is needed.
+* monitoring -- ``outcomes.forecast_outcomes(timelines, task, prediction_time, now)``: which
+  forecasts' outcomes are known (positive within the horizon, negative after it, else pending).
 * artifacts -- ``artifacts.save_forecast_model(model, path)`` -> ``ArtifactInfo(sha256, ...)``;
   ``artifacts.load_forecast_model(path, sha256)`` (verified, cached).
 * serving -- ``ForecastModel.forecast(subject_events_frame, prediction_time)`` -> ``Forecast``
