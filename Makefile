@@ -50,6 +50,7 @@ bench: install
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_engine.py
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_advice.py
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_batch_scoring.py  # 100,000 stored visits, 1 and 2 workers
+	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_advice_throughput.py  # open loop 20-80 visits/s, 1 worker
 	$(BIN)/python tests/bench/bench_advice_push.py  # Chromium: save -> advice visible, push vs poll
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_search.py
 	MEDAI_PROFILE=test $(BIN)/python tests/bench/bench_fhir_import.py  # 1,000 patients, 100,000 observations

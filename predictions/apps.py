@@ -13,7 +13,7 @@ class PredictionsConfig(AppConfig):
         from visits.events import subscribe
         from visits.panels import chart_panel_register, panel_register
 
-        from . import worker_heartbeat
+        from . import advice_worker_process, worker_heartbeat
         from .services.outbox import on_visit_event
         from .views import (
             advice_panel_for_visit,
@@ -26,3 +26,4 @@ class PredictionsConfig(AppConfig):
         panel_register(advice_panel_for_visit)
         chart_panel_register(course_panel_for_patient)
         worker_heartbeat.connect()  # advice workers beat (the signals fire only in a worker)
+        advice_worker_process.connect()  # one BLAS thread and models loaded, advice worker only

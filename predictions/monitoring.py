@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from predictions.ml import drift
 from predictions.ml.artifacts import load_model
@@ -289,7 +289,7 @@ def performance_compute(
         result = _risk_performance(task, advice, visit_ids)
     else:
         result = _differential_performance(version, advice, visit_ids)
-    result["feedback"] = _feedback(task, [item.pk for item in advice])
+    result["feedback"] = _feedback(task, version, [item.pk for item in advice], since, now)
     result["labels"] = _label_sources(visit_ids)
     result["reference"] = {
         k: (version.holdout_metrics or {}).get(k) for k in ("roc_auc", "brier", "accuracy")
@@ -403,8 +403,16 @@ def _label_sources(visit_ids: list[int]) -> dict[str, Any]:
     }
 
 
-def _feedback(task: PredictionTask, advice_ids: list[int]) -> dict[str, Any]:
-    rows = Feedback.objects.filter(advice_id__in=advice_ids)
+def _feedback(
+    task: PredictionTask,
+    version: ModelVersion,
+    advice_ids: list[int],
+    since: datetime,
+    now: datetime,
+) -> dict[str, Any]:
+    """Accepted/overridden suggestions of this version in the window: on the advice panel (the
+    window's advice) and on CDS Hooks cards it scored (the EHR's feedback), counted alike."""
+    rows = feedback_for_version(version, advice_ids, since, now)
     risk_slugs = set(
         PredictionTask.objects.filter(kind=PredictionTask.Kind.RISK).values_list("slug", flat=True)
     )
@@ -412,7 +420,8 @@ def _feedback(task: PredictionTask, advice_ids: list[int]) -> dict[str, Any]:
         rows = rows.filter(suggestion=task.slug)
     else:
         rows = rows.exclude(suggestion__in=risk_slugs)
-    pairs = list(rows.values_list("decision", "reason"))
+    triples = list(rows.values_list("decision", "reason", "cds_card_id"))
+    pairs = [(d, r) for d, r, _card in triples]
     n = len(pairs)
     decisions = Counter(d for d, _ in pairs)
     reasons = Counter(r or "unspecified" for d, r in pairs if d == Feedback.Decision.OVERRIDE)
@@ -423,7 +432,27 @@ def _feedback(task: PredictionTask, advice_ids: list[int]) -> dict[str, Any]:
         "acceptance_rate": round(decisions[Feedback.Decision.ACCEPT] / n, 4) if n else None,
         "override_rate": round(decisions[Feedback.Decision.OVERRIDE] / n, 4) if n else None,
         "override_reasons": dict(reasons.most_common()),
+        "sources": {
+            "advice": sum(1 for *_rest, card in triples if card is None),
+            "cds_hooks": sum(1 for *_rest, card in triples if card is not None),
+        },
     }
+
+
+def feedback_for_version(
+    version: ModelVersion, advice_ids: list[int], since: datetime, now: datetime
+) -> QuerySet[Feedback]:
+    """Feedback on ``advice_ids`` (advice ``version`` took part in) and on the CDS Hooks cards
+    ``version`` scored between ``since`` and ``now`` (a card names its model use, the use its
+    version; rule-only cards name none and belong to no model)."""
+    return Feedback.objects.filter(
+        Q(advice_id__in=advice_ids)
+        | Q(
+            cds_card__model_use__version=version,
+            cds_card__issued_at__gte=since,
+            cds_card__issued_at__lte=now,
+        )
+    )
 
 
 def _performance_alerts(task: PredictionTask, perf: dict[str, Any]) -> list[dict[str, Any]]:

@@ -422,9 +422,12 @@ def model_alerts_open(*, viewer: object, task: PredictionTask, limit: int) -> li
 
 
 def live_agreement(*, viewer: object) -> dict[int, dict[str, Any]]:
-    """Per differential model version: how often its top-1/top-3 held the confirmed diagnosis.
+    """Per differential model version: how often its top-1/top-3 held the confirmed diagnosis,
+    and how often doctors accepted or overrode its suggestions (``feedback``: on the advice panel
+    and on the CDS Hooks cards it scored in an EHR, ``cds_hooks`` of them from cards).
 
-    Counts over every patient's advice, so only figures leave this function (no PHI).
+    Counts over every patient's advice, so only figures leave this function (no PHI). A version
+    with feedback but nothing confirmed yet has ``n`` 0 and no rates.
     """
     if not _may_see_models(viewer):
         return {}
@@ -454,11 +457,46 @@ def live_agreement(*, viewer: object) -> dict[int, dict[str, Any]]:
         entry["n"] += 1
         entry["top1"] += int(ranked[:1] == [truth])
         entry["top3"] += int(truth in ranked[:3])
-    return {
-        k: {**v, "top1_rate": v["top1"] / v["n"], "top3_rate": v["top3"] / v["n"]}
-        for k, v in stats.items()
-        if v["n"]
-    }
+    feedback = _differential_feedback()
+    result: dict[int, dict[str, Any]] = {}
+    for version_id in sorted(stats.keys() | feedback.keys()):
+        entry = stats.get(version_id) or {"n": 0, "top1": 0, "top3": 0}
+        n = entry["n"]
+        result[version_id] = {
+            **entry,
+            "top1_rate": entry["top1"] / n if n else None,
+            "top3_rate": entry["top3"] / n if n else None,
+            "feedback": feedback.get(version_id, _no_feedback()),
+        }
+    return result
+
+
+def _no_feedback() -> dict[str, int]:
+    return {"n": 0, "accepted": 0, "overridden": 0, "cds_hooks": 0}
+
+
+def _differential_feedback() -> dict[int, dict[str, int]]:
+    """Per differential model version: the suggestions doctors accepted or overrode, on the
+    advice panel and on the CDS Hooks cards the version scored in an EHR, counted alike."""
+    differential = PredictionTask.Kind.DIFFERENTIAL
+    risk_slugs = list(
+        PredictionTask.objects.filter(kind=PredictionTask.Kind.RISK).values_list("slug", flat=True)
+    )
+    on_advice = (
+        Feedback.objects.filter(advice__model_versions__task__kind=differential)
+        .exclude(suggestion__in=risk_slugs)
+        .values_list("advice__model_versions", "decision", "cds_card_id")
+    )
+    on_cards = Feedback.objects.filter(
+        cds_card__model_use__version__task__kind=differential
+    ).values_list("cds_card__model_use__version", "decision", "cds_card_id")
+    counts: dict[int, dict[str, int]] = defaultdict(_no_feedback)
+    for version_id, decision, card_id in [*on_advice, *on_cards]:
+        entry = counts[version_id]
+        entry["n"] += 1
+        entry["accepted" if decision == Feedback.Decision.ACCEPT else "overridden"] += 1
+        entry["cds_hooks"] += card_id is not None
+    return dict(counts)
 
 
 # --- batch scoring ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import numpy as np
 
 from medai_site.errors import AdviceFailed
 from predictions.ml.artifacts import file_sha256
-from visits.models import Diagnosis, Visit
+from visits.models import Diagnosis
 
 from .payload import SimilarCase, age_band
 
@@ -40,25 +40,32 @@ def similar_cases(version: Any, vector: np.ndarray, *, exclude_patient: str) -> 
     distances[index["patient_ids"] == exclude_patient] = np.inf
     nearest = np.argsort(distances, kind="stable")[: SIMILAR_CASES * 3]
     visit_ids = [int(index["visit_ids"][i]) for i in nearest if np.isfinite(distances[i])]
-    found = {
-        v.pk: v
-        for v in Visit.objects.filter(pk__in=visit_ids)
-        .select_related("patient")
-        .only("id", "age_years", "visit_type", "start", "patient__id", "patient__sex")
-        .prefetch_related("diagnoses")
-    }
+    # One query: the confirmed diagnoses of the candidates, with their visit and sex joined.
+    confirmed: dict[int, list[Diagnosis]] = {}
+    for diagnosis in (
+        Diagnosis.objects.filter(visit_id__in=visit_ids, status=Diagnosis.Status.CONFIRMED)
+        .select_related("visit__patient")
+        .only(
+            "id",
+            "code",
+            "display",
+            "rank",
+            "visit",
+            "visit__age_years",
+            "visit__visit_type",
+            "visit__start",
+            "visit__patient",
+            "visit__patient__sex",
+        )
+        .order_by("rank", "code")  # Diagnosis' own ordering, as the visit page lists them
+    ):
+        confirmed.setdefault(diagnosis.visit_id, []).append(diagnosis)
     cases = []
     for i in nearest:
-        visit = found.get(int(index["visit_ids"][i]))
-        if visit is None:
+        found = confirmed.get(int(index["visit_ids"][i]))
+        if not found:
             continue
-        confirmed = [
-            f"{d.code} {d.display}"
-            for d in visit.diagnoses.all()
-            if d.status == Diagnosis.Status.CONFIRMED
-        ]
-        if not confirmed:
-            continue
+        visit = found[0].visit
         # Nothing that identifies the other patient or their visit (possibly outside the
         # viewer's care teams): no id, an age band, the year only (HIPAA Safe Harbor).
         cases.append(
@@ -66,7 +73,7 @@ def similar_cases(version: Any, vector: np.ndarray, *, exclude_patient: str) -> 
                 age_band=age_band(visit.age_years),
                 sex=visit.patient.sex,
                 year=visit.start.year,
-                diagnoses=confirmed,
+                diagnoses=[f"{d.code} {d.display}" for d in found],
                 outcome=visit.visit_type,
             )
         )

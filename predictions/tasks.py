@@ -25,16 +25,13 @@ logger = logging.getLogger(__name__)
     time_limit=90,
 )
 def advice_compute(self: Task, request_id: int) -> None:
-    from .models import AdviceRequest
     from .services.advice import advice_compute as compute
     from .worker_heartbeat import claimant
 
     current_interface.set(AuditEvent.Interface.WORKER)
-    # Continue the id of the page/API request that saved the visit, so its logs join up.
-    origin = (
-        AdviceRequest.objects.filter(pk=request_id).values_list("request_id", flat=True).first()
-    )
-    current_request_id.set(origin or f"advice-request-{request_id}")
+    # Until the claim has read the request's row: the service then continues the id of the
+    # page/API request that saved the visit, so their logs join up.
+    current_request_id.set(f"advice-request-{request_id}")
     # The broker hands a message back (redelivered) only when its previous holder is gone, and
     # Celery retries only after this task's own attempt ended: either may take over its claim.
     delivery = self.request.delivery_info or {}

@@ -10,13 +10,15 @@ superseded. The request's own state is written by the outbox service.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import numpy as np
 from django.db import IntegrityError, transaction
+from django.db.models import F, Prefetch, Q
 from django.utils import timezone
 
-from medai_site.audit import audit_record
+from medai_site.audit import audit_record, current_request_id
 from medai_site.errors import AdviceFailed
 from medai_site.models import AuditEvent
 from predictions import why
@@ -44,7 +46,7 @@ from predictions.rules import SEVERITY_ORDER, ObservationFact, evaluate_rules
 from predictions.similar_cases import similar_cases
 from predictions.visit_records import OTHER_CLASS, input_hash, visit_record
 from predictions.wording import category_display
-from visits.models import Visit
+from visits.models import Observation, Visit
 
 from . import outbox
 from .outbox import MAX_COMPUTE_ATTEMPTS
@@ -63,15 +65,50 @@ def _active(task: PredictionTask) -> ModelVersion:
     return task.active_version
 
 
+# ModelVersion rows are immutable (written once by training, never edited), so a worker reads each
+# version's row (metrics, report, plots: the bulk of the bytes) once. Which version is active,
+# and whether a task is switched on, is read on every advice: a rollback or the kill switch
+# takes effect with the very next advice.
+_versions: dict[int, ModelVersion] = {}
+_versions_lock = threading.Lock()
+
+
 def _active_tasks() -> list[PredictionTask]:
-    return list(
+    tasks = list(
         PredictionTask.objects.filter(enabled=True, active_version__isnull=False)
         # Forecasts read a patient's whole course; the chart's "Course and outlook" panel shows
         # them (predictions/forecasting.py). Visit advice uses the per-visit models only.
         .exclude(kind=PredictionTask.Kind.FORECAST)
-        .select_related("active_version")
+        .only("id", "slug", "name", "kind", "config", "enabled", "active_version_id")
+        # Two short columns of the version (a join, not its row) tell a cached row that no
+        # longer matches the database (a test database flushed and its ids reused).
+        .annotate(
+            artifact_path=F("active_version__artifact_path"),
+            artifact_sha256=F("active_version__artifact_sha256"),
+        )
         .order_by("slug")
     )
+    missing = {
+        t.active_version_id
+        for t in tasks
+        if (cached := _versions.get(t.active_version_id)) is None
+        or (cached.artifact_path, cached.artifact_sha256) != (t.artifact_path, t.artifact_sha256)
+    }
+    if missing:
+        with _versions_lock:
+            _versions.update((v.pk, v) for v in ModelVersion.objects.filter(pk__in=missing))
+    for task in tasks:
+        # Set through the descriptor's cache: no query, and the instance is the cached one.
+        PredictionTask.active_version.field.set_cached_value(
+            task, _versions[task.active_version_id]
+        )
+    return tasks
+
+
+def versions_forget() -> None:
+    """Tests (and a worker freeing memory) drop the cached version rows."""
+    with _versions_lock:
+        _versions.clear()
 
 
 class _ClaimLost(Exception):
@@ -93,6 +130,10 @@ def advice_compute(
         return None
     if request.status in (AdviceRequest.Status.DONE, AdviceRequest.Status.FAILED):
         return request.advice  # a redelivered message for finished work
+    if request.request_id:
+        # Continue the id of the page/API request that saved the visit: logs and the ADVICE
+        # audit record join up with it (the claim returned the row: no extra read).
+        current_request_id.set(request.request_id)
     visit = (
         Visit.objects.select_related("patient")
         # Decrypt only what advice reads (no name or contact; the plan, medication list and
@@ -111,7 +152,10 @@ def advice_compute(
             "patient__id",
             "patient__sex",
         )
-        .prefetch_related("observations__definition", "patient__allergies")
+        .prefetch_related(
+            Prefetch("observations", queryset=Observation.objects.select_related("definition")),
+            "patient__allergies",
+        )
         .get(pk=request.visit_id)
     )
     missing = missing_for_advice(visit)
@@ -138,7 +182,7 @@ def advice_compute(
         },
     )
 
-    advice = Advice.objects.filter(visit=visit, input_hash=digest, models_key=models_key).first()
+    advice, others_current = _existing(visit, digest, models_key)
     if advice is None:
         try:
             payload = _payload(visit, record, tasks, allergies)
@@ -152,7 +196,9 @@ def advice_compute(
     try:
         with transaction.atomic():
             if advice is None:
-                advice = _store(visit, digest, models_key, tasks, payload, compute_ms)
+                advice = _store(
+                    visit, digest, models_key, tasks, payload, compute_ms, others_current
+                )
             _make_current(advice)
             if not outbox.advice_request_complete(
                 request_id=request_id, advice=advice, claimant=claimant
@@ -178,6 +224,18 @@ def _make_current(advice: Advice) -> None:
         Advice.objects.filter(pk=advice.pk).update(superseded=False)
 
 
+def _existing(visit: Visit, digest: str, models_key: str) -> tuple[Advice | None, bool]:
+    """The advice already stored for these inputs and models, if any, and whether the visit has
+    another current advice (to supersede): one query, without reading the payloads."""
+    rows = list(
+        Advice.objects.filter(visit=visit)
+        .filter(Q(superseded=False) | Q(input_hash=digest, models_key=models_key))
+        .only("id", "visit_id", "input_hash", "models_key", "superseded")
+    )
+    same = next((a for a in rows if a.input_hash == digest and a.models_key == models_key), None)
+    return same, any(a is not same and not a.superseded for a in rows)
+
+
 def _store(
     visit: Visit,
     digest: str,
@@ -185,10 +243,12 @@ def _store(
     tasks: list[PredictionTask],
     payload: AdvicePayload,
     compute_ms: float,
+    others_current: bool = True,
 ) -> Advice:
     try:
         with transaction.atomic():
-            Advice.objects.filter(visit=visit, superseded=False).update(superseded=True)
+            if others_current:
+                Advice.objects.filter(visit=visit, superseded=False).update(superseded=True)
             advice = Advice.objects.create(
                 visit=visit,
                 input_hash=digest,
@@ -199,16 +259,24 @@ def _store(
                 critical_alert_count=len(payload.critical_alerts),
                 compute_ms=compute_ms,
             )
-            advice.model_versions.set([_active(t) for t in tasks])
+            # A new row has no versions yet: one INSERT (the related manager's set() reads the
+            # current ones first).
+            Advice.model_versions.through.objects.bulk_create(
+                Advice.model_versions.through(advice_id=advice.pk, modelversion_id=_active(t).pk)
+                for t in tasks
+            )
     except IntegrityError:
         # Another worker stored the same advice first (same inputs, same models): use it. If the
-        # clash was instead with another current advice for the visit, raise: the task retries.
+        # clash was with another current advice for the visit stored since we looked, supersede
+        # it; otherwise raise: the task retries.
         existing = Advice.objects.filter(
             visit=visit, input_hash=digest, models_key=models_key
         ).first()
-        if existing is None:
-            raise
-        return existing
+        if existing is not None:
+            return existing
+        if not others_current:
+            return _store(visit, digest, models_key, tasks, payload, compute_ms, True)
+        raise
     return advice
 
 

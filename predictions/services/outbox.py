@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
@@ -219,44 +219,87 @@ def advice_request_start(
 ) -> AdviceRequest | None:
     """Claim the request for ``claimant``; None when there is nothing for it to compute.
 
-    The claim is a conditional status update under the row's lock: of two deliveries of one
-    request (the web's dispatch and the relay's, a redelivery beside a re-send) one claims it and
-    the other returns None. A request claimed by another process is taken over only when
-    ``takeover`` (the broker redelivered the message or Celery retries it: its previous holder is
-    gone) or the claim outlived the task's hard time limit. A finished request is returned as it
-    is; one started :data:`MAX_COMPUTE_ATTEMPTS` times is failed with a reason and None returned.
+    The claim is one conditional UPDATE (PostgreSQL re-checks its condition on the row's newest
+    version once a concurrent claim commits): of two deliveries of one request (the web's
+    dispatch and the relay's, a redelivery beside a re-send) one claims it and the other returns
+    None. A request claimed by another process is taken over only when ``takeover`` (the broker
+    redelivered the message or Celery retries it: its previous holder is gone) or the claim
+    outlived the task's hard time limit. A finished request is returned as it is; one started
+    :data:`MAX_COMPUTE_ATTEMPTS` times is failed with a reason and None returned.
     """
-    with transaction.atomic():
-        request = AdviceRequest.objects.select_for_update().get(pk=request_id)
-        if request.status in (AdviceRequest.Status.DONE, AdviceRequest.Status.FAILED):
-            return request
-        if request.status == AdviceRequest.Status.COMPUTING and not (
-            takeover
-            or request.claimed_at is None
-            or request.claimed_at < timezone.now() - timedelta(seconds=CLAIM_SECONDS)
-        ):
-            logger.info("advice request %s is being computed elsewhere; skipped", request_id)
-            return None
-        if request.compute_attempts >= MAX_COMPUTE_ATTEMPTS:
-            advice_request_fail(
-                request_id=request_id,
-                reason=(
-                    f"Advice computation started {request.compute_attempts} times without "
-                    "finishing (worker stopped or unexpected error each time); given up. "
-                    "See the worker log."
-                ),
-            )
-            return None
-        request.compute_attempts += 1
-        request.status = AdviceRequest.Status.COMPUTING
-        request.claimed_by, request.claimed_at = claimant, timezone.now()
-        AdviceRequest.objects.filter(pk=request_id).update(
-            compute_attempts=request.compute_attempts,
-            status=request.status,
-            claimed_by=request.claimed_by,
-            claimed_at=request.claimed_at,
-        )
-    return request
+    now = timezone.now()
+    claimed = _claim(request_id=request_id, claimant=claimant, takeover=takeover, now=now)
+    if claimed is not None:
+        return claimed
+    # Not claimable: say why (finished, held elsewhere, or out of attempts).
+    request = AdviceRequest.objects.filter(pk=request_id).first()
+    if request is None:
+        raise AdviceRequest.DoesNotExist(f"advice request {request_id} does not exist")
+    if request.status in (AdviceRequest.Status.DONE, AdviceRequest.Status.FAILED):
+        return request
+    if request.compute_attempts < MAX_COMPUTE_ATTEMPTS or (
+        request.status == AdviceRequest.Status.COMPUTING and not takeover and _claim_live(request)
+    ):
+        logger.info("advice request %s is being computed elsewhere; skipped", request_id)
+        return None
+    advice_request_fail(
+        request_id=request_id,
+        reason=(
+            f"Advice computation started {request.compute_attempts} times without "
+            "finishing (worker stopped or unexpected error each time); given up. "
+            "See the worker log."
+        ),
+    )
+    return None
+
+
+def _claim_live(request: AdviceRequest) -> bool:
+    return request.claimed_at is not None and request.claimed_at >= timezone.now() - timedelta(
+        seconds=CLAIM_SECONDS
+    )
+
+
+# UPDATE ... RETURNING (PostgreSQL; SQLite 3.35+ for the local profile): the claim and the row
+# it claimed in one round trip. Django's update() returns a count only.
+_CLAIM_SQL = (
+    "UPDATE {table} SET {status} = %s, {claimed_by} = %s, {claimed_at} = %s, "
+    "{compute_attempts} = {compute_attempts} + 1 "
+    "WHERE {id} = %s AND {compute_attempts} < %s AND ({status} IN (%s, %s) OR "
+    "({status} = %s AND (%s OR {claimed_at} IS NULL OR {claimed_at} < %s))) "
+    "RETURNING {returning}"
+)
+
+
+def _claim(
+    *, request_id: int, claimant: str, takeover: bool, now: datetime
+) -> AdviceRequest | None:
+    """The claim itself: one statement that also returns the claimed row (no second read).
+
+    Claimable: pending or dispatched; or computing when ``takeover`` or its claim is missing or
+    older than :data:`CLAIM_SECONDS`; and started fewer than :data:`MAX_COMPUTE_ATTEMPTS` times.
+    """
+    ops = connection.ops
+    column = {f.name: ops.quote_name(f.column) for f in AdviceRequest._meta.concrete_fields}
+    sql = _CLAIM_SQL.format(
+        table=ops.quote_name(AdviceRequest._meta.db_table),
+        returning=", ".join(column.values()),
+        **column,
+    )
+    params = [
+        AdviceRequest.Status.COMPUTING,
+        claimant,
+        ops.adapt_datetimefield_value(now),
+        request_id,
+        MAX_COMPUTE_ATTEMPTS,
+        AdviceRequest.Status.PENDING,
+        AdviceRequest.Status.DISPATCHED,
+        AdviceRequest.Status.COMPUTING,
+        takeover,
+        ops.adapt_datetimefield_value(now - timedelta(seconds=CLAIM_SECONDS)),
+    ]
+    # Identifiers come from the model's own metadata; every value is a parameter.
+    rows = list(AdviceRequest.objects.raw(sql, params))
+    return rows[0] if rows else None
 
 
 def advice_topic(visit_id: int) -> str:

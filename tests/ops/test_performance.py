@@ -111,6 +111,7 @@ def test_differential_agreement_auc_brier_and_feedback(doctor_a):
         "acceptance_rate": 0.5,
         "override_rate": 0.5,
         "override_reasons": {"implausible": 1, "clinical_judgement": 1},
+        "sources": {"advice": 4, "cds_hooks": 0},
     }
     # Four labelled visits are too few to raise a performance alert.
     assert perf["alerts"] == []

@@ -5,6 +5,7 @@ top-1/top-3 agreement per model version."""
 from __future__ import annotations
 
 import json
+from uuid import uuid4
 
 import pytest
 from django.db import connection
@@ -166,3 +167,82 @@ def test_live_agreement_counts_top1_and_top3_hits_per_model_version(trained, tea
     assert trained.risk.pk not in live_agreement(
         viewer=SYSTEM
     )  # measured for the differential model
+
+
+def test_cds_hooks_card_feedback_counts_in_live_monitoring_beside_the_advice_panels(
+    trained, team_a, doctor_a
+):
+    """An EHR's accepted/overridden CDS Hooks cards count for the version that scored them."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from predictions.models import CdsCard, ModelUse
+    from predictions.monitoring import performance_compute
+    from predictions.services.feedback import cds_card_feedback_record
+    from predictions.services.serving import CardIssued, cds_cards_record, model_use_record
+
+    since = timezone.now() - timedelta(days=1)
+    _visit, advice = advised_visit(team_a, doctor_a)
+    feedback_record(
+        advice=advice, suggestion=first_coded(advice), decision="accept", actor=doctor_a
+    )
+
+    def use(version):
+        return model_use_record(
+            version=version,
+            actor=None,
+            api_token_id=None,
+            client="https://ehr.example",
+            interface=ModelUse.Interface.CDS_HOOKS,
+            input_hash="0" * 64,
+            rows=1,
+        ).pk
+
+    differential_use, risk_use = use(trained.differential), use(trained.risk)
+    issued = {
+        "accepted": CardIssued(
+            uuid=uuid4(), suggestion="J18", rank=1, model_use_id=differential_use
+        ),
+        "overridden": CardIssued(
+            uuid=uuid4(), suggestion="I21", rank=1, model_use_id=differential_use
+        ),
+        "risk": CardIssued(uuid=uuid4(), suggestion="cad-risk", model_use_id=risk_use),
+        "rule": CardIssued(uuid=uuid4(), suggestion="rule"),  # no model behind it
+    }
+    cds_cards_record(
+        service="medai-patient-view", client="https://ehr.example", cards=list(issued.values())
+    )
+    for name, decision in [
+        ("accepted", "accept"),
+        ("overridden", "override"),
+        ("risk", "accept"),
+        ("rule", "override"),
+    ]:
+        cds_card_feedback_record(
+            card=CdsCard.objects.get(uuid=issued[name].uuid),
+            decision=decision,
+            actor=doctor_a,
+            reason="clinical_judgement" if decision == "override" else "",
+        )
+
+    until = timezone.now() + timedelta(seconds=1)
+    differential = performance_compute(
+        trained.differential.task, trained.differential, since, until
+    )
+    assert differential["feedback"]["n"] == 3  # the panel's accept and the two cards
+    assert differential["feedback"]["accepted"] == 2
+    assert differential["feedback"]["overridden"] == 1
+    assert differential["feedback"]["override_reasons"] == {"clinical_judgement": 1}
+    assert differential["feedback"]["sources"] == {"advice": 1, "cds_hooks": 2}
+    risk = performance_compute(trained.risk.task, trained.risk, since, until)
+    assert (risk["feedback"]["n"], risk["feedback"]["sources"]["cds_hooks"]) == (1, 1)
+    # Cards issued before the window are not this window's feedback.
+    later = performance_compute(trained.differential.task, trained.differential, until, until)
+    assert later["feedback"]["sources"]["cds_hooks"] == 0
+
+    live = live_agreement(viewer=SYSTEM)[trained.differential.pk]
+    assert live["feedback"] == {"n": 3, "accepted": 2, "overridden": 1, "cds_hooks": 2}
+    assert live["n"] == 0  # nothing confirmed yet
+    assert live["top1_rate"] is None
+    assert trained.risk.pk not in live_agreement(viewer=SYSTEM)
