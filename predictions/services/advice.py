@@ -74,7 +74,7 @@ _versions_lock = threading.Lock()
 
 
 def _active_tasks() -> list[PredictionTask]:
-    tasks = list(
+    rows = (
         PredictionTask.objects.filter(enabled=True, active_version__isnull=False)
         # Forecasts read a patient's whole course; the chart's "Course and outlook" panel shows
         # them (predictions/forecasting.py). Visit advice uses the per-visit models only.
@@ -83,24 +83,31 @@ def _active_tasks() -> list[PredictionTask]:
         # Two short columns of the version (a join, not its row) tell a cached row that no
         # longer matches the database (a test database flushed and its ids reused).
         .annotate(
-            artifact_path=F("active_version__artifact_path"),
+            artifact=F("active_version__artifact_path"),
             artifact_sha256=F("active_version__artifact_sha256"),
         )
         .order_by("slug")
     )
-    missing = {
-        t.active_version_id
-        for t in tasks
-        if (cached := _versions.get(t.active_version_id)) is None
-        or (cached.artifact_path, cached.artifact_sha256) != (t.artifact_path, t.artifact_sha256)
-    }
-    if missing:
+    tasks: list[PredictionTask] = []
+    stale: set[int] = set()
+    for task in rows:
+        version_id = task.active_version_id
+        if version_id is None:  # filtered out above; for the type checker
+            continue
+        cached = _versions.get(version_id)
+        if cached is None or (cached.artifact_path, cached.artifact_sha256) != (
+            task.artifact,
+            task.artifact_sha256,
+        ):
+            stale.add(version_id)
+        tasks.append(task)
+    if stale:
         with _versions_lock:
-            _versions.update((v.pk, v) for v in ModelVersion.objects.filter(pk__in=missing))
-    for task in tasks:
+            _versions.update((v.pk, v) for v in ModelVersion.objects.filter(pk__in=stale))
+    for active in tasks:
         # Set through the descriptor's cache: no query, and the instance is the cached one.
         PredictionTask.active_version.field.set_cached_value(
-            task, _versions[task.active_version_id]
+            active, _versions[active.active_version_id or 0]
         )
     return tasks
 
