@@ -156,16 +156,15 @@ def _dispatcher(rate: float, request_ids: list[int], start_at: float, queue: Any
     queue.put(sent)
 
 
-def backlog_count() -> int:
+def backlog_count(*, pending: bool = True) -> int:
+    """Requests waiting for advice. ``pending=False`` in ``--producer dispatch`` mode: there the
+    visits saved before the window wait as pending until the rate offers them to the worker."""
     from predictions.models import AdviceRequest
 
-    return AdviceRequest.objects.filter(
-        status__in=[
-            AdviceRequest.Status.PENDING,
-            AdviceRequest.Status.DISPATCHED,
-            AdviceRequest.Status.COMPUTING,
-        ]
-    ).count()
+    waiting = [AdviceRequest.Status.DISPATCHED, AdviceRequest.Status.COMPUTING]
+    if pending:
+        waiting.append(AdviceRequest.Status.PENDING)
+    return AdviceRequest.objects.filter(status__in=waiting).count()
 
 
 def done_count() -> int:
@@ -323,14 +322,19 @@ def run_rate(
         time.sleep(0.01)
     cpu0, done0, load0 = process_cpu_seconds(worker.pid), done_count(), os.getloadavg()[0]
     pg0 = postgres_cpu_seconds(WORKER_APP)
+    counted = args.producer != "dispatch"  # pending requests count as backlog
+
+    def backlog() -> int:
+        return backlog_count(pending=counted)
+
     samples: list[tuple[float, int]] = []
     window_end = start_at + args.seconds
     tick = start_at
     while time.time() < window_end:
-        samples.append((time.time() - start_at, backlog_count()))
+        samples.append((time.time() - start_at, backlog()))
         tick += 1.0
         time.sleep(max(0.0, tick - time.time()))
-    samples.append((time.time() - start_at, backlog_count()))
+    samples.append((time.time() - start_at, backlog()))
     cpu1, done1 = process_cpu_seconds(worker.pid), done_count()
     pg1 = postgres_cpu_seconds(WORKER_APP)
     load1 = os.getloadavg()[0]
