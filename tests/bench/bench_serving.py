@@ -18,7 +18,9 @@ asserted (STYLE.md); ``var/bench/serving.json`` keeps them.
   (median imputer, scaler, logistic regression) fitted on the same training visits' numeric
   columns, the usual way a model reaches ``mlflow models serve``; both answer one row.
 * Load: closed loop, a new TCP connection per request, 1 and 8 concurrent clients (threads),
-  one warm-up second excluded; median, p95, p99 and requests/s per scenario.
+  one warm-up second excluded; median, p95, p99 and requests/s per scenario, and for MedAI the
+  share of time some request waited for the audit chain's advisory lock (sampled from
+  ``pg_stat_activity``).
 """
 
 from __future__ import annotations
@@ -162,6 +164,46 @@ def load(
         "p99_ms": round(float(np.percentile(arr, 99)), 2),
         "rps": round(len(latencies) / seconds, 1),
     }
+
+
+class LockSampler:
+    """Samples, every few milliseconds during a scenario, how many PostgreSQL sessions wait for
+    the audit chain's advisory lock (``wait_event = 'advisory'``): whether the lock that
+    serialises audit writers is what limits throughput, measured rather than assumed."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(f"{PG}/{BENCH_DB}", autocommit=True) as conn:
+            while not self._stop.is_set():
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'"
+                ).fetchone()
+                self.samples.append(int(row[0]) if row else 0)
+                time.sleep(self.interval)
+
+    def __enter__(self) -> LockSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict[str, float]:
+        if not self.samples:
+            return {}
+        arr = np.array(self.samples)
+        return {
+            "lock_waiters_mean": round(float(arr.mean()), 2),
+            "lock_waiting_share": round(float((arr > 0).mean()), 3),
+        }
 
 
 # --- MedAI -----------------------------------------------------------------------------------------
@@ -552,9 +594,12 @@ def main() -> None:
             if name.endswith("x1"):
                 load(port, method, path, make, clients=2, seconds=args.warmup, warmup=0)
         for name, port, method, path, make, n, expect in scenarios:
-            results["scenarios"][name] = load(
-                port, method, path, make, clients=n, seconds=args.seconds, expect=expect
-            )
+            with LockSampler() as sampler:
+                results["scenarios"][name] = load(
+                    port, method, path, make, clients=n, seconds=args.seconds, expect=expect
+                )
+            if port == web_port:
+                results["scenarios"][name].update(sampler.summary())
             print(name, results["scenarios"][name], flush=True)
     finally:
         for process in processes:
@@ -581,6 +626,7 @@ def main() -> None:
 def report(results: dict[str, Any]) -> None:
     print(
         f"\n{'scenario':<34}{'median ms':>10}{'p95 ms':>9}{'p99 ms':>9}{'req/s':>9}{'n':>7}{'err':>5}"
+        f"{'lock wait':>10}"
     )
     for name, s in results["scenarios"].items():
         if not s.get("n"):
@@ -589,7 +635,12 @@ def report(results: dict[str, Any]) -> None:
         print(
             f"{name:<34}{s['median_ms']:>10.2f}{s['p95_ms']:>9.2f}{s['p99_ms']:>9.2f}"
             f"{s['rps']:>9.1f}{s['n']:>7}{s['errors']:>5}"
+            + (f"{s['lock_waiting_share']:>10.1%}" if "lock_waiting_share" in s else "")
         )
+    print(
+        "lock wait: share of 5 ms samples in which a request waited for the audit chain's "
+        "advisory lock"
+    )
     if "mlflow" in results:
         print(results["mlflow"])
     out = REPO / "var" / "bench" / "serving.json"
