@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import meds
 import numpy as np
 import pandas as pd
 
@@ -174,11 +175,14 @@ class ForecastModel:
         """
         cut = int(to_microseconds(np.array([naive_utc(prediction_time)]))[0])
         time, code, value = _visible_arrays(events, cut)
-        visits = np.unique(time[time != STATIC_TIME]) if explain else np.zeros(0, np.int64)
+        # Birth has a time in MEDS but is not a visit: occluding it would "explain" the risk by
+        # the patient's age and show the birth year as a visit on the chart's timeline.
+        demographic = (time == STATIC_TIME) | (code == meds.birth_code)
+        visits = np.unique(time[~demographic]) if explain else np.zeros(0, np.int64)
         recent, earlier = visits[-MAX_EXPLAINED_VISITS:], visits[:-MAX_EXPLAINED_VISITS]
-        keeps = [np.ones(len(time), bool)] + [time != t for t in recent]
+        keeps = [np.ones(len(time), bool)] + [demographic | (time != t) for t in recent]
         if len(earlier):  # older visits are occluded together, as one block
-            keeps.append((time == STATIC_TIME) | (time > earlier[-1]))
+            keeps.append(demographic | (time > earlier[-1]))
         timelines, histories = _variants(time, code, value, keeps, cut)
         p = self.probabilities(timelines, histories)
         drivers = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import meds
 import numpy as np
 import pandas as pd
 import pytest
@@ -37,6 +38,9 @@ def test_each_driver_is_the_change_when_its_visit_is_removed(
         assert {e["code"] for e in driver["events"]} <= set(history["code"])
     low, high = forecast.risk_interval
     assert 0.0 <= low <= high <= 1.0
+    # Birth is not a visit: it is never occluded nor drawn on the timeline as one.
+    assert meds.birth_code in set(history["code"])
+    assert all(e["code"] != meds.birth_code for d in forecast.drivers for e in d["events"])
 
 
 def _sequence_model(result, events, labels):
@@ -115,7 +119,8 @@ def test_visits_before_the_last_twenty_are_occluded_as_one_block(
     timed = small_events.dropna(subset=["time"])
     subject = timed.groupby("subject_id")["time"].nunique().idxmax()
     history = small_events[small_events["subject_id"] == subject]
-    visits = np.sort(history["time"].dropna().unique())
+    birth = history["code"] == meds.birth_code
+    visits = np.sort(history.loc[~birth, "time"].dropna().unique())
     assert len(visits) > MAX_EXPLAINED_VISITS
     when = visits[-1] + np.timedelta64(1, "s")
     forecast = trained_gru.model.forecast(history, when)
@@ -124,6 +129,6 @@ def test_visits_before_the_last_twenty_are_occluded_as_one_block(
     assert block["visits"] == len(visits) - MAX_EXPLAINED_VISITS
     assert [d["kind"] for d in recent] == ["visit"] * MAX_EXPLAINED_VISITS
     cut = visits[-MAX_EXPLAINED_VISITS]
-    without = history[history["time"].isna() | (history["time"] >= cut)]
+    without = history[history["time"].isna() | birth | (history["time"] >= cut)]
     reduced = trained_gru.model.forecast(without, when, explain=False).probability
     assert block["contribution"] == pytest.approx(forecast.probability - reduced, abs=1e-9)
