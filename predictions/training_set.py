@@ -66,6 +66,9 @@ def training_snapshot(task: PredictionTask) -> tuple[pd.DataFrame, dict[str, Any
     }
 
 
+BODY_MEASURES = ("29463-7", "8302-2", "39156-5")  # weight, height, BMI (LOINC)
+
+
 def model_spec(task: PredictionTask) -> ModelSpec:
     return ModelSpec(
         target="label",
@@ -79,6 +82,10 @@ def model_spec(task: PredictionTask) -> ModelSpec:
         # Labs are measured when a clinician orders them: their absence is no finding (the
         # engine's ordering-bias handling, predictions.ml.pipeline.FRONT_DOOR_SHARE).
         order_driven=[observation_column(code) for code in LAB_CODES],
+        # The history is the doctor's, written after triage, and weight, height and BMI are taken
+        # in the clinic room: front-door views remove them too, so the complaint and the triage
+        # vitals alone carry each condition (the clinical vignettes' setting).
+        recorded_later=["history", *(observation_column(code) for code in BODY_MEASURES)],
     )
 
 

@@ -94,6 +94,16 @@ class ModelSpec:
     # these columns removed (see FRONT_DOOR_SHARE).
     order_driven: list[str] = field(default_factory=list)
     front_door_share: float = FRONT_DOOR_SHARE
+    # Columns recorded after the front door (the doctor's history of the illness; body
+    # measurements taken in a clinic room, not at triage): the same front-door rows have them
+    # removed (text blanked), so the complaint and triage vitals also carry each class on their
+    # own. Without it, a class whose history is always written alike (a clinic's follow-up
+    # template) was learned from the history, and "not weighed" stood for "not a clinic patient".
+    recorded_later: list[str] = field(default_factory=list)
+
+    def front_door_columns(self, present: Any) -> tuple[str, ...]:
+        """The columns a front-door view removes, of those ``present`` (the data's plans)."""
+        return tuple(c for c in [*self.order_driven, *self.recorded_later] if c in present)
 
 
 @dataclass
@@ -491,7 +501,13 @@ def front_door_view(
     rng = np.random.default_rng(seed)
     rows = rng.random(len(frame)) < share
     masked = frame.copy()
-    masked.loc[rows, present] = np.nan
+    # Free text (object or string dtype) is blanked, not made missing: "" is "nothing written".
+    texts = [c for c in present if not pd.api.types.is_numeric_dtype(masked[c])]
+    numbers = [c for c in present if c not in texts]
+    if numbers:
+        masked.loc[rows, numbers] = np.nan
+    if texts:
+        masked.loc[rows, texts] = ""
     return masked
 
 
@@ -607,7 +623,7 @@ def train(
     }
     total_steps = len(outer) * len(pairs) + 1
     step = 0
-    order_driven = tuple(c for c in spec.order_driven if c in data.plans)
+    order_driven = spec.front_door_columns(data.plans)
     front_door_share = spec.front_door_share if order_driven else 0.0
     for fold, (train_idx, test_idx) in enumerate(outer):
         designs: dict[str, tuple[Any, Any]] = {}
@@ -755,13 +771,14 @@ def train(
     }
     if order_driven:
         report["ordering_bias"] = {
-            "order_driven_columns": list(order_driven),
+            "order_driven_columns": [c for c in order_driven if c not in spec.recorded_later],
+            "recorded_later_columns": [c for c in order_driven if c in spec.recorded_later],
             "front_door_share": front_door_share,
             "note": (
                 "in every fit a seeded share of the training rows has every order-driven value "
-                "removed (a front-door view), so a class is also learned as it presents before "
-                "any lab is ordered and 'not measured' stops standing for 'not that class'; "
-                "evaluation rows keep their values"
+                "removed and the text written after the front door blanked (a front-door view), "
+                "so a class is also learned as it presents before any lab is ordered and 'not "
+                "measured' stops standing for 'not that class'; evaluation rows keep their values"
             ),
         }
     if has_text:
@@ -869,7 +886,7 @@ def fit_final(
     )
     code_of = {c: i for i, c in enumerate(data.classes)}
     codes = np.array([code_of[v] for v in data.labels])
-    order_driven = tuple(c for c in spec.order_driven if c in data.plans)
+    order_driven = spec.front_door_columns(data.plans)
     model, _, _ = _refit(
         data,
         codes,

@@ -36,10 +36,13 @@ import numpy as np
 
 from visits.catalogue import BY_CODE
 
+from .generator import VITAL_MEASURED_P
 from .people import draw_patients
 from .population import SyntheticObservation, SyntheticPatient, SyntheticVisit
+from .texts import ZH_SHARE
 
 SBP, DBP, HEART_RATE = "8480-6", "8462-4", "8867-4"
+TEMPERATURE, RESPIRATION, SPO2 = "8310-5", "9279-1", "2708-6"
 WEIGHT, HEIGHT, BMI = "29463-7", "8302-2", "39156-5"
 HBA1C, GLUCOSE, CREATININE, POTASSIUM = "4548-4", "2345-7", "2160-0", "2823-3"
 HYPERTENSION, PREDIABETES, DIABETES = "I10", "R73.0", "E11.9"
@@ -66,6 +69,63 @@ FOLLOW_UP_TEXT = {
     LIPIDS: ("Cholesterol review", "Hyperlipidaemia on a statin, no muscle pains."),
     ROUTINE: ("Routine check-up", "Annual health check, feels well."),
 }
+
+# A second English wording of each visit (clinicians do not all write alike): half the visits of
+# an English-speaking patient use it.
+ACUTE_ALSO = {
+    "J06.9": ("Cold symptoms", "Blocked nose, sneezing and a scratchy throat for a few days."),
+    "M54.5": ("Backache", "Mechanical lumbar pain, worse on movement, neurology intact."),
+    "K21.9": ("Reflux symptoms", "Regurgitation and dyspepsia, relieved by antacids."),
+    "F41.1": ("Anxiety", "Generalised anxiety symptoms, GAD-7 raised, no thoughts of self-harm."),
+    "R51": ("Headaches", "Recurrent non-migrainous headache, normal neurological exam."),
+}
+FOLLOW_UP_ALSO = {
+    HEART_FAILURE: ("Heart failure clinic", "Review of fluid status and diuretic dose."),
+    CKD: ("CKD follow-up", "Reduced eGFR under monitoring, creatinine and potassium checked."),
+    NEPHROPATHY: ("Diabetic nephropathy review", "Kidney function and glucose control."),
+    DIABETES: ("Diabetic review", "Glucose control and metformin reviewed."),
+    HYPERTENSION: ("Hypertension review", "Antihypertensive treatment reviewed."),
+    PREDIABETES: ("Borderline glucose review", "HbA1c in the prediabetes range, diet advice."),
+    LIPIDS: ("Lipid clinic", "Raised cholesterol, statin tolerated."),
+    ROUTINE: ("Health check", "Well, came for a general check."),
+}
+
+# The same visits as Chinese clinicians write them (主诉 + 现病史), for the share of patients the
+# cross-sectional demo also writes in Chinese (texts.ZH_SHARE): a cohort written only in English
+# would teach the model that Chinese follow-up notes say nothing. Wording from the Chinese
+# guidelines' terms (中国2型糖尿病防治指南2020, 中国血脂管理指南2023, 2020年中国胃食管反流病专家
+# 共识, 中国焦虑障碍防治指南, KDIGO's 慢性肾脏病) as they appear in outpatient notes; each visit
+# picks one of two phrasings.
+ACUTE_ZH = {
+    "J06.9": (
+        ("咽痛、流涕", "鼻塞流涕伴咽痛三天，无发热。"),
+        ("感冒症状", "打喷嚏、鼻塞数日，无发热。"),
+    ),
+    "M54.5": (("腰痛", "提重物后腰痛，无下肢无力。"), ("腰部疼痛", "弯腰后腰部酸痛，大小便正常。")),
+    "K21.9": (("烧心", "进食后胸骨后烧灼感，平卧加重。"), ("反酸", "反酸、嗳气数周，夜间明显。")),
+    "F41.1": (("焦虑", "近几周担忧、睡眠差，无自杀念头。"), ("紧张不安", "心烦易紧张，入睡困难。")),
+    "R51": (("头痛", "紧张型头痛，无局灶神经症状。"), ("头部胀痛", "双侧头部压迫感，无呕吐。")),
+}
+FOLLOW_UP_TEXT_ZH = {
+    HEART_FAILURE: (
+        ("心衰复诊", "复查气促和双下肢水肿。"),
+        ("心力衰竭随访", "气短、水肿情况复查。"),
+    ),
+    CKD: (("肾功能复查", "慢性肾脏病随访，复查肾功能。"), ("慢性肾脏病随诊", "复查肌酐及血钾。")),
+    NEPHROPATHY: (("糖尿病肾病复诊", "糖尿病肾病随访。"), ("糖尿病肾病随诊", "复查肾功能与血糖。")),
+    DIABETES: (
+        ("糖尿病复诊", "2型糖尿病复查：饮食、用药、血糖记录。"),
+        ("降糖药复诊", "2型糖尿病随访。"),
+    ),
+    HYPERTENSION: (("血压复查", "高血压随访，核对家庭血压。"), ("高血压复诊", "降压治疗随访。")),
+    PREDIABETES: (
+        ("血糖偏高随访", "上次血糖偏高，饮食运动指导。"),
+        ("糖调节受损复诊", "生活方式干预。"),
+    ),
+    LIPIDS: (("血脂复查", "高脂血症服他汀中，无肌痛。"), ("调脂治疗随访", "服用他汀，复查血脂。")),
+    ROUTINE: (("健康检查", "年度体检，自觉良好。"), ("例行体检", "无不适，来院体检。")),
+}
+TREATMENTS_ZH = {"bp": "降压药", "diuretic": "利尿剂", "metformin": "二甲双胍", "statin": "他汀"}
 
 
 @dataclass
@@ -242,11 +302,46 @@ def _visit(
     return visit
 
 
-def _texts(visit: _Visit, primary: str, p: _State) -> tuple[str, str, str, str]:
-    if visit.acute is not None and primary == visit.acute:
-        complaint, history = ACUTE[visit.acute]
+def _record_triage_vitals(visit: _Visit, p: _State, rng: np.random.Generator) -> None:
+    """Temperature, respiratory rate and oxygen saturation, recorded as often as the
+    cross-sectional demo's clinic and emergency visits record them (VITAL_MEASURED_P). Drawn from
+    their own stream, after the visit: the course of the disease is the one drawn without them.
+    Without them the model learnt "temperature recorded, so not a followed-up patient's problem"
+    (every front-door visit records one)."""
+    measured = VITAL_MEASURED_P[2 if visit.emergency else 0]
+    hf = p.hf_days is not None
+    draws = rng.random(3)
+    noise = rng.standard_normal(3)
+    sore_throat = visit.acute == "J06.9"
+    if draws[0] < measured[0]:
+        temperature = 36.8 + (0.5 if sore_throat else 0.0) + 0.3 * noise[0]
+        visit.observations.append((TEMPERATURE, round(float(temperature), 1)))
+    if draws[1] < measured[2]:
+        rate = np.clip(16.0 + (3.0 if hf else 0.0) + 2.0 * noise[1], 10, 32)
+        visit.observations.append((RESPIRATION, round(float(rate))))
+    if draws[2] < measured[5]:
+        saturation = np.clip(97.6 - (2.0 if hf else 0.0) + 1.2 * noise[2], 86, 100)
+        visit.observations.append((SPO2, round(float(saturation))))
+
+
+def _texts_zh(visit: _Visit, primary: str, p: _State, pick: float) -> tuple[str, str, str, str]:
+    options = ACUTE_ZH[primary] if visit.acute is not None and primary == visit.acute else None
+    complaint, history = (options or FOLLOW_UP_TEXT_ZH[primary])[int(pick * 2)]
+    if DYSPNOEA in visit.symptoms:
+        history += "活动后气短。"
+    if OEDEMA in visit.symptoms:
+        history += "傍晚踝部水肿。"
+    treatments = [TREATMENTS_ZH[t] for t in sorted(p.treated)]
+    plan = "继续" + "、".join(treatments) + "。" if treatments else "生活方式指导。"
+    return complaint, history, "双肺呼吸音清，心音正常。", plan
+
+
+def _texts(visit: _Visit, primary: str, p: _State, pick: float) -> tuple[str, str, str, str]:
+    acute = visit.acute is not None and primary == visit.acute
+    if acute:
+        complaint, history = (ACUTE if pick < 0.5 else ACUTE_ALSO)[primary]
     else:
-        complaint, history = FOLLOW_UP_TEXT[primary]
+        complaint, history = (FOLLOW_UP_TEXT if pick < 0.5 else FOLLOW_UP_ALSO)[primary]
     if DYSPNOEA in visit.symptoms:
         history += " Short of breath on exertion."
     if OEDEMA in visit.symptoms:
@@ -288,6 +383,10 @@ def generate_longitudinal(
     people = draw_patients(
         rng, n_patients, female, age_now, end, np.zeros(n_patients, dtype=np.int64)
     )
+    # Language and wording draw from their own stream: the cohort's course is as it was.
+    words = np.random.default_rng([seed, 14, 1])
+    chinese = words.random(n_patients) < ZH_SHARE
+    vitals_rng = np.random.default_rng([seed, 14, 2])
     patients: list[SyntheticPatient] = []
     visits: list[SyntheticVisit] = []
     for i, person in enumerate(people):
@@ -316,9 +415,12 @@ def generate_longitudinal(
                 )
                 if start < end - timedelta(days=3):
                     v = _visit(state, rng, start, first=first, emergency=emergency)
+                    _record_triage_vitals(v, state, vitals_rng)
                     first = False
                     primary, secondaries = _diagnoses(v, state)
-                    complaint, history, exam, plan = _texts(v, primary, state)
+                    pick = float(words.random())
+                    write = _texts_zh if chinese[i] else _texts
+                    complaint, history, exam, plan = write(v, primary, state, pick)
                     visits.append(
                         SyntheticVisit(
                             key=0,  # numbered below, in time order
@@ -350,5 +452,19 @@ def generate_longitudinal(
 
 _UNITS = {
     code: BY_CODE[code].unit
-    for code in (SBP, DBP, HEART_RATE, WEIGHT, HEIGHT, BMI, HBA1C, GLUCOSE, CREATININE, POTASSIUM)
+    for code in (
+        SBP,
+        DBP,
+        HEART_RATE,
+        TEMPERATURE,
+        RESPIRATION,
+        SPO2,
+        WEIGHT,
+        HEIGHT,
+        BMI,
+        HBA1C,
+        GLUCOSE,
+        CREATININE,
+        POTASSIUM,
+    )
 }

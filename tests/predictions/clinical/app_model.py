@@ -11,7 +11,8 @@ Only visits of the last two days (imported open, with provisional diagnoses) are
 The population includes the longitudinal cohort ``seed_demo`` adds by default
 (``--longitudinal 300``, :mod:`visits.demo.longitudinal`), whose labelled visits bring eight
 more categories (check-ups, lipids, prediabetes, CKD, reflux, anxiety, back pain, headache);
-the vignettes do not cover those yet.
+the vignettes cover them too (the asymptomatic ones as the follow-up visit where they are seen:
+``chronic_categories`` in ``vignettes.json``).
 """
 
 from __future__ import annotations

@@ -18,6 +18,12 @@ VITAL_CODES = {
     "diastolic_bp": "8462-4",
     "spo2": "2708-6",
 }
+# The only labs a vignette may carry: the result that defines a lab-defined category (prediabetes,
+# CKD), brought to the follow-up visit about it ("labs_why" in the vignette says so).
+LAB_CODES = {
+    "hba1c_percent": "4548-4",
+    "creatinine_mg_dl": "2160-0",
+}
 RED_FLAG_RULES = (
     "possible_acs",
     "stroke_fast",
@@ -37,6 +43,12 @@ def vignettes() -> list[dict[str, Any]]:
     return list(document()["vignettes"])
 
 
+def followed_up() -> list[dict[str, Any]]:
+    """The vignettes of the followed-up cohort's categories: not yet in the gated rate (see
+    ``chronic_categories`` in the file), reported beside it."""
+    return list(document()["followed_up_vignettes"])
+
+
 def scored() -> list[dict[str, Any]]:
     """Vignettes of a category MedAI predicts (the top-3 figure is computed over these)."""
     return [v for v in vignettes() if v["expected"]]
@@ -46,9 +58,14 @@ def vitals(vignette: dict[str, Any]) -> dict[str, float]:
     return {VITAL_CODES[name]: float(value) for name, value in vignette["vitals"].items()}
 
 
+def labs(vignette: dict[str, Any]) -> dict[str, float]:
+    return {LAB_CODES[name]: float(value) for name, value in vignette.get("labs", {}).items()}
+
+
 def record(vignette: dict[str, Any]) -> dict[str, Any]:
     """The engine record the app builds for such a visit (predictions.visit_records.visit_record):
-    the complaint typed at the front door, no history yet, triage vitals, no labs."""
+    the complaint typed at the front door, no history yet, triage vitals, and no labs but the
+    defining result a follow-up visit about a lab-defined category brings."""
     return {
         "patient_id": f"vignette-{vignette['id']}",
         "age": float(vignette["age"]),
@@ -57,4 +74,5 @@ def record(vignette: dict[str, Any]) -> dict[str, Any]:
         "chief_complaint": vignette["complaint"],
         "history": "",
         **{f"obs_{code}": value for code, value in vitals(vignette).items()},
+        **{f"obs_{code}": value for code, value in labs(vignette).items()},
     }

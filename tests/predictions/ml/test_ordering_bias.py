@@ -109,6 +109,21 @@ def test_the_front_door_view_masks_a_seeded_share_of_rows_and_only_the_labs() ->
     assert frame["troponin"].notna().sum() == measured.sum()  # the input is not modified
 
 
+def test_the_front_door_view_blanks_text_recorded_later_on_the_same_rows() -> None:
+    """A history written after triage is blanked ("", not missing) where the labs are removed,
+    so the complaint alone must carry a class on those rows."""
+    frame = _frame().assign(history=lambda f: "history of " + f["label"])
+    masked = front_door_view(frame, ["troponin", "history"], FRONT_DOOR_SHARE, seed=3)
+    blanked = masked["history"] == ""
+    assert 0.35 < blanked.mean() < 0.65
+    assert masked["history"].notna().all()
+    removed = masked["troponin"].isna() & frame["troponin"].notna()
+    assert not (removed & ~blanked).any()  # the same rows
+    assert (masked.loc[~blanked, "history"] == frame.loc[~blanked, "history"]).all()
+    spec = ModelSpec(target="label", order_driven=["troponin"], recorded_later=["history"])
+    assert spec.front_door_columns({"troponin", "history", "complaint"}) == ("troponin", "history")
+
+
 def test_the_report_says_how_ordering_bias_was_handled(models) -> None:
     frame = _frame(200)
     report = train(
