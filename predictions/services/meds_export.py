@@ -14,7 +14,7 @@ What is exported (and what never is):
   ``MEDS_BIRTH`` event on 1 July of the birth year estimated from the first visit's recorded age
   (ages are capped at 90 like the visit's own field), sex one static ``GENDER/F|M|O|U`` event.
 * Dates: a dataset written for use outside MedAI (``export_meds``) moves every event of a subject
-  by the same keyed offset of 1-365 days into the past (``date_shift_days``), the usual
+  but birth by the same keyed offset of 1-365 days into the past (``date_shift_days``), the usual
   de-identification of research extracts (MIMIC shifts the same way): intervals, ages, order and
   trends are kept, the real dates of service are not. The training snapshot and the chart's
   panel stay on the server and use real dates (``shift_dates=False``).
@@ -96,9 +96,15 @@ def date_shift_days(subject_id: int) -> int:
 
 
 def _shift_dates(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every event of a subject moved back by its ``date_shift_days`` (static facts keep NaT)."""
+    """Every event of a subject moved back by its ``date_shift_days``, except birth.
+
+    Birth stays on 1 July of its year: shifted, that known day would give the offset away (and
+    with it every real date). Birth is an estimate to the year anyway, so ages move by less
+    than the estimate's own error. Static facts keep NaT.
+    """
     shifts = {s: date_shift_days(s) for s in frame["subject_id"].unique().tolist()}
     days = frame["subject_id"].map(shifts).to_numpy().astype("timedelta64[D]")
+    days[(frame["code"] == meds.birth_code).to_numpy()] = np.timedelta64(0, "D")
     shifted = frame.copy()
     shifted["time"] = (frame["time"].to_numpy() - days).astype("datetime64[us]")
     return shifted

@@ -161,6 +161,11 @@ def test_command_shifts_each_subjects_dates_and_keeps_intervals(small_population
         subject = subject_id_for(patient.pk)
         s = shifted[shifted["subject_id"] == subject].dropna(subset=["time"])
         r = real[real["subject_id"] == subject].dropna(subset=["time"])
+        # Birth keeps its 1 July: shifted, that known day would give the offset away.
+        s_birth, r_birth = (f[f["code"] == meds.birth_code]["time"].tolist() for f in (s, r))
+        assert s_birth == r_birth
+        assert all((t.month, t.day) == (7, 1) for t in s_birth)
+        s, r = s[s["code"] != meds.birth_code], r[r["code"] != meds.birth_code]
         offsets = (r["time"].to_numpy() - s["time"].to_numpy()).astype("timedelta64[D]")
         assert len(set(offsets.tolist())) == 1  # one offset per subject: intervals are kept
         days = int(offsets[0].astype(int))

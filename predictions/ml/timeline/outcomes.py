@@ -10,6 +10,7 @@ make every fresh model look better than it is.
 
 from __future__ import annotations
 
+import meds
 import numpy as np
 import pandas as pd
 
@@ -25,7 +26,9 @@ def forecast_outcomes(
     """Per subject eligible at ``prediction_time`` (microseconds): ``subject_id`` and ``outcome``
     (1 positive, 0 negative, -1 pending by ``now``).
 
-    Eligible: at least one timed event before the prediction time and no outcome code before it.
+    Eligible: at least one recorded event before the prediction time (birth does not count: a
+    patient first seen after it was never forecast by the model, as training's labels are only
+    set at visits) and no outcome code before it.
     """
     horizon_end = prediction_time + task.horizon_days * MICROSECONDS_PER_DAY
     is_outcome = task.matches(timelines.code)
@@ -34,7 +37,8 @@ def forecast_outcomes(
         start, stop = int(timelines.offsets[i]), int(timelines.offsets[i + 1])
         time = timelines.time[start:stop]
         timed = time != STATIC_TIME
-        if not (timed & (time < prediction_time)).any():
+        recorded = timed & (timelines.code[start:stop] != meds.birth_code)
+        if not (recorded & (time < prediction_time)).any():
             continue
         hits = time[timed & is_outcome[start:stop]]
         if (hits < prediction_time).any():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import meds
 import numpy as np
 import pandas as pd
 
@@ -23,6 +24,9 @@ def _timelines() -> Timelines:
         (5, T0 - 10 * DAY, "VISIT/outpatient"),
         (5, T0 + 400 * DAY, "ICD10/E11.65"),  # after the horizon
     ]
+    # Every subject has a birth event long before, as MedAI's export writes: birth is not
+    # history (subject 4 was first seen after the forecast, so it was never forecast).
+    rows += [(s, T0 - 20_000 * DAY, meds.birth_code) for s in range(1, 6)]
     frame = pd.DataFrame(rows, columns=["subject_id", "time", "code"])
     frame["numeric_value"] = np.nan
     return Timelines.from_frame(read_events(frame))
