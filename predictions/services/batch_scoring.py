@@ -23,8 +23,10 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from medai_site.audit import audit_record
 from medai_site.blob_encryption import decrypt_blob, encrypt_blob
 from medai_site.errors import InvalidInput, ModelUnavailable
+from medai_site.models import AuditEvent
 from predictions.ml.artifacts import load_model
 from predictions.models import PredictionTask, ScoringChunk, ScoringRun
 from visits.models import Visit
@@ -88,6 +90,9 @@ def scoring_run_start(
         feature_cache_prune(
             keep=[featuriser_key(t.active_version) for t in active if t.active_version is not None]
         )
+        # Every patient's visits are read (free text decrypted) to score them: who started it
+        # and when is in the audit trail, like a training snapshot's export.
+        audit_record(actor=actor, action=AuditEvent.Action.CREATE, obj=run)
         if ranges:
             transaction.on_commit(lambda: _dispatch(run.pk, ranges))
     return run

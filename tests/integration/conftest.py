@@ -335,7 +335,11 @@ def private_postgres(django_db_setup, django_db_blocker) -> Iterator[PostgresClu
     try:
         cluster.start()
         cluster.copy_database(
-            name=db["NAME"], host=db["HOST"] or "127.0.0.1", port=int(db["PORT"] or 5432), user=user
+            name=db["NAME"],
+            host=db["HOST"] or "127.0.0.1",
+            port=int(db["PORT"] or 5432),
+            user=user,
+            password=db.get("PASSWORD") or "",
         )
         connection.close()
         db["HOST"], db["PORT"] = "127.0.0.1", str(cluster.port)

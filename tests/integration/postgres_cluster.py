@@ -153,14 +153,26 @@ class PostgresCluster:
         """The server log shows WAL replay after an unclean stop (crash recovery ran)."""
         return "automatic recovery in progress" in self.server_log()
 
-    def copy_database(self, *, name: str, host: str, port: int, user: str) -> None:
-        """Create ``name`` here with the schema and rows of ``name`` on the given server."""
+    def copy_database(
+        self, *, name: str, host: str, port: int, user: str, password: str = ""
+    ) -> None:
+        """Create ``name`` here with the schema and rows of ``name`` on the given server
+        (``password``: the test server's, when its DATABASE_URL carries one)."""
         target = ["--host", "127.0.0.1", "--port", str(self.port), "--username", self.superuser]
         self._client("psql", *target, "--dbname", "postgres", "-c", f'CREATE DATABASE "{name}"')
         source = ["--host", host, "--port", str(port), "--username", user]
         dump = self.directory.parent / f"{self.directory.name}.dump"
         try:
-            self._client("pg_dump", *source, "--format", "custom", "--file", str(dump), name)
+            self._client(
+                "pg_dump",
+                *source,
+                "--format",
+                "custom",
+                "--file",
+                str(dump),
+                name,
+                password=password,
+            )
             # Owners and grants: the app roles live in the shared cluster only; here, as on the
             # test server, everything connects as the superuser.
             self._client(
@@ -169,9 +181,12 @@ class PostgresCluster:
         finally:
             dump.unlink(missing_ok=True)
 
-    def _client(self, tool: str, *args: str) -> None:
+    def _client(self, tool: str, *args: str, password: str = "") -> None:
+        # The password goes by environment, never on the command line (ps shows arguments).
+        env = {**os.environ, "PGPASSWORD": password} if password else None
         result = subprocess.run(
             [str(self.bindir / tool), "--no-password", *args],
+            env=env,
             capture_output=True,
             text=True,
             timeout=300,

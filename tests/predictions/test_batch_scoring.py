@@ -230,3 +230,25 @@ def test_the_rescore_command_starts_a_run_and_names_an_unknown_task(trained):
         call_command("rescore", "nope")
     with pytest.raises(CommandError, match="Chunk size"):
         call_command("rescore", "differential", "--chunk", "0")
+
+
+def test_a_run_start_is_audited_and_a_wait_for_chunks_that_never_come_ends(trained, admin_user):
+    """Re-scoring reads every patient's visits: who started it is in the audit trail. Waiting on
+    a run whose chunks no worker stores (none running, or a chunk failed for good) must end with
+    the progress said, not hang."""
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from medai_site.models import AuditEvent
+
+    run = scoring_run_start(task=differential(), actor=admin_user, chunk_visits=CHUNK)
+    event = AuditEvent.objects.get(object_type="predictions.scoringrun", object_id=str(run.pk))
+    assert (event.action, event.actor_id) == (AuditEvent.Action.CREATE, admin_user.pk)
+    out = StringIO()
+    with pytest.raises(CommandError, match=r"not finished after 1 s: 0 of \d+ chunks stored"):
+        call_command(
+            "rescore", "differential", "--chunk", str(CHUNK), "--wait", "--timeout", "1", stdout=out
+        )
+    assert "0 of" in out.getvalue()

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from medai_site.errors import DomainError
-from predictions.models import PredictionTask, ScoringRun
+from predictions.models import PredictionTask, ScoringChunk, ScoringRun
 from predictions.services.batch_scoring import scoring_run_start
 
 
@@ -23,8 +23,23 @@ class Command(BaseCommand):
         parser.add_argument("task", help="the prediction task's slug, e.g. differential")
         parser.add_argument("--chunk", type=int, default=None, help="visits per chunk (task)")
         parser.add_argument("--wait", action="store_true", help="wait for the run to finish")
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=3600,
+            help="with --wait: give up after this many seconds (default 3600); a chunk that "
+            "failed for good never arrives, so the wait must end",
+        )
 
-    def handle(self, *args: Any, task: str, chunk: int | None, wait: bool, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        task: str,
+        chunk: int | None,
+        wait: bool,
+        timeout: float,
+        **options: Any,
+    ) -> None:
         found = PredictionTask.objects.filter(slug=task).first()
         if found is None:
             raise CommandError(f"No prediction task '{task}'.")
@@ -38,6 +53,17 @@ class Command(BaseCommand):
         )
         if not wait:
             return
+        stored, reported = 0, -1
         while not ScoringRun.objects.filter(pk=run.pk, status=ScoringRun.Status.DONE).exists():
+            stored = ScoringChunk.objects.filter(run_id=run.pk).count()
+            if stored != reported:
+                self.stdout.write(f"{stored} of {run.chunks_total} chunks stored")
+                reported = stored
+            if time.monotonic() - started > timeout:
+                raise CommandError(
+                    f"Scoring run {run.pk} is not finished after {timeout:.0f} s: {stored} of "
+                    f"{run.chunks_total} chunks stored (is a worker consuming the 'scoring' "
+                    "queue? see its log for a chunk that failed)."
+                )
             time.sleep(0.5)
         self.stdout.write(f"done in {time.monotonic() - started:.1f} s")
