@@ -252,3 +252,35 @@ def test_a_run_start_is_audited_and_a_wait_for_chunks_that_never_come_ends(train
             "rescore", "differential", "--chunk", str(CHUNK), "--wait", "--timeout", "1", stdout=out
         )
     assert "0 of" in out.getvalue()
+
+
+def test_visits_deleted_and_added_between_runs_and_a_new_chunk_size_score_as_the_serial_path(
+    trained, open_visit
+):
+    """The cache's index bookkeeping: a stored block that still lists a deleted visit, a visit
+    the block never saw, and blocks written under another chunk size (other first ids) must all
+    give the serial path's scores, bit for bit."""
+    score_in_process()  # blocks now cover every visit, the open one included
+    ids = list(Visit.objects.order_by("pk").values_list("pk", flat=True))
+    gone = ids[len(ids) // 2]
+    Visit.objects.filter(pk=gone).delete()
+    added = visit_create(
+        patient=open_visit.patient,
+        attending=open_visit.attending,
+        actor=open_visit.attending,
+        chief_complaint="fever and productive cough for three days",
+        observations=[ObservationInput("8310-5", 38.6, "Cel")],
+    )
+    run = score_in_process()
+    scores = scoring_run_scores(viewer=SYSTEM, run_id=run.pk)
+    expected_ids, expected = serial_scores(trained.differential)
+    assert gone not in scores.index
+    assert added.pk in scores.index
+    assert scores.index.tolist() == expected_ids.tolist()
+    assert np.array_equal(scores.to_numpy(), expected)
+    assert hits(run) == Visit.objects.count() - 1  # only the new visit was featurised
+    other = scoring_run_start(task=differential(), actor=None, chunk_visits=CHUNK // 3)
+    for first, last in chunk_ranges(CHUNK // 3):
+        scoring_chunk_compute(run_id=other.pk, first_visit_id=first, last_visit_id=last)
+    rechunked = scoring_run_scores(viewer=SYSTEM, run_id=other.pk)
+    assert np.array_equal(rechunked.to_numpy(), expected)
