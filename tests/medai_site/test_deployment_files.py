@@ -76,8 +76,9 @@ def test_compose_commands_match_the_procfile():
         == "advice"
     )
     assert "--queues advice " in processes["worker"]
-    assert "training,celery" in services["trainer"]["command"]
-    assert "--queues training,celery" in processes["trainer"]
+    # The trainer also takes batch re-scoring (the 'scoring' queue), in both.
+    assert "training,scoring,celery" in services["trainer"]["command"]
+    assert "--queues training,scoring,celery" in processes["trainer"]
     # The advice worker's concurrency is one setting in both (defaults differ: docker-compose.yml).
     command = services["worker"]["command"]
     assert command[command.index("--concurrency") + 1].startswith("${CELERY_CONCURRENCY:-")

@@ -93,6 +93,19 @@ def _integer_pk_tables() -> list[tuple[str, str]]:
     return sorted(set(tables))
 
 
+def _restore_migration_rows(connection) -> None:
+    """Put back the rows migrations wrote (roles, prediction tasks) if a transactional test
+    flushed them before this session fixture was first needed: session fixtures are built before
+    a test's own database setup restores them (``serialized_rollback``). Done inside the build's
+    rolled-back transaction, and before the build's "rows written" baseline, so the snapshot
+    never carries them."""
+    from django.contrib.auth.models import Group
+
+    serialized = getattr(connection, "_test_serialized_contents", None)
+    if serialized and not Group.objects.exists():
+        connection.creation.deserialize_db_from_string(serialized)
+
+
 @pytest.fixture(scope="session")
 def trained_snapshot(django_db_setup, django_db_blocker, tmp_path_factory) -> _Snapshot:
     """Build the trained state once per session, keep its rows, and roll the database back.
@@ -119,6 +132,7 @@ def trained_snapshot(django_db_setup, django_db_blocker, tmp_path_factory) -> _S
         ),
         transaction.atomic(),
     ):
+        _restore_migration_rows(connection)
         tables = _integer_pk_tables()
         with connection.cursor() as cursor:
             before = {}
