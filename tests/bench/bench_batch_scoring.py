@@ -27,7 +27,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,25 +39,11 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_advice import PG, start_redis, wait_for  # noqa: E402  # the benches' own helpers
+
 BENCH_DB = "medai_bench_scoring"
-PG = "postgres://postgres@127.0.0.1:5432"
-
-
-def wait_for(condition, what: str, timeout: float = 1800.0, interval: float = 0.002) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def admin_sql(statement: str) -> None:
@@ -70,37 +55,6 @@ def admin_sql(statement: str) -> None:
 
 def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def start_redis(directory: Path) -> tuple[subprocess.Popen, int]:
-    import redis
-
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(directory),
-            "--save",
-            "",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-    def up() -> bool:
-        try:
-            return bool(redis.Redis(port=port).ping())
-        except redis.RedisError:
-            return False
-
-    wait_for(up, "redis-server", interval=0.05)
-    return process, port
 
 
 def start_worker(env: dict[str, str], log: Path, name: str) -> subprocess.Popen:
@@ -259,6 +213,7 @@ def run(args: argparse.Namespace, spawn) -> dict[str, Any]:
         wait_for(
             lambda: ScoringRun.objects.filter(pk=scoring.pk, status="done").exists(),
             f"scoring run {scoring.pk}",
+            timeout=1800.0,
         )
         seconds = time.perf_counter() - started
         chunks = list(scoring.chunks.values_list("visits", "cache_hits", "compute_ms"))
