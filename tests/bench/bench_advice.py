@@ -122,7 +122,32 @@ def start_redis(directory: Path) -> tuple[subprocess.Popen, int]:
     return process, port
 
 
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
+def bench_env(work: Path, broker_port: int, database: str, **extra: str) -> dict[str, str]:
+    """The environment every process of a benchmark runs with: the test profile on its own
+    database and broker, models under ``work``, quick training."""
+    return {
+        **os.environ,
+        "MEDAI_PROFILE": "test",
+        "DJANGO_SETTINGS_MODULE": "medai_site.settings",
+        "DATABASE_URL": f"{PG}/{database}",
+        "CELERY_BROKER_URL": f"redis://127.0.0.1:{broker_port}/0",
+        "MEDAI_MODEL_DIR": str(work / "models"),
+        "MEDAI_TRAINING_ALGORITHMS": "logistic_regression",
+        "MEDAI_TRAINING_CV_FOLDS": "2",
+        "MEDAI_LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+def start_worker(
+    env: dict[str, str],
+    log: Path,
+    *,
+    queues: str = "advice,training,celery",
+    hostname: str | None = None,
+) -> subprocess.Popen:
+    """One Celery worker process (concurrency 1) on ``queues``, returned once it is ready."""
+    named = ["--hostname", hostname] if hostname else []
     process = subprocess.Popen(
         [
             sys.executable,
@@ -136,7 +161,8 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
             "--concurrency",
             "1",
             "--queues",
-            "advice,training,celery",
+            queues,
+            *named,
             "--without-gossip",
             "--without-mingle",
         ],
@@ -146,7 +172,8 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    wait_for(lambda: " ready." in log.read_text(errors="replace"), "the worker", interval=0.1)
+    what = f"worker {hostname or queues}"
+    wait_for(lambda: " ready." in log.read_text(errors="replace"), what, interval=0.1)
     return process
 
 
@@ -160,18 +187,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="medai-bench-"))
     redis_process, port = start_redis(work)
-    broker_url = f"redis://127.0.0.1:{port}/0"
-    env = {
-        **os.environ,
-        "MEDAI_PROFILE": "test",
-        "DJANGO_SETTINGS_MODULE": "medai_site.settings",
-        "DATABASE_URL": f"{PG}/{BENCH_DB}",
-        "CELERY_BROKER_URL": broker_url,
-        "MEDAI_MODEL_DIR": str(work / "models"),
-        "MEDAI_TRAINING_ALGORITHMS": "logistic_regression",
-        "MEDAI_TRAINING_CV_FOLDS": "2",
-        "MEDAI_LOG_LEVEL": "WARNING",
-    }
+    env = bench_env(work, port, BENCH_DB)
     os.environ.update(env)
     recreate_database()
     worker = None

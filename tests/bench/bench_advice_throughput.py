@@ -51,7 +51,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_advice import PG, start_redis, wait_for  # noqa: E402  # the bench's own helpers
+from bench_advice import PG, bench_env, start_redis, start_worker, wait_for  # noqa: E402  # the bench's own helpers
 
 BENCH_DB = "medai_bench_throughput"
 WORKER_APP = "medai-bench-advice-worker"
@@ -225,39 +225,19 @@ def ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
 
 
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "medai_site",
-            "worker",
-            "--loglevel",
-            "INFO",
-            "--concurrency",
-            "1",
-            "--queues",
-            "advice",
-            "--hostname",
-            "advice@bench",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=REPO,
-        env={
+def start_advice_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
+    """The advice worker as production runs it, its PostgreSQL sessions named so that the
+    database's CPU per advice can be measured."""
+    return start_worker(
+        {
             **env,
             "MEDAI_ADVICE_WORKER": "1",
-            # Names its PostgreSQL sessions, so the database's CPU per advice can be measured.
             "DATABASE_URL": f"{env['DATABASE_URL']}?application_name={WORKER_APP}",
         },
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        log,
+        queues="advice",
+        hostname="advice@bench",
     )
-    wait_for(lambda: " ready." in log.read_text(errors="replace"), "the worker", interval=0.1)
-    return process
 
 
 def run_rate(
@@ -398,18 +378,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="medai-bench-throughput-"))
     redis_process, port = start_redis(work)
-    env = {
-        **os.environ,
-        "MEDAI_PROFILE": "test",
-        "DJANGO_SETTINGS_MODULE": "medai_site.settings",
-        "DATABASE_URL": f"{PG}/{BENCH_DB}",
-        "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0",
-        "MEDAI_LIVE_EVENTS_URL": f"redis://127.0.0.1:{port}/1",
-        "MEDAI_MODEL_DIR": str(work / "models"),
-        "MEDAI_TRAINING_ALGORITHMS": "logistic_regression",
-        "MEDAI_TRAINING_CV_FOLDS": "2",
-        "MEDAI_LOG_LEVEL": "WARNING",
-    }
+    env = bench_env(work, port, BENCH_DB, MEDAI_LIVE_EVENTS_URL=f"redis://127.0.0.1:{port}/1")
     os.environ.update(env)
     _database("recreate")
     worker = None
@@ -423,7 +392,7 @@ def main() -> None:
         call_command("migrate", verbosity=0)
         worker_log = work / "worker.log"
         patient_ids, doctor_id = train(args)
-        worker = start_worker(env, worker_log)
+        worker = start_advice_worker(env, worker_log)
         for i in range(WARM_UP):
             save_visit(i, patient_ids, doctor_id)
         wait_for(lambda: backlog_count() == 0, "the warm-up advice", timeout=300, interval=0.2)

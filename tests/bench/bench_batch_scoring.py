@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_advice import PG, start_redis, wait_for  # noqa: E402  # the benches' own helpers
+from bench_advice import PG, bench_env, start_redis, start_worker, wait_for  # noqa: E402  # the benches' own helpers
 
 BENCH_DB = "medai_bench_scoring"
 
@@ -57,36 +57,6 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def start_worker(env: dict[str, str], log: Path, name: str) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "medai_site",
-            "worker",
-            "--loglevel",
-            "INFO",
-            "--concurrency",
-            "1",
-            "--queues",
-            "scoring",
-            "--hostname",
-            f"{name}@%h",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    wait_for(lambda: " ready." in log.read_text(errors="replace"), name, interval=0.1)
-    return process
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--visits", type=int, default=100_000, help="stored visits re-scored")
@@ -99,17 +69,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="medai-bench-scoring-"))
     redis_process, port = start_redis(work)
-    env = {
-        **os.environ,
-        "MEDAI_PROFILE": "test",
-        "DJANGO_SETTINGS_MODULE": "medai_site.settings",
-        "DATABASE_URL": f"{PG}/{BENCH_DB}",
-        "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0",
-        "MEDAI_MODEL_DIR": str(work / "models"),
-        "MEDAI_TRAINING_ALGORITHMS": "logistic_regression",
-        "MEDAI_TRAINING_CV_FOLDS": "2",
-        "MEDAI_LOG_LEVEL": "WARNING",
-    }
+    env = bench_env(work, port, BENCH_DB)
     os.environ.update(env)
     admin_sql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
     admin_sql(f"CREATE DATABASE {BENCH_DB}")
@@ -123,7 +83,9 @@ def main() -> None:
         call_command("migrate", verbosity=0)
 
         def spawn(name: str) -> None:
-            workers.append(start_worker(env, work / f"{name}.log", name))
+            workers.append(
+                start_worker(env, work / f"{name}.log", queues="scoring", hostname=f"{name}@%h")
+            )
 
         results = run(args, spawn)
     finally:
