@@ -37,6 +37,13 @@ MICROSECONDS_PER_DAY = 86_400_000_000
 MISSING_TOKENS = ["", "NA", "NaN", "nan", "?", "null", "None"]
 
 
+def anchor_events(time: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """Mask of a timeline's anchors: static facts (sex) and birth. MEDS gives birth a time, but
+    it is who the patient is, not their history: anchors are never a visit, never occluded in an
+    explanation, never dropped from a model's input, and never count as history."""
+    return (time == STATIC_TIME) | (code == meds.birth_code)
+
+
 def _read_table(source: str | Path | pd.DataFrame | pa.Table, what: str) -> pa.Table:
     if isinstance(source, pa.Table):
         return source

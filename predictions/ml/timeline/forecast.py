@@ -44,6 +44,7 @@ from predictions.ml.timeline.events import (
     STATIC_TIME,
     Histories,
     Timelines,
+    anchor_events,
     check_labels,
     read_events,
     read_labels,
@@ -120,9 +121,7 @@ def pretraining_corpus(timelines: Timelines, labels: pd.DataFrame) -> Histories:
 def label_subgroups(timelines: Timelines, histories: Histories) -> dict[str, np.ndarray]:
     """Sex (from a static ``GENDER/``/``SEX/`` code) and age band at the prediction time."""
     # Only static facts and birth events are looked at (cheap on millions of events).
-    candidates = np.flatnonzero(
-        (timelines.time == STATIC_TIME) | (timelines.code == meds.birth_code)
-    )
+    candidates = np.flatnonzero(anchor_events(timelines.time, timelines.code))
     owner = np.searchsorted(timelines.offsets, candidates, side="right") - 1
     subject_sex = np.full(len(timelines.subjects), "unknown", dtype=object)
     subject_birth = np.full(len(timelines.subjects), STATIC_TIME, dtype=np.int64)

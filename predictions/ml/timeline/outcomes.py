@@ -10,11 +10,15 @@ make every fresh model look better than it is.
 
 from __future__ import annotations
 
-import meds
 import numpy as np
 import pandas as pd
 
-from predictions.ml.timeline.events import MICROSECONDS_PER_DAY, STATIC_TIME, Timelines
+from predictions.ml.timeline.events import (
+    MICROSECONDS_PER_DAY,
+    STATIC_TIME,
+    Timelines,
+    anchor_events,
+)
 from predictions.ml.timeline.labels import TaskDefinition
 
 PENDING, NEGATIVE, POSITIVE = -1, 0, 1
@@ -37,7 +41,7 @@ def forecast_outcomes(
         start, stop = int(timelines.offsets[i]), int(timelines.offsets[i + 1])
         time = timelines.time[start:stop]
         timed = time != STATIC_TIME
-        recorded = timed & (timelines.code[start:stop] != meds.birth_code)
+        recorded = ~anchor_events(time, timelines.code[start:stop])
         if not (recorded & (time < prediction_time)).any():
             continue
         hits = time[timed & is_outcome[start:stop]]

@@ -20,14 +20,18 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import meds
 import numpy as np
 import pandas as pd
 
 from predictions.ml.calibration import CalibratedModel, Calibrator
 from predictions.ml.export import OnnxModel
 from predictions.ml.timeline.baseline import CountFeaturizer
-from predictions.ml.timeline.events import STATIC_TIME, Histories, Timelines, to_microseconds
+from predictions.ml.timeline.events import (
+    Histories,
+    Timelines,
+    anchor_events,
+    to_microseconds,
+)
 from predictions.ml.timeline.tokens import TokenEncoder
 from predictions.ml.timeline.weights import TimelineWeights
 
@@ -177,7 +181,7 @@ class ForecastModel:
         time, code, value = _visible_arrays(events, cut)
         # Birth has a time in MEDS but is not a visit: occluding it would "explain" the risk by
         # the patient's age and show the birth year as a visit on the chart's timeline.
-        demographic = (time == STATIC_TIME) | (code == meds.birth_code)
+        demographic = anchor_events(time, code)
         visits = np.unique(time[~demographic]) if explain else np.zeros(0, np.int64)
         recent, earlier = visits[-MAX_EXPLAINED_VISITS:], visits[:-MAX_EXPLAINED_VISITS]
         keeps = [np.ones(len(time), bool)] + [demographic | (time != t) for t in recent]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import meds
 import numpy as np
 import pandas as pd
 
@@ -25,6 +24,7 @@ from predictions.ml.timeline.events import (
     STATIC_TIME,
     Histories,
     Timelines,
+    anchor_events,
 )
 
 PAD, UNKNOWN = 0, 1
@@ -139,7 +139,7 @@ class TokenEncoder:
     def select(self, timelines: Timelines, start: int, stop: int) -> np.ndarray:
         """Event indices kept for one history: anchors, then the most recent events."""
         index = np.arange(start, stop)
-        anchor = (timelines.time[index] == STATIC_TIME) | (timelines.code[index] == meds.birth_code)
+        anchor = anchor_events(timelines.time[index], timelines.code[index])
         anchors, rest = index[anchor], index[~anchor]
         room = max(self.max_len - len(anchors), 0)
         return np.concatenate(
