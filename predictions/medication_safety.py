@@ -12,6 +12,7 @@ worker, whose payload carries the same conflicts as alerts.
 from __future__ import annotations
 
 from predictions.ml.drug_check import (
+    SEVERITY_ORDER,
     AllergyRecord,
     DrugConflict,
     allergies_from_text,
@@ -32,16 +33,15 @@ def visit_allergies(visit: Visit) -> list[AllergyRecord]:
     return listed + allergies_from_text(visit.allergy_history or "")
 
 
-_ORDER = {"critical": 0, "high": 1, "warning": 2}
-
-
 def visit_drug_conflicts(visit: Visit) -> list[DrugConflict]:
     """The plan's and the medication list's conflicts, worst first (the plan's first on a tie)."""
     allergies = visit_allergies(visit)
     conflicts = check_plan(text=visit.plan or "", allergies=allergies) + check_plan(
         text=visit.medications or "", allergies=allergies, source="medications"
     )
-    return sorted(conflicts, key=lambda c: _ORDER[c.severity])  # stable: keeps each list's order
+    return sorted(
+        conflicts, key=lambda c: SEVERITY_ORDER[c.severity]
+    )  # stable: keeps each list's order
 
 
 def plan_drugs(visit: Visit) -> list[str]:

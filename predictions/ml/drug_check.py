@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 LEXICON_PATH = Path(__file__).with_name("drug_lexicon.json")
 Severity = Literal["critical", "high", "warning"]
+SEVERITY_ORDER: dict[str, int] = {"critical": 0, "high": 1, "warning": 2}  # worst first
 Kind = Literal["same_drug", "same_class", "cross_reactive"]
 Source = Literal["plan", "medications"]  # where the doctor wrote the drug
 _SOURCE_WORDS = {"plan": "Plan", "medications": "Medication list"}
@@ -252,8 +253,9 @@ def check_plan(
             key = (m.text.casefold(), allergy.substance)
             if conflict is not None and key not in conflicts:
                 conflicts[key] = conflict
-    order = {"critical": 0, "high": 1, "warning": 2}
-    return sorted(conflicts.values(), key=lambda c: (order[c.severity], c.written, c.allergy))
+    return sorted(
+        conflicts.values(), key=lambda c: (SEVERITY_ORDER[c.severity], c.written, c.allergy)
+    )
 
 
 def allergies_from_text(text: str) -> list[AllergyRecord]:
