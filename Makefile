@@ -29,7 +29,8 @@ run: install
 
 ## test: the whole suite against PostgreSQL and Redis on 127.0.0.1 (see README)
 test: install
-	MEDAI_PROFILE=test PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest
+	# --durations: every run (CI too) lists its 30 slowest tests, to keep the suite well under 30 min.
+	MEDAI_PROFILE=test PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest --durations=30
 
 ## faults: the fault-injection suite alone (also part of `test`), printing the recovery times
 faults: install
