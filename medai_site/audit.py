@@ -23,6 +23,8 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -36,7 +38,7 @@ from .request_context import current_api_token_id, current_interface, current_re
 from .roles import account_of
 
 if TYPE_CHECKING:
-    from .audit_anchor import Anchor
+    from .audit_anchor import Anchor, LaneHead
 
 __all__ = [
     "audit_record",
@@ -48,12 +50,18 @@ __all__ = [
 ]
 
 GENESIS = "0" * 64
-# Arbitrary but fixed key of the advisory lock that serialises audit writers ("MEDAI" in ASCII).
+# Arbitrary but fixed key of the single advisory lock that serialised audit writers before lanes
+# ("MEDAI" in ASCII); kept so a reader of old deployments' lock tables can name it.
 AUDIT_LOCK_KEY = 0x4D45444149
+# The class half of the two-int4 advisory lock key of a lane ("MEDA" in ASCII, fits an int4);
+# the lane number is the other half: pg_advisory_xact_lock(AUDIT_LANE_LOCK_CLASS, lane).
+AUDIT_LANE_LOCK_CLASS = 0x4D454441
 CHAIN_V1_SHA256 = 1  # unkeyed: records written before migration 0005
 CHAIN_V2_HMAC = 2  # keyed: HMAC-SHA256 under AUDIT_CHAIN_KEYS[key_id]
 CHAIN_V3_HMAC = 3  # keyed, and the patient ids of a list record are hashed too (migration 0007)
-KEYED_VERSIONS = (CHAIN_V2_HMAC, CHAIN_V3_HMAC)
+CHAIN_V4_LANES = 4  # keyed, patient ids, and the record's lane hashed too (migration 0008)
+KEYED_VERSIONS = (CHAIN_V2_HMAC, CHAIN_V3_HMAC, CHAIN_V4_LANES)
+CHAIN_VERSION = CHAIN_V4_LANES  # what new records are written as
 
 
 def content_hash(prev_hash: str, event: AuditEvent) -> str:
@@ -78,8 +86,10 @@ def content_hash(prev_hash: str, event: AuditEvent) -> str:
 
 
 def keyed_hash(prev_hash: str, event: AuditEvent, key: bytes) -> str:
-    """Chain versions 2 and 3: HMAC-SHA256 over the previous hash and every column but the hash
-    itself (version 2 predates ``patient_ids``; its content list must never change)."""
+    """Chain versions 2 to 4: HMAC-SHA256 over the previous hash and every column but the hash
+    itself (version 2 predates ``patient_ids``, version 3 predates ``lane``; their content lists
+    must never change). Hashing the lane means a record moved to another lane no longer
+    verifies there."""
     content: list[object] = [
         event.at.isoformat(),
         event.actor_id,
@@ -95,6 +105,8 @@ def keyed_hash(prev_hash: str, event: AuditEvent, key: bytes) -> str:
     ]
     if event.chain_version >= CHAIN_V3_HMAC:
         content.append(event.patient_ids)
+    if event.chain_version >= CHAIN_V4_LANES:
+        content.append(event.lane)
     text = json.dumps(content, separators=(",", ":"))
     return hmac.new(key, f"{prev_hash}|{text}".encode(), hashlib.sha256).hexdigest()
 
@@ -211,19 +223,97 @@ def _new_event(
         object_id=object_id,
         request_id=current_request_id.get(),
         api_token_id=current_api_token_id.get(),
-        chain_version=CHAIN_V3_HMAC,
+        chain_version=CHAIN_VERSION,
         key_id=key_id,
     )
 
 
+def lane_count() -> int:
+    """How many independent chains writers spread over: ``MEDAI_AUDIT_LANES`` on PostgreSQL,
+    1 elsewhere (SQLite serialises writers by itself, so lanes would buy nothing)."""
+    if connection.vendor != "postgresql":
+        return 1
+    return max(1, int(settings.MEDAI_AUDIT_LANES))
+
+
+def preferred_lane(lanes: int) -> int:
+    """This thread's own lane: a process's request thread usually finds it free, so the first
+    try-lock succeeds and two threads rarely contend for one lane."""
+    return hash((os.getpid(), threading.get_ident())) % lanes
+
+
+# Attribute on the connection wrapper: (marker, lane) of the lane lock the current transaction
+# holds. ``marker`` is registered with ``transaction.on_commit``: Django drops it when the
+# transaction (or the savepoint the lock was taken in) ends, exactly when PostgreSQL releases
+# the transaction-scoped advisory lock, so "the marker is still registered" means "still held".
+_HELD_LANE = "_medai_audit_lane"
+
+
+def _held_lane() -> int | None:
+    held = getattr(connection, _HELD_LANE, None)
+    if held is None:
+        return None
+    marker, lane = held
+    if any(marker in entry for entry in connection.run_on_commit):
+        return int(lane)
+    return None
+
+
+def _lane_lock() -> int:
+    """Take one lane's lock for the rest of the transaction and return the lane.
+
+    The lane this transaction already holds, if any (a transaction never holds two: with the
+    blocking fallback below, two transactions each holding one and waiting for the other's
+    would deadlock). Otherwise one statement tries the lanes in order from this thread's own and
+    returns the first it got: the ``LIMIT 1`` over the function scan stops at the first lock
+    taken, so no other lane is locked (no ORDER BY, which would evaluate every row first).
+    Only when every lane is busy does it wait, on its own lane.
+    """
+    lanes = lane_count()
+    if connection.vendor != "postgresql":
+        return 0
+    held = _held_lane()
+    if held is not None:
+        return held
+    first = preferred_lane(lanes)
+    order = [(first + step) % lanes for step in range(lanes)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT lane FROM unnest(%s::int[]) AS lane "
+            "WHERE pg_try_advisory_xact_lock(%s, lane) LIMIT 1",
+            [order, AUDIT_LANE_LOCK_CLASS],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [AUDIT_LANE_LOCK_CLASS, first])
+            lane = first
+        else:
+            lane = int(row[0])
+
+    def marker() -> None:
+        held = getattr(connection, _HELD_LANE, None)
+        if held is not None and held[0] is marker:
+            setattr(connection, _HELD_LANE, None)
+
+    transaction.on_commit(marker)
+    setattr(connection, _HELD_LANE, (marker, lane))
+    return lane
+
+
 def _append(events: Sequence[AuditEvent]) -> None:
+    """Chain ``events`` onto the head of one lane, under that lane's lock.
+
+    Ids are drawn under the lane's lock, so within a lane the committed records are always a
+    prefix in id order, as the whole chain's were before lanes.
+    """
     _, key = signing_key()
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_LOCK_KEY])
-        prev = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS
+        lane = _lane_lock()
+        prev = (
+            AuditEvent.objects.filter(lane=lane).order_by("-id").values_list("hash", flat=True)
+        ).first() or GENESIS
         for event in events:
+            event.lane = lane
             event.prev_hash, event.hash = prev, keyed_hash(prev, event, key)
             prev = event.hash
         if len(events) == 1:
@@ -240,10 +330,14 @@ class ChainProblem:
 
 
 def record_problems(event: AuditEvent, expected_prev: str, seen_keyed: bool) -> list[str]:
-    """What is wrong with one record, given the hash the record before it carries."""
+    """What is wrong with one record, given the hash the record before it in its lane carries
+    and whether a keyed record came before it in that lane."""
     problems = []
     if event.prev_hash != expected_prev:
         problems.append("the record before it is missing or was altered")
+    if event.chain_version < CHAIN_V4_LANES and event.lane != 0:
+        # Every record written before lanes existed is in lane 0; its hash does not cover it.
+        problems.append(f"a record from before lanes in lane {event.lane} (moved)")
     if event.chain_version in KEYED_VERSIONS:
         if event.chain_version == CHAIN_V2_HMAC and event.patient_ids:
             problems.append("patient ids on a record whose hash does not cover them (added)")
@@ -263,8 +357,8 @@ def record_problems(event: AuditEvent, expected_prev: str, seen_keyed: bool) -> 
 
 
 def audit_verify(batch_size: int = 2000) -> tuple[int, list[ChainProblem]]:
-    """Walk the whole chain in id order and hold it against every anchor written outside the
-    database; return (records checked, problems found)."""
+    """Walk every lane's chain (one pass in id order) and hold each against every anchor
+    written outside the database; return (records checked, problems found)."""
     from .audit_anchor import anchors_read
 
     anchors, problems = anchors_read()
@@ -272,9 +366,20 @@ def audit_verify(batch_size: int = 2000) -> tuple[int, list[ChainProblem]]:
     return checked, [*problems, *walk_problems, *_unanchored_tail(anchors)]
 
 
+def _beyond(anchor: Anchor) -> models.Q:
+    """Records no head of ``anchor`` covers: after its head in an anchored lane, or in a lane
+    it does not name (which had no committed record when it was taken)."""
+    lanes = [head.lane for head in anchor.heads]
+    beyond = ~models.Q(lane__in=lanes)
+    for head in anchor.heads:
+        beyond |= models.Q(lane=head.lane, pk__gt=head.last_id)
+    return beyond
+
+
 def _unanchored_tail(anchors: list[Anchor]) -> list[ChainProblem]:
     """Keyed records that should have been anchored by now but were not: the anchor file (or
-    its newest lines) was removed, or beat is not anchoring. Either way the tail is unvouched."""
+    its newest lines) was removed, or beat is not anchoring. Either way the tail is unvouched.
+    One problem, for the oldest such record of any lane."""
     grace = dt.timedelta(seconds=2 * settings.MEDAI_AUDIT_ANCHOR_SECONDS + 60)
     cutoff = timezone.now() - grace
     overdue = AuditEvent.objects.filter(chain_version__in=KEYED_VERSIONS, at__lt=cutoff)
@@ -282,73 +387,96 @@ def _unanchored_tail(anchors: list[Anchor]) -> list[ChainProblem]:
     if latest is not None:
         if dt.datetime.fromisoformat(latest.at) >= cutoff:
             return []
-        overdue = overdue.filter(pk__gt=latest.last_id)
-    first = overdue.order_by("pk").values("pk", "at").first()
+        overdue = overdue.filter(_beyond(latest))
+    first = overdue.order_by("pk").values("pk", "at", "lane").first()
     if first is None:
         return []
     since = "no anchor at all" if latest is None else f"the latest anchor is from {latest.at}"
     return [
         ChainProblem(
             first["pk"],
-            f"recorded at {first['at'].isoformat()} and still not anchored ({since}): anchors "
-            "were removed or beat is not anchoring",
+            f"recorded at {first['at'].isoformat()} in lane {first['lane']} and still not "
+            f"anchored ({since}): anchors were removed or beat is not anchoring",
         )
     ]
+
+
+@dataclass
+class _Lane:
+    """Where the walk stands in one lane."""
+
+    expected_prev: str = GENESIS
+    checked: int = 0  # records of the lane up to here
+    seen_keyed: bool = False
+    start_id: int = 0  # an incremental walk: the lane's anchored head, checked from its hash
 
 
 def _walk(
     anchors: list[Anchor], *, start_after: Anchor | None, batch_size: int
 ) -> tuple[int, list[ChainProblem]]:
-    """Check records (all, or those from ``start_after``'s anchored record on) against their
-    predecessors and against ``anchors``; the count includes the records before the start."""
+    """Check records against their predecessors in their lane and against ``anchors``: all of
+    them, or (``start_after``) from each lane's head in that anchor on, plus every record of a
+    lane it does not name. The count includes the records before the start."""
     problems: list[ChainProblem] = []
-    anchored = {a.last_id: a for a in anchors}
+    anchored: dict[tuple[int, int], list[tuple[Anchor, LaneHead]]] = {}
+    for anchor in anchors:
+        for head in anchor.heads:
+            anchored.setdefault((head.lane, head.last_id), []).append((anchor, head))
     legacy_last_id = max((a.legacy_last_id for a in anchors), default=None)
-    first_id, expected_prev, checked, seen_keyed = 0, GENESIS, 0, False
+    lanes: dict[int, _Lane] = {}
+    scope = models.Q()
     if start_after is not None:
-        first_id = start_after.last_id
-        checked = AuditEvent.objects.filter(pk__lt=first_id).count()
-    reached: set[int] = set()
-    for event in _in_id_order(first_id, batch_size):
-        if start_after is not None and event.pk == start_after.last_id:
-            expected_prev = event.prev_hash  # the anchored record itself: checked below
-        checked += 1
-        found = record_problems(event, expected_prev, seen_keyed)
+        scope = ~models.Q(lane__in=[head.lane for head in start_after.heads])
+        for head in start_after.heads:
+            before = AuditEvent.objects.filter(lane=head.lane, pk__lt=head.last_id).count()
+            lanes[head.lane] = _Lane(checked=before, start_id=head.last_id)
+            scope |= models.Q(lane=head.lane, pk__gte=head.last_id)
+    reached: set[tuple[int, int]] = set()
+    for event in _in_id_order(scope, batch_size):
+        lane = lanes.setdefault(event.lane, _Lane())
+        if event.pk == lane.start_id:
+            lane.expected_prev = event.prev_hash  # the anchored record itself: checked below
+        lane.checked += 1
+        found = record_problems(event, lane.expected_prev, lane.seen_keyed)
         if (
             event.chain_version == CHAIN_V1_SHA256
             and legacy_last_id is not None
             and event.pk > legacy_last_id
         ):
             found.append("an unkeyed record newer than the anchored legacy records")
-        anchor = anchored.get(event.pk)
-        if anchor is not None:
-            reached.add(event.pk)
-            if not hmac.compare_digest(anchor.head, event.hash):
+        for anchor, head in anchored.get((event.lane, event.pk), []):
+            reached.add((event.lane, event.pk))
+            if not hmac.compare_digest(head.head, event.hash):
                 found.append(f"differs from the head anchored at {anchor.at} (rewritten)")
-            if anchor.count != checked:
+            if head.count != lane.checked:
                 found.append(
-                    f"the anchor of {anchor.at} counted {anchor.count} records up to here, "
-                    f"the table holds {checked} (records removed or inserted)"
+                    f"the anchor of {anchor.at} counted {head.count} records in lane "
+                    f"{head.lane} up to here, the table holds {lane.checked} (records removed "
+                    "or inserted)"
                 )
         problems.extend(ChainProblem(event.pk, p) for p in found)
-        seen_keyed = seen_keyed or event.chain_version in KEYED_VERSIONS
-        expected_prev = event.hash
+        lane.seen_keyed = lane.seen_keyed or event.chain_version in KEYED_VERSIONS
+        lane.expected_prev = event.hash
     for anchor in anchors:
-        if anchor.last_id >= first_id and anchor.last_id not in reached:
-            problems.append(
-                ChainProblem(
-                    anchor.last_id,
-                    f"the record anchored as the head at {anchor.at} ({anchor.count} records) "
-                    f"is gone; the table now holds {checked} (tail deleted or table emptied)",
+        for head in anchor.heads:
+            start = lanes[head.lane].start_id if head.lane in lanes else 0
+            if head.last_id >= start and (head.lane, head.last_id) not in reached:
+                holds = lanes[head.lane].checked if head.lane in lanes else 0
+                problems.append(
+                    ChainProblem(
+                        head.last_id,
+                        f"the record anchored as the head of lane {head.lane} at {anchor.at} "
+                        f"({head.count} records) is gone; the lane now holds {holds} (tail "
+                        "deleted or table emptied)",
+                    )
                 )
-            )
-    return checked, problems
+    return sum(lane.checked for lane in lanes.values()), problems
 
 
-def _in_id_order(first_id: int, batch_size: int) -> Iterator[AuditEvent]:
-    last_id = first_id - 1
+def _in_id_order(scope: models.Q, batch_size: int) -> Iterator[AuditEvent]:
+    last_id = 0
     while True:
-        batch = list(AuditEvent.objects.filter(pk__gt=last_id).order_by("pk")[:batch_size])
+        batch = list(AuditEvent.objects.filter(scope, pk__gt=last_id).order_by("pk")[:batch_size])
         if not batch:
             return
         yield from batch

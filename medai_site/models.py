@@ -13,9 +13,10 @@ class AuditEvent(models.Model):
     Append-only: written only by ``medai_site.audit``; database triggers refuse UPDATE, DELETE
     (migration 0004) and TRUNCATE (0005), and the application's database role may only INSERT
     and SELECT here (``manage.py db_grant_app_role``). Each record carries a hash of its content
-    chained to the previous record's: HMAC-SHA256 under ``AUDIT_CHAIN_KEYS[key_id]`` (chain
-    versions 2 and 3), or the unkeyed SHA-256 of records written before keys existed (version
-    1). The head of the chain is anchored outside the database (``medai_site.audit_anchor``), so
+    chained to the previous record's in its lane (one of ``MEDAI_AUDIT_LANES`` independent
+    chains): HMAC-SHA256 under ``AUDIT_CHAIN_KEYS[key_id]`` (chain versions 2 to 4), or the
+    unkeyed SHA-256 of records written before keys existed (version 1). Each lane's head is
+    anchored outside the database (``medai_site.audit_anchor``), so
     ``manage.py audit_verify`` detects an altered, missing or removed record, a shortened tail
     and an emptied table. Holds ids and action names, never PHI.
     """
@@ -60,14 +61,23 @@ class AuditEvent(models.Model):
         "ApiToken", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     # 1 = unkeyed SHA-256 (records written before migration 0005), 2 = HMAC-SHA256 under key_id,
-    # 3 = version 2 with ``patient_ids`` in the hashed content (since migration 0007).
-    chain_version = models.PositiveSmallIntegerField(default=3, editable=False)
+    # 3 = version 2 with ``patient_ids`` in the hashed content (since migration 0007), 4 = version
+    # 3 with ``lane`` in the hashed content (since migration 0008).
+    chain_version = models.PositiveSmallIntegerField(default=4, editable=False)
     key_id = models.CharField(max_length=16, blank=True, editable=False)
+    # The chain this record belongs to (``MEDAI_AUDIT_LANES`` independent keyed chains, each
+    # with its own genesis; records from before lanes existed are all lane 0). Hashed from
+    # chain version 4 on, so a record cannot be moved to another lane unnoticed.
+    lane = models.PositiveSmallIntegerField(default=0, editable=False)
     prev_hash = models.CharField(max_length=64, editable=False)
     hash = models.CharField(max_length=64, editable=False, unique=True)
 
     class Meta:
         ordering = ["-at", "-id"]
+        indexes = [
+            # A writer reads its lane's head (the newest id in the lane) under the lane's lock.
+            models.Index(fields=["lane", "id"], name="medai_audit_lane_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.action} {self.object_type}:{self.object_id}"

@@ -128,6 +128,12 @@ MEDAI_AUDIT_ANCHOR_DIR = Path(env.str("MEDAI_AUDIT_ANCHOR_DIR", default=_ANCHOR_
 # How often beat anchors the head: records newer than the latest anchor are protected by the
 # HMAC keys alone (a deleted tail younger than this goes unnoticed by someone holding them).
 MEDAI_AUDIT_ANCHOR_SECONDS = env.int("MEDAI_AUDIT_ANCHOR_SECONDS", default=300)
+# Independent audit hash chains ("lanes") that writers spread over (PostgreSQL; SQLite always
+# uses one): a request holds one lane's lock until it commits instead of one lock for everyone,
+# so up to this many audited transactions proceed at once. Each lane is a full keyed chain with
+# its own anchored head (medai_site/audit.py). 16 covers web threads and workers of a node with
+# room to spare; raising or lowering it later leaves every existing record verifiable.
+MEDAI_AUDIT_LANES = env.int("MEDAI_AUDIT_LANES", default=16)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -89,7 +89,7 @@ def test_truncate_of_audit_table_is_refused(trail):
 def test_new_records_are_chained_with_a_keyed_hmac(trail):
     key_id, key = next(iter(settings.AUDIT_CHAIN_KEYS.items()))
     last = trail[-1]
-    assert (last.chain_version, last.key_id) == (3, key_id)
+    assert (last.chain_version, last.key_id) == (4, key_id)
     assert last.hash == keyed_hash(last.prev_hash, last, key)
     assert last.hash != content_hash(last.prev_hash, last)  # not the unkeyed SHA-256 any more
 
@@ -132,8 +132,8 @@ def test_rewrite_with_rehash_by_a_key_holder_is_detected_against_the_anchor(trai
     key_id, key = next(iter(settings.AUDIT_CHAIN_KEYS.items()))
 
     def keyed(prev, event):
-        event.chain_version, event.key_id = 2, key_id
-        return 2, key_id, keyed_hash(prev, event, key)
+        event.chain_version, event.key_id = 4, key_id
+        return 4, key_id, keyed_hash(prev, event, key)
 
     _as_owner_without_triggers(*_rehash_from(trail, 2, keyed))
     anchor_path().rename(anchor_path().with_suffix(".hidden"))
@@ -144,9 +144,11 @@ def test_rewrite_with_rehash_by_a_key_holder_is_detected_against_the_anchor(trai
     assert "rewritten" in problems[0].problem
 
 
-def test_existing_unkeyed_records_keep_verifying(doctor_a):
+def test_existing_unkeyed_records_keep_verifying(doctor_a, settings):
     """Records written before migration 0005 (unkeyed SHA-256, chain version 1) are not
-    rewritten; new keyed records chain on from the last of them and the whole trail verifies."""
+    rewritten; new keyed records in their lane (0) chain on from the last of them and the whole
+    trail verifies."""
+    settings.MEDAI_AUDIT_LANES = 1  # the new record goes to lane 0, the legacy records' lane
     prev, legacy = GENESIS, []
     for n in range(3):
         event = AuditEvent(
@@ -158,7 +160,7 @@ def test_existing_unkeyed_records_keep_verifying(doctor_a):
     AuditEvent.objects.bulk_create(legacy)
     audit_record(actor=doctor_a, action=AuditEvent.Action.VIEW, patient_id=7)
     newest = AuditEvent.objects.order_by("-id").first()
-    assert (newest.chain_version, newest.prev_hash) == (3, legacy[-1].hash)
+    assert (newest.chain_version, newest.lane, newest.prev_hash) == (4, 0, legacy[-1].hash)
     assert audit_verify() == (4, [])
     call_command("audit_verify")
     assert anchors_read()[0][-1].legacy_last_id == legacy[-1].pk
@@ -179,7 +181,10 @@ def test_legacy_records_cannot_be_forged_after_the_anchored_boundary(doctor_a, t
         )
     )
     _, problems = audit_verify()
-    assert [p.event_id for p in problems] == [newest.pk, newest.pk]
+    assert {p.event_id for p in problems} == {newest.pk}
+    found = " / ".join(p.problem for p in problems)
+    assert "newer than the anchored legacy records" in found
+    assert "an unkeyed record after keyed ones" in found
 
 
 def test_audit_key_rotation_keeps_old_records_verifiable(settings, trail, doctor_a):
@@ -198,7 +203,7 @@ def test_audit_key_rotation_keeps_old_records_verifiable(settings, trail, doctor
 def test_an_edited_anchor_line_is_reported(trail):
     call_command("audit_verify")
     line = json.loads(anchor_path().read_text())
-    line["count"] = 1  # e.g. to hide a deletion
+    line["heads"][0][3] = 1  # a lane's count, e.g. to hide a deletion
     anchor_path().write_text(json.dumps(line) + "\n")
     _, problems = audit_verify()
     assert [p.problem for p in problems] == ["anchor line 1 was altered (bad signature)"]

@@ -1,5 +1,5 @@
-"""Verify the audit trail: every record's keyed hash and link, held against the anchors of its
-head kept outside the database. Exit 1 naming the records if any was altered, removed, re-hashed,
+"""Verify the audit trail: every record's keyed hash and link in its lane, held against the
+anchors of the lanes' heads kept outside the database. Exit 1 naming the records if any was altered, removed, re-hashed,
 or the table was shortened or emptied; on success, anchor the current head."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from medai_site.audit_anchor import anchor_path, anchors_read, audit_anchor_writ
 
 class Command(BaseCommand):
     help = (
-        "Check that no audit record was altered, deleted or re-hashed and that the table still "
-        "holds every record its anchors saw; then anchor the current head."
+        "Check that no audit record was altered, deleted, moved or re-hashed and that the table "
+        "still holds every record its anchors saw; then anchor the current heads."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -54,7 +54,8 @@ class Command(BaseCommand):
                 raise CommandError("Audit trail changed while it was verified; run again.")
             if anchor is not None and anchor not in anchors:
                 self.stdout.write(
-                    f"Head anchored: record {anchor.last_id}, {anchor.count} records."
+                    f"Heads of {len(anchor.heads)} lane(s) anchored: newest record "
+                    f"{anchor.last_id}, {anchor.count} records."
                 )
             elif anchor is not None:
                 self.stdout.write("Head unchanged since the latest anchor.")
