@@ -101,12 +101,21 @@ ADVICE_AUDITED_KEEP = 200
 
 
 def advice_state(
-    *, viewer: object, visit_id: int, session: MutableMapping[str, Any] | None = None
+    *,
+    viewer: object,
+    visit_id: int,
+    session: MutableMapping[str, Any] | None = None,
+    visit: Visit | None = None,
 ) -> AdviceState:
     """The visit's current advice and its newest request's state. Showing an advice is a read of
     the visit's findings it quotes, so it is recorded (a VIEW of the advice) every time; with
-    ``session`` (the panel's htmx poll) only the first time in that session."""
-    visit = visit_get(viewer=viewer, visit_id=visit_id, audit=False)
+    ``session`` (the panel's htmx poll) only the first time in that session.
+
+    ``visit``: the same visit as the caller already fetched it through ``visit_get`` for this
+    ``viewer`` (scoped, observations prefetched), so it is not fetched and decrypted again.
+    """
+    if visit is None or visit.pk != visit_id:
+        visit = visit_get(viewer=viewer, visit_id=visit_id, audit=False)
     request = visit.advice_requests.order_by("-created_at", "-id").first()
     missing = missing_for_advice(visit)
     if missing:
@@ -118,17 +127,23 @@ def advice_state(
             feedback={},
             missing=tuple(missing),
         )
-    advice = visit.advice.filter(superseded=False).prefetch_related("feedback").first()
     if request is None:
-        status = "done" if advice else "none"
+        status = "none"
     elif request.status in NOT_DONE:
         status = "pending"
     elif request.status == AdviceRequest.Status.FAILED:
         status = "failed"
     else:
         status = "done"
+    # One advice read (its payload is decrypted once): the one the finished request stored, else
+    # the visit's current one (shown while a newer request is pending or after it failed).
+    advices = Advice.objects.prefetch_related("feedback")
     if status == "done" and request is not None and request.advice_id:
-        advice = Advice.objects.prefetch_related("feedback").get(pk=request.advice_id)
+        advice = advices.get(pk=request.advice_id)
+    else:
+        advice = advices.filter(visit_id=visit.pk, superseded=False).first()
+        if request is None and advice is not None:
+            status = "done"
     payload = advice_payload(advice) if advice else None
     feedback = {f.suggestion: f for f in advice.feedback.all()} if advice else {}
     if advice is not None:

@@ -66,7 +66,8 @@ def _panel_context(
     session = request.session if poll else None
     return {
         "visit": visit,
-        "state": advice_state(viewer=request.user, visit_id=visit.pk, session=session),
+        # The visit as the page fetched it (scoped, prefetched): not fetched again.
+        "state": advice_state(viewer=request.user, visit_id=visit.pk, session=session, visit=visit),
         "feedback_error": "",
         "reasons": OVERRIDE_REASONS,
         **extra,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from django.db.models import Prefetch, QuerySet
 
 from medai_site.audit import audit_record
+from medai_site.encrypted_fields import encrypted_fields_of
 from medai_site.errors import NotFound
 from medai_site.models import AuditEvent
 from patients.access import in_care_team, visible_patients
@@ -91,7 +92,8 @@ def visit_get(
 
 
 def problem_list(*, viewer: object, patient_id: int) -> QuerySet[Diagnosis]:
-    """The patient's confirmed diagnoses, newest first."""
+    """The patient's confirmed diagnoses, newest first, each with its visit's date (the visit's
+    free text is left encrypted: a long history would decrypt every past visit's notes)."""
     return (
         Diagnosis.objects.filter(
             visit__patient_id=patient_id,
@@ -99,6 +101,7 @@ def problem_list(*, viewer: object, patient_id: int) -> QuerySet[Diagnosis]:
             status=Diagnosis.Status.CONFIRMED,
         )
         .select_related("visit")
+        .defer(*(f"visit__{f.name}" for f in encrypted_fields_of(Visit)))
         .order_by("-visit__start")
     )
 
