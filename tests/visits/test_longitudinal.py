@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -123,3 +124,20 @@ def test_identifiers_stay_unique_with_both_cohorts(cohort):
     assert len({p.mrn for p in population.patients}) == len(population.patients)
     assert len({p.national_id for p in population.patients}) == len(population.patients)
     assert len({v.key for v in population.visits}) == len(population.visits)
+
+
+def test_the_cohorts_notes_are_varied_in_both_languages(cohort):
+    """Each problem the cohort is seen for is written in many ways, in English and Chinese (two
+    fixed sentences per problem taught the model those strings: it missed "can't stop worrying",
+    issue 17). A check-up is never booked under another problem's words."""
+    _, _, by_patient = cohort
+    complaints: dict[tuple[str, str], set[str]] = {}
+    for visits in by_patient.values():
+        for v in visits:
+            language = "zh" if re.search("[\u4e00-\u9fff]", v.chief_complaint) else "en"
+            complaints.setdefault((v.primary_diagnosis, language), set()).add(v.chief_complaint)
+            assert v.history.strip(), v.primary_diagnosis
+    for code in ("M54.5", "K21.9", "F41.1", "R51", "E78.5", "Z00.0", "I10"):
+        for language in ("en", "zh"):
+            assert len(complaints.get((code, language), ())) >= 8, (code, language)
+    assert not {c.lower() for c in complaints[("Z00.0", "en")]} & {"review", "follow up"}

@@ -40,6 +40,7 @@ from .generator import VITAL_MEASURED_P
 from .people import draw_patients
 from .population import SyntheticObservation, SyntheticPatient, SyntheticVisit
 from .texts import ZH_SHARE
+from .texts_cohort import DRAWS, cohort_note
 
 SBP, DBP, HEART_RATE = "8480-6", "8462-4", "8867-4"
 TEMPERATURE, RESPIRATION, SPO2 = "8310-5", "9279-1", "2708-6"
@@ -49,82 +50,14 @@ HYPERTENSION, PREDIABETES, DIABETES = "I10", "R73.0", "E11.9"
 NEPHROPATHY, CKD, HEART_FAILURE = "E11.2", "N18.3", "I50.9"
 OBESITY, LIPIDS = "E66.9", "E78.5"
 DYSPNOEA, OEDEMA = "R06.0", "R60.0"
-ACUTE = {
-    "J06.9": ("Sore throat and runny nose", "Three days of coryza and sore throat, no fever."),
-    "M54.5": ("Low back pain", "Low back pain after lifting, no leg weakness, no red flags."),
-    "K21.9": ("Heartburn", "Burning retrosternal pain after meals, worse lying down."),
-    "F41.1": ("Feeling anxious", "Worry and poor sleep for some weeks, no suicidal thoughts."),
-    "R51": ("Headache", "Tension-type headache, no focal symptoms."),
-}
+# The unrelated acute problems a followed-up patient is also seen for (drawn in this order).
+ACUTE = ("J06.9", "M54.5", "K21.9", "F41.1", "R51")
 # Which chronic problem a routine follow-up visit is "about" (the most serious one known).
 SEVERITY_ORDER = (HEART_FAILURE, CKD, NEPHROPATHY, DIABETES, HYPERTENSION, PREDIABETES, LIPIDS)
 ROUTINE = "Z00.0"  # general examination: a check-up with no known chronic problem
-FOLLOW_UP_TEXT = {
-    HEART_FAILURE: ("Heart failure review", "Breathlessness and ankle swelling reviewed."),
-    CKD: ("Kidney function review", "Chronic kidney disease follow-up, renal panel reviewed."),
-    NEPHROPATHY: ("Diabetes and kidney review", "Diabetic kidney disease follow-up."),
-    DIABETES: ("Diabetes follow-up", "Type 2 diabetes review: diet, medication, glucose diary."),
-    HYPERTENSION: ("Blood pressure check", "Hypertension follow-up, home readings reviewed."),
-    PREDIABETES: ("Lifestyle review", "Raised glucose on last check; diet and exercise advice."),
-    LIPIDS: ("Cholesterol review", "Hyperlipidaemia on a statin, no muscle pains."),
-    ROUTINE: ("Routine check-up", "Annual health check, feels well."),
-}
-
-# A second English wording of each visit (clinicians do not all write alike): half the visits of
-# an English-speaking patient use it.
-ACUTE_ALSO = {
-    "J06.9": ("Cold symptoms", "Blocked nose, sneezing and a scratchy throat for a few days."),
-    "M54.5": ("Backache", "Mechanical lumbar pain, worse on movement, neurology intact."),
-    "K21.9": ("Reflux symptoms", "Regurgitation and dyspepsia, relieved by antacids."),
-    "F41.1": ("Anxiety", "Generalised anxiety symptoms, GAD-7 raised, no thoughts of self-harm."),
-    "R51": ("Headaches", "Recurrent non-migrainous headache, normal neurological exam."),
-}
-FOLLOW_UP_ALSO = {
-    HEART_FAILURE: ("Heart failure clinic", "Review of fluid status and diuretic dose."),
-    CKD: ("CKD follow-up", "Reduced eGFR under monitoring, creatinine and potassium checked."),
-    NEPHROPATHY: ("Diabetic nephropathy review", "Kidney function and glucose control."),
-    DIABETES: ("Diabetic review", "Glucose control and metformin reviewed."),
-    HYPERTENSION: ("Hypertension review", "Antihypertensive treatment reviewed."),
-    PREDIABETES: ("Borderline glucose review", "HbA1c in the prediabetes range, diet advice."),
-    LIPIDS: ("Lipid clinic", "Raised cholesterol, statin tolerated."),
-    ROUTINE: ("Health check", "Well, came for a general check."),
-}
-
-# The same visits as Chinese clinicians write them (主诉 + 现病史), for the share of patients the
-# cross-sectional demo also writes in Chinese (texts.ZH_SHARE): a cohort written only in English
-# would teach the model that Chinese follow-up notes say nothing. Wording from the Chinese
-# guidelines' terms (中国2型糖尿病防治指南2020, 中国血脂管理指南2023, 2020年中国胃食管反流病专家
-# 共识, 中国焦虑障碍防治指南, KDIGO's 慢性肾脏病) as they appear in outpatient notes; each visit
-# picks one of two phrasings.
-ACUTE_ZH = {
-    "J06.9": (
-        ("咽痛、流涕", "鼻塞流涕伴咽痛三天，无发热。"),
-        ("感冒症状", "打喷嚏、鼻塞数日，无发热。"),
-    ),
-    "M54.5": (("腰痛", "提重物后腰痛，无下肢无力。"), ("腰部疼痛", "弯腰后腰部酸痛，大小便正常。")),
-    "K21.9": (("烧心", "进食后胸骨后烧灼感，平卧加重。"), ("反酸", "反酸、嗳气数周，夜间明显。")),
-    "F41.1": (("焦虑", "近几周担忧、睡眠差，无自杀念头。"), ("紧张不安", "心烦易紧张，入睡困难。")),
-    "R51": (("头痛", "紧张型头痛，无局灶神经症状。"), ("头部胀痛", "双侧头部压迫感，无呕吐。")),
-}
-FOLLOW_UP_TEXT_ZH = {
-    HEART_FAILURE: (
-        ("心衰复诊", "复查气促和双下肢水肿。"),
-        ("心力衰竭随访", "气短、水肿情况复查。"),
-    ),
-    CKD: (("肾功能复查", "慢性肾脏病随访，复查肾功能。"), ("慢性肾脏病随诊", "复查肌酐及血钾。")),
-    NEPHROPATHY: (("糖尿病肾病复诊", "糖尿病肾病随访。"), ("糖尿病肾病随诊", "复查肾功能与血糖。")),
-    DIABETES: (
-        ("糖尿病复诊", "2型糖尿病复查：饮食、用药、血糖记录。"),
-        ("降糖药复诊", "2型糖尿病随访。"),
-    ),
-    HYPERTENSION: (("血压复查", "高血压随访，核对家庭血压。"), ("高血压复诊", "降压治疗随访。")),
-    PREDIABETES: (
-        ("血糖偏高随访", "上次血糖偏高，饮食运动指导。"),
-        ("糖调节受损复诊", "生活方式干预。"),
-    ),
-    LIPIDS: (("血脂复查", "高脂血症服他汀中，无肌痛。"), ("调脂治疗随访", "服用他汀，复查血脂。")),
-    ROUTINE: (("健康检查", "年度体检，自觉良好。"), ("例行体检", "无不适，来院体检。")),
-}
+# How the visits are written, in English and in Chinese for the share of patients the
+# cross-sectional demo also writes in Chinese (texts.ZH_SHARE): visits.demo.texts_cohort (a cohort
+# written only in English, or in two fixed sentences per problem, taught the model those strings).
 TREATMENTS_ZH = {"bp": "降压药", "diuretic": "利尿剂", "metformin": "二甲双胍", "statin": "他汀"}
 
 
@@ -324,24 +257,22 @@ def _record_triage_vitals(visit: _Visit, p: _State, rng: np.random.Generator) ->
         visit.observations.append((SPO2, round(float(saturation))))
 
 
-def _texts_zh(visit: _Visit, primary: str, p: _State, pick: float) -> tuple[str, str, str, str]:
-    options = ACUTE_ZH[primary] if visit.acute is not None and primary == visit.acute else None
-    complaint, history = (options or FOLLOW_UP_TEXT_ZH[primary])[int(pick * 2)]
-    if DYSPNOEA in visit.symptoms:
-        history += "活动后气短。"
-    if OEDEMA in visit.symptoms:
-        history += "傍晚踝部水肿。"
-    treatments = [TREATMENTS_ZH[t] for t in sorted(p.treated)]
-    plan = "继续" + "、".join(treatments) + "。" if treatments else "生活方式指导。"
-    return complaint, history, "双肺呼吸音清，心音正常。", plan
-
-
-def _texts(visit: _Visit, primary: str, p: _State, pick: float) -> tuple[str, str, str, str]:
+def _texts(
+    visit: _Visit, primary: str, p: _State, u: list[float], *, chinese: bool
+) -> tuple[str, str, str, str]:
+    """Complaint, history, examination and plan of one visit, from ``DRAWS`` uniforms ``u``."""
     acute = visit.acute is not None and primary == visit.acute
-    if acute:
-        complaint, history = (ACUTE if pick < 0.5 else ACUTE_ALSO)[primary]
-    else:
-        complaint, history = (FOLLOW_UP_TEXT if pick < 0.5 else FOLLOW_UP_ALSO)[primary]
+    complaint, history = cohort_note(
+        primary, acute=acute, chinese=chinese, age=int(p.age), female=p.female, u=u
+    )
+    if chinese:
+        if DYSPNOEA in visit.symptoms:
+            history += "活动后气短。"
+        if OEDEMA in visit.symptoms:
+            history += "傍晚踝部水肿。"
+        treatments_zh = [TREATMENTS_ZH[t] for t in sorted(p.treated)]
+        plan = "继续" + "、".join(treatments_zh) + "。" if treatments_zh else "生活方式指导。"
+        return complaint, history, "双肺呼吸音清，心音正常。", plan
     if DYSPNOEA in visit.symptoms:
         history += " Short of breath on exertion."
     if OEDEMA in visit.symptoms:
@@ -418,9 +349,10 @@ def generate_longitudinal(
                     _record_triage_vitals(v, state, vitals_rng)
                     first = False
                     primary, secondaries = _diagnoses(v, state)
-                    pick = float(words.random())
-                    write = _texts_zh if chinese[i] else _texts
-                    complaint, history, exam, plan = write(v, primary, state, pick)
+                    draws = words.random(DRAWS).tolist()
+                    complaint, history, exam, plan = _texts(
+                        v, primary, state, draws, chinese=bool(chinese[i])
+                    )
                     visits.append(
                         SyntheticVisit(
                             key=0,  # numbered below, in time order

@@ -978,7 +978,7 @@ def free_text(
         # the complaint as typed at triage; the history retells the plain complaint
         complaint = cc
         if not generic and x[1] < (TRIAGE_DETAIL_ATYPICAL if hard[i] else TRIAGE_DETAIL):
-            complaint = _triage_complaint(cc, t, x, chinese=chinese)
+            complaint = triage_complaint(cc, t, x, chinese=chinese)
         # history of present illness
         if r[3] < p_sparse:
             history = pick(zh.SPARSE_HISTORY_ZH if chinese else _SPARSE_HISTORY, r[4])
@@ -1001,7 +1001,7 @@ def free_text(
     return out
 
 
-def _triage_complaint(cc: str, t: ConditionText, x: list[float], *, chinese: bool) -> str:
+def triage_complaint(cc: str, t: ConditionText, x: list[float], *, chinese: bool) -> str:
     """The complaint as triage writes it: with an associated symptom of the visit's condition,
     sometimes its duration and sometimes a symptom the patient denies."""
     symptom = pick(t.symptoms, x[2])
@@ -1014,8 +1014,9 @@ def _triage_complaint(cc: str, t: ConditionText, x: list[float], *, chinese: boo
         return text
     joiner = pick((", ", ", ", " and ", ", also "), x[5])
     text = cc if symptom.lower() in cc.lower() else f"{cc}{joiner}{symptom}"
-    if x[4] < 0.3:
-        text += f" for {pick(t.durations, x[3])}"
+    duration = pick(t.durations, x[3])
+    if x[4] < 0.3 and duration:  # a check-up has no duration ("")
+        text += f" for {duration}"
     if x[6] < 0.15:
         text += f", no {pick(t.negatives, x[7])}"
     return text
