@@ -56,6 +56,9 @@ __all__ = ["MAX_COMPUTE_ATTEMPTS", "RULES_VERSION", "advice_compute"]
 logger = logging.getLogger(__name__)
 RULES_VERSION = 4  # bump when rules or the wording of reasons change: advice is recomputed
 TOP_DIAGNOSES = 5
+# Storing clashes with another worker's advice at most once in practice (it then finds that
+# advice); a third clash is a fault for the task's retry to handle.
+STORE_ATTEMPTS = 3
 
 
 def _active(task: PredictionTask) -> ModelVersion:
@@ -200,28 +203,42 @@ def advice_compute(
     # One transaction stores the advice, marks the request done and audits it: a worker dying
     # here leaves either all of it or none (then the request is computed again). Only the
     # claim's holder commits it, so one request has one advice and one ADVICE audit record.
-    try:
-        with transaction.atomic():
-            if advice is None:
-                advice = _store(
-                    visit, digest, models_key, tasks, payload, compute_ms, others_current
+    for attempt in range(STORE_ATTEMPTS):
+        stored = advice
+        try:
+            with transaction.atomic():
+                if stored is None:
+                    stored = _store(
+                        visit, digest, models_key, tasks, payload, compute_ms, others_current
+                    )
+                _make_current(stored)
+                if not outbox.advice_request_complete(
+                    request_id=request_id, advice=stored, claimant=claimant
+                ):
+                    raise _ClaimLost
+                audit_record(
+                    actor=None,
+                    action=AuditEvent.Action.ADVICE,
+                    obj=stored,
+                    patient_id=visit.patient_id,
+                    interface=AuditEvent.Interface.WORKER,
                 )
-            _make_current(advice)
-            if not outbox.advice_request_complete(
-                request_id=request_id, advice=advice, claimant=claimant
-            ):
-                raise _ClaimLost
-            audit_record(
-                actor=None,
-                action=AuditEvent.Action.ADVICE,
-                obj=advice,
-                patient_id=visit.patient_id,
-                interface=AuditEvent.Interface.WORKER,
-            )
-    except _ClaimLost:
-        logger.info("advice request %s was taken over while computed here; dropped", request_id)
-        return None
-    return advice
+        except _ClaimLost:
+            logger.info("advice request %s was taken over while computed here; dropped", request_id)
+            return None
+        except IntegrityError:
+            # Another worker stored the same advice (same inputs, same models), or another
+            # current advice for the visit, since we looked: the whole transaction rolled back
+            # (no savepoint around the INSERT: two statements fewer per advice). Look again and
+            # use that advice, or supersede the other; the task retries if it keeps clashing.
+            found, others_current = _existing(visit, digest, models_key)
+            # (An advice found before that is gone now: nothing computed to store; retry.)
+            if attempt == STORE_ATTEMPTS - 1 or (found is None and advice is not None):
+                raise
+            advice = found
+            continue
+        return stored
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def _make_current(advice: Advice) -> None:
@@ -252,38 +269,27 @@ def _store(
     compute_ms: float,
     others_current: bool = True,
 ) -> Advice:
-    try:
-        with transaction.atomic():
-            if others_current:
-                Advice.objects.filter(visit=visit, superseded=False).update(superseded=True)
-            advice = Advice.objects.create(
-                visit=visit,
-                input_hash=digest,
-                models_key=models_key,
-                payload=payload_dumps(payload),
-                abstained=payload.abstained,
-                alert_count=len(payload.alerts),
-                critical_alert_count=len(payload.critical_alerts),
-                compute_ms=compute_ms,
-            )
-            # A new row has no versions yet: one INSERT (the related manager's set() reads the
-            # current ones first).
-            Advice.model_versions.through.objects.bulk_create(
-                Advice.model_versions.through(advice_id=advice.pk, modelversion_id=_active(t).pk)
-                for t in tasks
-            )
-    except IntegrityError:
-        # Another worker stored the same advice first (same inputs, same models): use it. If the
-        # clash was with another current advice for the visit stored since we looked, supersede
-        # it; otherwise raise: the task retries.
-        existing = Advice.objects.filter(
-            visit=visit, input_hash=digest, models_key=models_key
-        ).first()
-        if existing is not None:
-            return existing
-        if not others_current:
-            return _store(visit, digest, models_key, tasks, payload, compute_ms, True)
-        raise
+    """Insert the advice and its versions (superseding the current one first), inside the
+    caller's transaction: a clash (IntegrityError) aborts that transaction, and the caller looks
+    again (advice_compute)."""
+    if others_current:
+        Advice.objects.filter(visit=visit, superseded=False).update(superseded=True)
+    advice = Advice.objects.create(
+        visit=visit,
+        input_hash=digest,
+        models_key=models_key,
+        payload=payload_dumps(payload),
+        abstained=payload.abstained,
+        alert_count=len(payload.alerts),
+        critical_alert_count=len(payload.critical_alerts),
+        compute_ms=compute_ms,
+    )
+    # A new row has no versions yet: one INSERT (the related manager's set() reads the current
+    # ones first).
+    Advice.model_versions.through.objects.bulk_create(
+        Advice.model_versions.through(advice_id=advice.pk, modelversion_id=_active(t).pk)
+        for t in tasks
+    )
     return advice
 
 

@@ -40,6 +40,7 @@ from visits.models import Visit
 from visits.services import ObservationInput, visit_create
 
 from .conftest import wait_for, wait_ready
+from .cpu_meter import CpuMeter
 from .visit_load import Client, SentVisit, VisitLoad, send_until_stored, visit_body
 
 pytestmark = [
@@ -480,11 +481,27 @@ def report_visits(load: VisitLoad, faults: list[Fault]) -> None:
         f"\n[load] {len(load.visits)} visits, sent at {load.achieved_rate():.1f}/s "
         f"(target {load.rate}/s), worst start lag {load.worst_start_lag():.2f} s"
     )
+    # How long the web took to answer a first attempt (whatever the answer): the web tier's
+    # own capacity shows here (an open loop queues in gunicorn's backlog when it falls behind).
+    answer = sorted(v.attempts[0].answered - v.started for v in load.visits if v.attempts)
+    outcomes: dict[str, int] = {}
+    for visit in load.visits:
+        for attempt in visit.attempts:
+            outcomes[attempt.outcome] = outcomes.get(attempt.outcome, 0) + 1
+    if answer:
+        print(
+            f"\n[load] first answer: median {answer[len(answer) // 2]:.2f} s, "
+            f"p95 {answer[int(len(answer) * 0.95)]:.2f} s, max {answer[-1]:.2f} s; "
+            f"attempts by outcome {dict(sorted(outcomes.items()))}; "
+            f"{sum(v.acknowledged is None for v in load.visits)} never acknowledged"
+        )
     for fault in faults:
         retried = [
             v.acknowledged
             for v in load.visits
-            if v.due <= fault.recovered <= v.acknowledged and len(v.attempts) > 1
+            if v.acknowledged is not None
+            and v.due <= fault.recovered <= v.acknowledged
+            and len(v.attempts) > 1
         ]
         if retried:
             report(
@@ -538,3 +555,113 @@ def test_redis_killed_and_restarted_loses_no_visit_and_no_advice(workers, relay,
     report("Redis killed, restart -> all advice", done - restarted)
     assert done - restarted <= RECOVERY_BOUND
     assert_one_advice_and_one_audit_each(requests_)
+
+
+# --- the issue's full scenario: four faults, one after another, under a steady load -------------
+
+# ``make faults-load`` runs it as the issue states it (8 visits/s); the rate and the steady load
+# between faults come from the environment so that a faster machine can run it longer or harder.
+# Marked ``faults_load``: ``make test`` (CI) deselects it (pyproject's addopts), because on the
+# shared 2-core machine it takes ~4 minutes on top of the suite (README, "Advice pipeline").
+LOAD_RATE = float(os.environ.get("MEDAI_FAULTS_RATE", "8"))  # visits/s, open loop
+LOAD_GAP = float(os.environ.get("MEDAI_FAULTS_GAP", "20"))  # steady seconds between faults
+RESTART_AFTER = 10.0  # seconds a killed advice worker or Redis stays down (issue 18)
+
+
+def kill_advice_worker(workers, worker) -> tuple[Fault, object]:
+    """``kill -9`` of the worker's process group; its supervisor restarts it 10 s later."""
+    injected = time.time()
+    worker.kill()
+    time.sleep(RESTART_AFTER)
+    restarted = workers(**ADVICE_WORKER, wait=False)
+    wait_ready(restarted)
+    fault = Fault("advice worker killed (kill -9), restarted 10 s later", injected, time.time())
+    return fault, restarted
+
+
+def kill_redis(broker) -> Fault:
+    """``kill -9`` of Redis; started again from its append-only file 10 s later."""
+    injected = time.time()
+    broker.kill()
+    time.sleep(RESTART_AFTER)
+    broker.start()  # returns once it answers
+    return Fault("Redis killed (kill -9), restarted from its AOF 10 s later", injected, time.time())
+
+
+def kill_gunicorn_worker(server) -> Fault:
+    """``kill -9`` of one gunicorn worker mid-load; recovered when the master has two again."""
+    victim = server.workers()[0]
+    injected = time.time()
+    os.kill(victim, signal.SIGKILL)
+    wait_for(
+        lambda: len(server.workers()) == 2 and victim not in server.workers(),
+        "the gunicorn master to replace the killed worker",
+    )
+    return Fault("one gunicorn worker killed (kill -9)", injected, time.time())
+
+
+def report_advice_progress(faults: list[Fault]) -> None:
+    """Advice lateness so far (requests done or not), per fault: what the worker achieved."""
+    rows = list(AdviceRequest.objects.values_list("created_at", "finished_at", "status"))
+    now = time.time()
+    timings = [(c.timestamp(), f.timestamp() if f else now) for c, f, _ in rows]
+    undone = sum(status != AdviceRequest.Status.DONE for *_, status in rows)
+    print(f"\n[advice] {len(rows)} requests, {undone} not done when the load ended")
+    if timings:
+        report_recoveries(timings, faults)
+
+
+@pytest.mark.faults_load
+def test_four_faults_under_a_steady_load_lose_nothing_and_advice_is_late_at_most_15_s(
+    web, workers, relay, broker, private_postgres, doctor
+):
+    """Issue 18's scenario: a steady open-loop load (8 visits/s) through a PostgreSQL crash, an
+    advice worker killed, Redis killed and a gunicorn worker killed, one after another."""
+    the_relay = relay()
+    worker = workers(**ADVICE_WORKER, wait=False)
+    server = web()
+    wait_ready(worker)
+    clients = [api_client(doctor, f"load-{n}") for n in range(4)]
+    probe = api_client(doctor, "probe")
+    page = SignedInPage(server.url, doctor, probe.patient_id)
+    load = VisitLoad(server.url, clients, rate=LOAD_RATE)
+    faults: list[Fault] = []
+    processes = [the_relay, server.process, worker]
+    cpu = CpuMeter(
+        {
+            "web (gunicorn)": lambda: server.process.process.pid,
+            "advice worker": lambda: processes[-1].process.pid,
+            "relay": lambda: the_relay.process.pid,
+            "PostgreSQL": private_postgres.postmaster_pid,
+            "Redis": lambda: broker.process.pid if broker.process else None,
+            "load generator (this test)": os.getpid,
+        }
+    )
+    cpu.start()
+    load.start()
+    try:
+        time.sleep(LOAD_GAP / 2)
+        faults.append(crash_postgres(private_postgres, server, page, probe))
+        time.sleep(LOAD_GAP)
+        fault, worker = kill_advice_worker(workers, worker)
+        faults.append(fault)
+        processes.append(worker)
+        time.sleep(LOAD_GAP)
+        faults.append(kill_redis(broker))
+        time.sleep(LOAD_GAP)
+        faults.append(kill_gunicorn_worker(server))
+        time.sleep(LOAD_GAP / 2)
+    finally:
+        load.stop()
+        load.finish(timeout=180)
+        cpu.stop()
+    report_visits(load, faults)
+    print(f"\n{cpu.report(len(load.visits))}")
+    database, gunicorn = faults[0], faults[3]
+    report_advice_progress(faults)  # before any assertion: a failed run still shows its figures
+    assert_answers_expected(load.visits, database=database, gunicorn=gunicorn)
+    assert any(v.attempts[0].outcome == "503" for v in load.visits)  # the outage was seen
+    acknowledged = assert_stored_once(load.visits, [c.patient_id for c in clients])
+    assert not Visit.objects.filter(patient_id=probe.patient_id).exists()  # 503s stored nothing
+    assert len(acknowledged) == len(load.visits)
+    assert_advice_once_in_time(acknowledged, faults, *processes)

@@ -197,3 +197,31 @@ def test_a_request_claimed_before_the_web_marked_it_is_still_re_sent_when_its_wo
     AdviceWorker.objects.update(beat_at=timezone.now() - timedelta(seconds=60))
     assert outbox.advice_requests_relay() == 1
     assert dispatched == [request.pk]
+
+
+def test_advice_stored_by_another_worker_meanwhile_is_used_not_stored_twice(
+    team_a, doctor_a, monkeypatch
+):
+    """The INSERT has no savepoint of its own: a clash with the same advice stored since this
+    worker looked rolls its transaction back, and it completes the request with that advice."""
+    first = new_request(team_a, doctor_a)
+    stored = advice_service.advice_compute(request_id=first.pk, claimant="w1#a:10")
+    assert stored is not None
+    second = outbox.advice_request_create(visit=first.visit, actor=None)  # the same inputs
+    real_existing = advice_service._existing
+    looks: list[int] = []
+
+    def looked_too_early(visit, digest, models_key):
+        looks.append(visit.pk)
+        if len(looks) == 1:  # before the other worker committed: nothing there yet
+            return None, False
+        return real_existing(visit, digest, models_key)
+
+    monkeypatch.setattr(advice_service, "_existing", looked_too_early)
+    again = advice_service.advice_compute(request_id=second.pk, claimant="w2#b:20")
+    assert again == stored
+    assert len(looks) == 2  # looked again after the clash
+    assert Advice.objects.filter(visit=first.visit).count() == 1
+    second.refresh_from_db()
+    assert (second.status, second.advice_id) == (DONE, stored.pk)
+    assert advice_audits(second) == 2  # one per request, none for the rolled-back attempt

@@ -24,12 +24,13 @@ pytestmark = pytest.mark.django_db
 #  1 the enabled tasks and their active version ids
 #  1 the advice already stored for these inputs, and any current one
 #  1 similar past cases (their confirmed diagnoses, visit and sex joined)
-#  5 savepoint, INSERT advice, INSERT its versions, release, UPDATE request done
+#  3 INSERT advice, INSERT its versions, UPDATE request done (no savepoint of their own: a
+#    clash rolls the whole transaction back and the worker looks again)
 #  4 the audit record (savepoint, its lane's previous hash, INSERT, release): the audit lane's
 #    lock is already held, taken by the visit's audit record earlier in the test's transaction
 #    (a worker's own transaction takes it here: one statement more, medai_site/audit.py)
 #  2 the outer transaction's savepoint and release
-ADVICE_STATEMENTS = 18
+ADVICE_STATEMENTS = 16
 VITALS = [
     ObservationInput("8310-5", 38.4, "Cel"),
     ObservationInput("8867-4", 104, "/min"),
