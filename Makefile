@@ -28,7 +28,7 @@ run: install
 	MEDAI_PROFILE=local PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m medai_site.procfile_run -f Procfile
 
 ## test: the whole suite against PostgreSQL and Redis on 127.0.0.1 (see README), without
-## the four-fault scenario at 8 visits/s (`faults-load`: ~4 more minutes on a 2-core machine)
+## the four-fault scenario at the issue's 8 visits/s (`faults-load`; the suite runs it at 2/s)
 test: install
 	# --durations: every run (CI too) lists its 30 slowest tests, to keep the suite well under 30 min.
 	MEDAI_PROFILE=test PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest --durations=30 -m "not faults_load"

@@ -559,12 +559,18 @@ def test_redis_killed_and_restarted_loses_no_visit_and_no_advice(workers, relay,
 
 # --- the issue's full scenario: four faults, one after another, under a steady load -------------
 
-# ``make faults-load`` runs it as the issue states it (8 visits/s); the rate and the steady load
-# between faults come from the environment so that a faster machine can run it longer or harder.
-# Marked ``faults_load``: ``make test`` (CI) deselects it (pyproject's addopts), because on the
-# shared 2-core machine it takes ~4 minutes on top of the suite (README, "Advice pipeline").
-LOAD_RATE = float(os.environ.get("MEDAI_FAULTS_RATE", "8"))  # visits/s, open loop
-LOAD_GAP = float(os.environ.get("MEDAI_FAULTS_GAP", "20"))  # steady seconds between faults
+# Two loads. ``make faults-load`` runs it as the issue states it (8 visits/s, 20 s of steady load
+# between faults; ``MEDAI_FAULTS_RATE`` / ``MEDAI_FAULTS_GAP`` override them), marked
+# ``faults_load`` so that ``make test`` (CI) deselects it: on the shared 2-core machine the web
+# tier alone cannot take 8 visits/s (README, "Advice pipeline"). The suite (CI) runs the same
+# four faults at 2 visits/s with 12 s between them (~3.5 minutes).
+SUITE_LOAD = pytest.param(2.0, 12.0, id="2-per-s")
+ISSUE_LOAD = pytest.param(
+    float(os.environ.get("MEDAI_FAULTS_RATE", "8")),
+    float(os.environ.get("MEDAI_FAULTS_GAP", "20")),
+    id="issue-8-per-s",
+    marks=pytest.mark.faults_load,
+)
 RESTART_AFTER = 10.0  # seconds a killed advice worker or Redis stays down (issue 18)
 
 
@@ -611,12 +617,12 @@ def report_advice_progress(faults: list[Fault]) -> None:
         report_recoveries(timings, faults)
 
 
-@pytest.mark.faults_load
+@pytest.mark.parametrize(("rate", "gap"), [SUITE_LOAD, ISSUE_LOAD])
 def test_four_faults_under_a_steady_load_lose_nothing_and_advice_is_late_at_most_15_s(
-    web, workers, relay, broker, private_postgres, doctor
+    web, workers, relay, broker, private_postgres, doctor, rate, gap
 ):
-    """Issue 18's scenario: a steady open-loop load (8 visits/s) through a PostgreSQL crash, an
-    advice worker killed, Redis killed and a gunicorn worker killed, one after another."""
+    """Issue 18's scenario: a steady open-loop load through a PostgreSQL crash, an advice worker
+    killed, Redis killed and a gunicorn worker killed, one after another."""
     the_relay = relay()
     worker = workers(**ADVICE_WORKER, wait=False)
     server = web()
@@ -624,7 +630,7 @@ def test_four_faults_under_a_steady_load_lose_nothing_and_advice_is_late_at_most
     clients = [api_client(doctor, f"load-{n}") for n in range(4)]
     probe = api_client(doctor, "probe")
     page = SignedInPage(server.url, doctor, probe.patient_id)
-    load = VisitLoad(server.url, clients, rate=LOAD_RATE)
+    load = VisitLoad(server.url, clients, rate=rate)
     faults: list[Fault] = []
     processes = [the_relay, server.process, worker]
     cpu = CpuMeter(
@@ -640,17 +646,17 @@ def test_four_faults_under_a_steady_load_lose_nothing_and_advice_is_late_at_most
     cpu.start()
     load.start()
     try:
-        time.sleep(LOAD_GAP / 2)
+        time.sleep(gap / 2)
         faults.append(crash_postgres(private_postgres, server, page, probe))
-        time.sleep(LOAD_GAP)
+        time.sleep(gap)
         fault, worker = kill_advice_worker(workers, worker)
         faults.append(fault)
         processes.append(worker)
-        time.sleep(LOAD_GAP)
+        time.sleep(gap)
         faults.append(kill_redis(broker))
-        time.sleep(LOAD_GAP)
+        time.sleep(gap)
         faults.append(kill_gunicorn_worker(server))
-        time.sleep(LOAD_GAP / 2)
+        time.sleep(gap / 2)
     finally:
         load.stop()
         load.finish(timeout=180)
