@@ -571,6 +571,9 @@ ISSUE_LOAD = pytest.param(
     id="issue-8-per-s",
     marks=pytest.mark.faults_load,
 )
+# The advice worker's pool processes in this scenario: 1 as the Procfile's default; docker-compose
+# runs 2 (CELERY_CONCURRENCY there).
+SCENARIO_CONCURRENCY = int(os.environ.get("MEDAI_FAULTS_CONCURRENCY", "1"))
 RESTART_AFTER = 10.0  # seconds a killed advice worker or Redis stays down (issue 18)
 
 
@@ -579,7 +582,7 @@ def kill_advice_worker(workers, worker) -> tuple[Fault, object]:
     injected = time.time()
     worker.kill()
     time.sleep(RESTART_AFTER)
-    restarted = workers(**ADVICE_WORKER, wait=False)
+    restarted = workers(**ADVICE_WORKER, concurrency=SCENARIO_CONCURRENCY, wait=False)
     wait_ready(restarted)
     fault = Fault("advice worker killed (kill -9), restarted 10 s later", injected, time.time())
     return fault, restarted
@@ -624,7 +627,7 @@ def test_four_faults_under_a_steady_load_lose_nothing_and_advice_is_late_at_most
     """Issue 18's scenario: a steady open-loop load through a PostgreSQL crash, an advice worker
     killed, Redis killed and a gunicorn worker killed, one after another."""
     the_relay = relay()
-    worker = workers(**ADVICE_WORKER, wait=False)
+    worker = workers(**ADVICE_WORKER, concurrency=SCENARIO_CONCURRENCY, wait=False)
     server = web()
     wait_ready(worker)
     clients = [api_client(doctor, f"load-{n}") for n in range(4)]
