@@ -110,13 +110,17 @@
     document.addEventListener("htmx:sseMessage", function (event) {
       if (event.target.id === "advice-panel") { document.body.setAttribute("data-advice-delivery", "push"); }
     });
-    window.setInterval(function () {
+    function poll() {
       var panel = document.querySelector("#advice-panel[data-advice-pending]");
       if (!panel || !window.htmx) { return; }
       if (window.EventSource && panel.getAttribute("data-sse") === "open") { return; }
       document.body.setAttribute("data-advice-delivery", "poll");
       window.htmx.trigger(panel, "medai:poll");
-    }, 2000);
+    }
+    /* No stream can open at all: the first look comes soon (advice usually takes well under a
+       second), then every 2 s. With EventSource the stream gets its 2 s to open first. */
+    if (!window.EventSource) { window.setTimeout(poll, 500); }
+    window.setInterval(poll, 2000);
   }
 
   /* --- The normal range follows the unit picked for a value (glucose mg/dL <-> mmol/L). */
