@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db import connection
+from django.db.models import OuterRef, Q, QuerySet
+from django.db.models.functions import JSONObject
 
 from medai_site.audit import audit_record
 from medai_site.blind_index import blind_index, normalise
@@ -15,7 +19,7 @@ from medai_site.roles import is_admin
 
 from .access import in_care_team, visible_patients
 from .break_glass import emergency_grant
-from .models import MRN_INPUT_PATTERN, CareTeam, Patient, normalise_mrn
+from .models import MRN_INPUT_PATTERN, Allergy, CareTeam, Patient, normalise_mrn
 
 _MRN_LIKE = re.compile(MRN_INPUT_PATTERN)
 
@@ -89,12 +93,9 @@ def _matches(patient: Patient, text: str) -> bool:
 
 def patient_get(*, viewer: object, patient_id: int, audit: bool = True) -> Patient:
     try:
-        patient = (
-            visible_patients(viewer)
-            .annotate(viewer_in_care_team=in_care_team(viewer))
-            .prefetch_related("allergies", "care_teams")
-            .get(pk=patient_id)
-        )
+        patient = _with_allergies_and_care_teams(
+            visible_patients(viewer).annotate(viewer_in_care_team=in_care_team(viewer))
+        ).get(pk=patient_id)
     except (Patient.DoesNotExist, ValueError, TypeError):
         audit_record(
             actor=viewer,
@@ -104,6 +105,7 @@ def patient_get(*, viewer: object, patient_id: int, audit: bool = True) -> Patie
             object_id=str(patient_id)[:64],
         )
         raise NotFound("Patient not found.") from None
+    _attach_related_rows(patient)
     # Read by the patient banner on every page of the chart (patients/_banner.html).
     patient.emergency_grant = emergency_grant(
         viewer=viewer, patient_id=patient.pk, in_care_team=patient.viewer_in_care_team
@@ -113,6 +115,70 @@ def patient_get(*, viewer: object, patient_id: int, audit: bool = True) -> Patie
             actor=viewer, action=AuditEvent.Action.VIEW, obj=patient, patient_id=patient.pk
         )
     return patient
+
+
+# One patient's allergies and care teams read in the patient's own statement (PostgreSQL arrays
+# of JSON rows), instead of two prefetch queries: two round trips fewer on every chart, patient
+# read and visit create. Elsewhere (SQLite, local profile) the prefetches.
+_ALLERGY_FIELDS = ("id", "patient_id", "substance", "reaction", "severity", "recorded_at")
+
+
+def _with_allergies_and_care_teams(patients: QuerySet[Patient]) -> QuerySet[Patient]:
+    if connection.vendor != "postgresql":
+        return patients.prefetch_related("allergies", "care_teams")
+    allergies = (
+        Allergy.objects.filter(patient_id=OuterRef("pk"))
+        .order_by(*Allergy._meta.ordering, "pk")
+        .values(row=JSONObject(**{name: name for name in _ALLERGY_FIELDS}))
+    )
+    teams = (
+        Patient.care_teams.through.objects.filter(patient_id=OuterRef("pk"))
+        .order_by("careteam__name", "careteam_id")
+        .values(row=JSONObject(id="careteam_id", name="careteam__name"))
+    )
+    return patients.annotate(
+        allergy_rows=ArraySubquery(allergies), care_team_rows=ArraySubquery(teams)
+    )
+
+
+def _attach_related_rows(patient: Patient) -> None:
+    """Turn the annotated rows into ``patient.allergies.all()`` / ``care_teams.all()`` results,
+    as ``prefetch_related`` would have cached them (values converted by each model field, the
+    reaction decrypted by its field)."""
+    if not hasattr(patient, "allergy_rows"):
+        return  # prefetched
+    allergy_fields = [Allergy._meta.get_field(name) for name in _ALLERGY_FIELDS]
+    allergies = [
+        Allergy.from_db(
+            patient._state.db,
+            list(_ALLERGY_FIELDS),
+            [
+                _from_json(field, row[name])
+                for name, field in zip(_ALLERGY_FIELDS, allergy_fields, strict=True)
+            ],
+        )
+        for row in patient.allergy_rows
+    ]
+    teams = [
+        CareTeam.from_db(patient._state.db, ["id", "name"], [row["id"], row["name"]])
+        for row in patient.care_team_rows
+    ]
+    del patient.allergy_rows, patient.care_team_rows
+    cache = patient.__dict__.setdefault("_prefetched_objects_cache", {})
+    for relation, rows in (("allergies", allergies), ("care_teams", teams)):
+        queryset = getattr(patient, relation).all()
+        queryset._result_cache = rows
+        queryset._prefetch_done = True
+        cache[relation] = queryset
+
+
+def _from_json(field: Any, value: Any) -> Any:
+    """A value of a JSON row as the field would have read it from its own column."""
+    if value is None:
+        return None
+    if hasattr(field, "from_db_value"):  # encrypted fields: the stored token, decrypted
+        return field.from_db_value(value, None, connection)
+    return field.to_python(value)
 
 
 def _as_int(value: object) -> int | None:

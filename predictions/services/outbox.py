@@ -50,24 +50,38 @@ def advice_request_create(*, visit: Visit, actor: object | None) -> AdviceReques
     return request
 
 
-def advice_request_from_event(*, event: VisitEvent, dispatch: bool = True) -> AdviceRequest:
+def advice_request_from_event(
+    *, event: VisitEvent, dispatch: bool = True, new: bool = False
+) -> AdviceRequest:
     """The one request for ``event``: created once, whoever (subscriber or relay) comes first.
 
     ``get_or_create`` on the unique ``event`` column: a concurrent creator's insert waits for the
     first one's commit, fails on the constraint, and reads the row the first one wrote.
+    ``new``: the event was written in the caller's transaction, still uncommitted, so nobody else
+    can have consumed it (the relay only sees committed events): one INSERT, without
+    ``get_or_create``'s read and savepoint (three round trips fewer on every visit save). The
+    unique constraint still holds the invariant.
     """
-    request, created = AdviceRequest.objects.get_or_create(
-        event=event,
-        defaults={"visit_id": event.visit_id, "request_id": event.request_id},
-    )
+    if new:
+        request = AdviceRequest.objects.create(
+            event=event, visit_id=event.visit_id, request_id=event.request_id
+        )
+        created = True
+    else:
+        request, created = AdviceRequest.objects.get_or_create(
+            event=event,
+            defaults={"visit_id": event.visit_id, "request_id": event.request_id},
+        )
     if created and dispatch:
         transaction.on_commit(lambda: advice_request_dispatch(request_id=request.pk))
     return request
 
 
 def on_visit_event(event: VisitEvent) -> None:
-    """Visits' subscriber (registered in PredictionsConfig.ready): every event asks for advice."""
-    advice_request_from_event(event=event)
+    """Visits' subscriber (registered in PredictionsConfig.ready): every event asks for advice.
+
+    Called by ``visit_event_record`` right after it wrote the event, in the same transaction."""
+    advice_request_from_event(event=event, new=True)
 
 
 def advice_request_dispatch(*, request_id: int) -> bool:

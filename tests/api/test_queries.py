@@ -104,11 +104,19 @@ def test_visit_detail_does_not_decrypt_patient_contact_data(api_a, team_a, decry
 
 # Issue 15: SQL statements per request, counted without the test transaction's savepoints (in
 # production the outermost atomic block is a BEGIN/COMMIT, not captured either).
-# Was 8: the token's query also reads its user's roles (no auth_group query per request).
+# Was 8: the token's query also reads its user's roles (no auth_group query per request); then 7;
+# now the patient's allergies and care teams come in the patient's own statement.
 PATIENT_READ_STATEMENTS = (
-    7  # token + roles, patient, allergies, care teams, audit (lock, head, insert)
+    5  # token + roles, patient (+ allergies, care teams), audit (lock, head, insert)
 )
-VISIT_CREATE_STATEMENTS = 22  # was 34, then 23: no re-read, no FK re-checks, no deletes, no roles
+# Was 34, then 23, then 22: no re-read, no FK re-checks, no deletes, no roles; now also no
+# constraint-check queries (decided in Python), no get_or_create for the advice request, no
+# separate allergy/care-team queries.
+VISIT_CREATE_STATEMENTS = 14
+# Savepoints are round trips too in production (the test transaction only adds the outermost):
+# the two audit records' (visit, diagnosis), the event subscriber's, the diagnosis service's and
+# its duplicate-catching insert's; none for the visit create itself or its constraint checks.
+VISIT_CREATE_SAVEPOINTS = 5
 
 
 def _statements(queries) -> list[str]:
@@ -121,6 +129,10 @@ def test_patient_read_statement_count(api_a, team_a):
     with CaptureQueriesContext(connection) as queries:
         assert api_a.get(f"/api/v1/patients/{patient.pk}").status_code == 200
     assert len(_statements(queries)) <= PATIENT_READ_STATEMENTS, _statements(queries)
+    # No prefetch queries: allergies and care teams are read with the patient.
+    assert not any(
+        s.startswith(('SELECT "patients_allergy"', "SELECT (")) for s in _statements(queries)
+    )
     assert not any("auth_group" in s and "apitoken" not in s for s in _statements(queries))
 
 
@@ -141,6 +153,10 @@ def test_visit_create_statement_count_and_no_reread(api_a, team_a):
     assert len(statements) <= VISIT_CREATE_STATEMENTS, statements
     assert not any(s.startswith('SELECT "visits_visit"') for s in statements)  # not re-read
     assert not any(s.startswith("DELETE") for s in statements)
+    assert not any('"_check"' in s for s in statements)  # constraints decided in Python
+    assert not any(s.startswith('SELECT "predictions_advicerequest"') for s in statements)
+    savepoints = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SAVEPOINT")]
+    assert len(savepoints) <= 1 + VISIT_CREATE_SAVEPOINTS, savepoints  # + the test's own
 
 
 def test_visit_created_answers_exactly_what_a_read_returns(api_a, team_a):
