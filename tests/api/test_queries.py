@@ -173,3 +173,23 @@ def test_visit_created_answers_exactly_what_a_read_returns(api_a, team_a):
     assert created.status_code == 201
     read = api_a.get(f"/api/v1/visits/{created.json()['id']}")
     assert created.json() == read.json()
+
+
+def test_patient_read_carries_allergies_and_care_teams_as_the_prefetch_did(api_a, team_a):
+    """Read with the patient (JSON rows): the reaction decrypted, both lists in model order."""
+    from patients.services import allergy_add
+    from tests.factories import CareTeamFactory, DoctorFactory
+
+    other = CareTeamFactory(name="AAA first by name", members=[DoctorFactory()])
+    patient = PatientFactory(care_teams=[team_a, other])
+    for substance, reaction in (("sulfa", "hives"), ("amoxicillin", "rash and swelling")):
+        allergy_add(patient=patient, substance=substance, reaction=reaction, actor=None)
+    body = api_a.get(f"/api/v1/patients/{patient.pk}").json()
+    assert [(a["substance"], a["reaction"]) for a in body["allergies"]] == [
+        ("amoxicillin", "rash and swelling"),
+        ("sulfa", "hives"),
+    ]
+    assert body["care_teams"] == [
+        {"id": other.pk, "name": other.name},
+        {"id": team_a.pk, "name": team_a.name},
+    ]
