@@ -300,7 +300,13 @@ def run(args: argparse.Namespace, env: dict[str, str], worker_log: Path, spawn) 
             "pk", "created_at"
         )
     )
-    to_worker = [(stored_at[r.advice_id] - r.dispatched_at).total_seconds() for r in requests]
+    # On a loaded machine a worker may finish a request before the dispatch that sent it records
+    # its time (the mark skips finished requests): no dispatch time then, no figure for it.
+    to_worker = [
+        (stored_at[r.advice_id] - r.dispatched_at).total_seconds()
+        for r in requests
+        if r.dispatched_at is not None
+    ]
     to_done = [(r.finished_at - stored_at[r.advice_id]).total_seconds() for r in requests]
 
     models = {slug: load_model(v.artifact_path, v.artifact_sha256) for slug, v in versions.items()}
