@@ -1,20 +1,35 @@
 """Writing and verifying the audit trail. Every service that reads or writes PHI records here.
 
-Records form a hash chain in id order. Since migration 0005 each record's hash is
-``HMAC-SHA256(AUDIT_CHAIN_KEYS[key_id], prev_hash | canonical content)`` (chain version 2; since
-0007 version 3, whose content also holds ``patient_ids``, the patients one list view showed:
-:func:`audit_record_list`); the
-key lives in the deployment's secret store, not in the database, so someone who can rewrite the
-table cannot recompute valid hashes. Records written before keys existed keep their unkeyed
-SHA-256 (chain version 1) and still verify; they are a prefix of the chain, never written again.
+The trail is ``MEDAI_AUDIT_LANES`` (16) independent hash chains, "lanes", each with its own
+genesis; every record belongs to one (``AuditEvent.lane``) and chains to the previous record of
+its lane in id order. Since migration 0005 each record's hash is ``HMAC-SHA256(
+AUDIT_CHAIN_KEYS[key_id], prev_hash | canonical content)`` (chain version 2; since 0007 version
+3, whose content also holds ``patient_ids``, the patients one list view showed:
+:func:`audit_record_list`; since 0008 version 4, whose content also holds the lane, so a record
+moved to another lane no longer verifies). The key lives in the deployment's secret store, not in
+the database, so someone who can rewrite the table cannot recompute valid hashes. Records written
+before keys existed keep their unkeyed SHA-256 (chain version 1) and still verify; they are a
+prefix of lane 0, never written again. Everything written before lanes is lane 0, whose chain
+simply continues.
 
-Writers take a transaction-scoped advisory lock (PostgreSQL) so two requests never chain to the
-same predecessor, and ids are drawn under that lock, so the committed records are always a
-prefix in id order; SQLite serialises writers by itself. The database refuses UPDATE, DELETE
-and TRUNCATE (triggers, migrations 0004/0005) and the application's role holds only INSERT and
-SELECT here. The head of the chain is anchored outside the database (:mod:`.audit_anchor`);
-:func:`audit_verify` checks every record and every anchor, so a record altered, removed or
-re-hashed, a shortened tail and an emptied table are each reported.
+Writers: a transaction takes one lane's transaction-scoped advisory lock (PostgreSQL,
+``pg_try_advisory_xact_lock(AUDIT_LANE_LOCK_CLASS, lane)``): its thread's own lane if free, else
+the next free one in order, and only if every lane is busy it waits for its own. It keeps that
+lane for every record it writes until it commits, and never holds two. So two requests never
+chain to the same predecessor, up to ``MEDAI_AUDIT_LANES`` audited transactions proceed at once
+instead of queueing on one lock held until each one's COMMIT, and ids are drawn under the lane's
+lock, so within a lane the committed records are always a prefix in id order. SQLite serialises
+writers by itself and uses one lane.
+
+Tamper evidence is that of the single chain, per lane: each lane is a complete keyed chain whose
+head is anchored outside the database (:mod:`.audit_anchor`) with the number of its records. The
+database refuses UPDATE, DELETE and TRUNCATE (triggers, migrations 0004/0005) and the
+application's role holds only INSERT and SELECT here. :func:`audit_verify` checks every record
+against its lane's previous one and every anchor, so a record altered, removed, re-hashed or
+moved to another lane, a shortened lane, an emptied table, and records no anchor covers once
+overdue are each reported. To hide a change an attacker needs the HMAC key (to re-hash the
+lane) and the anchor file (to rewrite the heads it recorded) — as before lanes: the lanes
+multiply the heads anchored, not what a forger must hold.
 """
 
 from __future__ import annotations

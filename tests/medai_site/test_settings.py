@@ -136,6 +136,7 @@ def test_audit_settings_resolve():
     from medai_site import tasks  # the module Celery's autodiscovery imports per app
 
     assert tasks.audit_anchor_write.name == schedule["task"]
+    assert settings.MEDAI_AUDIT_LANES == 16  # independent audit chains (medai_site/audit.py)
 
 
 def test_unknown_profile_is_rejected():
