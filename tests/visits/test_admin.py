@@ -81,7 +81,10 @@ def test_visit_changelist_and_change_page_render_without_ciphertext(client_admin
 
 
 def test_visit_admin_search_finds_visits_by_the_patients_name(client_admin, visit, team_b):
-    other = PatientFactory(given_name="Boris", family_name="Baker", care_teams=[team_b])
+    # An MRN whose number cannot equal the visit's id: digits alone also find an MRN's number.
+    other = PatientFactory(
+        given_name="Boris", family_name="Baker", mrn="MRN-987654321", care_teams=[team_b]
+    )
     visit_create(patient=other, attending=visit.attending, actor=None, request_advice=False)
     for query in ("Ada Lovelace", "vis-0001", str(visit.pk)):
         response = client_admin.get(reverse("admin:visits_visit_changelist"), {"q": query})
