@@ -447,7 +447,7 @@ def _walk(
             lanes[head.lane] = _Lane(checked=before, start_id=head.last_id)
             scope |= models.Q(lane=head.lane, pk__gte=head.last_id)
     reached: set[tuple[int, int]] = set()
-    for event in _in_id_order(scope, batch_size):
+    for event in _in_lane_order(scope, batch_size):
         lane = lanes.setdefault(event.lane, _Lane())
         if event.pk == lane.start_id:
             lane.expected_prev = event.prev_hash  # the anchored record itself: checked below
@@ -488,11 +488,20 @@ def _walk(
     return sum(lane.checked for lane in lanes.values()), problems
 
 
-def _in_id_order(scope: models.Q, batch_size: int) -> Iterator[AuditEvent]:
-    last_id = 0
+def _in_lane_order(scope: models.Q, batch_size: int) -> Iterator[AuditEvent]:
+    """The records in ``scope`` one lane after another, each lane in id order.
+
+    Lane by lane, not in global id order: a record can commit after records with higher ids in
+    other lanes, so a walk by global id could pass an id range before a record in it committed
+    and then meet that record's successor, a false "missing". Within one lane ids are drawn under
+    the lane's lock, so a record committing later always has a higher id than every record of
+    that lane already read: the keyset (lane, id) never skips one.
+    """
+    lane, last_id = -1, 0
     while True:
-        batch = list(AuditEvent.objects.filter(scope, pk__gt=last_id).order_by("pk")[:batch_size])
+        after = models.Q(lane__gt=lane) | models.Q(lane=lane, pk__gt=last_id)
+        batch = list(AuditEvent.objects.filter(scope, after).order_by("lane", "pk")[:batch_size])
         if not batch:
             return
         yield from batch
-        last_id = batch[-1].pk
+        lane, last_id = batch[-1].lane, batch[-1].pk

@@ -39,15 +39,6 @@ from .postgres_cluster import PostgresCluster
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Registered here, not in pyproject (a pyproject change makes every `make` target reinstall).
-    config.addinivalue_line(
-        "markers",
-        "faults_load: issue 18's four faults under a steady 8 visits/s; `make faults-load` runs "
-        "it, `make test` (CI) deselects it",
-    )
-
-
 TIMEOUT = 90.0  # seconds any awaited condition may take on a loaded 2-core machine
 
 

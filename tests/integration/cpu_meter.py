@@ -39,7 +39,7 @@ def _current_pid(current: Callable[[], int | None]) -> int | None:
     """The role's root now; None between processes (PostgreSQL down: no postmaster.pid)."""
     try:
         return current()
-    except (OSError, ValueError):
+    except (OSError, ValueError, IndexError):  # IndexError: postmaster.pid empty mid-restart
         return None
 
 

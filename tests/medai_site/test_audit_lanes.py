@@ -42,7 +42,7 @@ from medai_site.audit_anchor import (
 from medai_site.models import AuditEvent
 
 WAIT = 30  # seconds a step may take on a loaded machine before the test calls it stuck
-LANES = 16
+LANES = settings.MEDAI_AUDIT_LANES  # 16 unless the environment says otherwise
 
 
 def _lane_locks_held() -> list[int]:
@@ -395,6 +395,58 @@ def test_an_overdue_record_of_a_lane_the_anchor_does_not_name_is_reported(lanes,
     _, problems = audit_verify()
     assert [p.event_id for p in problems] == [straggler.pk]
     assert "in lane 9 and still not anchored" in problems[0].problem
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_record_committing_after_higher_ids_of_other_lanes_is_no_false_gap(monkeypatch):
+    """Lane 1's first record (the lowest id) commits only after a batched walk has passed its id,
+    and lane 1's next record commits before the walk's next batch. A walk by global id order
+    then met the second without the first and reported "missing"; lane by lane it does not."""
+    wrote, finish, done = threading.Event(), threading.Event(), threading.Event()
+    failure: list[BaseException] = []
+
+    def write(lane: int) -> AuditEvent:
+        monkeypatch.setattr(audit, "preferred_lane", lambda lanes: lane)
+        return audit_record(actor=None, action=AuditEvent.Action.VIEW, patient_id=lane)
+
+    def slow_writer() -> None:
+        try:
+            with transaction.atomic():
+                assert write(1).lane == 1
+                wrote.set()
+                assert finish.wait(WAIT)  # commits only once the walk's first batch is read
+        except BaseException as error:
+            failure.append(error)
+            wrote.set()
+        finally:
+            connections["default"].close()
+            done.set()
+
+    thread = threading.Thread(target=slow_writer)
+    thread.start()
+    assert wrote.wait(WAIT)
+    assert [write(2).lane, write(2).lane] == [2, 2]  # higher ids, committed first
+    walk_in_order = audit._in_lane_order
+
+    def commit_between_batches(scope, batch_size):
+        for n, event in enumerate(walk_in_order(scope, batch_size)):
+            yield event
+            if n == batch_size - 1:
+                finish.set()
+                assert done.wait(WAIT)
+                assert write(1).lane == 1
+
+    monkeypatch.setattr(audit, "_in_lane_order", commit_between_batches)
+    try:
+        checked, problems = audit._walk([], start_after=None, batch_size=2)
+    finally:
+        finish.set()
+        thread.join(WAIT)
+    assert not failure, failure
+    assert problems == []
+    assert checked in (2, 4)  # lane 1 read whole or not at all, never its second record alone
+    monkeypatch.undo()
+    assert audit_verify() == (4, [])
 
 
 # --- records and anchors from before lanes -----------------------------------------------------
