@@ -6,7 +6,11 @@ from typing import Any
 from celery import Celery
 from celery.signals import task_prerun
 
+from .broker_filesystem import register as use_whole_message_filesystem_broker
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medai_site.settings")
+# make run's embedded broker: never hand a worker a half-written message (broker_filesystem.py).
+use_whole_message_filesystem_broker()
 
 app = Celery("medai")
 app.config_from_object("django.conf:settings", namespace="CELERY")
