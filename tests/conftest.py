@@ -119,6 +119,23 @@ def audit_anchor_dir(settings, tmp_path):
     return settings.MEDAI_AUDIT_ANCHOR_DIR
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A transactional test must also ask for ``serialized_rollback``: without it, the flush after
+    it re-runs post_migrate (content types, permissions), and the next test that restores the
+    serialized database then fails on duplicate keys (seen in a full run, never in a file alone)."""
+    bare = [
+        item.nodeid
+        for item in items
+        if (marker := item.get_closest_marker("django_db")) is not None
+        and marker.kwargs.get("transaction")
+        and not marker.kwargs.get("serialized_rollback")
+    ]
+    if bare:
+        raise pytest.UsageError(
+            "transaction=True without serialized_rollback=True: " + ", ".join(bare[:5])
+        )
+
+
 @pytest.fixture(scope="session", autouse=True)
 def owner_empties_the_audit_table_between_tests():
     """pytest-django empties every table with one TRUNCATE after a transactional test; the audit

@@ -128,7 +128,7 @@ def lanes(db, write_in_lane) -> dict[int, list[AuditEvent]]:
 # --- writers -----------------------------------------------------------------------------------
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_open_transactions_take_different_lanes_and_neither_waits():
     """The first transaction keeps its lane locked until it commits; a second, concurrent one
     takes another lane at once instead of waiting for the first's commit (the single lock of
@@ -397,7 +397,7 @@ def test_an_overdue_record_of_a_lane_the_anchor_does_not_name_is_reported(lanes,
     assert "in lane 9 and still not anchored" in problems[0].problem
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_record_committing_after_higher_ids_of_other_lanes_is_no_false_gap(monkeypatch):
     """Lane 1's first record (the lowest id) commits only after a batched walk has passed its id,
     and lane 1's next record commits before the walk's next batch. A walk by global id order
