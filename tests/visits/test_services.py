@@ -513,3 +513,39 @@ def test_a_new_emergency_visit_needs_its_triage_vital_signs(doctor_a, team_a):
     # Its later edits are not asked again; an outpatient visit never is.
     visit_record(actor=doctor_a, visit=visit, plan="aspirin 300 mg")
     visit_record(actor=doctor_a, patient=patient, visit_type="outpatient", chief_complaint="cough")
+
+
+def test_the_python_visit_checks_decide_as_the_database_constraints_do(patient, doctor_a):
+    """visit_record decides the visit's check constraints in Python (no query each); a constraint
+    changed in the model without its rule would drift silently: here each rule meets the
+    constraint's own database check on the same visits."""
+    import datetime as dt
+
+    from django.core.exceptions import ValidationError
+    from django.db.models import CheckConstraint
+    from django.utils import timezone
+
+    from visits.services import _VISIT_CHECKS
+
+    checks = [c for c in Visit._meta.constraints if isinstance(c, CheckConstraint)]
+    assert {c.name for c in checks} == set(_VISIT_CHECKS)
+    start = timezone.now()
+    hour = dt.timedelta(hours=1)
+    samples = [
+        (end, age)
+        for end in (None, start - hour, start, start + hour)
+        for age in (0, 40, 90, 91, 120)
+    ]
+    for end, age in samples:
+        visit = Visit(patient=patient, attending=doctor_a, start=start, end=end, age_years=age)
+        for constraint in checks:
+            try:
+                constraint.validate(Visit, visit)
+                database_allows = True
+            except ValidationError:
+                database_allows = False
+            assert _VISIT_CHECKS[constraint.name][1](visit) == database_allows, (
+                constraint.name,
+                end,
+                age,
+            )
