@@ -360,6 +360,12 @@ def _visit_update(
     if unknown:
         raise InvalidInput(f"Unknown visit field(s): {', '.join(sorted(unknown))}.")
     texts_validate(changes)
+    for name in ("start", "end"):  # as a create's start: the Python checks compare them
+        value = changes.get(name)
+        if isinstance(value, dt.datetime) and timezone.is_naive(value):
+            raise InvalidInput(
+                f"Visit {name} must include a time zone.", fields={name: ["Time zone required."]}
+            )
     validated = observations_validate(observations)
     visit = Visit.objects.select_for_update().get(pk=visit.pk)
     if visit.status == Visit.Status.CLOSED:

@@ -549,3 +549,14 @@ def test_the_python_visit_checks_decide_as_the_database_constraints_do(patient, 
                 end,
                 age,
             )
+
+
+def test_an_update_with_a_naive_end_is_refused_clearly_and_changes_nothing(patient, doctor_a):
+    import datetime as dt
+
+    visit = create(patient, doctor_a)
+    naive = dt.datetime(2030, 1, 1)  # noqa: DTZ001 (naive on purpose: what is refused)
+    with pytest.raises(InvalidInput, match="end must include a time zone"):
+        visit_update(visit=visit, actor=doctor_a, request_advice=False, end=naive)
+    visit.refresh_from_db()
+    assert visit.end is None
