@@ -43,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_advice import PG, bench_env, start_redis, start_worker, wait_for  # noqa: E402  # the benches' own helpers
 
-BENCH_DB = "medai_bench_scoring"
+# Its own database: MEDAI_BENCH_SERVING_DB names another (e.g. one per person sharing a server).
+BENCH_DB = os.environ.get("MEDAI_BENCH_SERVING_DB", "medai_bench_scoring")
 
 
 def admin_sql(statement: str) -> None:
@@ -64,15 +65,26 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=10_000, help="visits per chunk (task)")
     parser.add_argument("--repeat", type=int, default=3, help="cached runs per worker count")
     parser.add_argument("--fernet-sample", type=int, default=10_000)
-    parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--keep-db", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--reuse-db",
+        action="store_true",
+        help="reuse a database kept by --keep-db (skips training and import; implies --keep-db)",
+    )
     args = parser.parse_args()
+    if args.reuse_db:
+        args.keep_db = True
 
     work = Path(tempfile.mkdtemp(prefix="medai-bench-scoring-"))
     redis_process, port = start_redis(work)
-    env = bench_env(work, port, BENCH_DB)
+    # Models outside the temporary directory when the database outlives the run (its versions
+    # name their artifacts).
+    models = REPO / "var" / "bench" / f"{BENCH_DB}-models" if args.keep_db else work / "models"
+    env = bench_env(work, port, BENCH_DB, MEDAI_MODEL_DIR=str(models))
     os.environ.update(env)
-    admin_sql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-    admin_sql(f"CREATE DATABASE {BENCH_DB}")
+    if not args.reuse_db:
+        admin_sql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        admin_sql(f"CREATE DATABASE {BENCH_DB}")
     workers: list[subprocess.Popen] = []
     try:
         import django
@@ -109,42 +121,19 @@ def run(args: argparse.Namespace, spawn) -> dict[str, Any]:
 
     from predictions.ml.artifacts import load_model
     from predictions.ml.dataset import apply_plans
-    from predictions.models import FeatureRowBlock, PredictionTask, ScoringRun, TrainingJob
+    from predictions.models import FeatureRowBlock, PredictionTask, ScoringRun
     from predictions.services.batch_scoring import scoring_run_start
-    from predictions.services.training import training_job_execute
     from predictions.visit_records import visits_frame
-    from tests.factories import CareTeamFactory, DoctorFactory
-    from visits.demo import generate_population
-    from visits.demo_import import population_import
     from visits.models import Visit
 
-    doctor = DoctorFactory()
-    team = CareTeamFactory(members=[doctor])
-    t0 = time.perf_counter()
-    population_import(
-        population=generate_population(n_visits=args.train_visits, seed=11),
-        teams=[team],
-        attendings=[doctor],
-    )
-    task = PredictionTask.objects.get(slug="differential")
-    job = training_job_execute(job_id=TrainingJob.objects.create(task=task).pk)
-    if job.status != TrainingJob.Status.SUCCEEDED:
-        raise SystemExit(f"training failed: {job.error}")
-    version = job.model_version
-    task.refresh_from_db()  # training activated the version
-    print(f"trained on {args.train_visits} visits in {time.perf_counter() - t0:.1f} s", flush=True)
-    t0 = time.perf_counter()
-    have = Visit.objects.count()
-    seed = 12
-    while have < args.visits:  # in slices: the generator holds a slice's population in memory
-        n = min(20_000, args.visits - have)
-        population_import(
-            population=generate_population(n_visits=n, seed=seed), teams=[team], attendings=[doctor]
-        )
-        seed += 1
-        have = Visit.objects.count()
-        print(f"  {have:,} visits stored", flush=True)
-    print(f"imported up to {have:,} visits in {time.perf_counter() - t0:.1f} s", flush=True)
+    if args.reuse_db:
+        task = PredictionTask.objects.get(slug="differential")
+        version = task.active_version
+        if version is None:
+            raise SystemExit("--reuse-db: the kept database has no trained differential task")
+        print(f"reusing {BENCH_DB}: {Visit.objects.count():,} visits", flush=True)
+    else:
+        task, version = build(args)
     call_command_analyze(connection)
 
     # --- serial path and bare predict_proba ------------------------------------------------------
@@ -176,6 +165,9 @@ def run(args: argparse.Namespace, spawn) -> dict[str, Any]:
             lambda: ScoringRun.objects.filter(pk=scoring.pk, status="done").exists(),
             f"scoring run {scoring.pk}",
             timeout=1800.0,
+            # Polling is a query: every 20 ms, not wait_for's 5, so the polling takes little
+            # of the CPU the workers and PostgreSQL share with this process.
+            interval=0.02,
         )
         seconds = time.perf_counter() - started
         chunks = list(scoring.chunks.values_list("visits", "cache_hits", "compute_ms"))
@@ -265,6 +257,45 @@ def run(args: argparse.Namespace, spawn) -> dict[str, Any]:
         "group_scores_identical_to_serial": identical,
         "encryption": encryption,
     }
+
+
+def build(args: argparse.Namespace) -> tuple[Any, Any]:
+    """Train the differential task and store visits up to ``--visits``."""
+    from predictions.models import PredictionTask, TrainingJob
+    from predictions.services.training import training_job_execute
+    from tests.factories import CareTeamFactory, DoctorFactory
+    from visits.demo import generate_population
+    from visits.demo_import import population_import
+    from visits.models import Visit
+
+    doctor = DoctorFactory()
+    team = CareTeamFactory(members=[doctor])
+    t0 = time.perf_counter()
+    population_import(
+        population=generate_population(n_visits=args.train_visits, seed=11),
+        teams=[team],
+        attendings=[doctor],
+    )
+    task = PredictionTask.objects.get(slug="differential")
+    job = training_job_execute(job_id=TrainingJob.objects.create(task=task).pk)
+    if job.status != TrainingJob.Status.SUCCEEDED:
+        raise SystemExit(f"training failed: {job.error}")
+    version = job.model_version
+    task.refresh_from_db()  # training activated the version
+    print(f"trained on {args.train_visits} visits in {time.perf_counter() - t0:.1f} s", flush=True)
+    t0 = time.perf_counter()
+    have = Visit.objects.count()
+    seed = 12
+    while have < args.visits:  # in slices: the generator holds a slice's population in memory
+        n = min(20_000, args.visits - have)
+        population_import(
+            population=generate_population(n_visits=n, seed=seed), teams=[team], attendings=[doctor]
+        )
+        seed += 1
+        have = Visit.objects.count()
+        print(f"  {have:,} visits stored", flush=True)
+    print(f"imported up to {have:,} visits in {time.perf_counter() - t0:.1f} s", flush=True)
+    return task, version
 
 
 def call_command_analyze(connection) -> None:
