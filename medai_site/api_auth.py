@@ -40,6 +40,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
 from .audit import audit_record
+from .compiled_query import CompiledQuery
 from .errors import Conflict, Forbidden, InvalidInput
 from .models import ApiToken, AuditEvent
 from .request_context import current_api_token_id
@@ -164,12 +165,21 @@ def api_tokens_revoke_for_user(*, user: Any, actor: object | None) -> int:
     return revoked
 
 
+def _token_query(hashed: str) -> Any:
+    return with_role_names(
+        ApiToken.objects.select_related("user").filter(token_hash=hashed), "user_id"
+    )
+
+
+# Compiled once per process (medai_site.compiled_query): the look-up runs on every API request.
+_TOKEN_WITH_ROLES = CompiledQuery(_token_query)
+
+
 def _token_with_roles(hashed: str) -> ApiToken | None:
     """The token, its user and the user's role names in one query (PostgreSQL): the roles are
     read fresh with the token on every request, so nothing is cached, a role removed (or a token
     revoked) counts from the next request, and the ``auth_group`` look-up is saved."""
-    tokens = ApiToken.objects.select_related("user").filter(token_hash=hashed)
-    token = with_role_names(tokens, "user_id").first()
+    token = _TOKEN_WITH_ROLES.first(hashed)
     if token is not None and hasattr(token, "role_names"):
         roles_preload(token.user, token.role_names)
     return token

@@ -23,6 +23,7 @@ from django.db.models import Count, Prefetch, QuerySet
 from django.utils import timezone
 
 from medai_site.audit import audit_record
+from medai_site.compiled_query import CompiledQuery
 from medai_site.errors import Forbidden, NotFound
 from medai_site.models import AuditEvent
 from visits.models import Diagnosis, Visit
@@ -338,14 +339,20 @@ def servable_tasks() -> QuerySet[PredictionTask]:
     return PredictionTask.objects.select_related("active_version").defer(*SERVING_DEFERRED)
 
 
+# Compiled once per process (medai_site.compiled_query): every prediction request reads it, and
+# building the select_related + defer statement cost more than PostgreSQL takes to answer it.
+_SERVING_TASK = CompiledQuery(lambda slug: servable_tasks().filter(slug=slug))
+
+
 def task_for_serving(*, viewer: object, slug: str) -> PredictionTask:
-    """The task with its active version only (one query): what a prediction request needs."""
+    """The task with its active version only (one query, read fresh on every call: a version
+    promoted, rolled back or switched off answers from the next request)."""
     if not _may_see_models(viewer):
         raise NotFound("Prediction task not found.")
-    try:
-        return servable_tasks().get(slug=slug)
-    except PredictionTask.DoesNotExist:
-        raise NotFound("Prediction task not found.") from None
+    task = _SERVING_TASK.first(slug)
+    if task is None:
+        raise NotFound("Prediction task not found.")
+    return task
 
 
 def version_get(*, viewer: object, version_id: int) -> ModelVersion:

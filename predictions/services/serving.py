@@ -22,6 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils import timezone
+
+from medai_site.compiled_query import insert_returning_pk
 from medai_site.errors import InvalidInput, ModelUnavailable
 from medai_site.request_context import current_request_id
 from medai_site.roles import account_of
@@ -351,7 +354,9 @@ def model_use_record(
 ) -> ModelUse:
     """One row per call: never the inputs, only their hash."""
     account = account_of(actor)
-    return ModelUse.objects.create(
+    # One compiled INSERT (medai_site.compiled_query): written on every prediction request.
+    use = ModelUse(
+        at=timezone.now(),
         version=version,
         actor=account,
         api_token_id=api_token_id,
@@ -361,6 +366,7 @@ def model_use_record(
         rows=rows,
         request_id=current_request_id.get()[:64],
     )
+    return insert_returning_pk(use)
 
 
 @dataclass(frozen=True)

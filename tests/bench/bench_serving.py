@@ -414,6 +414,39 @@ def cds_body() -> bytes:
     ).encode()
 
 
+def py_spy_start(out: Path, scenario: str, master_pid: int) -> list[subprocess.Popen]:
+    """py-spy on each gunicorn worker (the master's children) for one scenario; stopped by the
+    caller with SIGINT. py-spy is found next to this Python or on the PATH."""
+    spy = shutil.which(
+        "py-spy", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    )
+    if spy is None:
+        raise SystemExit("--py-spy: install py-spy apart (pip install py-spy), not in the project")
+    out.mkdir(parents=True, exist_ok=True)
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    slug = "".join(ch if ch.isalnum() else "-" for ch in scenario)
+    return [
+        subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--pid",
+                pid,
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                "--output",
+                str(out / f"{slug}-{pid}.txt"),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in children
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per scenario")
@@ -422,6 +455,20 @@ def main() -> None:
     parser.add_argument("--redis-db", type=int, default=9)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds per endpoint")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=[],
+        metavar="SUBSTRING",
+        help="run only the scenarios whose name contains one of these (e.g. 'predict' 'cds')",
+    )
+    parser.add_argument(
+        "--py-spy",
+        default="",
+        metavar="DIR",
+        help="record each MedAI scenario's gunicorn workers with py-spy (a tool installed apart, "
+        "never a project dependency) into DIR as collapsed stacks (flamegraph input), one file per worker",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="medai-bench-serving-"))
@@ -602,16 +649,26 @@ def main() -> None:
                     200,
                 ),
             ]
+        if args.only:
+            scenarios = [s for s in scenarios if any(o in s[0] for o in args.only)]
         # Warm every endpoint in every worker first (each gunicorn worker loads the artifacts,
         # the explainers and the catalogue on its first prediction; that is start-up, not speed).
         for name, port, method, path, make, _n, _expect in scenarios:
             if name.endswith("x1"):
                 load(port, method, path, make, clients=2, seconds=args.warmup, warmup=0)
         for name, port, method, path, make, n, expect in scenarios:
+            spies = (
+                py_spy_start(Path(args.py_spy), name, processes[0].pid)
+                if args.py_spy and port == web_port
+                else []
+            )
             with LockSampler() as sampler:
                 results["scenarios"][name] = load(
                     port, method, path, make, clients=n, seconds=args.seconds, expect=expect
                 )
+            for spy in spies:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+                spy.wait(timeout=60)
             if port == web_port:
                 results["scenarios"][name].update(sampler.summary())
             print(name, results["scenarios"][name], flush=True)
