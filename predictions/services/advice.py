@@ -15,13 +15,14 @@ import time
 
 import numpy as np
 from django.db import IntegrityError, transaction
-from django.db.models import F, Prefetch, Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from medai_site.audit import audit_record, current_request_id
 from medai_site.errors import AdviceFailed
 from medai_site.models import AuditEvent
 from predictions import why
+from predictions.advice_inputs import visit_for_advice
 from predictions.medication_safety import (
     conflict_alerts,
     plan_drugs,
@@ -46,7 +47,7 @@ from predictions.rules import SEVERITY_ORDER, ObservationFact, evaluate_rules
 from predictions.similar_cases import similar_cases
 from predictions.visit_records import OTHER_CLASS, input_hash, visit_record
 from predictions.wording import category_display
-from visits.models import Observation, Visit
+from visits.models import Visit
 
 from . import outbox
 from .outbox import MAX_COMPUTE_ATTEMPTS
@@ -144,30 +145,9 @@ def advice_compute(
         # Continue the id of the page/API request that saved the visit: logs and the ADVICE
         # audit record join up with it (the claim returned the row: no extra read).
         current_request_id.set(request.request_id)
-    visit = (
-        Visit.objects.select_related("patient")
-        # Decrypt only what advice reads (no name or contact; the plan, medication list and
-        # allergy history for the allergy and drug check): other PHI stays ciphertext.
-        .only(
-            "id",
-            "patient_id",
-            "age_years",
-            "visit_type",
-            "chief_complaint",
-            "history_present_illness",
-            "physical_exam",
-            "plan",
-            "medications",
-            "allergy_history",
-            "patient__id",
-            "patient__sex",
-        )
-        .prefetch_related(
-            Prefetch("observations", queryset=Observation.objects.select_related("definition")),
-            "patient__allergies",
-        )
-        .get(pk=request.visit_id)
-    )
+    # One statement (predictions/advice_inputs.py): the visit, its patient's sex, observations
+    # and allergies; only the texts advice reads are decrypted.
+    visit = visit_for_advice(request.visit_id)
     missing = missing_for_advice(visit)
     if missing:
         # Too little recorded for advice: none is computed, and no earlier advice stays current

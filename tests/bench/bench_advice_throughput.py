@@ -53,7 +53,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_advice import PG, bench_env, start_redis, start_worker, wait_for  # noqa: E402  # the bench's own helpers
 
-BENCH_DB = "medai_bench_throughput"
+# Its own database, by default; several people benchmarking on one server name their own.
+BENCH_DB = os.environ.get("MEDAI_BENCH_THROUGHPUT_DB", "medai_bench_throughput")
 WORKER_APP = "medai-bench-advice-worker"
 PATIENTS = 50
 WARM_UP = 20  # visits before the first rate: the worker loads both models and the index

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.django_db
 
 # Per advice (inside the test's transaction, so the worker's BEGIN/COMMIT are savepoints here):
 #  1 claim (UPDATE ... RETURNING)
-#  3 the visit with its patient; its observations with their definitions; the allergies
+#  1 the visit with its patient's sex, its observations with their definitions and the
+#    allergies (one statement: predictions/advice_inputs.py)
 #  1 the enabled tasks and their active version ids
 #  1 the advice already stored for these inputs, and any current one
 #  1 similar past cases (their confirmed diagnoses, visit and sex joined)
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.django_db
 #    lock is already held, taken by the visit's audit record earlier in the test's transaction
 #    (a worker's own transaction takes it here: one statement more, medai_site/audit.py)
 #  2 the outer transaction's savepoint and release
-ADVICE_STATEMENTS = 16
+ADVICE_STATEMENTS = 14
 VITALS = [
     ObservationInput("8310-5", 38.4, "Cel"),
     ObservationInput("8867-4", 104, "/min"),
