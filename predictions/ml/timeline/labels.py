@@ -5,7 +5,9 @@ patients without one before". For every subject, candidate prediction times are 
 visits (just after an event time, so that visit's events are visible); a candidate is used when
 
 * the subject had no code in S before it (a forecast of a *new* diagnosis),
-* it has at least ``min_history_days`` of history (something to forecast from), and
+* it has at least ``min_history_days`` of history (something to forecast from), counted from
+  the subject's first clinical event: birth and static facts are who the patient is, not
+  history (``events.anchor_events``), or every adult would qualify at the first visit, and
 * the outcome is known: a code in S within H days (true), or the subject is still seen after
   H days without one (false). Candidates whose follow-up ends earlier are censored, not negatives.
 
@@ -22,7 +24,11 @@ import numpy as np
 import pandas as pd
 
 from predictions.ml.errors import DataError
-from predictions.ml.timeline.events import MICROSECONDS_PER_DAY, STATIC_TIME, Timelines
+from predictions.ml.timeline.events import (
+    MICROSECONDS_PER_DAY,
+    Timelines,
+    anchor_events,
+)
 
 # The prediction is made just after the visit's last event (an event at the prediction time is
 # invisible by the engine's rule, so "at the visit" would hide the visit itself).
@@ -64,11 +70,11 @@ def build_labels(timelines: Timelines, task: TaskDefinition, *, seed: int = 0) -
     for i, subject in enumerate(timelines.subjects):
         start, stop = int(timelines.offsets[i]), int(timelines.offsets[i + 1])
         time = timelines.time[start:stop]
-        timed = time != STATIC_TIME
-        if not timed.any():
+        clinical = ~anchor_events(time, timelines.code[start:stop])
+        if not clinical.any():
             continue
-        times = time[timed]
-        outcome_times = time[timed & is_outcome[start:stop]]
+        times = time[clinical]
+        outcome_times = time[clinical & is_outcome[start:stop]]
         first_outcome = outcome_times.min() if len(outcome_times) else None
         last_seen = times.max()
         candidates = np.unique(times) + AFTER_VISIT_US

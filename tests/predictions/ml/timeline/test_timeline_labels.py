@@ -50,6 +50,17 @@ def test_positive_negative_excluded_and_censored_subjects() -> None:
     assert (never["prediction_time"].dt.second == 1).all()
 
 
+def test_history_counts_from_the_first_clinical_event_not_birth() -> None:
+    # MEDS gives birth a time; it is not history. Born 1950, first seen 2010: the 2010 visit has
+    # no history behind it, so with a year's minimum the first usable prediction is 2011's.
+    task = TaskDefinition(
+        "ckd", ["ICD10/N18"], horizon_days=365, min_history_days=365, per_subject=50
+    )
+    rows = [(1, "1950-07-01T00:00", "MEDS_BIRTH"), *_visits(1, range(2010, 2014))]
+    labels = build_labels(_timelines(rows), task)
+    assert labels["prediction_time"].dt.year.tolist() == [2011, 2012]
+
+
 def test_prefixes_match_categories_and_one_label_per_subject_by_default() -> None:
     task = TaskDefinition("hf", ["ICD10/I50"], horizon_days=400, min_history_days=0)
     assert task.matches(
