@@ -435,6 +435,26 @@ class CdsCard(models.Model):
         return f"{self.service}: {self.suggestion}"
 
 
+class VisitInputsVersion(models.Model):
+    """A number that changes whenever a visit's inputs to a featuriser change: its age, visit
+    type, free text, observations, or its patient's sex (or the visit moves to another patient).
+
+    Maintained by PostgreSQL triggers on the visit, observation and patient tables (migration
+    ``0012_visit_inputs_version``), not by Python: every write counts, through a service, the
+    admin, a bulk import or plain SQL. Each change takes a new value of one sequence, so a value,
+    once replaced, never comes back. The feature-row cache keeps, per visit, the version its row
+    was computed from; reading 10,000 versions costs a few milliseconds where hashing the
+    10,000 visits' inputs cost the database a hundred or more. No foreign key: the visit's
+    deletion trigger removes its row. Read only by ``predictions.services.feature_cache``.
+    """
+
+    visit_id = models.BigIntegerField(primary_key=True)
+    version = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"visit {self.visit_id} inputs v{self.version}"
+
+
 class FeatureRowBlock(models.Model):
     """Cached feature rows of the visits with ids in ``first_visit_id..last_visit_id``, under one
     featuriser (``featuriser_key``).

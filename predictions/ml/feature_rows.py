@@ -1,7 +1,8 @@
 """Blocks of feature rows packed into one byte string, for the feature-row cache.
 
 A :class:`RowBlock` holds, for a run of visits in ascending id order, each visit's id, a 16-byte
-digest of its inputs and its feature row (a CSR matrix: the sparse text blocks stay sparse). One
+stamp of its inputs (whatever changes when they change: the caller's choice; the Django side
+stores a version number) and its feature row (a CSR matrix: the sparse text blocks stay sparse). One
 block is stored as one value (encrypted by the caller): decrypting 100,000 rows one token at a
 time costs seconds, one block of 10,000 rows costs milliseconds.
 
@@ -32,7 +33,7 @@ class RowBlockFormatError(ValueError):
 @dataclass(frozen=True)
 class RowBlock:
     ids: np.ndarray  # int64, ascending
-    digests: np.ndarray  # dtype S16, one per id
+    digests: np.ndarray  # dtype S16, one per id: a stamp of the inputs the row was computed from
     rows: sparse.csr_matrix  # (len(ids), n_features) float64
 
     def __post_init__(self) -> None:

@@ -133,7 +133,7 @@ def test_a_patient_whose_sex_is_corrected_has_their_visits_featurised_again(trai
     score_in_process()
     visit = Visit.objects.order_by("pk").first()
     sex = "female" if visit.patient.sex == "male" else "male"
-    # No service changes a patient's sex yet; the digest reads it through the join regardless.
+    # No service changes a patient's sex yet; the trigger on the patient table sees it regardless.
     type(visit.patient).objects.filter(pk=visit.patient_id).update(sex=sex)
     changed = Visit.objects.filter(patient_id=visit.patient_id).count()
     assert hits(score_in_process()) == Visit.objects.count() - changed
@@ -284,3 +284,65 @@ def test_visits_deleted_and_added_between_runs_and_a_new_chunk_size_score_as_the
         scoring_chunk_compute(run_id=other.pk, first_visit_id=first, last_visit_id=last)
     rechunked = scoring_run_scores(viewer=SYSTEM, run_id=other.pk)
     assert np.array_equal(rechunked.to_numpy(), expected)
+
+
+def inputs_version(visit_id: int) -> int:
+    from predictions.models import VisitInputsVersion
+
+    return VisitInputsVersion.objects.get(visit_id=visit_id).version
+
+
+def test_the_database_gives_a_visit_a_new_inputs_version_on_every_write_to_its_inputs(
+    open_visit, doctor_a
+):
+    """The triggers: each write to what a featuriser reads (whoever writes, services or plain
+    SQL) moves the visit to a value never used before; other writes leave it."""
+    from predictions.models import VisitInputsVersion
+    from visits.models import Observation
+
+    seen = [inputs_version(open_visit.pk)]
+
+    def moved() -> bool:
+        now = inputs_version(open_visit.pk)
+        fresh = now not in seen
+        seen.append(now)
+        return fresh
+
+    visit_update(visit=open_visit, actor=doctor_a, history_present_illness="two days of pain")
+    assert moved()
+    Observation.objects.filter(visit=open_visit).update(value=42.0)
+    assert moved()
+    Observation.objects.filter(visit=open_visit).first().delete()
+    assert moved()
+    Visit.objects.filter(pk=open_visit.pk).update(age_years=open_visit.age_years + 1)
+    assert moved()
+    Visit.objects.filter(pk=open_visit.pk).update(visit_type=Visit.Type.INPATIENT)
+    assert moved()
+    # Not an input: the version stays.
+    Visit.objects.filter(pk=open_visit.pk).update(status=Visit.Status.CLOSED)
+    type(open_visit.patient).objects.filter(pk=open_visit.patient_id).update(
+        sex=open_visit.patient.sex
+    )
+    assert inputs_version(open_visit.pk) == seen[-1]
+    other = PatientFactory()
+    Visit.objects.filter(pk=open_visit.pk).update(patient=other)
+    assert moved()
+    Observation.objects.filter(visit=open_visit).delete()
+    Visit.objects.filter(pk=open_visit.pk).delete()
+    assert not VisitInputsVersion.objects.filter(visit_id=open_visit.pk).exists()
+
+
+def test_a_visit_without_an_inputs_version_is_featurised_on_every_run(trained):
+    """A visit written while the triggers were off (no version row) is never served a cached
+    row: its inputs may have changed unseen."""
+    from predictions.models import VisitInputsVersion
+
+    score_in_process()
+    visit = Visit.objects.order_by("pk").first()
+    VisitInputsVersion.objects.filter(visit_id=visit.pk).delete()
+    for _ in range(2):
+        run = score_in_process()
+        assert hits(run) == Visit.objects.count() - 1
+    scores = scoring_run_scores(viewer=SYSTEM, run_id=run.pk)
+    _, expected = serial_scores(trained.differential)
+    assert np.array_equal(scores.to_numpy(), expected)
