@@ -69,7 +69,8 @@ def main() -> None:
     parser.add_argument(
         "--reuse-db",
         action="store_true",
-        help="reuse a database kept by --keep-db (skips training and import; implies --keep-db)",
+        help="reuse a database kept by --keep-db (trained already; tops it up to --visits; implies "
+        "--keep-db)",
     )
     args = parser.parse_args()
     if args.reuse_db:
@@ -99,7 +100,7 @@ def main() -> None:
                 start_worker(env, work / f"{name}.log", queues="scoring", hostname=f"{name}@%h")
             )
 
-        results = run(args, spawn)
+        results = run(args, spawn, lambda: [w.pid for w in workers], redis_process.pid)
     finally:
         for worker in workers:
             if worker.poll() is None:
@@ -116,24 +117,100 @@ def main() -> None:
     report(results)
 
 
-def run(args: argparse.Namespace, spawn) -> dict[str, Any]:
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a prefork worker: the main process and its child)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            found.extend(process_tree(int(child)))
+    return found
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all processes of the machine spent busy (every agent's, not only ours)."""
+    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return (sum(values[:8]) - idle) / CLOCK_TICKS
+
+
+class CpuAccount:
+    """CPU seconds per component over one run: the workers (process trees), the PostgreSQL
+    backends of the bench database split into the workers' and this process's, redis-server,
+    this process, and the whole machine. Backends that start or end within the run are missed
+    (connections are kept, so the workers' are there throughout)."""
+
+    def __init__(self, worker_pids, redis_pid: int) -> None:
+        self.worker_pids, self.redis_pid = worker_pids, redis_pid
+
+    def snapshot(self) -> dict[str, Any]:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid, pid = pg_backend_pid() FROM pg_stat_activity "
+                "WHERE datname = current_database()"
+            )
+            backends = cursor.fetchall()
+        own = os.times()
+        return {
+            "workers": [process_tree(p) for p in self.worker_pids()],
+            "backends": backends,
+            "bench": own.user + own.system,
+            "machine": machine_busy_s(),
+        }
+
+    def spent(self, before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+        def total(pids: list[int]) -> float:
+            return sum(process_cpu_s(p) for p in pids)
+
+        worker_pids = sorted({p for tree in after["workers"] for p in tree})
+        pg_workers = [p for p, own in before["backends"] if not own]
+        pg_bench = [p for p, own in before["backends"] if own]
+        return {
+            "workers": total(worker_pids) - before["workers_cpu"],
+            "pg_worker_backends": total(pg_workers) - before["pg_workers_cpu"],
+            "pg_bench_backend": total(pg_bench) - before["pg_bench_cpu"],
+            "redis": process_cpu_s(self.redis_pid) - before["redis_cpu"],
+            "bench": after["bench"] - before["bench"],
+            "machine": after["machine"] - before["machine"],
+        }
+
+    def start(self) -> dict[str, Any]:
+        snap = self.snapshot()
+        snap["workers_cpu"] = sum(process_cpu_s(p) for tree in snap["workers"] for p in tree)
+        snap["pg_workers_cpu"] = sum(process_cpu_s(p) for p, own in snap["backends"] if not own)
+        snap["pg_bench_cpu"] = sum(process_cpu_s(p) for p, own in snap["backends"] if own)
+        snap["redis_cpu"] = process_cpu_s(self.redis_pid)
+        return snap
+
+
+def run(args: argparse.Namespace, spawn, worker_pids, redis_pid: int) -> dict[str, Any]:
     from django.db import connection
 
     from predictions.ml.artifacts import load_model
     from predictions.ml.dataset import apply_plans
-    from predictions.models import FeatureRowBlock, PredictionTask, ScoringRun
+    from predictions.models import FeatureRowBlock, ScoringRun
     from predictions.services.batch_scoring import scoring_run_start
     from predictions.visit_records import visits_frame
     from visits.models import Visit
 
-    if args.reuse_db:
-        task = PredictionTask.objects.get(slug="differential")
-        version = task.active_version
-        if version is None:
-            raise SystemExit("--reuse-db: the kept database has no trained differential task")
-        print(f"reusing {BENCH_DB}: {Visit.objects.count():,} visits", flush=True)
-    else:
-        task, version = build(args)
+    task, version = build(args)
     call_command_analyze(connection)
 
     # --- serial path and bare predict_proba ------------------------------------------------------
@@ -158,7 +235,10 @@ def run(args: argparse.Namespace, spawn) -> dict[str, Any]:
     print(f"serial path and bare predict_proba measured (load {load_average()})", flush=True)
 
     # --- the group of chunks ----------------------------------------------------------------------
-    def one_run() -> dict[str, float]:
+    account = CpuAccount(worker_pids, redis_pid)
+
+    def one_run() -> dict[str, Any]:
+        cpu_before = account.start()
         started = time.perf_counter()
         scoring = scoring_run_start(task=task, actor=None, chunk_visits=args.chunk)
         wait_for(
@@ -170,6 +250,7 @@ def run(args: argparse.Namespace, spawn) -> dict[str, Any]:
             interval=0.02,
         )
         seconds = time.perf_counter() - started
+        cpu = account.spent(cpu_before, account.snapshot())
         chunks = list(scoring.chunks.values_list("visits", "cache_hits", "compute_ms"))
         return {
             "run": scoring.pk,
@@ -178,6 +259,8 @@ def run(args: argparse.Namespace, spawn) -> dict[str, Any]:
             "cache_hits": sum(c[1] for c in chunks),
             "worker_ms": sum(c[2] for c in chunks),
             "chunks": len(chunks),
+            "cpu_s": {k: round(v, 3) for k, v in cpu.items()},
+            "load": load_average(),
         }
 
     def median_of(runs: list[dict[str, float]]) -> dict[str, Any]:
@@ -189,7 +272,9 @@ def run(args: argparse.Namespace, spawn) -> dict[str, Any]:
             "cache_hits": [r["cache_hits"] for r in runs],
             "worker_ms_median": round(statistics.median(r["worker_ms"] for r in runs), 1),
             "chunks": runs[0]["chunks"],
-            "load": load_average(),
+            # Load average and CPU seconds per component at the end of the median run.
+            "load": sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]["load"],
+            "cpu_s": sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]["cpu_s"],
         }
 
     spawn("scorer1")
@@ -260,7 +345,9 @@ def run(args: argparse.Namespace, spawn) -> dict[str, Any]:
 
 
 def build(args: argparse.Namespace) -> tuple[Any, Any]:
-    """Train the differential task and store visits up to ``--visits``."""
+    """Train the differential task (unless a kept database has it) and store visits up to
+    ``--visits``."""
+    from patients.models import CareTeam
     from predictions.models import PredictionTask, TrainingJob
     from predictions.services.training import training_job_execute
     from tests.factories import CareTeamFactory, DoctorFactory
@@ -268,24 +355,30 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
     from visits.demo_import import population_import
     from visits.models import Visit
 
-    doctor = DoctorFactory()
-    team = CareTeamFactory(members=[doctor])
-    t0 = time.perf_counter()
-    population_import(
-        population=generate_population(n_visits=args.train_visits, seed=11),
-        teams=[team],
-        attendings=[doctor],
-    )
+    team = CareTeam.objects.order_by("pk").first()  # a kept database's (factories' names repeat)
+    doctor = team.members.order_by("pk").first() if team is not None else None
+    if team is None or doctor is None:
+        doctor = DoctorFactory()
+        team = CareTeamFactory(members=[doctor])
     task = PredictionTask.objects.get(slug="differential")
-    job = training_job_execute(job_id=TrainingJob.objects.create(task=task).pk)
-    if job.status != TrainingJob.Status.SUCCEEDED:
-        raise SystemExit(f"training failed: {job.error}")
-    version = job.model_version
-    task.refresh_from_db()  # training activated the version
-    print(f"trained on {args.train_visits} visits in {time.perf_counter() - t0:.1f} s", flush=True)
+    version = task.active_version
+    if version is None:
+        t0 = time.perf_counter()
+        population_import(
+            population=generate_population(n_visits=args.train_visits, seed=11),
+            teams=[team],
+            attendings=[doctor],
+        )
+        job = training_job_execute(job_id=TrainingJob.objects.create(task=task).pk)
+        if job.status != TrainingJob.Status.SUCCEEDED:
+            raise SystemExit(f"training failed: {job.error}")
+        version = job.model_version
+        task.refresh_from_db()  # training activated the version
+        print(f"trained on {args.train_visits} visits in {time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
     have = Visit.objects.count()
-    seed = 12
+    # The next unused seed when a kept database is topped up (slices of 20,000 after training).
+    seed = 12 + max(0, have - args.train_visits + 19_999) // 20_000
     while have < args.visits:  # in slices: the generator holds a slice's population in memory
         n = min(20_000, args.visits - have)
         population_import(
@@ -294,7 +387,7 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
         seed += 1
         have = Visit.objects.count()
         print(f"  {have:,} visits stored", flush=True)
-    print(f"imported up to {have:,} visits in {time.perf_counter() - t0:.1f} s", flush=True)
+    print(f"{have:,} visits stored ({time.perf_counter() - t0:.1f} s importing)", flush=True)
     return task, version
 
 
@@ -390,6 +483,15 @@ def report(r: dict[str, Any]) -> None:
         f"{e['decrypt_all_blocks_s']:.3f} s (AES-GCM per block) vs "
         f"{e['fernet_per_row_all_visits_s']:.2f} s (one Fernet token per row, scaled from "
         f"{e['fernet_sample_rows']:,} rows)"
+    )
+    print("CPU seconds in the median cached run (cores busy = CPU s / wall s):")
+    print(f"{'':<28}{'1 worker':>12}{'2 workers':>12}")
+    one, two = r["one_worker_cached"], r["two_workers_cached"]
+    for key in ("workers", "pg_worker_backends", "pg_bench_backend", "redis", "bench", "machine"):
+        print(f"{key:<28}{one['cpu_s'][key]:>12.2f}{two['cpu_s'][key]:>12.2f}")
+    print(
+        f"{'cores busy, whole machine':<28}{one['cpu_s']['machine'] / one['median_s']:>12.2f}"
+        f"{two['cpu_s']['machine'] / two['median_s']:>12.2f}  (of {r['machine']['cpus']})"
     )
     print(
         f"load average during the runs: 1 worker {r['one_worker_cached']['load']}, "
