@@ -12,6 +12,7 @@ so roles, scopes, throttling and the model-use record work as for API tokens.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.request import Request
 
 from medai_site.api_auth import Scope
+from medai_site.compiled_query import CompiledQuery
 from medai_site.roles import roles_preload, with_role_names
 
 # RS384 and ES384 are the algorithms CDS Hooks names; the 256/512 variants of the same families
@@ -47,6 +49,13 @@ def _fail(message: str) -> exceptions.AuthenticationFailed:
     return exceptions.AuthenticationFailed(message)
 
 
+# Public keys parsed from the configured JWKs, by (JWK as canonical JSON, algorithm): parsing a
+# key costs about as much as verifying a signature with it. Keyed by the key's own content, so a
+# changed configuration (a rotated key) is never answered from here.
+_PARSED_KEYS: dict[tuple[str, str], Any] = {}
+_PARSED_KEYS_MAX = 64  # a handful of EHRs with a key or two each; bounded all the same
+
+
 def _key(client: dict[str, Any], kid: Any, alg: Any) -> Any:
     keys = (client.get("jwks") or {}).get("keys") or []
     candidates = [k for k in keys if kid is None or k.get("kid") == kid]
@@ -56,10 +65,27 @@ def _key(client: dict[str, Any], kid: Any, alg: Any) -> Any:
         raise _fail("The JWT's key (kid) is not configured for its issuer.")
     if alg not in ALGORITHMS:
         raise _fail("The JWT's algorithm is not accepted.")
-    try:
-        return jwt.PyJWK(candidates[0], algorithm=alg).key
-    except jwt.PyJWTError:
-        raise _fail("The configured key does not fit the JWT's algorithm.") from None
+    cache_key = (json.dumps(candidates[0], sort_keys=True), alg)
+    parsed = _PARSED_KEYS.get(cache_key)
+    if parsed is None:
+        try:
+            parsed = jwt.PyJWK(candidates[0], algorithm=alg).key
+        except jwt.PyJWTError:
+            raise _fail("The configured key does not fit the JWT's algorithm.") from None
+        if len(_PARSED_KEYS) >= _PARSED_KEYS_MAX:
+            _PARSED_KEYS.clear()
+        _PARSED_KEYS[cache_key] = parsed
+    return parsed
+
+
+def _account_query(username: str) -> Any:
+    users = get_user_model().objects.filter(username=username, is_active=True)
+    return with_role_names(users)  # its roles in the same query
+
+
+# Compiled once per process (medai_site.compiled_query), read fresh on every call: an account
+# deactivated or a role removed counts from the next hook call.
+_ACCOUNT = CompiledQuery(_account_query)
 
 
 def audiences(request: Request, service_path: str) -> list[str]:
@@ -118,8 +144,8 @@ class CdsHooksJwtAuthentication(BaseAuthentication):
         # A JWT is good once: remember its id until it would have expired anyway.
         if not cache.add(f"cds-hooks-jti:{issuer}:{jti}", 1, timeout=MAX_LIFETIME_SECONDS * 2):
             raise _fail("This JWT was already used.")
-        users = get_user_model().objects.filter(username=client.get("user"), is_active=True)
-        user = with_role_names(users).first()  # its roles in the same query
+        username = client.get("user")
+        user = _ACCOUNT.first(username) if isinstance(username, str) else None
         if user is None:
             raise _fail("The issuer's account is missing or inactive.")
         if hasattr(user, "role_names"):

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from medai_site.compiled_query import CompiledQuery
 from medai_site.errors import DomainError, InvalidInput, ModelUnavailable
 from predictions.models import Feedback, PredictionTask
 from predictions.rules import evaluate_rules, order_allergy_conflicts
@@ -32,6 +33,7 @@ from predictions.services.serving import (
     PredictionInput,
     PredictionResult,
     cds_cards_record,
+    model_uses_record,
     predictions_make,
     prepare_row,
 )
@@ -252,6 +254,15 @@ def _detail_lines(result: PredictionResult, ignored: list[str]) -> list[str]:
     return lines
 
 
+# Compiled once per process (medai_site.compiled_query); read fresh on every call.
+_SCORING_TASKS = CompiledQuery(
+    lambda: (
+        servable_tasks().filter(enabled=True, active_version__isnull=False).order_by("kind", "slug")
+    ),
+    parameters=0,
+)
+
+
 def patient_view(
     *, request_body: dict[str, Any], actor: Any, client: str, today: dt.date | None = None
 ) -> Answer:
@@ -266,18 +277,26 @@ def patient_view(
     answer = Answer(cards=[], issued=[])
     alerts_seen: set[tuple[str, str]] = set()
     entry, ignored = valid_entry(entry)
-    tasks = list(
-        servable_tasks().filter(enabled=True, active_version__isnull=False).order_by("kind", "slug")
-    )
-    scored = False
+    tasks = _SCORING_TASKS.many()
+    results = []
     for task in tasks:
         try:
-            result = predictions_make(
-                task=task, inputs=[entry], actor=actor, client=client, interface="cds-hooks"
+            results.append(
+                predictions_make(
+                    task=task,
+                    inputs=[entry],
+                    actor=actor,
+                    client=client,
+                    interface="cds-hooks",
+                    record=False,
+                )
             )
         except ModelUnavailable:
             continue  # a broken model gives no card; /readyz and the admin say why
-        scored = True
+    scored = bool(results)
+    # Every model's use in one INSERT, before any card names it.
+    for result in model_uses_record(results):
+        task = result.task
         for alert in result.rows[0].alerts:
             alerts_seen.add((alert.severity, alert.message))
         if task.kind == PredictionTask.Kind.DIFFERENTIAL:

@@ -19,12 +19,12 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.utils import timezone
 
-from medai_site.compiled_query import insert_returning_pk
+from medai_site.compiled_query import insert_returning_pk, insert_returning_pks
 from medai_site.errors import InvalidInput, ModelUnavailable
 from medai_site.request_context import current_request_id
 from medai_site.roles import account_of
@@ -89,6 +89,7 @@ class PredictionResult:
     compute_ms: float = 0.0
     classes: list[str] = field(default_factory=list)
     model_use_id: int | None = None
+    pending_use: ModelUse | None = None  # predictions_make(record=False): not written yet
 
 
 # --- the catalogue, cached per process ------------------------------------------------------------
@@ -301,10 +302,14 @@ def predictions_make(
     client: str = "",
     interface: str = ModelUse.Interface.API,
     batch: bool = False,
+    record: bool = True,
 ) -> PredictionResult:
     """Score ``inputs`` with ``task``'s active version and account for the use.
 
-    Nothing is written when an input is invalid or the model is unavailable.
+    Nothing is written when an input is invalid or the model is unavailable. ``record=False``
+    leaves the model-use row unwritten in ``result.pending_use``: the caller scoring several
+    models for one call writes them all in one statement (:func:`model_uses_record`) before
+    anything is answered.
     """
     if not inputs:
         raise InvalidInput("Send at least one row.", fields={"rows": ["Required."]})
@@ -322,7 +327,7 @@ def predictions_make(
     rows = [predict_row(task, model, row) for row in prepared]
     digest = rows[0].input_hash if len(rows) == 1 else _hash([r.input_hash for r in rows])
     compute_ms = (time.perf_counter() - started) * 1000
-    use = model_use_record(
+    use = _model_use(
         version=version,
         actor=actor,
         api_token_id=api_token_id,
@@ -331,6 +336,8 @@ def predictions_make(
         input_hash=digest,
         rows=len(rows),
     )
+    if record:
+        insert_returning_pk(use)
     return PredictionResult(
         task=task,
         version=version,
@@ -339,10 +346,11 @@ def predictions_make(
         compute_ms=compute_ms,
         classes=[_class_label(task, c) for c in model.classes],
         model_use_id=use.pk,
+        pending_use=None if record else use,
     )
 
 
-def model_use_record(
+def _model_use(
     *,
     version: ModelVersion,
     actor: object | None,
@@ -352,13 +360,11 @@ def model_use_record(
     input_hash: str,
     rows: int,
 ) -> ModelUse:
-    """One row per call: never the inputs, only their hash."""
-    account = account_of(actor)
-    # One compiled INSERT (medai_site.compiled_query): written on every prediction request.
-    use = ModelUse(
+    """One row per call: never the inputs, only their hash (not saved here)."""
+    return ModelUse(
         at=timezone.now(),
         version=version,
-        actor=account,
+        actor=account_of(actor),
         api_token_id=api_token_id,
         client=client[:200],
         interface=interface,
@@ -366,7 +372,24 @@ def model_use_record(
         rows=rows,
         request_id=current_request_id.get()[:64],
     )
-    return insert_returning_pk(use)
+
+
+def model_use_record(**kwargs: Any) -> ModelUse:
+    """Write one model-use row (one compiled INSERT: medai_site.compiled_query)."""
+    return insert_returning_pk(_model_use(**kwargs))
+
+
+def model_uses_record(results: Sequence[PredictionResult]) -> list[PredictionResult]:
+    """Write the pending model-use rows of ``results`` (``predictions_make(record=False)``) in
+    one INSERT; returns the results with their ``model_use_id``."""
+    pending = [r.pending_use for r in results if r.pending_use is not None]
+    insert_returning_pks(pending)
+    return [
+        replace(r, model_use_id=r.pending_use.pk, pending_use=None)
+        if r.pending_use is not None
+        else r
+        for r in results
+    ]
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,7 @@ def load(
     """
     latencies: list[float] = []
     errors = [0]
+    completed = [0]  # every answered request, warm-up included (for CPU per request)
     lock = threading.Lock()
     start = time.perf_counter()
     measure_from = start + warmup
@@ -128,6 +129,7 @@ def load(
     def client() -> None:
         mine: list[float] = []
         bad = 0
+        done = 0
         while True:
             now = time.perf_counter()
             if now >= stop:
@@ -140,6 +142,7 @@ def load(
             response.read()
             conn.close()
             t1 = time.perf_counter()
+            done += 1
             if t0 >= measure_from and t1 <= stop:
                 if response.status != expect:
                     bad += 1
@@ -147,6 +150,7 @@ def load(
         with lock:
             latencies.extend(mine)
             errors[0] += bad
+            completed[0] += done
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for t in threads:
@@ -164,6 +168,7 @@ def load(
         "p95_ms": round(float(np.percentile(arr, 95)), 2),
         "p99_ms": round(float(np.percentile(arr, 99)), 2),
         "rps": round(len(latencies) / seconds, 1),
+        "completed": completed[0],
     }
 
 
@@ -414,6 +419,21 @@ def cds_body() -> bytes:
     ).encode()
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time (user + system) of every live process in the process group ``pgid``: a server
+    started with ``start_new_session`` and its workers. Read from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 def py_spy_start(out: Path, scenario: str, master_pid: int) -> list[subprocess.Popen]:
     """py-spy on each gunicorn worker (the master's children) for one scenario; stopped by the
     caller with SIGINT. py-spy is found next to this Python or on the PATH."""
@@ -662,9 +682,16 @@ def main() -> None:
                 if args.py_spy and port == web_port
                 else []
             )
+            server = processes[0] if port == web_port else processes[-1]
+            cpu_before = group_cpu_seconds(server.pid)
             with LockSampler() as sampler:
                 results["scenarios"][name] = load(
                     port, method, path, make, clients=n, seconds=args.seconds, expect=expect
+                )
+            served = results["scenarios"][name].get("completed") or 0
+            if served:  # every request answered in the span, warm-up second included
+                results["scenarios"][name]["server_cpu_ms"] = round(
+                    (group_cpu_seconds(server.pid) - cpu_before) * 1000 / served, 2
                 )
             for spy in spies:
                 spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
@@ -697,7 +724,7 @@ def main() -> None:
 def report(results: dict[str, Any]) -> None:
     print(
         f"\n{'scenario':<34}{'median ms':>10}{'p95 ms':>9}{'p99 ms':>9}{'req/s':>9}{'n':>7}{'err':>5}"
-        f"{'lock wait':>10}"
+        f"{'lock wait':>10}{'cpu ms':>8}"
     )
     for name, s in results["scenarios"].items():
         if not s.get("n"):
@@ -706,11 +733,13 @@ def report(results: dict[str, Any]) -> None:
         print(
             f"{name:<34}{s['median_ms']:>10.2f}{s['p95_ms']:>9.2f}{s['p99_ms']:>9.2f}"
             f"{s['rps']:>9.1f}{s['n']:>7}{s['errors']:>5}"
-            + (f"{s['lock_waiting_share']:>10.1%}" if "lock_waiting_share" in s else "")
+            + (f"{s['lock_waiting_share']:>10.1%}" if "lock_waiting_share" in s else " " * 10)
+            + (f"{s['server_cpu_ms']:>8.2f}" if "server_cpu_ms" in s else "")
         )
     print(
         "lock wait: share of 5 ms samples in which a request waited for one of the audit chain's "
-        "advisory locks (a lane's, or the single lock of before lanes)"
+        "advisory locks (a lane's, or the single lock of before lanes); cpu ms: the server's "
+        "processes' CPU time per request answered"
     )
     if "mlflow" in results:
         print(results["mlflow"])

@@ -70,7 +70,7 @@ def test_compiled_query_keeps_deferred_fields_deferred(db):
 
 def test_compiled_query_refuses_a_parameter_used_twice(db):
     query = CompiledQuery(lambda v: PredictionTask.objects.filter(slug=v, name=v))
-    with pytest.raises(ValueError, match="exactly once"):
+    with pytest.raises(ValueError, match="each parameter exactly once"):
         query.first("x")
 
 
@@ -149,3 +149,15 @@ def test_insert_returning_pk_writes_the_row_save_would(doctor_a):
         "req-1",
         None,
     )
+
+
+def test_compiled_query_many_without_parameters_reads_every_row_each_call(db):
+    query = CompiledQuery(lambda: PredictionTask.objects.order_by("slug"), parameters=0)
+    assert [t.slug for t in query.many()] == list(
+        PredictionTask.objects.order_by("slug").values_list("slug", flat=True)
+    )
+    first = PredictionTask.objects.order_by("slug").first()
+    PredictionTask.objects.filter(pk=first.pk).update(slug="zzz-renamed")
+    assert query.many()[-1].slug == "zzz-renamed"
+    with pytest.raises(TypeError, match="0 parameter"):
+        query.many("unexpected")

@@ -494,3 +494,49 @@ def test_patient_view_statement_count(configured, ec_key, trained):
     assert len(statements) <= PATIENT_VIEW_STATEMENTS, statements
     assert not any(s.startswith('SELECT "auth_group"') for s in statements)  # roles come along
     assert not any('"report"' in s for s in statements)  # a version's report is never decoded
+
+
+# --- the hot path's caches never outlive what they stand for -----------------------------------
+# Issuer keys are parsed once per key (keyed by the key's own content: a rotated key is never
+# answered from the cache); the EHR's account and the scoring tasks are read fresh on every call
+# through statements compiled once (medai_site.compiled_query).
+
+
+def _configure(settings, key, account) -> None:
+    public = jwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    public["kid"] = "sandbox-1"
+    settings.CDS_HOOKS_CLIENTS = {ISSUER: {"jwks": {"keys": [public]}, "user": account.username}}
+
+
+def test_a_rotated_key_under_the_same_kid_refuses_the_old_keys_jwts(
+    configured, ec_key, ehr_account
+):
+    assert call(ec_key, "medai-order-sign", order_request("order-sign")).status_code == 200
+    rotated = ec.generate_private_key(ec.SECP384R1())
+    _configure(configured, rotated, ehr_account)
+    assert call(ec_key, "medai-order-sign", order_request("order-sign")).status_code == 401
+    assert call(rotated, "medai-order-sign", order_request("order-sign")).status_code == 200
+
+
+def test_the_ehr_account_deactivated_after_a_call_is_refused_on_the_next(
+    configured, ec_key, ehr_account
+):
+    assert call(ec_key, "medai-order-sign", order_request("order-sign")).status_code == 200
+    type(ehr_account).objects.filter(pk=ehr_account.pk).update(is_active=False)
+    response = call(ec_key, "medai-order-sign", order_request("order-sign"))
+    assert response.status_code == 401
+    assert "inactive" in response.json()["error"]["message"]
+
+
+def test_a_task_switched_off_after_a_call_gives_no_card_on_the_next(configured, ec_key, trained):
+    def sources() -> set[str]:
+        response = call(ec_key, "medai-patient-view", patient_view_request())
+        assert response.status_code == 200, response.content
+        return {
+            c["source"].get("topic", {}).get("code", "").split(":")[0]
+            for c in response.json()["cards"]
+        }
+
+    assert "differential" in sources()
+    PredictionTask.objects.filter(slug="differential").update(enabled=False)
+    assert "differential" not in sources()
