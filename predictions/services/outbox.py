@@ -326,6 +326,12 @@ def _announce(visit_id: int) -> None:
     transaction.on_commit(lambda: live_events.publish(advice_topic(visit_id)))
 
 
+def advice_request_announce(*, visit_id: int) -> None:
+    """A request of ``visit_id`` was completed in the caller's statement (the advice service
+    stores advice and completes its request in one, predictions/services/advice.py)."""
+    _announce(visit_id)
+
+
 def advice_request_fail(*, request_id: int, reason: str) -> None:
     AdviceRequest.objects.filter(pk=request_id).exclude(status=AdviceRequest.Status.DONE).update(
         status=AdviceRequest.Status.FAILED, error=reason[:2000], finished_at=timezone.now()

@@ -25,13 +25,13 @@ pytestmark = pytest.mark.django_db
 #  1 the enabled tasks and their active version ids
 #  1 the advice already stored for these inputs, and any current one
 #  1 similar past cases (their confirmed diagnoses, visit and sex joined)
-#  3 INSERT advice, INSERT its versions, UPDATE request done (no savepoint of their own: a
-#    clash rolls the whole transaction back and the worker looks again)
+#  1 INSERT advice, INSERT its versions, UPDATE request done: one statement (no savepoint of
+#    its own: a clash rolls the whole transaction back and the worker looks again)
 #  4 the audit record (savepoint, its lane's previous hash, INSERT, release): the audit lane's
 #    lock is already held, taken by the visit's audit record earlier in the test's transaction
 #    (a worker's own transaction takes it here: one statement more, medai_site/audit.py)
 #  2 the outer transaction's savepoint and release
-ADVICE_STATEMENTS = 14
+ADVICE_STATEMENTS = 12
 VITALS = [
     ObservationInput("8310-5", 38.4, "Cel"),
     ObservationInput("8867-4", 104, "/min"),
@@ -82,8 +82,11 @@ def test_the_claim_is_one_statement_and_version_rows_are_read_once_per_process(
     first = _advice_statements(team_a, doctor_a, observations=VITALS, chief_complaint="cough")
     second = _advice_statements(team_a, doctor_a, observations=VITALS, chief_complaint="fever")
     claims = [q for q in second if q.startswith('UPDATE "predictions_advicerequest"')]
-    assert len(claims) == 2  # the claim, and marking the request done
+    assert len(claims) == 1  # the claim; marking the request done goes with the advice's INSERT
     assert "RETURNING" in claims[0]
+    (store,) = [q for q in second if 'INSERT INTO "predictions_advice"' in q]
+    assert 'INSERT INTO "predictions_advice_model_versions"' in store
+    assert 'UPDATE "predictions_advicerequest"' in store
     assert not any("FOR UPDATE" in q for q in second)
     # The versions' own rows (metrics, report, plots) come with the first advice only.
     assert any('FROM "predictions_modelversion"' in q for q in first)
