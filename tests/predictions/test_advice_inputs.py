@@ -4,6 +4,7 @@ the same input hash, the same advice."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -175,3 +176,53 @@ def test_similar_case_diagnoses_are_those_the_orm_reads(trained):
     assert len(fast[two].diagnoses) >= 2
     assert not any("B00" in d for d in fast[two].diagnoses)
     assert _confirmed_diagnoses([]) == {}
+
+
+def test_the_orm_paths_other_databases_take_give_the_same_advice(
+    trained, team_a, doctor_a, monkeypatch
+):
+    """SQLite (make run) reads the visit, the similar cases and stores through the ORM: the same
+    advice, versions and completed request as PostgreSQL's one-statement paths."""
+    from predictions.models import Advice, AdviceRequest
+
+    patient = PatientFactory(care_teams=[team_a])
+    allergy_add(patient=patient, substance="penicillin", severity="severe", actor=None)
+    text = {
+        "chief_complaint": "productive cough, fever and breathlessness for 3 days",
+        "plan": "amoxicillin 500 mg three times a day",
+    }
+    visits = [
+        visit_create(
+            patient=patient, attending=doctor_a, actor=doctor_a, observations=VITALS, **text
+        )
+        for _ in range(2)
+    ]
+    stored = []
+    for visit, vendor in zip(visits, ("postgresql", "sqlite"), strict=True):
+        monkeypatch.setattr(connection, "vendor", vendor)
+        request = visit.advice_requests.get()
+        with CaptureQueriesContext(connection) as queries:
+            advice = advice_service.advice_compute(request_id=request.pk, claimant="w#a:1")
+        monkeypatch.undo()
+        one_statement = [
+            q["sql"] for q in queries if "json_agg" in q["sql"] or "WITH a AS" in q["sql"]
+        ]
+        assert len(one_statement) == (2 if vendor == "postgresql" else 0)  # the path taken
+        assert advice is not None
+        request.refresh_from_db()
+        assert (request.status, request.advice_id) == (AdviceRequest.Status.DONE, advice.pk)
+        stored.append(Advice.objects.get(pk=advice.pk))
+    fast, orm = stored
+    assert (fast.input_hash, fast.models_key) == (orm.input_hash, orm.models_key)
+    assert (
+        set(fast.model_versions.all())
+        == set(orm.model_versions.all())
+        == {
+            trained.differential,
+            trained.risk,
+        }
+    )
+    a, b = ({**json.loads(x.payload), "computed_at": None, "visit_id": None} for x in (fast, orm))
+    assert a == b
+    assert a["diagnoses"]
+    assert a["alerts"]
