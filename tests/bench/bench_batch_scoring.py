@@ -2,9 +2,9 @@
 chunks with one and two real workers, cold (no cached feature rows) and on cached rows.
 
 Run: ``MEDAI_PROFILE=test python tests/bench/bench_batch_scoring.py [--visits 100000]``
-(``make bench``). It builds its own PostgreSQL database (``medai_bench_scoring``, dropped
-afterwards) and starts its own redis-server and workers, so nothing shared is touched. Prints a
-table and writes ``var/bench/batch_scoring.json``. Timings are reported, never asserted.
+(``make bench``). It builds its own PostgreSQL database (``medai_bench_scoring``, or
+``MEDAI_BENCH_SERVING_DB``; dropped afterwards unless ``--keep-db``) and starts its own
+redis-server and workers, so nothing shared is touched. Prints a table and writes ``var/bench/batch_scoring.json``. Timings are reported, never asserted.
 
 1. Train the differential task on ``--train-visits`` visits (logistic regression, 2 folds), then
    import visits up to ``--visits`` stored visits.
@@ -15,6 +15,8 @@ table and writes ``var/bench/batch_scoring.json``. Timings are reported, never a
    run with the feature cache emptied, then ``--repeat`` runs on cached rows (median).
 5. A second worker joins (warmed by one run); ``--repeat`` runs on cached rows with both.
    Run time is from ``scoring_run_start`` to the run marked done, as this process sees it.
+   Each cached run also records the CPU seconds of each component (workers, their PostgreSQL
+   backends, redis, this process, the whole machine) from ``/proc``.
 6. Encryption of the cache: decrypting every block as stored (AES-GCM, one value per block)
    against one Fernet token per row (measured on ``--fernet-sample`` rows, scaled to all).
 """
@@ -22,6 +24,7 @@ table and writes ``var/bench/batch_scoring.json``. Timings are reported, never a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -381,9 +384,18 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
     seed = 12 + max(0, have - args.train_visits + 19_999) // 20_000
     while have < args.visits:  # in slices: the generator holds a slice's population in memory
         n = min(20_000, args.visits - have)
-        population_import(
-            population=generate_population(n_visits=n, seed=seed), teams=[team], attendings=[doctor]
+        population = generate_population(n_visits=n, seed=seed)
+        # The generator draws MRNs at random from 9 x 10^7 numbers: slices of 12,000 patients
+        # meet (and the import refuses the slice) once tens of thousands are stored. Each slice's
+        # patients get MRNs of their own instead.
+        population = dataclasses.replace(
+            population,
+            patients=tuple(
+                dataclasses.replace(p, mrn=f"BENCH-{seed}-{i}")
+                for i, p in enumerate(population.patients)
+            ),
         )
+        population_import(population=population, teams=[team], attendings=[doctor])
         seed += 1
         have = Visit.objects.count()
         print(f"  {have:,} visits stored", flush=True)
