@@ -10,6 +10,9 @@ import datetime as dt
 
 import pytest
 
+# ``trained`` / ``trained_snapshot``: one definition for every package, so one build per session.
+pytest_plugins = ["tests.predictions.trained"]
+
 
 @pytest.fixture
 def team_a(db):

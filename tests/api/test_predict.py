@@ -14,12 +14,9 @@ from medai_site.api_auth import Scope
 from medai_site.models import AuditEvent
 from predictions.models import ModelUse, PredictionTask
 from predictions.services.serving import observation_definitions_forget
-from tests.predictions import conftest as trained_models
+from tests.predictions.conftest import fast_training  # noqa: F401 (autouse here too)
 
-# The trained population and models of tests/predictions (built once per session).
-fast_training = trained_models.fast_training
-trained_snapshot = trained_models.trained_snapshot
-trained = trained_models.trained
+# ``trained``: the trained population and models every package shares (tests/predictions/trained.py).
 
 pytestmark = pytest.mark.django_db
 

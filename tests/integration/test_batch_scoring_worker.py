@@ -15,7 +15,7 @@ from predictions.models import PredictionTask, ScoringRun
 from predictions.selectors import SYSTEM, scoring_run_scores
 from predictions.services.batch_scoring import scoring_run_start
 from predictions.visit_records import visits_frame
-from tests.predictions.conftest import fast_training, trained, trained_snapshot  # noqa: F401
+from tests.predictions.conftest import fast_training  # noqa: F401 (autouse here too)
 from visits.models import Visit
 
 from .conftest import wait_for, wait_ready
@@ -26,7 +26,7 @@ pytestmark = [
 ]
 
 
-def test_two_workers_share_a_runs_chunks_and_score_as_the_serial_path(trained, workers):  # noqa: F811
+def test_two_workers_share_a_runs_chunks_and_score_as_the_serial_path(trained, workers):
     pool = [workers(queues="scoring", wait=False) for _ in range(2)]
     for worker in pool:
         wait_ready(worker)
