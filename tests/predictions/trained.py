@@ -160,14 +160,14 @@ def trained(trained_snapshot, db, settings) -> Trained:
     shutil.copytree(snapshot.artifact_dir, model_dir, dirs_exist_ok=True)
     # One transaction: the foreign keys are checked at its end, when every table is restored
     # (a transactional test, e.g. with real workers, would otherwise commit table by table).
+    # COPY, not one INSERT per row: ~5,700 rows, restored into every test that asks for them.
+    # It fires the same insert triggers and leaves the same deferred foreign-key checks.
     with transaction.atomic(), connection.cursor() as cursor:
         for table, (columns, rows) in snapshot.inserted.items():
             names = ", ".join(f'"{c}"' for c in columns)
-            marks = ", ".join(["%s"] * len(columns))
-            cursor.executemany(
-                f'INSERT INTO "{table}" ({names}) VALUES ({marks})',  # noqa: S608 - names from the registry
-                [_relocated(row, snapshot.artifact_dir, model_dir) for row in rows],
-            )
+            with cursor.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+                for row in rows:
+                    copy.write_row(_relocated(row, snapshot.artifact_dir, model_dir))
     for task_id, version_id in snapshot.active_versions.items():
         PredictionTask.objects.filter(pk=task_id).update(active_version_id=version_id)
     return Trained(
