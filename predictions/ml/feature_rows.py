@@ -20,10 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-MAGIC = b"FRB1"
+MAGIC = b"FRB1"  # column indices as int32
+MAGIC_NARROW = b"FRB2"  # column indices as uint16: a featuriser with at most 65,536 features
 DIGEST_BYTES = 16
 # magic, rows, features, stored values
 _HEADER = struct.Struct("<4sQQQ")
+_NARROW_FEATURES = 1 << 16
 
 
 class RowBlockFormatError(ValueError):
@@ -64,28 +66,38 @@ def as_rows(matrix: object) -> sparse.csr_matrix:
 
 
 def pack(block: RowBlock) -> bytes:
+    """The block as bytes. Column indices take 2 bytes each when the featuriser has at most
+    65,536 features (a sixth fewer bytes to store, read and decrypt than 4), else 4."""
     rows = block.rows
-    header = _HEADER.pack(MAGIC, len(block.ids), block.n_features, rows.nnz)
+    narrow = block.n_features <= _NARROW_FEATURES
+    header = _HEADER.pack(
+        MAGIC_NARROW if narrow else MAGIC, len(block.ids), block.n_features, rows.nnz
+    )
     return b"".join(
         (
             header,
             np.ascontiguousarray(block.ids, dtype="<i8").tobytes(),
             np.ascontiguousarray(block.digests, dtype=f"S{DIGEST_BYTES}").tobytes(),
             np.ascontiguousarray(rows.indptr, dtype="<i8").tobytes(),
-            np.ascontiguousarray(rows.indices, dtype="<i4").tobytes(),
+            np.ascontiguousarray(rows.indices, dtype="<u2" if narrow else "<i4").tobytes(),
             np.ascontiguousarray(rows.data, dtype="<f8").tobytes(),
         )
     )
 
 
 def unpack(data: bytes) -> RowBlock:
-    """The block ``pack`` wrote; the arrays are views on ``data`` (no copy)."""
+    """The block ``pack`` wrote; the arrays are views on ``data`` (no copy), but for 2-byte
+    column indices, widened to int32 as scipy needs."""
     if len(data) < _HEADER.size:
         raise RowBlockFormatError("row block too short")
     magic, n, n_features, nnz = _HEADER.unpack_from(data)
-    if magic != MAGIC:
+    if magic not in (MAGIC, MAGIC_NARROW):
         raise RowBlockFormatError("not a row block of this format")
-    sizes = (8 * n, DIGEST_BYTES * n, 8 * (n + 1), 4 * nnz, 8 * nnz)
+    narrow = magic == MAGIC_NARROW
+    if narrow and n_features > _NARROW_FEATURES:
+        raise RowBlockFormatError("2-byte column indices for more than 65,536 features")
+    index_bytes = 2 if narrow else 4
+    sizes = (8 * n, DIGEST_BYTES * n, 8 * (n + 1), index_bytes * nnz, 8 * nnz)
     if len(data) != _HEADER.size + sum(sizes):
         raise RowBlockFormatError("row block length does not match its header")
     offset = _HEADER.size
@@ -96,7 +108,10 @@ def unpack(data: bytes) -> RowBlock:
     ids = np.frombuffer(parts[0], dtype="<i8")
     digests = np.frombuffer(parts[1], dtype=f"S{DIGEST_BYTES}")
     indptr = np.frombuffer(parts[2], dtype="<i8")
-    indices = np.frombuffer(parts[3], dtype="<i4")
+    if narrow:
+        indices = np.frombuffer(parts[3], dtype="<u2").astype(np.int32)
+    else:
+        indices = np.frombuffer(parts[3], dtype="<i4")
     values = np.frombuffer(parts[4], dtype="<f8")
     rows = sparse.csr_matrix((values, indices, indptr), shape=(n, n_features), copy=False)
     return RowBlock(ids, digests, rows)

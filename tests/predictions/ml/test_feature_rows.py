@@ -74,3 +74,33 @@ def test_assembling_without_a_fresh_row_for_each_miss_is_refused():
     positions = feature_rows.reuse(cached, ids, digests)
     with pytest.raises(ValueError, match="fresh row"):
         feature_rows.assemble(cached, positions, ids, digests, sparse.csr_matrix((0, 7)))
+
+
+@pytest.mark.parametrize(
+    ("n_features", "magic", "index_bytes"),
+    [(65_536, feature_rows.MAGIC_NARROW, 2), (65_537, feature_rows.MAGIC, 4)],
+)
+def test_column_indices_take_two_bytes_up_to_65536_features_and_four_beyond(
+    n_features, magic, index_bytes
+):
+    rows = sparse.csr_matrix(
+        (np.array([1.5, -2.25, 3.0]), np.array([0, 65_535, n_features - 1]), np.array([0, 2, 3])),
+        shape=(2, n_features),
+    )
+    original = RowBlock(np.array([7, 8]), np.array([b"a" * 16, b"b" * 16], dtype="S16"), rows)
+    packed = feature_rows.pack(original)
+    assert packed[:4] == magic
+    nnz = 3  # header 28 bytes; ids, digests, indptr (rows + 1), indices, values
+    assert len(packed) == 28 + 2 * 8 + 2 * 16 + 3 * 8 + nnz * index_bytes + nnz * 8
+    again = feature_rows.unpack(packed)
+    assert again.rows.indices.tolist() == [0, 65_535, n_features - 1]
+    assert np.array_equal(again.rows.toarray(), rows.toarray())
+
+
+def test_two_byte_indices_claimed_for_a_wider_featuriser_are_refused():
+    rows = sparse.csr_matrix((np.array([1.0]), np.array([3]), np.array([0, 1])), shape=(1, 10))
+    packed = bytearray(feature_rows.pack(RowBlock(np.array([1]), np.array([b"x" * 16]), rows)))
+    assert bytes(packed[:4]) == feature_rows.MAGIC_NARROW
+    packed[12:20] = (70_000).to_bytes(8, "little")  # the header's feature count
+    with pytest.raises(RowBlockFormatError, match="65,536"):
+        feature_rows.unpack(bytes(packed))
