@@ -113,9 +113,16 @@ def advice_state(
     ``session`` (the panel's htmx poll) only the first time in that session.
 
     ``visit``: the same visit as the caller already fetched it through ``visit_get`` for this
-    ``viewer`` (scoped, observations prefetched), so it is not fetched and decrypted again.
+    ``viewer`` (scoped, observations prefetched), so it is not fetched and decrypted again. Any
+    other object (another visit, one fetched for someone else or not by ``visit_get``) is not
+    trusted: the visit is fetched again through the viewer's scope.
     """
-    if visit is None or visit.pk != visit_id:
+    reusable = (
+        visit is not None
+        and visit.pk == visit_id
+        and getattr(visit, "scoped_for_user_id", None) == getattr(viewer, "pk", object())
+    )
+    if not reusable:
         visit = visit_get(viewer=viewer, visit_id=visit_id, audit=False)
     request = visit.advice_requests.order_by("-created_at", "-id").first()
     missing = missing_for_advice(visit)

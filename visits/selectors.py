@@ -84,6 +84,9 @@ def visit_get(
     visit.patient.emergency_grant = emergency_grant(
         viewer=viewer, patient_id=visit.patient_id, in_care_team=visit.viewer_in_care_team
     )
+    # Who this copy was scoped for: a selector handed the visit back (advice_state) reuses it
+    # only for the same viewer, and fetches it again, scoped, for anyone else.
+    visit.scoped_for_user_id = getattr(viewer, "pk", None)
     if audit:
         audit_record(
             actor=viewer, action=AuditEvent.Action.VIEW, obj=visit, patient_id=visit.patient_id

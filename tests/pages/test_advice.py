@@ -229,3 +229,24 @@ def test_the_why_and_what_is_missing_read_in_chinese(client_a, visit_a, make_adv
     empty = visit_create(patient=patient_a, attending=visit_a.attending, actor=None)
     html = client_a.get(reverse("advice_panel", args=[empty.pk]), headers=HX).content.decode()
     assert "主诉, 一项生命体征" in html
+
+
+def test_advice_state_trusts_a_handed_visit_only_for_the_viewer_it_was_scoped_for(
+    visit_a, doctor_a, doctor_b
+):
+    """A visit fetched for doctor A and handed to advice_state for doctor B (outside A's care
+    team) is fetched again through B's scope: not found, and the denial is audited."""
+    from medai_site.errors import NotFound
+    from medai_site.models import AuditEvent
+    from visits.selectors import visit_get
+
+    fetched_for_a = visit_get(viewer=doctor_a, visit_id=visit_a.pk, audit=False)
+    assert advice_state(viewer=doctor_a, visit_id=visit_a.pk, visit=fetched_for_a).status
+    with pytest.raises(NotFound):
+        advice_state(viewer=doctor_b, visit_id=visit_a.pk, visit=fetched_for_a)
+    assert AuditEvent.objects.filter(
+        actor=doctor_b, action=AuditEvent.Action.DENIED, object_id=str(visit_a.pk)
+    ).exists()
+    # Nor is a visit object that did not come from visit_get at all.
+    with pytest.raises(NotFound):
+        advice_state(viewer=doctor_b, visit_id=visit_a.pk, visit=type(visit_a).objects.get())
