@@ -339,6 +339,36 @@ MEDAI_LIVE_EVENTS_URL = env.str(
 # web worker thread (gunicorn gthread), so none is held for ever. Streams also end as soon as the
 # advice they wait for is stored.
 MEDAI_ADVICE_STREAM_SECONDS = env.int("MEDAI_ADVICE_STREAM_SECONDS", default=25)
+# --- Cache -------------------------------------------------------------------------------------
+# One cache for every web and worker process, because what it holds must hold across them: a CDS
+# Hooks JWT is good once (its jti), and the API's rate limits count a token's requests in every
+# worker. Django's default (process memory) would let a replayed JWT through on the other gunicorn
+# worker and multiply every rate limit by the number of workers. Redis where the broker is Redis
+# (production; MEDAI_CACHE_URL names another), files under var/ for the local profile's embedded
+# defaults (one machine; its add() is not atomic across processes, acceptable for a demo). The
+# test profile keeps process memory unless MEDAI_CACHE_URL is set, so tests stay independent.
+_CACHE_DEFAULT = (
+    CELERY_BROKER_URL
+    if PROFILE != "test" and CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+    else ""
+)
+MEDAI_CACHE_URL = env.str("MEDAI_CACHE_URL", default=_CACHE_DEFAULT)
+if MEDAI_CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": MEDAI_CACHE_URL,
+            # Celery's queues may share this Redis database: the prefix keeps the two apart.
+            "KEY_PREFIX": "medai-cache",
+        }
+    }
+elif PROFILE == "local":
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
 # Results live in our own tables (Advice, TrainingJob); Celery's result store would be a second
 # copy and, for advice, a place PHI could leak to.
 CELERY_RESULT_BACKEND = None

@@ -180,3 +180,32 @@ def test_local_profile_adds_an_audit_key_to_an_older_secrets_file(tmp_path):
     assert result.stdout.strip() == "['local1']", result.stderr
     stored = json.loads((tmp_path / "local-secrets.json").read_text())
     assert {k: stored[k] for k in older} == older
+
+
+def test_the_cache_is_shared_by_every_process_outside_tests():
+    """A CDS Hooks JWT is good once and rate limits count across workers only if every process
+    shares the cache: Redis in production (the broker's unless MEDAI_CACHE_URL names another),
+    files for the local profile; never process memory."""
+    production = {
+        "MEDAI_PROFILE": "production",
+        "DJANGO_SECRET_KEY": "x" * 60,
+        "FIELD_ENCRYPTION_KEY": "rYq0O8lYbIEY1mRuHxMkTq4yAhG1Y4Pq0BqvJ1Hnj3c=",
+        "BLIND_INDEX_KEY": "ab" * 32,
+        "AUDIT_CHAIN_KEY": "k2026:" + "cd" * 32,
+        "MEDAI_AUDIT_ANCHOR_DIR": "/srv/medai-audit",
+        "DATABASE_URL": "postgres://u@db/medai",
+        "CELERY_BROKER_URL": "redis://redis:6379/0",
+    }
+    expression = "settings.CACHES['default']['BACKEND'], settings.CACHES['default'].get('LOCATION')"
+    result = _settings_in_subprocess(production, expression)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "django.core.cache.backends.redis.RedisCache redis://redis:6379/0"
+    )
+    result = _settings_in_subprocess(
+        {**production, "MEDAI_CACHE_URL": "redis://cache:6379/3"}, expression
+    )
+    assert result.stdout.strip().endswith("RedisCache redis://cache:6379/3")
+    result = _settings_in_subprocess({"MEDAI_PROFILE": "local"}, expression)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("django.core.cache.backends.filebased.FileBasedCache")
