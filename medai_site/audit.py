@@ -274,36 +274,52 @@ def _held_lane() -> int | None:
     return None
 
 
-def _lane_lock() -> int:
-    """Take one lane's lock for the rest of the transaction and return the lane.
+# Lane locking and the head read in one round trip: two statements in one query string. Each
+# statement of a query string takes its own snapshot (READ COMMITTED), so the head is read after
+# the lock is held and sees the commit of whoever held the lane before: the order two round trips
+# gave. (In one statement the head would be read from a snapshot taken before the lock.) The
+# first statement remembers the lane it got for the second in a transaction-local setting.
+_TRY_LANES_SQL = (
+    "SELECT set_config('medai.audit_lane', lane::text, true) FROM unnest(%s::int[]) AS lane "
+    "WHERE pg_try_advisory_xact_lock(%s, lane) LIMIT 1"
+)
+# The table name is the model's own and {lane} a placeholder or the setting: no input reaches it.
+_HEAD_SQL = (
+    f'SELECT "hash" FROM "{AuditEvent._meta.db_table}" WHERE "lane" = {{lane}} '  # noqa: S608  # nosec B608
+    'ORDER BY "id" DESC LIMIT 1'
+)
+_LANE_SETTING = "NULLIF(current_setting('medai.audit_lane', true), '')::int"
+
+
+def _lane_lock() -> tuple[int, str]:
+    """Take one lane's lock for the rest of the transaction; return the lane and the hash of its
+    last record (GENESIS for an empty lane), read under the lock.
 
     The lane this transaction already holds, if any (a transaction never holds two: with the
     blocking fallback below, two transactions each holding one and waiting for the other's
     would deadlock). Otherwise one statement tries the lanes in order from this thread's own and
-    returns the first it got: the ``LIMIT 1`` over the function scan stops at the first lock
+    takes the first it gets: the ``LIMIT 1`` over the function scan stops at the first lock
     taken, so no other lane is locked (no ORDER BY, which would evaluate every row first).
     Only when every lane is busy does it wait, on its own lane.
     """
     lanes = lane_count()
     if connection.vendor != "postgresql":
-        return 0
+        return 0, _head(0)
     held = _held_lane()
     if held is not None:
-        return held
+        return held, _head(held)
     first = preferred_lane(lanes)
     order = [(first + step) % lanes for step in range(lanes)]
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT lane FROM unnest(%s::int[]) AS lane "
-            "WHERE pg_try_advisory_xact_lock(%s, lane) LIMIT 1",
+            f"{_TRY_LANES_SQL}; SELECT {_LANE_SETTING}, ({_HEAD_SQL.format(lane=_LANE_SETTING)})",
             [order, AUDIT_LANE_LOCK_CLASS],
         )
-        row = cursor.fetchone()
-        if row is None:
+        cursor.nextset()
+        got, head = cursor.fetchone()
+        if got is None:  # every lane busy: wait for this thread's own (its head read below)
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [AUDIT_LANE_LOCK_CLASS, first])
-            lane = first
-        else:
-            lane = int(row[0])
+        lane = first if got is None else int(got)
 
     def marker() -> None:
         held = getattr(connection, _HELD_LANE, None)
@@ -312,7 +328,15 @@ def _lane_lock() -> int:
 
     transaction.on_commit(marker)
     setattr(connection, _HELD_LANE, (marker, lane))
-    return lane
+    return lane, (_head(lane) if got is None else head or GENESIS)
+
+
+def _head(lane: int) -> str:
+    """The hash of the lane's last record, GENESIS for an empty lane (read under its lock)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_HEAD_SQL.format(lane="%s"), [lane])
+        row = cursor.fetchone()
+    return row[0] if row else GENESIS
 
 
 def _append(events: Sequence[AuditEvent]) -> None:
@@ -320,13 +344,14 @@ def _append(events: Sequence[AuditEvent]) -> None:
 
     Ids are drawn under the lane's lock, so within a lane the committed records are always a
     prefix in id order, as the whole chain's were before lanes.
+
+    Inside a caller's transaction no savepoint of its own (two round trips each time): a record
+    that fails to insert must fail the caller's transaction anyway, since what it audits must not
+    commit without it; outside one, its own transaction.
     """
     _, key = signing_key()
-    with transaction.atomic():
-        lane = _lane_lock()
-        prev = (
-            AuditEvent.objects.filter(lane=lane).order_by("-id").values_list("hash", flat=True)
-        ).first() or GENESIS
+    with transaction.atomic(savepoint=False):
+        lane, prev = _lane_lock()
         for event in events:
             event.lane = lane
             event.prev_hash, event.hash = prev, keyed_hash(prev, event, key)

@@ -3,7 +3,8 @@
 Building and compiling a queryset costs more Python than the database takes to answer a
 primary-key or unique look-up (a token with its user and roles: about 1 ms of compilation for a
 statement PostgreSQL answers in 0.1 ms). The hot paths that run the same look-up on every
-request (:mod:`medai_site.api_auth`, :mod:`predictions.selectors`) define the queryset once with
+request (:mod:`medai_site.api_auth`, :mod:`predictions.selectors`, the scoped patient read of
+:mod:`patients.selectors`) define the queryset once with
 the ORM, as usual, and :class:`CompiledQuery` compiles it the first time, then only executes the
 compiled statement and builds the instances the way ``ModelIterable`` does (select_related
 objects, deferred fields, annotations, field converters such as JSON decoding).
@@ -14,6 +15,7 @@ removed or a model rolled back counts from the very next request.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
@@ -25,45 +27,73 @@ from django.db.models.query import get_related_populators
 M = TypeVar("M", bound=Model)
 
 
-def _placeholder(index: int) -> str:
+def _placeholder(index: int, kind: type = str) -> Any:
     """Stands for the call's parameter ``index`` while the statement is compiled: found in the
     compiled parameters and replaced on each call. Distinctive, so it cannot collide with a
-    constant of the query itself."""
-    return f"\x00medai-compiled-query-parameter-{index}\x00"
+    constant of the query itself: a string no input holds, an id far below any sequence, an
+    instant in 1901."""
+    if kind is str:
+        return f"\x00medai-compiled-query-parameter-{index}\x00"
+    if kind is int:
+        return -8_765_432_109_876_543_000 - index
+    if kind is dt.datetime:
+        return dt.datetime(1901, 2, 3, 4, 5, 6, tzinfo=dt.UTC) + dt.timedelta(
+            microseconds=index + 1
+        )
+    raise TypeError(f"No placeholder for parameters of type {kind.__name__}.")
+
+
+BIGINT = (-(2**63), 2**63 - 1)
 
 
 class CompiledQuery(Generic[M]):
     """``build(*values)`` -> a queryset filtering on ``values``; ``first(*values)`` and
     ``many(*values)`` run it.
 
-    ``build`` must use each value exactly once, as a filter parameter (not in the statement's
-    shape): the statement is compiled once, with placeholders. ``parameters`` says how many.
+    ``build`` must use each value as a parameter only (never in the statement's shape): the
+    statement is compiled once, with placeholders. ``parameters`` says how many strings, each
+    used exactly once; or gives their types (``str``, ``int``, ``datetime``), each then used any
+    number of times, even none (a shape that does not need it), but only as itself: a value
+    that reached the statement converted (written into the SQL, turned into text) is refused.
+    Typed values are checked on each call (an int must fit a bigint: ``ValueError``).
     """
 
     def __init__(
         self,
         build: Callable[..., QuerySet[M]],
         *,
-        parameters: int = 1,
+        parameters: int | Sequence[type] = 1,
         using: str = "default",
     ) -> None:
         self._build = build
-        self._parameters = parameters
+        self._typed = not isinstance(parameters, int)
+        self._types = [str] * parameters if isinstance(parameters, int) else list(parameters)
+        self._parameters = len(self._types)
         self._using = using
         self._compiled: tuple[Any, ...] | None = None
         self._lock = threading.Lock()
 
     def _compile(self) -> tuple[Any, ...]:
-        placeholders = [_placeholder(i) for i in range(self._parameters)]
+        placeholders = [_placeholder(i, kind) for i, kind in enumerate(self._types)]
         queryset = self._build(*placeholders)
         compiler = queryset.query.get_compiler(using=self._using)
         sql, params = compiler.as_sql()
-        positions = []
+        positions: list[list[int]] = []
         for placeholder in placeholders:
-            found = [i for i, p in enumerate(params) if p == placeholder]
-            if len(found) != 1:
+            found = [
+                i for i, p in enumerate(params) if type(p) is type(placeholder) and p == placeholder
+            ]
+            if not self._typed and len(found) != 1:
                 raise ValueError("A compiled query takes each parameter exactly once.")
-            positions.append(found[0])
+            positions.append(found)
+        if self._typed:
+            bound = {i for found in positions for i in found}
+            for placeholder in placeholders:
+                text = str(placeholder)
+                if text in sql or any(
+                    i not in bound and text in str(p) for i, p in enumerate(params)
+                ):
+                    raise ValueError("A parameter reached the statement converted, not as itself.")
         select, klass_info = compiler.select, compiler.klass_info
         start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
         init_list = [column[0].target.attname for column in select[start:end]]
@@ -114,9 +144,12 @@ class CompiledQuery(Generic[M]):
         ) = self.compiled()
         if len(values) != len(positions):
             raise TypeError(f"This query takes {len(positions)} parameter(s).")
+        if self._typed:
+            _check_types(values, self._types)
         params = list(params)
-        for position, value in zip(positions, values, strict=True):
-            params[position] = value
+        for found, value in zip(positions, values, strict=True):
+            for position in found:
+                params[position] = value
         connection = connections[self._using]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -137,6 +170,17 @@ class CompiledQuery(Generic[M]):
                 setattr(obj, name, row[column])
             found.append(obj)
         return found
+
+
+def _check_types(values: Sequence[Any], types: Sequence[type]) -> None:
+    for value, kind in zip(values, types, strict=True):
+        if kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError("An int parameter must be an int.")
+            if not BIGINT[0] <= value <= BIGINT[1]:
+                raise ValueError("An int parameter is out of range.")
+        elif not isinstance(value, kind):
+            raise TypeError(f"A {kind.__name__} parameter must be a {kind.__name__}.")
 
 
 _INSERTS: dict[tuple[type[Model], str], tuple[str, str, list[Any]]] = {}

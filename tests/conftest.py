@@ -177,3 +177,15 @@ def _request_context_restored():
     yield
     current_interface.set(interface)
     current_request_id.set(request_id)
+
+
+@pytest.fixture(autouse=True)
+def _catalogue_read_afresh():
+    """Each test reads the observation catalogue from its database (the process cache,
+    visits.selectors.observation_definitions_by_code, would outlive a transactional test's
+    flush and a test that edits a range)."""
+    from visits.selectors import observation_definitions_forget
+
+    observation_definitions_forget()
+    yield
+    observation_definitions_forget()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Sequence
 
+from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
 from medai_site.audit import audit_record
@@ -111,3 +114,38 @@ def problem_list(*, viewer: object, patient_id: int) -> QuerySet[Diagnosis]:
 
 def observation_definitions() -> QuerySet[ObservationDefinition]:
     return ObservationDefinition.objects.all()
+
+
+# The catalogue changes only through a data migration (visits/catalogue.py; read-only in the
+# admin), that is with a deploy, so each process keeps it instead of reading the rows again for
+# every visit saved. The time limit bounds how long a process outliving a migration may use the
+# old rows; tests start each from the database (tests/conftest.py).
+CATALOGUE_CACHE_SECONDS = 300.0
+_catalogue: dict[str, ObservationDefinition] = {}
+_catalogue_key: tuple[str, float] | None = None
+_catalogue_lock = threading.Lock()
+
+
+def observation_definitions_by_code() -> dict[str, ObservationDefinition]:
+    """Every catalogue row by code: one query per process and database every few minutes.
+
+    The rows are shared by the process's threads and must be treated as read-only.
+    """
+    global _catalogue, _catalogue_key
+    now = time.monotonic()
+    database = str(connection.settings_dict["NAME"])
+    key = _catalogue_key
+    if key is not None and key[0] == database and now - key[1] < CATALOGUE_CACHE_SECONDS:
+        return _catalogue
+    with _catalogue_lock:
+        key = _catalogue_key
+        if key is None or key[0] != database or now - key[1] >= CATALOGUE_CACHE_SECONDS:
+            _catalogue = {d.code: d for d in ObservationDefinition.objects.all()}
+            _catalogue_key = (database, now)
+    return _catalogue
+
+
+def observation_definitions_forget() -> None:
+    """The next :func:`observation_definitions_by_code` reads the database (tests, deploys)."""
+    global _catalogue_key
+    _catalogue_key = None

@@ -29,6 +29,7 @@ from patients.services import BULK_BATCH
 from .events import visit_event_record
 from .icd10 import icd10_lookup
 from .models import Diagnosis, Observation, ObservationDefinition, Visit, VisitEvent
+from .selectors import observation_definitions_by_code
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -195,9 +196,7 @@ def interpret(definition: ObservationDefinition, value: float) -> str:
 def observations_validate(entries: Iterable[ObservationInput]) -> list[ValidatedObservation]:
     """Validate every entry before anything is written; all errors are reported together."""
     entries = list(entries)
-    definitions = {
-        d.code: d for d in ObservationDefinition.objects.filter(code__in=[e.code for e in entries])
-    }
+    definitions = observation_definitions_by_code() if entries else {}
     validated, errors, messages = [], {}, []
     for entry in entries:
         try:
@@ -455,7 +454,7 @@ def visit_record(
             continue
         rank = entry.rank or (Diagnosis.Rank.SECONDARY if has_primary else Diagnosis.Rank.PRIMARY)
         added.append(
-            diagnosis_add(visit=visit, code=code, rank=rank, status=entry.status, actor=actor)
+            _diagnosis_add(visit=visit, code=code, rank=rank, status=entry.status, actor=actor)
         )
         has_primary = has_primary or (
             rank == Diagnosis.Rank.PRIMARY and entry.status != Diagnosis.Status.REFUTED
@@ -500,8 +499,7 @@ def visit_close(
     return visit
 
 
-@transaction.atomic
-def diagnosis_add(
+def _diagnosis_add(
     *,
     visit: Visit,
     code: str,
@@ -544,6 +542,10 @@ def diagnosis_add(
         actor=actor, action=AuditEvent.Action.UPDATE, obj=diagnosis, patient_id=visit.patient_id
     )
     return diagnosis
+
+
+# Its own transaction when called alone; visit_record (already one) calls the unwrapped function.
+diagnosis_add = transaction.atomic(_diagnosis_add)
 
 
 def _full_clean_unique_aware(diagnosis: Diagnosis) -> None:

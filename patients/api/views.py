@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from medai_site.api_auth import Scope
 from medai_site.api_fields import IdField, StrictCharField
+from medai_site.api_output import represent
 from medai_site.api_pagination import page_parameters, paginated, paginated_response
 from medai_site.idempotency import idempotent_create
 from patients.models import MRN_INPUT_PATTERN, Allergy, Patient
@@ -105,7 +106,7 @@ class _PatientFieldsSerializer(serializers.Serializer):
 
 def _detail(request: Request, patient_id: int, status: int = 200) -> Response:
     patient = patient_get(viewer=request.user, patient_id=patient_id, audit=False)
-    return Response(PatientDetailSerializer(patient).data, status=status)
+    return Response(represent(PatientDetailSerializer, patient), status=status)
 
 
 class PatientListCreateApi(APIView):
@@ -217,7 +218,7 @@ class PatientDetailApi(APIView):
     )
     def get(self, request: Request, patient_id: int) -> Response:
         patient = patient_get(viewer=request.user, patient_id=patient_id)
-        return Response(PatientDetailSerializer(patient).data)
+        return Response(represent(PatientDetailSerializer, patient))
 
     @extend_schema(
         operation_id="patients_update",

@@ -22,6 +22,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from medai_site import live_events
+from medai_site.after_response import after_response
 from medai_site.audit import current_request_id
 from predictions.models import Advice, AdviceRequest, AdviceWorker
 from visits.models import Visit, VisitEvent
@@ -46,7 +47,9 @@ CLAIM_SECONDS = 120
 def advice_request_create(*, visit: Visit, actor: object | None) -> AdviceRequest:
     """An explicit request (the API's POST): no visit event behind it."""
     request = AdviceRequest.objects.create(visit=visit, request_id=current_request_id.get())
-    transaction.on_commit(lambda: advice_request_dispatch(request_id=request.pk))
+    transaction.on_commit(
+        lambda: after_response(lambda: advice_request_dispatch(request_id=request.pk))
+    )
     return request
 
 
@@ -73,7 +76,11 @@ def advice_request_from_event(
             defaults={"visit_id": event.visit_id, "request_id": event.request_id},
         )
     if created and dispatch:
-        transaction.on_commit(lambda: advice_request_dispatch(request_id=request.pk))
+        # After commit, and where the web serves a response, after it was sent: the client does
+        # not wait for the broker. If the process dies first, the relay sends it (grace period).
+        transaction.on_commit(
+            lambda: after_response(lambda: advice_request_dispatch(request_id=request.pk))
+        )
     return request
 
 

@@ -103,20 +103,33 @@ def test_visit_detail_does_not_decrypt_patient_contact_data(api_a, team_a, decry
 
 
 # Issue 15: SQL statements per request, counted without the test transaction's savepoints (in
-# production the outermost atomic block is a BEGIN/COMMIT, not captured either).
+# production the outermost atomic block is a BEGIN/COMMIT, not captured either), each request
+# as a new transaction would run (no audit lane held from an earlier request of the test).
 # Was 8: the token's query also reads its user's roles (no auth_group query per request); then 7;
-# now the patient's allergies and care teams come in the patient's own statement.
+# then 5 with the patient's allergies and care teams in the patient's own statement; now the
+# audit lane's lock and its head are read in one round trip.
 PATIENT_READ_STATEMENTS = (
-    5  # token + roles, patient (+ allergies, care teams), audit (lock, head, insert)
+    4  # token + roles, patient (+ allergies, care teams), audit (lock + head, insert)
 )
-# Was 34, then 23, then 22: no re-read, no FK re-checks, no deletes, no roles; now also no
+# Was 34, then 23, then 22: no re-read, no FK re-checks, no deletes, no roles; then 14: no
 # constraint-check queries (decided in Python), no get_or_create for the advice request, no
-# separate allergy/care-team queries.
-VISIT_CREATE_STATEMENTS = 14
+# separate allergy/care-team queries; now 11: the catalogue cached per process, the audit lane's
+# lock and head in one round trip. (The dispatch's UPDATE runs after the response.)
+VISIT_CREATE_STATEMENTS = 11  # token, patient, visit, observations, audit (lock + head, insert),
+# event, advice request, diagnosis, its audit (head, insert)
 # Savepoints are round trips too in production (the test transaction only adds the outermost):
-# the two audit records' (visit, diagnosis), the event subscriber's, the diagnosis service's and
-# its duplicate-catching insert's; none for the visit create itself or its constraint checks.
-VISIT_CREATE_SAVEPOINTS = 5
+# the event subscriber's and the diagnosis insert's (it catches a duplicate); none for the
+# visit, its constraint checks, the diagnosis service inside the visit's, or the audit records
+# (a record that fails fails the caller's transaction: what it audits must not commit without it).
+VISIT_CREATE_SAVEPOINTS = 2
+
+
+def _as_new_transaction() -> None:
+    """Forget the audit lane an earlier request of this test's transaction took, as a new
+    transaction would (the lock is re-entrant, so taking it again succeeds)."""
+    from medai_site import audit
+
+    setattr(connection, audit._HELD_LANE, None)
 
 
 def _statements(queries) -> list[str]:
@@ -126,6 +139,7 @@ def _statements(queries) -> list[str]:
 def test_patient_read_statement_count(api_a, team_a):
     patient = PatientFactory(care_teams=[team_a])
     api_a.get(f"/api/v1/patients/{patient.pk}")  # warm: token last_used_at
+    _as_new_transaction()
     with CaptureQueriesContext(connection) as queries:
         assert api_a.get(f"/api/v1/patients/{patient.pk}").status_code == 200
     assert len(_statements(queries)) <= PATIENT_READ_STATEMENTS, _statements(queries)
@@ -146,6 +160,7 @@ def test_visit_create_statement_count_and_no_reread(api_a, team_a):
     }
     url = f"/api/v1/patients/{patient.pk}/visits"
     api_a.post(url, body, format="json")
+    _as_new_transaction()
     with CaptureQueriesContext(connection) as queries:
         response = api_a.post(url, body, format="json")
     assert response.status_code == 201, response.content
@@ -155,6 +170,11 @@ def test_visit_create_statement_count_and_no_reread(api_a, team_a):
     assert not any(s.startswith("DELETE") for s in statements)
     assert not any('"_check"' in s for s in statements)  # constraints decided in Python
     assert not any(s.startswith('SELECT "predictions_advicerequest"') for s in statements)
+    assert not any("visits_observationdefinition" in s for s in statements)  # catalogue cached
+    # The lane's lock and head: one round trip, two statements (the head read after the lock).
+    (lock,) = [s for s in statements if "pg_try_advisory_xact_lock" in s]
+    assert "; SELECT NULLIF" in lock
+    assert 'ORDER BY "id" DESC LIMIT 1' in lock
     savepoints = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SAVEPOINT")]
     assert len(savepoints) <= 1 + VISIT_CREATE_SAVEPOINTS, savepoints  # + the test's own
 
@@ -193,3 +213,42 @@ def test_patient_read_carries_allergies_and_care_teams_as_the_prefetch_did(api_a
         {"id": other.pk, "name": other.name},
         {"id": team_a.pk, "name": team_a.name},
     ]
+
+
+def test_detail_answers_built_by_represent_equal_the_serializers_own(api_a, team_a):
+    """medai_site.api_output.represent (fields built once per thread) answers exactly what a
+    fresh serializer's ``.data`` would, for the visit and patient details, every time."""
+    import threading
+
+    from medai_site.api_output import represent
+    from patients.api.views import PatientDetailSerializer
+    from patients.selectors import patient_get
+    from tests.factories import DoctorFactory
+    from visits.api.views import VisitDetailSerializer
+    from visits.selectors import visit_get
+
+    patient = PatientFactory(care_teams=[team_a])
+    visit_ids = [_visit(api_a, patient), _visit(api_a, PatientFactory(care_teams=[team_a]))]
+    viewer = DoctorFactory()
+    team_a.members.add(viewer)
+    for visit_id in visit_ids:
+        visit = visit_get(viewer=viewer, visit_id=visit_id, audit=False)
+        assert represent(VisitDetailSerializer, visit) == VisitDetailSerializer(visit).data
+    read = patient_get(viewer=viewer, patient_id=patient.pk, audit=False)
+    assert represent(PatientDetailSerializer, read) == PatientDetailSerializer(read).data
+    # One serializer per thread: another thread builds its own.
+    seen: list[object] = []
+
+    def other() -> None:
+        from medai_site import api_output
+
+        api_output.represent(PatientDetailSerializer, read)
+        seen.append(api_output._local.serializers[PatientDetailSerializer])
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    from medai_site import api_output
+
+    assert seen
+    assert seen[0] is not api_output._local.serializers[PatientDetailSerializer]

@@ -7,6 +7,7 @@ tampering the single chain revealed is still revealed, per lane.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -546,3 +547,69 @@ def test_an_anchor_that_drops_a_lane_goes_backwards(lanes, write_in_lane):
         lines.write(json.dumps(forged) + "\n")
     _, problems = anchors_read()
     assert [p.problem for p in problems] == ["anchor line 2 goes backwards"]
+
+
+# --- fewer round trips (issue 15) ----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_inside_a_transaction_a_record_takes_no_savepoint_and_a_failed_one_fails_it(
+    monkeypatch,
+):
+    """No savepoint of its own (two round trips), and so a record that cannot be written
+    leaves the caller's transaction unable to commit what it audits, even if the caller
+    swallows the error."""
+    from django.db import DatabaseError
+    from django.test.utils import CaptureQueriesContext
+
+    with transaction.atomic():  # the caller's transaction
+        with CaptureQueriesContext(connection) as queries:
+            audit_record(actor=None, action=AuditEvent.Action.VIEW, patient_id=1)
+        assert not [q for q in queries.captured_queries if "SAVEPOINT" in q["sql"]]
+        monkeypatch.setattr(audit, "keyed_hash", lambda *args: "x" * 65)  # too long: refused
+        with contextlib.suppress(DatabaseError):  # a caller that carries on regardless
+            audit_record(actor=None, action=AuditEvent.Action.VIEW, patient_id=2)
+        assert connection.needs_rollback
+    # The caller's block was rolled back as a whole: nothing it audited was kept.
+    assert not AuditEvent.objects.filter(patient_id__in=[1, 2]).exists()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_writer_that_waited_for_its_lane_chains_to_what_was_committed_meanwhile(settings):
+    """With every lane busy, the writer waits for its own lane and then reads its head: the
+    record the holder committed while it waited is its predecessor (not the head before)."""
+    settings.MEDAI_AUDIT_LANES = 1
+    holder_wrote, release = threading.Event(), threading.Event()
+    failure: list[BaseException] = []
+    written: list[AuditEvent] = []
+
+    def holder() -> None:
+        try:
+            with transaction.atomic():
+                written.append(
+                    audit_record(actor=None, action=AuditEvent.Action.VIEW, patient_id=1)
+                )
+                holder_wrote.set()
+                release.wait(WAIT)
+        except BaseException as error:
+            failure.append(error)
+            holder_wrote.set()
+        finally:
+            connections["default"].close()
+
+    first = audit_record(actor=None, action=AuditEvent.Action.VIEW, patient_id=0)
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert holder_wrote.wait(WAIT)
+    timer = threading.Timer(0.5, release.set)  # the holder commits while this writer waits
+    timer.start()
+    try:
+        mine = audit_record(actor=None, action=AuditEvent.Action.VIEW, patient_id=2)
+    finally:
+        release.set()
+        thread.join(WAIT)
+    assert not failure, failure
+    (theirs,) = written
+    assert theirs.prev_hash == first.hash
+    assert mine.prev_hash == theirs.hash
+    assert audit_verify() == (3, [])

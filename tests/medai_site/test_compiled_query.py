@@ -161,3 +161,85 @@ def test_compiled_query_many_without_parameters_reads_every_row_each_call(db):
     assert query.many()[-1].slug == "zzz-renamed"
     with pytest.raises(TypeError, match="0 parameter"):
         query.many("unexpected")
+
+
+# --- typed parameters (issue 15: the scoped patient read, patients.selectors) ------------------
+
+
+def _granted(shape, patient_id, now):
+    """Patients by id, the "grant" shape also needing an unexpired grant (a datetime)."""
+    from django.db.models import Exists, OuterRef
+
+    from patients.models import BreakGlassGrant, Patient
+
+    patients = Patient.objects.filter(pk=patient_id)
+    if shape == "grant":
+        patients = patients.filter(
+            Exists(BreakGlassGrant.objects.filter(patient_id=OuterRef("pk"), expires_at__gt=now))
+        )
+    return patients.order_by()
+
+
+def _typed(shape):
+    return CompiledQuery(lambda pid, now: _granted(shape, pid, now), parameters=(int, dt.datetime))
+
+
+def test_typed_values_are_parameters_not_baked_into_the_statement():
+    """An int and a datetime (an unused one too) reach the statement as themselves: two ids, two
+    answers, one compile; instances as the ORM loads them (encrypted fields decrypted)."""
+    from tests.factories import PatientFactory
+
+    first, second = PatientFactory(), PatientFactory()
+    query = _typed("plain")  # ``now`` unused by this shape
+    now = timezone.now()
+    assert [p.pk for p in query.many(first.pk, now)] == [first.pk]
+    assert query.first(second.pk, now).pk == second.pk
+    loaded = query.first(first.pk, now)
+    assert (loaded.given_name, loaded.birth_date) == (first.given_name, first.birth_date)
+    assert query.compiled()[0] == _granted("plain", 1, now).query.sql_with_params()[0]
+
+
+def test_a_datetime_parameter_decides_as_the_orm_does(doctor_a):
+    from tests.factories import BreakGlassGrantFactory, PatientFactory
+
+    patient = PatientFactory()
+    grant = BreakGlassGrantFactory(patient=patient, grantee=doctor_a)
+    after = grant.expires_at + dt.timedelta(seconds=1)
+    query = _typed("grant")
+    for at in (timezone.now(), after):
+        assert query.many(patient.pk, at) == list(_granted("grant", patient.pk, at))
+    assert query.first(patient.pk, timezone.now()) == patient
+    assert query.first(patient.pk, after) is None
+
+
+def test_a_typed_parameter_may_be_used_several_times(doctor_a, team_a):
+    from patients.access import care_team_member
+    from patients.models import Patient
+    from tests.factories import PatientFactory
+
+    mine, other = PatientFactory(care_teams=[team_a]), PatientFactory()
+    query = CompiledQuery(
+        lambda viewer, pid: Patient.objects.filter(care_team_member(viewer), pk=pid).annotate(
+            mine=care_team_member(viewer)
+        ),
+        parameters=(int, int),
+    )
+    assert query.first(doctor_a.pk, mine.pk).mine is True
+    assert query.first(doctor_a.pk, other.pk) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(2**63, ValueError), (-(2**63) - 1, ValueError), ("1", TypeError), (True, TypeError)],
+)
+def test_typed_values_of_the_wrong_type_or_range_are_refused(value, error):
+    with pytest.raises(error):
+        _typed("plain").first(value, timezone.now())
+
+
+def test_a_typed_parameter_converted_on_its_way_is_refused(db):
+    from patients.models import Patient
+
+    as_text = CompiledQuery(lambda pid: Patient.objects.filter(mrn=str(pid)), parameters=(int,))
+    with pytest.raises(ValueError, match="converted"):
+        as_text.first(1)

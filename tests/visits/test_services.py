@@ -560,3 +560,22 @@ def test_an_update_with_a_naive_end_is_refused_clearly_and_changes_nothing(patie
         visit_update(visit=visit, actor=doctor_a, request_advice=False, end=naive)
     visit.refresh_from_db()
     assert visit.end is None
+
+
+def test_the_catalogue_is_read_once_per_process_until_forgotten(django_assert_num_queries):
+    """Issue 15: validating observations reads the catalogue from the process cache
+    (visits.selectors.observation_definitions_by_code), not once per visit saved."""
+    from visits.selectors import observation_definitions_forget
+    from visits.services import ObservationInput, observations_validate
+
+    entries = [ObservationInput("8867-4", 80), ObservationInput("8310-5", 37.2)]
+    with django_assert_num_queries(1):
+        first = observations_validate(entries)
+    with django_assert_num_queries(0):
+        again = observations_validate(entries)
+    assert [v.definition.code for v in again] == [v.definition.code for v in first]
+    with pytest.raises(InvalidInput, match="Unknown observation code"):
+        observations_validate([ObservationInput("0000-0", 1)])
+    observation_definitions_forget()
+    with django_assert_num_queries(1):
+        observations_validate(entries)

@@ -22,6 +22,7 @@ from medai_site.api_fields import (
     StrictCharField,
     UserSummarySerializer,
 )
+from medai_site.api_output import represent
 from medai_site.api_pagination import page_parameters, paginated, paginated_response
 from medai_site.errors import InvalidInput, NotFound
 from medai_site.idempotency import idempotent_create
@@ -228,7 +229,7 @@ def _detail(request: Request, visit_id: int, status: int = 200) -> Response:
         audit=False,
         defer_patient_fields=VISIT_DETAIL_DEFERRED_PATIENT_FIELDS,
     )
-    return Response(VisitDetailSerializer(visit).data, status=status)
+    return Response(represent(VisitDetailSerializer, visit), status=status)
 
 
 # --- visits --------------------------------------------------------------------------------------
@@ -316,7 +317,7 @@ class PatientVisitListCreateApi(APIView):
             visit = created.get(pk)
             if visit is None:
                 return _detail(request, pk, status)
-            return Response(VisitDetailSerializer(visit).data, status=status)
+            return Response(represent(VisitDetailSerializer, visit), status=status)
 
         return idempotent_create(request, create=create, respond=respond)
 
@@ -342,7 +343,7 @@ class VisitDetailApi(APIView):
             visit_id=visit_id,
             defer_patient_fields=VISIT_DETAIL_DEFERRED_PATIENT_FIELDS,
         )
-        return Response(VisitDetailSerializer(visit).data)
+        return Response(represent(VisitDetailSerializer, visit))
 
     @extend_schema(
         operation_id="visits_update",
@@ -408,7 +409,7 @@ def _diagnosis_response(
     diagnosis = next((d for d in visit.diagnoses.all() if d.pk == diagnosis_id), None)
     if diagnosis is None:
         raise NotFound("Diagnosis not found.")
-    return Response(DiagnosisSerializer(diagnosis).data, status=status)
+    return Response(represent(DiagnosisSerializer, diagnosis), status=status)
 
 
 class VisitDiagnosisCreateApi(APIView):
