@@ -6,6 +6,7 @@ training and serving), ``text`` (English/Chinese tokens, negation, clinical lexi
 ``split`` (patient-grouped stratified folds), ``algorithms`` (six learners and two opt-in neural
 text models),
 ``calibration``, ``evaluate`` (metrics, CIs, subgroups), ``explain`` (contributions that add up),
-``pipeline`` (``train``, ``TrainedModel.predict_one``), ``artifacts`` (verified save/load), ``cli``,
+``pipeline`` (``train``, ``TrainedModel.predict_one``), ``artifacts`` (verified save/load), ``cli``
+(with ``names``: the choices it parses before importing the engine),
 ``timeline`` (MEDS timelines, forecasts, sequence models), ``export`` (ONNX, int8 quantisation).
 """

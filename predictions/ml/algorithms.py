@@ -25,6 +25,8 @@ from sklearn.model_selection import StratifiedShuffleSplit
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
+from predictions.ml.names import ALGORITHM_NAMES, check_registry
+
 ExplainMethod = Literal["linear", "tree", "boosting", "occlusion"]
 # Probabilities are clipped before taking logs so a pure tree leaf gives a finite score.
 PROBA_FLOOR = 1e-6
@@ -643,6 +645,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         ),
     )
 }
+check_registry("algorithm", ALGORITHMS, ALGORITHM_NAMES)
 
 
 def get_algorithms(names: list[str] | tuple[str, ...] | None) -> list[Algorithm]:

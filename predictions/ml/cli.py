@@ -12,18 +12,17 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from predictions.ml.algorithms import ALGORITHMS
-from predictions.ml.dataset import normalise_label, read_csv, shipped_plausible_ranges
+# Only light imports here (the module docstring is the --help text, so the note is a comment):
+# the arguments are parsed, the data read and its target checked before the learners (scikit-learn,
+# torch) are imported, so bad input fails in well under a second (tests/.../test_cli_startup.py).
 from predictions.ml.errors import DataError, EngineError
-from predictions.ml.evaluate import evaluate_predictions
-from predictions.ml.features import REPRESENTATIONS
-from predictions.ml.metric_format import format_metric
-from predictions.ml.pipeline import ModelSpec, TrainedModel, train
+from predictions.ml.names import ALGORITHM_NAMES, REPRESENTATION_NAMES
 from predictions.ml.timeline.cli import add_forecast_parser, run_forecast
+
+if TYPE_CHECKING:
+    from predictions.ml.pipeline import TrainedModel
 
 EXIT_BAD_INPUT = 2
 DEFAULT_OUT = "ml-report"
@@ -46,13 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--algorithms",
         nargs="+",
-        choices=list(ALGORITHMS),
+        choices=list(ALGORITHM_NAMES),
         help="default: the six classical learners (cnn_text and gru_text are opt-in)",
     )
     evaluate.add_argument(
         "--text-representations",
         nargs="+",
-        choices=list(REPRESENTATIONS),
+        choices=list(REPRESENTATION_NAMES),
         help="free-text representations to cross-validate (default: word, word+char, "
         "word-top for dense learners, sequence for the neural ones)",
     )
@@ -64,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _external_metrics(
     model: TrainedModel, path: Path, target: str, positive: list[str] | None
 ) -> dict[str, Any]:
+    from predictions.ml.dataset import normalise_label, read_csv
+    from predictions.ml.evaluate import evaluate_predictions
+
     frame = read_csv(path)
     if target not in frame.columns:
         raise DataError(f"external file {path}: target column {target!r} not found")
@@ -90,6 +92,8 @@ def _external_metrics(
 
 def _cell(value: Any) -> str:
     """A table cell: six characters wide, a dash when the metric does not apply."""
+    from predictions.ml.metric_format import format_metric
+
     return format_metric(value, missing="   -  ", width=6)
 
 
@@ -138,10 +142,22 @@ def print_table(report: dict[str, Any]) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    from predictions.ml.dataset import (
+        check_folds,
+        check_target,
+        read_csv,
+        shipped_plausible_ranges,
+    )
+
     frame = read_csv(args.data)
     for path in args.external:
         if not path.is_file():
             raise DataError(f"external file not found: {path}")
+    # train() starts with these checks; run here, bad input fails before the learners are imported.
+    check_folds(args.cv)
+    check_target(frame, target=args.target, group=args.group, positive=args.positive)
+    from predictions.ml.pipeline import ModelSpec, train
+
     columns = set(frame.columns)
     subgroups = {name: name for name in ("sex", "age") if name in columns}
     spec = ModelSpec(
@@ -183,6 +199,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _json_default(value: Any) -> Any:
+    import numpy as np
+
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):

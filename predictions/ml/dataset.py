@@ -319,6 +319,57 @@ def normalise_label(value: Any) -> str | None:
     return str(int(number)) if number.is_integer() else text
 
 
+def check_folds(cv: int) -> None:
+    """Cross-validation needs two folds (checked first, by ``train`` and the command line)."""
+    if cv < 2:
+        raise DataError("--cv must be at least 2")
+
+
+@dataclass
+class TargetLabels:
+    labels: pd.Series  # the normalised labels of the labelled rows (mapped by ``positive``)
+    missing: pd.Series  # True on the rows without a label
+    classes: list[str]
+
+
+def check_target(
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    group: str | None = None,
+    positive: list[Any] | None = None,
+) -> TargetLabels:
+    """The checks :func:`clean` starts with: rows, the target and group columns, the ``positive``
+    values, at least two classes. Cheap (one column is read), so the command line runs them
+    before it imports the learners; :func:`clean` uses the labels it returns.
+    """
+    if frame.empty or len(frame.columns) == 0:
+        raise DataError("the data has no rows")
+    if target not in frame.columns:
+        raise DataError(
+            f"target column {target!r} not found; columns are: {', '.join(frame.columns)}"
+        )
+    if group is not None and group not in frame.columns:
+        raise DataError(f"group column {group!r} not found")
+    labels = frame[target].map(normalise_label)
+    missing = labels.isna()
+    labels = labels[~missing]
+    if positive:
+        # A missing-value token (e.g. "NA") names no class; it cannot be positive.
+        wanted = {label for v in positive if (label := normalise_label(v)) is not None}
+        absent = wanted - set(labels)
+        if absent == wanted:
+            raise DataError(f"none of the --positive values {sorted(wanted)} occur in {target!r}")
+        labels = labels.map(lambda v: "positive" if v in wanted else "negative")
+        classes = ["negative", "positive"]
+    else:
+        classes = sorted(set(labels), key=_natural_key)
+    if len(set(labels)) < 2:
+        only = next(iter(set(labels)), "nothing")
+        raise DataError(f"target column {target!r} has one class only ({only}); need at least two")
+    return TargetLabels(labels=labels, missing=missing, classes=classes)
+
+
 def clean(
     frame: pd.DataFrame,
     *,
@@ -337,37 +388,17 @@ def clean(
     (not None) only the listed columns are features. ``plausible`` gives the possible range of
     numeric columns (values outside become missing); without it nothing is judged impossible.
     """
-    if frame.empty or len(frame.columns) == 0:
-        raise DataError("the data has no rows")
-    if target not in frame.columns:
-        raise DataError(
-            f"target column {target!r} not found; columns are: {', '.join(frame.columns)}"
-        )
-    if group is not None and group not in frame.columns:
-        raise DataError(f"group column {group!r} not found")
-    report = CleaningReport(rows_in=len(frame), columns_in=len(frame.columns))
     frame = frame.reset_index(drop=True)
+    target_labels = check_target(frame, target=target, group=group, positive=positive)
+    report = CleaningReport(rows_in=len(frame), columns_in=len(frame.columns))
 
     # Labels first: rows without a label cannot be learned from (counted, not silently lost).
-    labels = frame[target].map(normalise_label)
-    missing_label = labels.isna()
+    missing_label = target_labels.missing
     if missing_label.any():
         report.dropped_rows["missing_target"] = int(missing_label.sum())
         report.actions["row_dropped_missing_target"] += int(missing_label.sum())
-    frame, labels = frame[~missing_label], labels[~missing_label]
-    if positive:
-        # A missing-value token (e.g. "NA") names no class; it cannot be positive.
-        wanted = {label for v in positive if (label := normalise_label(v)) is not None}
-        absent = wanted - set(labels)
-        if absent == wanted:
-            raise DataError(f"none of the --positive values {sorted(wanted)} occur in {target!r}")
-        labels = labels.map(lambda v: "positive" if v in wanted else "negative")
-        classes = ["negative", "positive"]
-    else:
-        classes = sorted(set(labels), key=_natural_key)
-    if len(set(labels)) < 2:
-        only = next(iter(set(labels)), "nothing")
-        raise DataError(f"target column {target!r} has one class only ({only}); need at least two")
+    frame, labels = frame[~missing_label], target_labels.labels
+    classes = target_labels.classes
 
     if group is not None:
         groups = frame[group].map(to_category)

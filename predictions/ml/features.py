@@ -40,6 +40,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from predictions.ml import text as textlib
 from predictions.ml.dataset import ColumnPlan
+from predictions.ml.names import REPRESENTATION_NAMES, check_registry
 
 # Dense learners see the old capped representation: the most frequent words and word pairs.
 TOP_TERMS = 100
@@ -79,6 +80,7 @@ REPRESENTATIONS: dict[str, TextRepresentation] = {
         TextRepresentation("sequence", sequence=True),
     )
 }
+check_registry("text representation", REPRESENTATIONS, REPRESENTATION_NAMES)
 
 
 def _word_analyzer(doc: str) -> list[str]:

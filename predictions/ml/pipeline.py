@@ -9,8 +9,10 @@ and refitted the same way on all rows. ``TrainedModel`` is what gets saved and s
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 import platform
+import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from predictions.ml.dataset import (
     CleanData,
     ColumnPlan,
     apply_plans,
+    check_folds,
     clean,
     clean_record,
     is_missing,
@@ -447,13 +450,25 @@ def library_versions() -> dict[str, str]:
         "scikit-learn": sklearn.__version__,
         "joblib": joblib.__version__,
     }
-    try:
-        import torch
-
-        versions["torch"] = torch.__version__
-    except ImportError:  # pragma: no cover - torch is a declared dependency
-        pass
+    torch = installed_version("torch", "torch")
+    if torch is not None:
+        versions["torch"] = torch
     return versions
+
+
+def installed_version(module: str, distribution: str) -> str | None:
+    """``module.__version__`` if it is imported, else the installed ``distribution``'s metadata.
+
+    The same string either way, without importing the package (importing torch only to read its
+    version cost every training process seconds); None when it is not installed.
+    """
+    loaded = sys.modules.get(module)
+    if loaded is not None:
+        return str(loaded.__version__)
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - declared dependencies
+        return None
 
 
 def _subgroups(raw: pd.DataFrame, spec: ModelSpec, index: pd.Index) -> dict[str, np.ndarray]:
@@ -543,8 +558,7 @@ def train(
     """
     report_progress = progress or (lambda stage, percent: None)
     chosen = get_algorithms(list(algorithms) if algorithms is not None else None)
-    if cv < 2:
-        raise DataError("--cv must be at least 2")
+    check_folds(cv)
     report_progress("cleaning", 0)
     data = clean(
         frame,

@@ -6,6 +6,9 @@ The engine API the Django side adapts (thin adapters; no Django here):
   ``meds`` schemas; ``events.write_events(frame, path)`` / ``write_labels`` write MEDS Parquet (the
   export command); ``events.Timelines.from_frame(events)`` holds them; ``Timelines.histories``
   is the one visibility rule (static facts + events strictly before ``prediction_time``).
+* inputs -- ``inputs.load_inputs(events, labels, cv, algorithms)`` reads and checks both (the
+  first step of ``train_forecast``; the command line calls it before importing scikit-learn and
+  torch); ``inputs.FORECAST_ALGORITHMS`` names the forecast algorithms.
 * labels -- ``labels.TaskDefinition(name, codes, horizon_days, min_history_days, per_subject)``
   and ``labels.build_labels(timelines, task, seed=)`` -> MEDS labels frame.
 * training -- ``forecast.train_forecast(events, labels, ForecastOptions(...), progress=)`` ->

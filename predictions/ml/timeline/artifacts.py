@@ -23,15 +23,15 @@ from predictions.ml.artifacts import (
     file_sha256,
     read_metadata,
 )
-from predictions.ml.pipeline import library_versions
+from predictions.ml.pipeline import installed_version, library_versions
 from predictions.ml.timeline.serving import ForecastModel
 
 
 def forecast_library_versions() -> dict[str, str]:
     versions = library_versions()
-    import onnxruntime
-
-    versions["onnxruntime"] = onnxruntime.__version__
+    onnxruntime = installed_version("onnxruntime", "onnxruntime")
+    if onnxruntime is not None:
+        versions["onnxruntime"] = onnxruntime
     return versions
 
 

@@ -1,7 +1,9 @@
 """``python -m predictions.ml forecast ...``: the forecast command-line contract of DESIGN.md.
 
 Registered by :mod:`predictions.ml.cli`; bad input ends with one line on stderr and exit code 2
-(raised as :class:`~predictions.ml.errors.DataError`, printed by the main command line).
+(raised as :class:`~predictions.ml.errors.DataError`, printed by the main command line). The inputs
+are read and checked (:func:`~predictions.ml.timeline.inputs.load_inputs`) before the training code,
+scikit-learn and torch are imported, so bad input fails fast.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from predictions.ml.evaluate import _clean as json_safe
-from predictions.ml.timeline.forecast import FORECAST_ALGORITHMS, ForecastOptions, train_forecast
+from predictions.ml.timeline.inputs import FORECAST_ALGORITHMS, load_inputs
 
 DEFAULT_FOLDS = 5
 DEFAULT_OUT = "ml-report"
@@ -78,6 +79,11 @@ def print_forecast_table(report: dict[str, Any]) -> None:
 
 
 def run_forecast(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    inputs = load_inputs(args.events, args.labels, args.cv, args.algorithms)
+    from predictions.ml.evaluate import _clean as json_safe
+    from predictions.ml.timeline.forecast import ForecastOptions, train_forecast
+
     options = ForecastOptions(
         cv=args.cv,
         seed=args.seed,
@@ -85,8 +91,7 @@ def run_forecast(args: argparse.Namespace) -> int:
         pretrain_epochs=args.pretrain_epochs,
         finetune_epochs=args.finetune_epochs,
     )
-    started = time.perf_counter()
-    result = train_forecast(args.events, args.labels, options)
+    result = train_forecast(inputs.timelines, inputs.labels, options)
     report = result.report
     from predictions.ml.timeline.artifacts import save_forecast_model
 

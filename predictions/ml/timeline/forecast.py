@@ -34,7 +34,6 @@ import pandas as pd
 
 from predictions.ml.algorithms import ALGORITHMS
 from predictions.ml.calibration import fit_calibrator
-from predictions.ml.errors import DataError
 from predictions.ml.evaluate import age_band, evaluate_predictions
 from predictions.ml.pipeline import fit_learner, library_versions
 from predictions.ml.split import grouped_folds
@@ -45,24 +44,22 @@ from predictions.ml.timeline.events import (
     Histories,
     Timelines,
     anchor_events,
-    check_labels,
-    read_events,
-    read_labels,
 )
+
+# The algorithm names and choose_algorithms lived here first: re-exported.
+from predictions.ml.timeline.inputs import COUNT_MODELS as COUNT_MODELS
+from predictions.ml.timeline.inputs import DEFAULT_BASELINE as DEFAULT_BASELINE
+from predictions.ml.timeline.inputs import FORECAST_ALGORITHMS as FORECAST_ALGORITHMS
+from predictions.ml.timeline.inputs import MIN_PER_FOLD as MIN_PER_FOLD
+from predictions.ml.timeline.inputs import SEQUENCE_MODELS as SEQUENCE_MODELS
+from predictions.ml.timeline.inputs import choose_algorithms as choose_algorithms
+from predictions.ml.timeline.inputs import load_inputs
 from predictions.ml.timeline.serving import ForecastModel, TimelineEmbedder, risk_table
 from predictions.ml.timeline.tokens import MAX_LEN, TokenEncoder
 from predictions.ml.timeline.weights import TimelineWeights
 
-COUNT_MODELS = {
-    "count_logistic_regression": "logistic_regression",
-    "count_gradient_boosting": "gradient_boosting",
-}
-SEQUENCE_MODELS = ("gru", "lstm", "tcn", "transformer")
-FORECAST_ALGORITHMS = (*COUNT_MODELS, *SEQUENCE_MODELS)
-DEFAULT_BASELINE = "count_logistic_regression"
 CLASSES = ["false", "true"]
 LATENCY_SAMPLES = 50
-MIN_PER_FOLD = 3
 SELECTION_RULE = (
     "a sequence model is selected only when the lower bound of its ROC AUC 95% CI is above the "
     "upper bound of the baseline's (no CI overlap); within each family, lowest out-of-fold log loss"
@@ -92,21 +89,6 @@ class ForecastResult:
     report: dict[str, Any]
     out_of_fold: dict[str, np.ndarray] = field(default_factory=dict)
     labels: np.ndarray | None = None
-
-
-def choose_algorithms(names: Sequence[str] | None) -> tuple[list[str], list[str], bool]:
-    """(count models, sequence models, baseline added?) for the requested names."""
-    if names is None:
-        return list(COUNT_MODELS), list(SEQUENCE_MODELS), False
-    unknown = [n for n in names if n not in FORECAST_ALGORITHMS]
-    if unknown:
-        raise DataError(
-            f"unknown forecast algorithm {unknown[0]!r}; choose from: {', '.join(FORECAST_ALGORITHMS)}"
-        )
-    count = [n for n in COUNT_MODELS if n in names]
-    sequence = [n for n in SEQUENCE_MODELS if n in names]
-    added = not count
-    return (count or [DEFAULT_BASELINE]), sequence, added
 
 
 def pretraining_corpus(timelines: Timelines, labels: pd.DataFrame) -> Histories:
@@ -175,23 +157,12 @@ class _Run:
         self.started = time.perf_counter()
         self.options = options
         self.say = progress or (lambda stage, percent: None)
-        if options.cv < 2:
-            raise DataError("--cv must be at least 2")
-        self.timelines = (
-            events if isinstance(events, Timelines) else Timelines.from_frame(read_events(events))
-        )
-        self.labels = read_labels(labels)
-        check_labels(self.timelines, self.labels)
-        self.count, self.sequence, self.baseline_added = choose_algorithms(options.algorithms)
-        self.y = self.labels["boolean_value"].to_numpy(dtype=bool)
-        # Every outer training part is searched by 3 inner grouped folds, each needing both outcomes.
-        rarest = int(min(self.y.sum(), (~self.y).sum()))
-        if rarest < MIN_PER_FOLD * options.cv:
-            outcome = "true" if self.y.sum() <= (~self.y).sum() else "false"
-            raise DataError(
-                f"only {rarest} labels are {outcome}: {options.cv}-fold cross-validation needs at "
-                f"least {MIN_PER_FOLD * options.cv} of each outcome ({MIN_PER_FOLD} per fold)"
-            )
+        inputs = load_inputs(events, labels, options.cv, options.algorithms)
+        self.timelines = inputs.timelines
+        self.labels = inputs.labels
+        self.count, self.sequence = inputs.count, inputs.sequence
+        self.baseline_added = inputs.baseline_added
+        self.y = inputs.y
         self.groups = self.labels["subject_id"].to_numpy(dtype=np.int64)
         self.histories = self.timelines.histories(
             self.groups, self.labels["prediction_time"].to_numpy()
