@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import secrets
 from collections.abc import Iterable
 from typing import Any
@@ -30,6 +31,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 from rest_framework import exceptions, permissions
 from rest_framework.authentication import (
     BaseAuthentication,
@@ -53,6 +55,8 @@ from .roles import (
     roles_preload,
     with_role_names,
 )
+
+logger = logging.getLogger(__name__)
 
 Scope = ApiToken.Scope
 TOKEN_PREFIX = "medai_"  # noqa: S105 (a public marker that makes leaked tokens greppable, not a secret)
@@ -326,7 +330,16 @@ class ClientRateThrottle(SimpleRateThrottle):
             getattr(settings, self.rate_setting) if authenticated else settings.MEDAI_API_ANON_RATE
         )
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+        try:
+            return super().allow_request(request, view)
+        except (RedisError, OSError) as exc:
+            # The shared cache is down (a Redis outage): rate limiting fails open, so recording
+            # visits keeps working through a broker outage as the outbox intends (issue 18);
+            # the outage is logged (no request detail) and /metrics shows the broker's state.
+            logger.warning(
+                "rate limit not applied: the cache is unavailable (%s)", type(exc).__name__
+            )
+            return True
 
     def get_cache_key(self, request: Request, view: Any) -> str:
         if isinstance(request.auth, ApiToken):

@@ -74,6 +74,12 @@ class CompiledQuery(Generic[M]):
         self._lock = threading.Lock()
 
     def _compile(self) -> tuple[Any, ...]:
+        vendor = connections[self._using].vendor
+        if dt.datetime in self._types and vendor != "postgresql":
+            # Other backends turn an instant into text as they compile (SQLite: naive, without
+            # its offset), so the placeholder would be neither found nor caught as converted and
+            # the statement would keep 1901 for good (an expired grant honoured for ever).
+            raise ValueError(f"A compiled query cannot take an instant on {vendor}.")
         placeholders = [_placeholder(i, kind) for i, kind in enumerate(self._types)]
         queryset = self._build(*placeholders)
         compiler = queryset.query.get_compiler(using=self._using)

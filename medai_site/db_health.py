@@ -6,13 +6,15 @@ before the first query of every request: a round trip that cost as much as the A
 look-up. Here the check first asks the socket: a kept connection that is open, idle, outside a
 transaction, and on which the server has sent nothing is healthy (a server that restarts or
 terminates the session sends its FATAL message and closes the socket, which then reads as
-ready). Anything else (data waiting, a broken or busy connection) is left to Django's
+ready), provided a real check passed in the last few seconds (:data:`TRUST_SECONDS`: a server
+gone without a word is found by the next real check). Anything else (data waiting, a broken or busy connection) is left to Django's
 ``SELECT 1`` exactly as before. Installed on each PostgreSQL connection as it is made.
 """
 
 from __future__ import annotations
 
 import select
+import time
 from typing import Any
 
 from django.db.backends.signals import connection_created
@@ -35,11 +37,26 @@ def server_silent(raw: Any) -> bool:
     return not readable
 
 
+# How long a real check (Django's SELECT 1) vouches for a silent socket. A server that restarts
+# or ends the session speaks (FATAL) and is caught at once; one that vanishes without a word (a
+# fail-over to another host, a dropped NAT entry) leaves the socket silent, and only a round trip
+# finds out. So a silent socket is trusted for a few seconds after a real check, never longer.
+TRUST_SECONDS = 5.0
+
+
 def is_usable_without_round_trip(connection: Any) -> bool:
-    """``connection.is_usable()``: the socket's word when the server is silent, else Django's."""
-    if server_silent(connection.connection):
+    """``connection.is_usable()``: the socket's word when the server is silent and a real check
+    passed within :data:`TRUST_SECONDS`, else Django's (which then vouches afresh)."""
+    checked_at = getattr(connection, "_medai_checked_at", None)
+    if (
+        checked_at is not None
+        and time.monotonic() - checked_at < TRUST_SECONDS
+        and server_silent(connection.connection)
+    ):
         return True
-    return bool(type(connection).is_usable(connection))
+    usable = bool(type(connection).is_usable(connection))
+    connection._medai_checked_at = time.monotonic() if usable else None
+    return usable
 
 
 def _install(sender: Any, connection: Any, **kwargs: Any) -> None:

@@ -358,8 +358,12 @@ if MEDAI_CACHE_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": MEDAI_CACHE_URL,
-            # Celery's queues may share this Redis database: the prefix keeps the two apart.
+            # Celery's queues may share this Redis database: the prefix keeps the two apart
+            # (and nothing in the app calls cache.clear(), which would empty the database).
             "KEY_PREFIX": "medai-cache",
+            # A Redis that does not answer fails a cache call in half a second, not a request's
+            # whole time: rate limits then fail open, a CDS Hooks call fails closed (503).
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
 elif PROFILE == "local":

@@ -303,3 +303,27 @@ def test_the_medication_list_is_recorded_encrypted_returned_and_limited(api_a, p
     assert long.json()["error"]["fields"]["medications"] == [
         f"Too long: at most {limit} characters."
     ]
+
+
+def test_a_visit_is_recorded_while_the_shared_cache_is_down(api_a, patient_a, caplog):
+    """Production's cache is Redis (settings: MEDAI_CACHE_URL). In a Redis outage rate limiting
+    fails open, so recording continues as the outbox intends (issue 18); the outage is logged."""
+    import socket
+
+    from django.test import override_settings
+
+    with socket.socket() as probe:  # a port nothing listens on: connections are refused
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    redis_down = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{dead}/0",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+    with override_settings(CACHES=redis_down):
+        response = _create(api_a, patient_a, chief_complaint="cough", observations=vitals())
+    assert response.status_code == 201, response.json()
+    assert Visit.objects.filter(pk=response.json()["id"]).exists()
+    assert "rate limit not applied: the cache is unavailable" in caplog.text

@@ -243,3 +243,19 @@ def test_a_typed_parameter_converted_on_its_way_is_refused(db):
     as_text = CompiledQuery(lambda pid: Patient.objects.filter(mrn=str(pid)), parameters=(int,))
     with pytest.raises(ValueError, match="converted"):
         as_text.first(1)
+
+
+def test_an_instant_parameter_is_refused_off_postgresql(monkeypatch):
+    """SQLite compiles an instant into naive text: the placeholder would be frozen into the
+    statement (an expired grant honoured for ever), so compiling one there is refused."""
+    from django.db import connection
+
+    query = CompiledQuery(
+        lambda pk, when: ApiToken.objects.filter(pk=pk, expires_at__gt=when),
+        parameters=[int, dt.datetime],
+    )
+    monkeypatch.setattr(connection, "vendor", "sqlite")
+    with pytest.raises(ValueError, match="cannot take an instant on sqlite"):
+        query.first(1, timezone.now())
+    monkeypatch.undo()
+    assert query.first(-1, timezone.now()) is None  # on PostgreSQL it compiles and runs

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from medai_site.db_health import server_silent
+from medai_site.db_health import TRUST_SECONDS, server_silent
 
 
 class CaptureStatements:
@@ -54,11 +54,23 @@ def test_an_idle_connection_skips_the_round_trip_and_a_terminated_one_is_replace
     connection.ensure_connection()
     assert connection.health_check_enabled
     raw = connection.connection
+    connection._medai_checked_at = None
     with CaptureStatements(raw) as sent:
         connection.health_check_done = False
         connection.close_if_health_check_failed()
-    assert sent == []  # idle and silent: no SELECT 1
+    assert sent == ["SELECT 1"]  # nothing vouched for this connection yet: a real check
+    with CaptureStatements(raw) as sent:
+        connection.health_check_done = False
+        connection.close_if_health_check_failed()
+    assert sent == []  # idle, silent, and checked seconds ago: no SELECT 1
     assert connection.connection is raw
+    # A silent socket is trusted only for a while after a real check: a server gone without a
+    # word (a fail-over to another host) is found by the next real check.
+    connection._medai_checked_at -= TRUST_SECONDS
+    with CaptureStatements(raw) as sent:
+        connection.health_check_done = False
+        connection.close_if_health_check_failed()
+    assert sent == ["SELECT 1"]
 
     pid = raw.info.backend_pid
     settings = connection.get_connection_params()
