@@ -285,6 +285,7 @@ _TRY_LANES_SQL = (
 )
 # The table name is the model's own and {lane} a placeholder or the setting: no input reaches it.
 _HEAD_SQL = (
+    # B608: the model's own table name; {lane} is filled with a bound placeholder or an int.
     f'SELECT "hash" FROM "{AuditEvent._meta.db_table}" WHERE "lane" = {{lane}} '  # noqa: S608  # nosec B608
     'ORDER BY "id" DESC LIMIT 1'
 )

@@ -211,9 +211,9 @@ def insert_returning_pks(objs: Sequence[M], *, using: str = "default") -> list[M
         meta = model._meta
         fields = [f for f in meta.concrete_fields if not f.primary_key]
         quote = connection.ops.quote_name
-        # Names from the model's own metadata, quoted; values are parameters (S608/B608).
         columns = ", ".join(quote(f.column) for f in fields)
         table, pk = quote(meta.db_table), quote(meta.pk.column)
+        # B608: table and column names from the model's metadata, quoted; values are parameters.
         head = f"INSERT INTO {table} ({columns}) VALUES "  # noqa: S608  # nosec B608
         _INSERTS[key] = (head, f" RETURNING {pk}", fields)
     head, tail, fields = _INSERTS[key]

@@ -27,11 +27,12 @@ pytestmark = pytest.mark.django_db
 #  1 similar past cases (their confirmed diagnoses, visit and sex joined)
 #  1 INSERT advice, INSERT its versions, UPDATE request done: one statement (no savepoint of
 #    its own: a clash rolls the whole transaction back and the worker looks again)
-#  4 the audit record (savepoint, its lane's previous hash, INSERT, release): the audit lane's
-#    lock is already held, taken by the visit's audit record earlier in the test's transaction
-#    (a worker's own transaction takes it here: one statement more, medai_site/audit.py)
+#  2 the audit record (its lane's previous hash, INSERT; no savepoint inside the caller's
+#    transaction): the audit lane's lock is already held, taken by the visit's audit record
+#    earlier in the test's transaction (a worker's own transaction takes it in the same round
+#    trip as the hash, medai_site/audit.py)
 #  2 the outer transaction's savepoint and release
-ADVICE_STATEMENTS = 12
+ADVICE_STATEMENTS = 10
 VITALS = [
     ObservationInput("8310-5", 38.4, "Cel"),
     ObservationInput("8867-4", 104, "/min"),
