@@ -172,8 +172,9 @@ def test_command_shifts_each_subjects_dates_and_keeps_intervals(small_population
         assert days == date_shift_days(subject)
         assert 1 <= days <= 365
         moved += 1
-        visit_days = {v.start.date() for v in patient.visits.all()}
-        assert not visit_days & set(s["time"].dt.date)  # no real date of service left
+        # No event keeps its own date of service. (A shifted date may still equal another of
+        # the subject's real dates: two visits exactly ``days`` apart; seen once in CI.)
+        assert (s["time"].dt.date.to_numpy() != r["time"].dt.date.to_numpy()).all()
     assert moved == small_population.patients
     # Subjects do not share one offset (it would be undone by one known visit).
     assert len({date_shift_days(subject_id_for(p.pk)) for p in Patient.objects.all()}) > 1
