@@ -14,6 +14,17 @@ from django.conf import settings
 from medai_site.celery import app
 
 ROOT = Path(__file__).resolve().parents[2]
+# Every secret and address production requires, none real: each test removes or overrides one.
+PRODUCTION_ENV = {
+    "MEDAI_PROFILE": "production",
+    "DJANGO_SECRET_KEY": "x" * 60,
+    "FIELD_ENCRYPTION_KEY": "rYq0O8lYbIEY1mRuHxMkTq4yAhG1Y4Pq0BqvJ1Hnj3c=",
+    "BLIND_INDEX_KEY": "ab" * 32,
+    "AUDIT_CHAIN_KEY": "k2026:" + "cd" * 32,
+    "MEDAI_AUDIT_ANCHOR_DIR": "/srv/medai-audit",
+    "DATABASE_URL": "postgres://u@db/medai",
+    "CELERY_BROKER_URL": "redis://redis:6379/0",
+}
 
 
 def test_celery_reliability_settings_reach_the_app():
@@ -73,16 +84,7 @@ def test_production_profile_refuses_to_start_without_secrets():
 
 
 def test_production_profile_defaults_are_safe():
-    env = {
-        "MEDAI_PROFILE": "production",
-        "DJANGO_SECRET_KEY": "x" * 60,
-        "FIELD_ENCRYPTION_KEY": "rYq0O8lYbIEY1mRuHxMkTq4yAhG1Y4Pq0BqvJ1Hnj3c=",
-        "BLIND_INDEX_KEY": "ab" * 32,
-        "AUDIT_CHAIN_KEY": "k2026:" + "cd" * 32,
-        "MEDAI_AUDIT_ANCHOR_DIR": "/srv/medai-audit",
-        "DATABASE_URL": "postgres://u@db/medai",
-        "CELERY_BROKER_URL": "redis://redis:6379/0",
-    }
+    env = dict(PRODUCTION_ENV)
     result = _settings_in_subprocess(
         env,
         "settings.DEBUG, settings.ALLOWED_HOSTS, settings.SESSION_COOKIE_SECURE, settings.SECURE_HSTS_SECONDS > 0",
@@ -94,16 +96,7 @@ def test_production_profile_defaults_are_safe():
 @pytest.mark.parametrize("missing", ["AUDIT_CHAIN_KEY", "MEDAI_AUDIT_ANCHOR_DIR"])
 def test_production_requires_an_audit_key_and_an_anchor_directory(missing):
     """The audit chain's HMAC key and the anchor directory have no production default."""
-    env = {
-        "MEDAI_PROFILE": "production",
-        "DJANGO_SECRET_KEY": "x" * 60,
-        "FIELD_ENCRYPTION_KEY": "rYq0O8lYbIEY1mRuHxMkTq4yAhG1Y4Pq0BqvJ1Hnj3c=",
-        "BLIND_INDEX_KEY": "ab" * 32,
-        "AUDIT_CHAIN_KEY": "k2026:" + "cd" * 32,
-        "MEDAI_AUDIT_ANCHOR_DIR": "/srv/medai-audit",
-        "DATABASE_URL": "postgres://u@db/medai",
-        "CELERY_BROKER_URL": "redis://redis:6379/0",
-    }
+    env = dict(PRODUCTION_ENV)
     del env[missing]
     result = _settings_in_subprocess(env, "settings.AUDIT_CHAIN_KEYS")
     assert result.returncode != 0
@@ -186,16 +179,7 @@ def test_the_cache_is_shared_by_every_process_outside_tests():
     """A CDS Hooks JWT is good once and rate limits count across workers only if every process
     shares the cache: Redis in production (the broker's unless MEDAI_CACHE_URL names another),
     files for the local profile; never process memory."""
-    production = {
-        "MEDAI_PROFILE": "production",
-        "DJANGO_SECRET_KEY": "x" * 60,
-        "FIELD_ENCRYPTION_KEY": "rYq0O8lYbIEY1mRuHxMkTq4yAhG1Y4Pq0BqvJ1Hnj3c=",
-        "BLIND_INDEX_KEY": "ab" * 32,
-        "AUDIT_CHAIN_KEY": "k2026:" + "cd" * 32,
-        "MEDAI_AUDIT_ANCHOR_DIR": "/srv/medai-audit",
-        "DATABASE_URL": "postgres://u@db/medai",
-        "CELERY_BROKER_URL": "redis://redis:6379/0",
-    }
+    production = PRODUCTION_ENV
     expression = "settings.CACHES['default']['BACKEND'], settings.CACHES['default'].get('LOCATION')"
     result = _settings_in_subprocess(production, expression)
     assert result.returncode == 0, result.stderr
