@@ -14,6 +14,7 @@ rules screen, so a possible red flag is worth a look.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -265,25 +266,37 @@ def red_flag_alerts(facts: dict[str, ObservationFact], free_text: str) -> list[A
     ]
 
 
-def evaluate_rules(
-    *,
-    facts: dict[str, ObservationFact],
-    free_text: str,
-    suggested_codes: list[str],
-    allergies: list[str],
-) -> list[dict[str, Any]]:
+def row_alerts(*, facts: dict[str, ObservationFact], free_text: str) -> list[Alert]:
+    """Every rule that reads only the row (its values and notes): all but the allergy conflicts
+    of suggested diagnoses, which depend on a model's answer. The free-text rules are the
+    expensive part; a caller scoring one row with several models runs them once
+    (:func:`evaluate_rules` with ``row``)."""
     flags = red_flag_alerts(facts, free_text)
     superseded = frozenset(
         SUPERSEDED_PHRASES[a.rule] for a in flags if a.rule in SUPERSEDED_PHRASES
     )
-    alerts = [
+    return [
         *critical_observations(facts),
         *hypertensive_crisis(facts),
         *hypoxaemia(facts),
         *qsofa(facts, free_text),
         *flags,
         *critical_phrases(free_text, skip=superseded),
-        *allergy_conflicts(suggested_codes, allergies),
     ]
+
+
+def evaluate_rules(
+    *,
+    facts: dict[str, ObservationFact],
+    free_text: str,
+    suggested_codes: list[str],
+    allergies: list[str],
+    row: Sequence[Alert] | None = None,
+) -> list[dict[str, Any]]:
+    """Every rule's alerts, most severe first. ``row``: :func:`row_alerts` of these facts and
+    notes, already computed."""
+    if row is None:
+        row = row_alerts(facts=facts, free_text=free_text)
+    alerts = [*row, *allergy_conflicts(suggested_codes, allergies)]
     alerts.sort(key=lambda a: (SEVERITY_ORDER[a.severity], a.rule))
     return [a.as_dict() for a in alerts]

@@ -32,6 +32,7 @@ from predictions.services.serving import (
     CardIssued,
     PredictionInput,
     PredictionResult,
+    PreparedRow,
     cds_cards_record,
     model_uses_record,
     predictions_make,
@@ -214,20 +215,18 @@ def _condition(code: str, display: str, context: dict[str, Any]) -> dict[str, An
     return resource
 
 
-def valid_entry(entry: PredictionInput) -> tuple[PredictionInput, list[str]]:
-    """``entry`` without the observations the catalogue refuses (named in the second value):
-    an EHR's card about the rest is more useful than no card. Anything else invalid raises."""
+def valid_entry(entry: PredictionInput) -> tuple[PreparedRow, list[str]]:
+    """``entry`` validated and prepared (once: every model scores the same prepared row),
+    without the observations the catalogue refuses (named in the second value): an EHR's card
+    about the rest is more useful than no card. Anything else invalid raises."""
     try:
-        prepare_row(entry)
-        return entry, []
+        return prepare_row(entry), []
     except InvalidInput as exc:
         refused = set(exc.fields)
         kept = tuple(o for o in entry.observations if o.code not in refused)
         if len(kept) == len(entry.observations):
             raise
-        entry = replace(entry, observations=kept)
-        prepare_row(entry)
-        return entry, sorted(refused)
+        return prepare_row(replace(entry, observations=kept)), sorted(refused)
 
 
 def _detail_lines(result: PredictionResult, ignored: list[str]) -> list[str]:
@@ -276,7 +275,7 @@ def patient_view(
     entry = _entry(facts)
     answer = Answer(cards=[], issued=[])
     alerts_seen: set[tuple[str, str]] = set()
-    entry, ignored = valid_entry(entry)
+    row, ignored = valid_entry(entry)
     tasks = _SCORING_TASKS.many()
     results = []
     for task in tasks:
@@ -284,7 +283,7 @@ def patient_view(
             results.append(
                 predictions_make(
                     task=task,
-                    inputs=[entry],
+                    inputs=[row],
                     actor=actor,
                     client=client,
                     interface="cds-hooks",
@@ -304,9 +303,12 @@ def patient_view(
         else:
             _risk_card(answer, result, ignored)
     if not scored:  # no model answered: the clinical rules still run on the prefetched data
-        row = prepare_row(entry)
         for alert in evaluate_rules(
-            facts=row.facts, free_text=row.free_text, suggested_codes=[], allergies=row.allergies
+            facts=row.facts,
+            free_text=row.free_text,
+            suggested_codes=[],
+            allergies=row.allergies,
+            row=row.alerts,
         ):
             alerts_seen.add((alert["severity"], alert["message"]))
     for severity, message in sorted(alerts_seen, key=lambda a: (_SEVERITY[a[0]], a[1])):

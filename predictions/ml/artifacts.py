@@ -121,8 +121,13 @@ _lock = threading.Lock()
 
 
 def load_model(path: str | Path, sha256: str) -> TrainedModel:
-    """Load a verified model; cached per (path, sha256), so each worker loads a version once."""
-    key = (str(Path(path).resolve()), sha256)
+    """Load a verified model; cached per (path, sha256), so each worker loads a version once.
+
+    The path is the key as given, not resolved: resolving costs a system call per directory on
+    every prediction, and the sha256 in the key (verified when the file was read) already says
+    which model is meant, whatever spelling of its path a caller uses.
+    """
+    key = (str(path), sha256)
     with _lock:
         cached = _cache.get(key)
         if cached is not None:

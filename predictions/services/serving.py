@@ -13,6 +13,7 @@ inputs, row count, time) in one INSERT; the inputs themselves are never stored o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -28,13 +29,13 @@ from medai_site.compiled_query import insert_returning_pk, insert_returning_pks
 from medai_site.errors import InvalidInput, ModelUnavailable
 from medai_site.request_context import current_request_id
 from medai_site.roles import account_of
-from predictions import why
+from predictions import rules, why
 from predictions.ml.artifacts import load_model
 from predictions.ml.errors import EngineError
 from predictions.ml.pipeline import TrainedModel
 from predictions.models import CdsCard, ModelUse, ModelVersion, PredictionTask
 from predictions.payload import Alert, Contribution
-from predictions.rules import ObservationFact, evaluate_rules
+from predictions.rules import ObservationFact, evaluate_rules, row_alerts
 from predictions.visit_records import OTHER_CLASS, observation_column
 from predictions.wording import category_display, feature_label
 from visits.catalogue import BY_NAME
@@ -161,6 +162,12 @@ class PreparedRow:
     allergies: list[str]
     input_hash: str
 
+    @functools.cached_property
+    def alerts(self) -> list[rules.Alert]:
+        """The rules that read only this row (:func:`predictions.rules.row_alerts`): computed
+        once, however many models score the row."""
+        return row_alerts(facts=self.facts, free_text=self.free_text)
+
 
 def _row_error(exc: InvalidInput, prefix: str) -> InvalidInput:
     if not prefix:
@@ -273,6 +280,7 @@ def predict_row(task: PredictionTask, model: TrainedModel, row: PreparedRow) -> 
         free_text=row.free_text,
         suggested_codes=suggested,
         allergies=row.allergies,
+        row=row.alerts,
     )
     return RowPrediction(
         predicted=_class_label(task, prediction.predicted),
@@ -296,7 +304,7 @@ def predict_row(task: PredictionTask, model: TrainedModel, row: PreparedRow) -> 
 def predictions_make(
     *,
     task: PredictionTask,
-    inputs: Sequence[PredictionInput],
+    inputs: Sequence[PredictionInput | PreparedRow],
     actor: object | None,
     api_token_id: int | None = None,
     client: str = "",
@@ -309,7 +317,8 @@ def predictions_make(
     Nothing is written when an input is invalid or the model is unavailable. ``record=False``
     leaves the model-use row unwritten in ``result.pending_use``: the caller scoring several
     models for one call writes them all in one statement (:func:`model_uses_record`) before
-    anything is answered.
+    anything is answered. An input already through :func:`prepare_row` is not prepared again
+    (a caller scoring one row with several models validates it once).
     """
     if not inputs:
         raise InvalidInput("Send at least one row.", fields={"rows": ["Required."]})
@@ -321,7 +330,10 @@ def predictions_make(
     version = servable_version(task)
     started = time.perf_counter()
     prepared = [
-        prepare_row(entry, prefix=f"rows[{i}]" if batch else "") for i, entry in enumerate(inputs)
+        entry
+        if isinstance(entry, PreparedRow)
+        else prepare_row(entry, prefix=f"rows[{i}]" if batch else "")
+        for i, entry in enumerate(inputs)
     ]
     model = serving_model(version)
     rows = [predict_row(task, model, row) for row in prepared]
@@ -403,8 +415,10 @@ class CardIssued:
 
 
 def cds_cards_record(*, service: str, client: str, cards: Sequence[CardIssued]) -> None:
-    """Remember the cards returned to an EHR (one INSERT), so its feedback can name them."""
-    CdsCard.objects.bulk_create(
+    """Remember the cards returned to an EHR (one INSERT, compiled once:
+    :func:`medai_site.compiled_query.insert_returning_pks`), so its feedback can name them."""
+    issued_at = timezone.now()  # auto_now_add is save()'s; this INSERT sets it itself
+    insert_returning_pks(
         [
             CdsCard(
                 uuid=c.uuid,
@@ -413,6 +427,7 @@ def cds_cards_record(*, service: str, client: str, cards: Sequence[CardIssued]) 
                 rank=c.rank,
                 model_use_id=c.model_use_id,
                 client=client[:200],
+                issued_at=issued_at,
             )
             for c in cards
         ]

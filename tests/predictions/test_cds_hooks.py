@@ -540,3 +540,34 @@ def test_a_task_switched_off_after_a_call_gives_no_card_on_the_next(configured, 
     assert "differential" in sources()
     PredictionTask.objects.filter(slug="differential").update(enabled=False)
     assert "differential" not in sources()
+
+
+def test_patient_view_validates_the_row_and_runs_its_rules_once_for_every_model(
+    configured, ec_key, trained, monkeypatch
+):
+    """Two models score the prefetch: the catalogue validation (prepare_row) and the rules that
+    read the row (the free-text ones are the costly part) run once per call, not once per model;
+    the card records carry their issue time."""
+    from predictions.cds_hooks import cards
+    from predictions.services import serving
+
+    counts = {"prepare_row": 0, "row_alerts": 0}
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            counts[name] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(cards, "prepare_row", counted("prepare_row", serving.prepare_row))
+    monkeypatch.setattr(serving, "prepare_row", counted("prepare_row", serving.prepare_row))
+    monkeypatch.setattr(serving, "row_alerts", counted("row_alerts", serving.row_alerts))
+    response = call(ec_key, "medai-patient-view", patient_view_request())
+    assert response.status_code == 200, response.content
+    assert ModelUse.objects.filter(interface=ModelUse.Interface.CDS_HOOKS).count() == 2
+    assert counts == {"prepare_row": 1, "row_alerts": 1}
+    # The hypoxaemia alert (SpO2 85 %) is still there, once, as a critical card.
+    critical = [c for c in response.json()["cards"] if c["indicator"] == "critical"]
+    assert len({c["summary"] for c in critical}) == len(critical) >= 1
+    assert not CdsCard.objects.filter(issued_at__isnull=True).exists()

@@ -11,6 +11,7 @@ from predictions.rules import (
     critical_phrases,
     evaluate_rules,
     qsofa,
+    row_alerts,
 )
 
 TACHYPNOEA = {"9279-1": ObservationFact("9279-1", "Respiratory rate", 26, "/min", "H", None, None)}
@@ -117,3 +118,16 @@ def test_evaluate_rules_runs_the_bilingual_rules_together() -> None:
     )
     assert {a["rule"] for a in alerts} == {"sepsis_qsofa", "critical_phrase", "allergy_conflict"}
     assert alerts[0]["severity"] == "critical"
+
+
+def test_evaluate_rules_given_the_rows_alerts_answers_as_without_them() -> None:
+    """A caller scoring one row with several models passes row_alerts once: same alerts."""
+    facts, note = TACHYPNOEA, "患者意识模糊，压榨样胸痛"
+    row = row_alerts(facts=facts, free_text=note)
+    for suggested in ([], ["I21"], ["J18", "I21"]):
+        assert evaluate_rules(
+            facts=facts, free_text=note, suggested_codes=suggested, allergies=["阿司匹林"], row=row
+        ) == evaluate_rules(
+            facts=facts, free_text=note, suggested_codes=suggested, allergies=["阿司匹林"]
+        )
+    assert "allergy_conflict" not in {a.rule for a in row}  # depends on the suggestions
