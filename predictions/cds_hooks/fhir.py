@@ -73,21 +73,47 @@ def _resources(bundle_data: Any, key: str, model: type) -> list[Any]:
         return []
     if isinstance(bundle_data, dict) and bundle_data.get("resourceType") == model.__name__:
         return [_validated(model, bundle_data, key)]
-    bundle = _validated(Bundle, bundle_data, key)
-    entries = bundle.entry or []
+    found = _entries_of_one_type(bundle_data, model)
+    if found is None:
+        bundle = _validated(Bundle, bundle_data, key)
+        entries = bundle.entry or []
+        found = [e.resource for e in entries if isinstance(e.resource, model)]
+    else:
+        entries = found
     if len(entries) > MAX_ENTRIES:
         raise InvalidInput(
             f"prefetch.{key} has more than {MAX_ENTRIES} entries.",
             fields={f"prefetch.{key}": [f"At most {MAX_ENTRIES} entries."]},
         )
-    found = []
-    for entry in entries:
-        resource = entry.resource
-        if resource is None:
-            continue
-        if isinstance(resource, model):  # entries were validated as their own resource type
-            found.append(resource)
     return found
+
+
+def _entries_of_one_type(bundle_data: Any, model: type) -> list[Any] | None:
+    """The usual searchset, every entry a ``model`` resource, validated as the whole Bundle
+    would be but cheaper: the Bundle without its entries' resources, then each resource with
+    ``model`` itself (the Bundle finds each entry's model by its resourceType, importing it by
+    name, on every entry). None for anything else, or anything that does not validate: the
+    caller then validates the whole Bundle, which accepts and refuses exactly as before and
+    names the problem the same way."""
+    if not isinstance(bundle_data, dict) or bundle_data.get("resourceType") != "Bundle":
+        return None
+    entries = bundle_data.get("entry")
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict)
+        and isinstance(e.get("resource"), dict)
+        and e["resource"].get("resourceType") == model.__name__
+        for e in entries
+    ):
+        return None
+    shell = {
+        **bundle_data,
+        "entry": [{k: v for k, v in e.items() if k != "resource"} for e in entries],
+    }
+    try:
+        Bundle.model_validate(shell)
+        return [model.model_validate(e["resource"]) for e in entries]
+    except (ValidationError, ValueError, TypeError):
+        return None
 
 
 def age_on(birth_date: dt.date, day: dt.date) -> int:

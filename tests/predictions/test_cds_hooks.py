@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from rest_framework.test import APIClient
 
 from medai_site import roles
+from medai_site.errors import InvalidInput
 from medai_site.models import AuditEvent
 from predictions.models import CdsCard, Feedback, ModelUse, PredictionTask
 from predictions.services.serving import observation_definitions_forget
@@ -571,3 +572,68 @@ def test_patient_view_validates_the_row_and_runs_its_rules_once_for_every_model(
     critical = [c for c in response.json()["cards"] if c["indicator"] == "critical"]
     assert len({c["summary"] for c in critical}) == len(critical) >= 1
     assert not CdsCard.objects.filter(issued_at__isnull=True).exists()
+
+
+# --- prefetch validation: the usual searchset takes a cheaper path to the same verdict ----------
+def _full_bundle_verdict(data, key, model):
+    """What validating the whole Bundle with fhir.resources says (the reference)."""
+    from predictions.cds_hooks import fhir
+
+    try:
+        bundle = fhir._validated(fhir.Bundle, data, key)
+    except InvalidInput as exc:
+        return ("refused", exc.message, exc.fields)
+    return ("accepted", [e.resource for e in bundle.entry or [] if isinstance(e.resource, model)])
+
+
+def _bad_observation_bundles():
+    def bundle_with(resource, **entry):
+        return _bundle([*copy.deepcopy(OBSERVATIONS["entry"]), {"resource": resource, **entry}])
+
+    good = copy.deepcopy(OBSERVATIONS["entry"][0]["resource"])
+    yield bundle_with({"resourceType": "Observation", "status": "final"})  # no code
+    yield bundle_with({**good, "issued": "not an instant"})
+    yield bundle_with({**good, "valueQuantity": {"value": "high"}})
+    yield bundle_with({**good, "valueQuantity": {"value": 1}, "valueString": "both"})  # value[x]
+    yield bundle_with({**good, "unknownElement": 1})
+    yield bundle_with({**good, "code": {"coding": [None]}})
+    yield bundle_with(good, fullUrl=["not", "a", "uri"])  # the entry itself, not its resource
+    yield {**OBSERVATIONS, "timestamp": "yesterday"}  # the Bundle itself
+    yield {**OBSERVATIONS, "total": "many"}
+    yield bundle_with({"resourceType": "Condition", "code": "not a concept"})  # another type
+    yield bundle_with({"resourceType": "Observation", "status": "final", "code": {}, "id": 5})
+
+
+@pytest.mark.parametrize("data", list(_bad_observation_bundles()))
+def test_an_invalid_prefetched_bundle_is_refused_as_the_whole_bundles_validation_refuses_it(data):
+    from predictions.cds_hooks import fhir
+
+    expected = _full_bundle_verdict(data, "observations", fhir.Observation)
+    assert expected[0] == "refused"
+    with pytest.raises(InvalidInput) as caught:
+        fhir._resources(data, "observations", fhir.Observation)
+    assert (caught.value.message, caught.value.fields) == expected[1:]
+
+
+def test_a_valid_prefetched_bundle_gives_the_whole_bundles_resources(monkeypatch):
+    """The usual searchset (one resource type) is validated entry by entry with the resource's
+    own model, never handed whole to the Bundle model: same resources, same values."""
+    from predictions.cds_hooks import fhir
+
+    mixed = _bundle([*OBSERVATIONS["entry"], *CONDITIONS["entry"]])  # takes the whole path
+    for data in (OBSERVATIONS, mixed):
+        (verdict, expected) = _full_bundle_verdict(data, "observations", fhir.Observation)
+        assert verdict == "accepted"
+        found = fhir._resources(data, "observations", fhir.Observation)
+        assert [r.model_dump() for r in found] == [r.model_dump() for r in expected]
+    whole = fhir.Bundle.model_validate
+    monkeypatch.setattr(
+        fhir.Bundle,
+        "model_validate",
+        lambda data, **kw: (
+            pytest.fail("whole bundle validated")
+            if any("resource" in e for e in data.get("entry", []))
+            else whole(data, **kw)
+        ),
+    )
+    assert len(fhir._resources(OBSERVATIONS, "observations", fhir.Observation)) == 5
