@@ -39,12 +39,13 @@ from rest_framework.authentication import (
     get_authorization_header,
 )
 from rest_framework.request import Request
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle
 
 from .audit import audit_record
 from .compiled_query import CompiledQuery
 from .errors import Conflict, Forbidden, InvalidInput
 from .models import ApiToken, AuditEvent
+from .rate_limit import Budget, budget_spend
 from .request_context import current_api_token_id
 from .roles import (
     account_of,
@@ -311,27 +312,27 @@ class IsHospitalAdmin(permissions.BasePermission):
         return is_admin(request.user)
 
 
-class ClientRateThrottle(SimpleRateThrottle):
+class ClientRateThrottle(BaseThrottle):
     """One request budget per client: the API token, else the user, else the IP address.
 
-    The rate is read from settings on every request (not at import), so deployments and tests
-    can change ``MEDAI_API_RATE`` / ``MEDAI_API_ANON_RATE``.
+    Counted as a fixed window in the shared cache, one round trip per request
+    (:mod:`medai_site.rate_limit`). The rate is read from settings on every request (not at
+    import), so deployments and tests can change ``MEDAI_API_RATE`` / ``MEDAI_API_ANON_RATE``.
     """
 
     scope = "client"
     rate_setting = "MEDAI_API_RATE"  # the authenticated callers' rate
 
-    def __init__(self) -> None:  # SimpleRateThrottle reads a class-level rate table; we don't
-        pass
+    def __init__(self) -> None:
+        self.retry_after: float | None = None
 
     def allow_request(self, request: Request, view: Any) -> bool:
         authenticated = getattr(request.user, "is_authenticated", False)
-        self.rate = (
+        rate = (
             getattr(settings, self.rate_setting) if authenticated else settings.MEDAI_API_ANON_RATE
         )
-        self.num_requests, self.duration = self.parse_rate(self.rate)
         try:
-            return super().allow_request(request, view)
+            spend = budget_spend(self.get_cache_key(request, view), Budget.parse(rate))
         except (RedisError, OSError) as exc:
             # The shared cache is down (a Redis outage): rate limiting fails open, so recording
             # visits keeps working through a broker outage as the outbox intends (issue 18);
@@ -340,6 +341,12 @@ class ClientRateThrottle(SimpleRateThrottle):
                 "rate limit not applied: the cache is unavailable (%s)", type(exc).__name__
             )
             return True
+        self.retry_after = None if spend.allowed else spend.retry_after
+        return spend.allowed
+
+    def wait(self) -> float | None:
+        """Seconds until the budget renews (DRF's ``Retry-After``)."""
+        return self.retry_after
 
     def get_cache_key(self, request: Request, view: Any) -> str:
         if isinstance(request.auth, ApiToken):

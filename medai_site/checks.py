@@ -79,3 +79,19 @@ def _sample_raw_rows(table: str, pk: str, columns: list[str]) -> list[tuple[Any,
     except DatabaseError:
         return []  # table present but not yet migrated to this shape
     return rows
+
+
+@register()
+def rate_limits_parse(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """A mistyped ``MEDAI_*_RATE`` would otherwise surface as a 500 on every API request."""
+    from django.conf import settings
+
+    from .rate_limit import Budget
+
+    messages: list[Any] = []
+    for name in ("MEDAI_API_RATE", "MEDAI_API_ANON_RATE", "MEDAI_PREDICT_RATE"):
+        try:
+            Budget.parse(getattr(settings, name))
+        except ValueError as exc:
+            messages.append(Error(f"{name}: {exc}", id="medai.E003"))
+    return messages

@@ -190,6 +190,22 @@ def _check_types(values: Sequence[Any], types: Sequence[type]) -> None:
 
 
 _INSERTS: dict[tuple[type[Model], str], tuple[str, str, list[Any]]] = {}
+_CONDITIONAL_INSERTS: dict[tuple[type[Model], str, str], tuple[str, list[Any]]] = {}
+
+
+def _insert_parts(model: type[Model], connection: Any) -> tuple[str, str, str, list[Any]]:
+    """The quoted table, column list and primary key of an INSERT of ``model``, with its fields."""
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    return quote(meta.db_table), columns, quote(meta.pk.column), fields
+
+
+def _mark_saved(obj: M, pk_value: Any, using: str) -> None:
+    obj.pk = pk_value
+    obj._state.adding = False
+    obj._state.db = using
 
 
 def insert_returning_pks(objs: Sequence[M], *, using: str = "default") -> list[M]:
@@ -208,11 +224,7 @@ def insert_returning_pks(objs: Sequence[M], *, using: str = "default") -> list[M
     key = (model, using)
     connection = connections[using]
     if key not in _INSERTS:
-        meta = model._meta
-        fields = [f for f in meta.concrete_fields if not f.primary_key]
-        quote = connection.ops.quote_name
-        columns = ", ".join(quote(f.column) for f in fields)
-        table, pk = quote(meta.db_table), quote(meta.pk.column)
+        table, columns, pk, fields = _insert_parts(model, connection)
         # B608: table and column names from the model's metadata, quoted; values are parameters.
         head = f"INSERT INTO {table} ({columns}) VALUES "  # noqa: S608  # nosec B608
         _INSERTS[key] = (head, f" RETURNING {pk}", fields)
@@ -225,10 +237,44 @@ def insert_returning_pks(objs: Sequence[M], *, using: str = "default") -> list[M
         cursor.execute(head + ", ".join([row] * len(objs)) + tail, values)
         keys = [r[0] for r in cursor.fetchall()]
     for obj, pk_value in zip(objs, keys, strict=True):
-        obj.pk = pk_value
-        obj._state.adding = False
-        obj._state.db = using
+        _mark_saved(obj, pk_value, using)
     return list(objs)
+
+
+def insert_returning_pk_where(
+    obj: M, condition: str, params: Sequence[Any], *, using: str = "default"
+) -> M | None:
+    """INSERT ``obj`` only if ``condition`` holds when the statement runs: a check and a write
+    that must agree, in one round trip (a model-use row only while that model still answers).
+
+    ``condition`` is constant SQL written by the caller, never input; its values are
+    ``params``. Returns None, having written nothing, when the condition did not hold.
+    """
+    model = type(obj)
+    key = (model, using, condition)
+    connection = connections[using]
+    if key not in _CONDITIONAL_INSERTS:
+        table, columns, pk, fields = _insert_parts(model, connection)
+        # Values in a SELECT list have no column to take their type from: each is cast to its
+        # column's type (character columns to text, so that an over-long value is refused by
+        # the column as in a plain INSERT, not silently cut by a varchar(n) cast).
+        kinds = [f.db_type(connection) for f in fields]
+        casts = ", ".join(
+            "%s::" + ("text" if kind.startswith("varchar") else kind) for kind in kinds
+        )
+        # B608: names from the model's metadata, quoted; the caller's constant condition.
+        head = f"INSERT INTO {table} ({columns}) SELECT {casts}"  # nosec B608
+        sql = f"{head} WHERE {condition} RETURNING {pk}"
+        _CONDITIONAL_INSERTS[key] = (sql, fields)
+    sql, fields = _CONDITIONAL_INSERTS[key]
+    values = [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, *params])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    _mark_saved(obj, row[0], using)
+    return obj
 
 
 def insert_returning_pk(obj: M, *, using: str = "default") -> M:

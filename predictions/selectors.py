@@ -11,6 +11,7 @@ Pages and endpoints narrow that further with their own permission rules.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import defaultdict
 from collections.abc import MutableMapping
 from dataclasses import dataclass
@@ -351,14 +352,37 @@ def servable_tasks() -> QuerySet[PredictionTask]:
 _SERVING_TASK = CompiledQuery(lambda slug: servable_tasks().filter(slug=slug))
 
 
-def task_for_serving(*, viewer: object, slug: str) -> PredictionTask:
-    """The task with its active version only (one query, read fresh on every call: a version
-    promoted, rolled back or switched off answers from the next request)."""
+# Serving keeps each task it read for up to SERVING_TASK_TTL_SECONDS per process, which saves
+# the prediction API a query per request. Whether an answer may be given is decided at the
+# write, not at this read: the model-use row is written only while the task is still enabled
+# with that active version (predictions.services.serving.predictions_make), otherwise the view
+# reads fresh and scores again. A switch-off, promotion or rollback therefore counts from the
+# next request as before; only a renamed task's name may lag by up to the TTL.
+SERVING_TASK_TTL_SECONDS = 60.0
+_serving_tasks: dict[str, tuple[float, PredictionTask]] = {}
+
+
+def serving_tasks_forget() -> None:
+    """Tests (which restore task and version rows behind the app's back) start cold."""
+    _serving_tasks.clear()
+
+
+def task_for_serving(*, viewer: object, slug: str, fresh: bool = False) -> PredictionTask:
+    """The task with its active version only (one query when not kept, or ``fresh``).
+
+    The returned task may be shared by the process's threads: callers only read it.
+    """
     if not _may_see_models(viewer):
         raise NotFound("Prediction task not found.")
+    now = time.monotonic()
+    kept = None if fresh else _serving_tasks.get(slug)
+    if kept is not None and now - kept[0] < SERVING_TASK_TTL_SECONDS:
+        return kept[1]
     task = _SERVING_TASK.first(slug)
     if task is None:
+        _serving_tasks.pop(slug, None)
         raise NotFound("Prediction task not found.")
+    _serving_tasks[slug] = (now, task)
     return task
 
 

@@ -29,6 +29,7 @@ from predictions.services.serving import (
     PredictionInput,
     PredictionResult,
     RowPrediction,
+    ServingChanged,
     observation_definitions,
     predictions_make,
     servable_version,
@@ -214,13 +215,22 @@ def _token_id(request: Request) -> int | None:
 def _predict(
     request: Request, slug: str, rows: list[dict[str, Any]], batch: bool
 ) -> PredictionResult:
+    inputs = [_inputs(r) for r in rows]
     task = task_for_serving(viewer=request.user, slug=slug)
+    try:
+        return _predict_with(request, task, inputs, batch)
+    except ServingChanged:
+        # The task kept by this process is out of date: read it now and answer from it (a
+        # second change within this request is a 409 the client can retry).
+        task = task_for_serving(viewer=request.user, slug=slug, fresh=True)
+        return _predict_with(request, task, inputs, batch)
+
+
+def _predict_with(
+    request: Request, task: PredictionTask, inputs: list[PredictionInput], batch: bool
+) -> PredictionResult:
     return predictions_make(
-        task=task,
-        inputs=[_inputs(r) for r in rows],
-        actor=request.user,
-        api_token_id=_token_id(request),
-        batch=batch,
+        task=task, inputs=inputs, actor=request.user, api_token_id=_token_id(request), batch=batch
     )
 
 
@@ -312,7 +322,7 @@ class ModelInputSchemaApi(APIView):
         },
     )
     def get(self, request: Request, slug: str) -> Response:
-        task = task_for_serving(viewer=request.user, slug=slug)
+        task = task_for_serving(viewer=request.user, slug=slug, fresh=True)
         version = servable_version(task)
         return Response(
             InputSchemaSerializer(

@@ -25,7 +25,11 @@ from typing import Any
 
 from django.utils import timezone
 
-from medai_site.compiled_query import insert_returning_pk, insert_returning_pks
+from medai_site.compiled_query import (
+    insert_returning_pk,
+    insert_returning_pk_where,
+    insert_returning_pks,
+)
 from medai_site.errors import InvalidInput, ModelUnavailable
 from medai_site.request_context import current_request_id
 from medai_site.roles import account_of
@@ -151,6 +155,23 @@ def serving_model(version: ModelVersion) -> TrainedModel:
             f"Model {version.task.slug} v{version.number} cannot be used: {exc}. "
             "An admin should roll back or switch the model off."
         ) from exc
+
+
+class ServingChanged(ModelUnavailable):
+    """The task read for a request no longer answers with that version (switched off,
+    promoted or rolled back meanwhile): nothing was recorded, and the answer must not be given.
+    The caller may read the task afresh and score again."""
+
+
+@functools.cache
+def _still_serving() -> str:
+    """SQL true while task %s is enabled and answers with version %s (the model-use write's
+    condition: the answer and its record agree with the task as it is, not as it was read)."""
+    meta = PredictionTask._meta
+    table, key = meta.db_table, meta.pk.column
+    enabled, active = meta.get_field("enabled").column, meta.get_field("active_version").column
+    # B608: names from the model's metadata; the ids are parameters.
+    return f"EXISTS (SELECT 1 FROM {table} WHERE {key} = %s AND {enabled} AND {active} = %s)"  # noqa: S608  # nosec B608
 
 
 # --- inputs ------------------------------------------------------------------------------------------
@@ -348,8 +369,11 @@ def predictions_make(
         input_hash=digest,
         rows=len(rows),
     )
-    if record:
-        insert_returning_pk(use)
+    if record and insert_returning_pk_where(use, _still_serving(), [task.pk, version.pk]) is None:
+        raise ServingChanged(
+            f"The model '{task.slug}' was switched off, promoted or rolled back while this "
+            "request was answered; send it again."
+        )
     return PredictionResult(
         task=task,
         version=version,

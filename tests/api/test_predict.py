@@ -223,6 +223,48 @@ def test_unknown_and_unavailable_models(api, trained):
     assert response.json()["error"]["code"] == "model_unavailable"
 
 
+def test_a_model_switched_off_after_answering_is_refused_from_the_next_request(api, trained):
+    """The process keeps the task it read; the model-use write checks it is still current."""
+    assert api.post(URL.format("differential"), row(), format="json").status_code == 200
+    PredictionTask.objects.filter(slug="differential").update(enabled=False)
+    response = api.post(URL.format("differential"), row(), format="json")
+    assert response.status_code == 409
+    assert "switched off" in response.json()["error"]["message"]
+    assert ModelUse.objects.count() == 1  # the refused answer is not recorded
+
+
+def test_a_promotion_answers_from_the_next_request(api, trained):
+    from predictions.models import ModelVersion
+
+    first = api.post(URL.format("cad-risk"), row(), format="json").json()
+    assert first["model"]["version_id"] == trained.risk.pk
+    promoted = ModelVersion.objects.get(pk=trained.risk.pk)
+    promoted.pk, promoted.number, promoted.training_job = None, trained.risk.number + 1, None
+    promoted.save()
+    PredictionTask.objects.filter(slug="cad-risk").update(active_version=promoted)
+    second = api.post(URL.format("cad-risk"), row(), format="json").json()
+    assert second["model"]["version_id"] == promoted.pk
+    assert list(ModelUse.objects.order_by("id").values_list("version_id", flat=True)) == [
+        trained.risk.pk,
+        promoted.pk,
+    ]
+
+
+def test_a_kept_task_costs_no_query_the_answer_is_checked_at_the_write(api, trained):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    assert api.post(URL.format("differential"), row(), format="json").status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert api.post(URL.format("differential"), row(), format="json").status_code == 200
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert not any(s.startswith('SELECT "predictions_predictiontask"') for s in statements)
+    writes = [s for s in statements if s.startswith('INSERT INTO "predictions_modeluse"')]
+    assert len(writes) == 1
+    assert "predictions_predictiontask" in writes[0]
+    assert len(statements) == 2  # the token with its roles, and the conditional write
+
+
 def test_a_model_without_active_version_is_unavailable(api, db):
     response = api.post(URL.format("differential"), row(), format="json")
     assert response.status_code == 409

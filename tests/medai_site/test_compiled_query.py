@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from medai_site import roles
 from medai_site.api_auth import Scope, api_token_create, api_token_revoke, token_hash
-from medai_site.compiled_query import CompiledQuery, insert_returning_pk
+from medai_site.compiled_query import CompiledQuery, insert_returning_pk, insert_returning_pk_where
 from medai_site.models import ApiToken
 from predictions.models import ModelUse, ModelVersion, PredictionTask
 from predictions.selectors import servable_tasks
@@ -149,6 +149,57 @@ def test_insert_returning_pk_writes_the_row_save_would(doctor_a):
         "req-1",
         None,
     )
+
+
+def _version() -> ModelVersion:
+    return ModelVersion.objects.create(
+        task=PredictionTask.objects.first(),
+        number=1,
+        algorithm="logistic_regression",
+        artifact_path="/nonexistent/v1.joblib",
+        artifact_sha256="0" * 64,
+        artifact_size=1,
+        data_hash="1" * 64,
+    )
+
+
+def _use(version: ModelVersion, **fields) -> ModelUse:
+    values = {
+        "at": timezone.now(),
+        "version": version,
+        "interface": ModelUse.Interface.API,
+        "input_hash": "a" * 64,
+        **fields,
+    }
+    return ModelUse(**values)
+
+
+def test_insert_where_writes_only_while_its_condition_holds(doctor_a):
+    version = _version()
+    condition = "EXISTS (SELECT 1 FROM predictions_modelversion WHERE id = %s AND number = %s)"
+    use = insert_returning_pk_where(_use(version, actor=doctor_a), condition, [version.pk, 1])
+    assert use is not None
+    assert not use._state.adding
+    stored = ModelUse.objects.get(pk=use.pk)
+    assert (stored.actor_id, stored.version_id, stored.api_token_id, stored.rows) == (
+        doctor_a.pk,
+        version.pk,
+        None,  # a NULL foreign key goes in typed, as a plain INSERT's would
+        1,
+    )
+    refused = _use(version)
+    assert insert_returning_pk_where(refused, condition, [version.pk, 2]) is None
+    assert refused.pk is None
+    assert ModelUse.objects.count() == 1
+
+
+def test_insert_where_refuses_an_over_long_value_rather_than_cutting_it(db):
+    from django.db import DataError, transaction
+
+    version = _version()
+    with pytest.raises(DataError), transaction.atomic():
+        insert_returning_pk_where(_use(version, client="x" * 201), "TRUE", [])
+    assert not ModelUse.objects.exists()
 
 
 def test_compiled_query_many_without_parameters_reads_every_row_each_call(db):

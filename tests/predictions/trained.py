@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from predictions.models import ModelVersion, PredictionTask, TrainingJob
+from predictions.selectors import serving_tasks_forget
 
 N_VISITS = 400  # enough for seven frequent categories at min_class_visits=30
 
@@ -33,6 +34,7 @@ def clear_all_caches() -> None:
     clear_cache()
     similar_index.cache_clear()
     versions_forget()
+    serving_tasks_forget()
 
 
 def train(slug: str, *, actor=None) -> TrainingJob:
@@ -170,6 +172,8 @@ def trained(trained_snapshot, db, settings) -> Trained:
                     copy.write_row(_relocated(row, snapshot.artifact_dir, model_dir))
     for task_id, version_id in snapshot.active_versions.items():
         PredictionTask.objects.filter(pk=task_id).update(active_version_id=version_id)
+    # The same task and version ids as the last test's, with artifacts in this test's directory.
+    serving_tasks_forget()
     return Trained(
         differential=ModelVersion.objects.get(pk=snapshot.versions["differential"]),
         risk=ModelVersion.objects.get(pk=snapshot.versions["cad-risk"]),
