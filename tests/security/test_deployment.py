@@ -115,7 +115,8 @@ def test_production_security_settings(tmp_path):
         "django.middleware.csrf.CsrfViewMiddleware",
         "csp.middleware.CSPMiddleware",
         "django.middleware.clickjacking.XFrameOptionsMiddleware",
-        "medai_site.middleware.FormBodyMiddleware",
+        # The form-body check serves the browser (passed over only by bearer API calls).
+        "medai_site.browser_only.FormBodyMiddleware",
     ):
         assert middleware in values["MIDDLEWARE"]
 
