@@ -17,6 +17,10 @@ asserted (STYLE.md); ``var/bench/serving.json`` keeps them.
   the featurised numeric inputs is NOT what MLflow serves: MLflow gets a scikit-learn pipeline
   (median imputer, scaler, logistic regression) fitted on the same training visits' numeric
   columns, the usual way a model reaches ``mlflow models serve``; both answer one row.
+* The floor (``tests/bench/serving_floor.py``): the same gunicorn settings serving a bare WSGI
+  application that makes only a prediction's three round trips (the token's budget in Redis,
+  the token from PostgreSQL, the durable model-use row) and answers a fixed body: what any
+  implementation with those guarantees pays on this machine before framework and model.
 * Load: closed loop, a new TCP connection per request, 1 and 8 concurrent clients (threads),
   one warm-up second excluded; median, p95, p99 and requests/s per scenario, and for MedAI the
   share of time some request waited for one of the audit chain's advisory locks (a lane's;
@@ -271,7 +275,9 @@ def prepare_medai(work: Path, train_visits: int) -> dict[str, Any]:
     }
 
 
-def start_gunicorn(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+def start_gunicorn(
+    env: dict[str, str], port: int, log: Path, app: str = "medai_site.wsgi", ready: str = "/healthz"
+) -> subprocess.Popen:
     process = subprocess.Popen(
         [
             sys.executable,
@@ -283,7 +289,7 @@ def start_gunicorn(env: dict[str, str], port: int, log: Path) -> subprocess.Pope
             f"127.0.0.1:{port}",
             "--workers",
             "2",
-            "medai_site.wsgi",
+            app,
         ],
         cwd=REPO,
         env=env,
@@ -291,7 +297,7 @@ def start_gunicorn(env: dict[str, str], port: int, log: Path) -> subprocess.Pope
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    wait_http(port, "/healthz")
+    wait_http(port, ready)
     return process
 
 
@@ -540,6 +546,23 @@ def main() -> None:
             "WEB_CONCURRENCY": "2",
         }
         processes.append(start_gunicorn(production, web_port, work / "gunicorn.log"))
+        # The floor (tests/bench/serving_floor.py): the same gunicorn settings serving only the
+        # three round trips of a prediction (budget, token, model-use row), no framework.
+        from medai_site.api_auth import token_hash
+
+        floor_port = free_port()
+        floor_env = {
+            **production,
+            "FLOOR_DATABASE_URL": f"{PG}/{BENCH_DB}",
+            "FLOOR_REDIS_URL": broker,
+            "FLOOR_TOKEN_HASH": token_hash(prepared["token"]),
+            "FLOOR_VERSION_ID": str(prepared["versions"]["differential"].pk),
+        }
+        processes.append(
+            start_gunicorn(
+                floor_env, floor_port, work / "floor.log", "tests.bench.serving_floor", "/"
+            )
+        )
         mlflow_port = None
         columns: list[str] = []
         if args.mlflow_python:
@@ -633,6 +656,15 @@ def main() -> None:
                 )
             scenarios += [
                 (
+                    f"floor: budget+token+record x{n}",
+                    floor_port,
+                    "POST",
+                    "/",
+                    fixed(predict_body, auth),
+                    n,
+                    200,
+                ),
+                (
                     f"medai predict (1 row) x{n}",
                     web_port,
                     "POST",
@@ -682,7 +714,7 @@ def main() -> None:
                 if args.py_spy and port == web_port
                 else []
             )
-            server = processes[0] if port == web_port else processes[-1]
+            server = {web_port: processes[0], floor_port: processes[1]}.get(port, processes[-1])
             cpu_before = group_cpu_seconds(server.pid)
             with LockSampler() as sampler:
                 results["scenarios"][name] = load(
