@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from medai_site.compiled_query import CompiledQuery
 from medai_site.errors import DomainError, InvalidInput, ModelUnavailable
-from predictions.models import Feedback, PredictionTask
+from predictions.models import Feedback, ModelUse, PredictionTask
 from predictions.rules import evaluate_rules, order_allergy_conflicts
 from predictions.selectors import servable_tasks
 from predictions.services.advice import RULES_VERSION
@@ -34,7 +34,6 @@ from predictions.services.serving import (
     PredictionResult,
     PreparedRow,
     cds_cards_record,
-    model_uses_record,
     predictions_make,
     prepare_row,
 )
@@ -155,6 +154,8 @@ def _source(result: PredictionResult) -> dict[str, Any]:
 class Answer:
     cards: list[dict[str, Any]]
     issued: list[CardIssued]
+    # The models' uses behind the cards, written with them (serving.cds_cards_record).
+    uses: list[ModelUse] = field(default_factory=list)
 
 
 def _card(
@@ -166,7 +167,7 @@ def _card(
     source: dict[str, Any],
     suggestion: str,
     rank: int | None = None,
-    model_use_id: int | None = None,
+    model_use: ModelUse | None = None,
     suggestions: list[dict[str, Any]] | None = None,
 ) -> None:
     card_id = uuid.uuid4()
@@ -183,7 +184,7 @@ def _card(
         card["selectionBehavior"] = "at-most-one"
     answer.cards.append(card)
     answer.issued.append(
-        CardIssued(uuid=card_id, suggestion=suggestion, rank=rank, model_use_id=model_use_id)
+        CardIssued(uuid=card_id, suggestion=suggestion, rank=rank, model_use=model_use)
     )
 
 
@@ -253,10 +254,15 @@ def _detail_lines(result: PredictionResult, ignored: list[str]) -> list[str]:
     return lines
 
 
-# Compiled once per process (medai_site.compiled_query); read fresh on every call.
+# Compiled once per process (medai_site.compiled_query); read fresh on every call. A hook call
+# never reads a version's feature schema (the prediction API's input schema does): a few
+# kilobytes of JSON per model, decoded on every call, were half of this statement's cost.
 _SCORING_TASKS = CompiledQuery(
     lambda: (
-        servable_tasks().filter(enabled=True, active_version__isnull=False).order_by("kind", "slug")
+        servable_tasks()
+        .defer("active_version__feature_schema")
+        .filter(enabled=True, active_version__isnull=False)
+        .order_by("kind", "slug")
     ),
     parameters=0,
 )
@@ -293,8 +299,9 @@ def patient_view(
         except ModelUnavailable:
             continue  # a broken model gives no card; /readyz and the admin say why
     scored = bool(results)
-    # Every model's use in one INSERT, before any card names it.
-    for result in model_uses_record(results):
+    # Every model's use is written with the cards, in one statement (hook_answer).
+    answer.uses = [r.pending_use for r in results if r.pending_use is not None]
+    for result in results:
         task = result.task
         for alert in result.rows[0].alerts:
             alerts_seen.add((alert.severity, alert.message))
@@ -383,7 +390,7 @@ def _differential_card(
         source=_source(result),
         suggestion=head.label,
         rank=1,
-        model_use_id=result.model_use_id,
+        model_use=result.pending_use,
         suggestions=suggestions if not row.abstained else None,
     )
 
@@ -406,7 +413,7 @@ def _risk_card(answer: Answer, result: PredictionResult, ignored: list[str]) -> 
         detail="\n\n".join(_detail_lines(result, ignored)),
         source=_source(result),
         suggestion=task.slug,
-        model_use_id=result.model_use_id,
+        model_use=result.pending_use,
     )
 
 
@@ -463,6 +470,6 @@ def hook_answer(
         answer = patient_view(request_body=request_body, actor=actor, client=client)
     else:
         answer = order_check(service=service, request_body=request_body)
-    if answer.issued:
-        cds_cards_record(service=service.id, client=client, cards=answer.issued)
+    if answer.issued or answer.uses:
+        cds_cards_record(service=service.id, client=client, cards=answer.issued, uses=answer.uses)
     return {"cards": answer.cards}

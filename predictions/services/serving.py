@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from django.db import connections
 from django.utils import timezone
 
 from medai_site.compiled_query import (
@@ -430,29 +431,113 @@ def model_uses_record(results: Sequence[PredictionResult]) -> list[PredictionRes
 
 @dataclass(frozen=True)
 class CardIssued:
-    """A CDS Hooks card about to be returned: what its feedback will refer to."""
+    """A CDS Hooks card about to be returned: what its feedback will refer to.
+
+    The model use behind it is named by id once written (``model_use_id``), or as the row
+    still to be written with the cards (``model_use``: :func:`cds_cards_record` with ``uses``).
+    """
 
     uuid: uuid.UUID
     suggestion: str
     rank: int | None = None
     model_use_id: int | None = None
+    model_use: ModelUse | None = None
 
 
-def cds_cards_record(*, service: str, client: str, cards: Sequence[CardIssued]) -> None:
-    """Remember the cards returned to an EHR (one INSERT, compiled once:
-    :func:`medai_site.compiled_query.insert_returning_pks`), so its feedback can name them."""
-    issued_at = timezone.now()  # auto_now_add is save()'s; this INSERT sets it itself
-    insert_returning_pks(
-        [
-            CdsCard(
-                uuid=c.uuid,
-                service=service,
-                suggestion=c.suggestion[:40],
-                rank=c.rank,
-                model_use_id=c.model_use_id,
-                client=client[:200],
-                issued_at=issued_at,
-            )
-            for c in cards
-        ]
+def cds_cards_record(
+    *,
+    service: str,
+    client: str,
+    cards: Sequence[CardIssued],
+    uses: Sequence[ModelUse] = (),
+) -> None:
+    """Remember the cards returned to an EHR, so its feedback can name them.
+
+    ``uses``: the call's model-use rows, not written yet (``predictions_make(record=False)``),
+    written in the same statement as the cards that name them: one round trip and one commit
+    for the whole answer, and no card is ever stored without the use it names (nor a use
+    without its cards). Otherwise one compiled INSERT
+    (:func:`medai_site.compiled_query.insert_returning_pks`).
+    """
+    issued_at = timezone.now()  # auto_now_add is save()'s; these INSERTs set it themselves
+    rows = [
+        CdsCard(
+            uuid=c.uuid,
+            service=service,
+            suggestion=c.suggestion[:40],
+            rank=c.rank,
+            model_use_id=c.model_use_id,
+            client=client[:200],
+            issued_at=issued_at,
+        )
+        for c in cards
+    ]
+    versions = [u.version_id for u in uses]
+    if not uses or not rows:
+        insert_returning_pks(list(uses))
+        insert_returning_pks(rows)
+    elif len(set(versions)) < len(versions):  # the statement tells uses apart by version
+        insert_returning_pks(list(uses))
+        for row, card in zip(rows, cards, strict=True):
+            if card.model_use is not None:
+                row.model_use_id = card.model_use.pk
+        insert_returning_pks(rows)
+    else:
+        _uses_and_cards_insert(uses, rows, [c.model_use for c in cards])
+
+
+def _uses_and_cards_insert(
+    uses: Sequence[ModelUse], cards: list[CdsCard], named: list[ModelUse | None]
+) -> None:
+    """One statement: the model-use rows (one version each), then the cards, each joined to the
+    use of its version by the database (a card's key to its use exists only once the use is
+    written). Sets the uses' keys."""
+    connection = connections["default"]
+    use_fields, card_fields, card_types, version_type = _uses_and_cards_shape()
+    quote = connection.ops.quote_name
+    use_row = "(" + ", ".join(["%s"] * len(use_fields)) + ")"
+    card_row = "(" + ", ".join(f"CAST(%s AS {t})" for t in (*card_types, version_type)) + ")"
+    names = ", ".join(quote(f.column) for f in card_fields)
+    use_table, card_table = quote(ModelUse._meta.db_table), quote(CdsCard._meta.db_table)
+    link = quote(CdsCard._meta.get_field("model_use").column)
+    sql = (
+        # B608: table and column names from the models' metadata, quoted; values are parameters.
+        f"WITH uses AS (INSERT INTO {use_table} "  # noqa: S608  # nosec B608
+        f"({', '.join(quote(f.column) for f in use_fields)}) "
+        f"VALUES {', '.join([use_row] * len(uses))} "
+        f"RETURNING {quote(ModelUse._meta.pk.column)} AS id, "
+        f"{quote(ModelUse._meta.get_field('version').column)} AS version), "
+        f"cards AS (INSERT INTO {card_table} ({names}, {link}) "
+        f"SELECT {', '.join('c.' + quote(f.column) for f in card_fields)}, uses.id "
+        f"FROM (VALUES {', '.join([card_row] * len(cards))}) "
+        f"AS c ({names}, version) LEFT JOIN uses ON uses.version = c.version) "
+        "SELECT id, version FROM uses"
     )
+    values = [
+        f.get_db_prep_save(getattr(u, f.attname), connection) for u in uses for f in use_fields
+    ]
+    for card, use in zip(cards, named, strict=True):
+        values += [f.get_db_prep_save(getattr(card, f.attname), connection) for f in card_fields]
+        values.append(None if use is None else use.version_id)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        keys = {version: pk for pk, version in cursor.fetchall()}
+    for use in uses:
+        use.pk = keys[use.version_id]
+        use._state.adding = False
+        use._state.db = "default"
+
+
+@functools.cache
+def _uses_and_cards_shape() -> tuple[list[Any], list[Any], list[str], str]:
+    """Columns of the two INSERTs (all but the keys; a card's use is joined in) and the SQL types
+    the cards' VALUES are cast to (a VALUES list of parameters has no types of its own)."""
+    connection = connections["default"]
+    use_fields = [f for f in ModelUse._meta.concrete_fields if not f.primary_key]
+    card_fields = [
+        f for f in CdsCard._meta.concrete_fields if not f.primary_key and f.name != "model_use"
+    ]
+    # Every concrete field has a column type (db_type is None only for virtual ones).
+    card_types = [str(f.db_type(connection)) for f in card_fields]
+    version_type = str(ModelUse._meta.get_field("version").db_type(connection))
+    return use_fields, card_fields, card_types, version_type

@@ -478,9 +478,10 @@ def test_unknown_service_is_404(configured, ec_key, db):
 
 
 # Issue 15: SQL statements per patient-view call (savepoints of the test transaction aside): the
-# EHR's account with its roles, the servable tasks (no reports), one model-use row per model, the
-# cards. Lower it when you can; a regression fails here.
-PATIENT_VIEW_STATEMENTS = 5
+# EHR's account with its roles, the servable tasks (no reports, no feature schemas), and the
+# models' use rows written with the cards in one statement. Lower it when you can; a regression
+# fails here.
+PATIENT_VIEW_STATEMENTS = 3
 
 
 def test_patient_view_statement_count(configured, ec_key, trained):
@@ -495,6 +496,7 @@ def test_patient_view_statement_count(configured, ec_key, trained):
     assert len(statements) <= PATIENT_VIEW_STATEMENTS, statements
     assert not any(s.startswith('SELECT "auth_group"') for s in statements)  # roles come along
     assert not any('"report"' in s for s in statements)  # a version's report is never decoded
+    assert not any('"feature_schema"' in s for s in statements)  # nor its feature schema
 
 
 # --- the hot path's caches never outlive what they stand for -----------------------------------
@@ -637,3 +639,51 @@ def test_a_valid_prefetched_bundle_gives_the_whole_bundles_resources(monkeypatch
         ),
     )
     assert len(fhir._resources(OBSERVATIONS, "observations", fhir.Observation)) == 5
+
+
+def test_the_cards_are_written_with_the_model_uses_they_name(configured, ec_key, trained):
+    """One statement writes both models' use rows and the cards: each model's card names its own
+    use, the rules' cards none, and the uses carry what a use always records."""
+    response = call(ec_key, "medai-patient-view", patient_view_request())
+    assert response.status_code == 200, response.content
+    cards = {c["uuid"]: c for c in response.json()["cards"]}
+    stored = CdsCard.objects.select_related("model_use__version").filter(uuid__in=list(cards))
+    assert len(stored) == len(cards)
+    for card in stored:
+        topic = cards[str(card.uuid)]["source"].get("topic", {}).get("code", "")
+        if card.suggestion == "rule":
+            assert (card.model_use, card.rank, topic) == (None, None, "")
+            continue
+        use = card.model_use
+        assert topic.split(":")[:2] == [use.version.task.slug, str(use.version.number)]
+        assert (use.client, use.interface, use.rows) == (ISSUER, ModelUse.Interface.CDS_HOOKS, 1)
+        assert (card.client, card.service) == (ISSUER, "medai-patient-view")
+        assert card.issued_at is not None
+    assert ModelUse.objects.count() == 2
+    assert {c.model_use_id for c in stored if c.model_use_id} == set(
+        ModelUse.objects.values_list("pk", flat=True)
+    )
+
+
+def test_uses_of_one_version_are_written_before_their_cards_apart(db, trained):
+    """cds_cards_record tells the uses apart by version in its one statement; two uses of the
+    same version (no hook call makes them) take two statements and still link each card."""
+    from predictions.services.serving import CardIssued, _model_use, cds_cards_record
+
+    uses = [
+        _model_use(
+            version=trained.risk,
+            actor=None,
+            api_token_id=None,
+            client=ISSUER,
+            interface=ModelUse.Interface.CDS_HOOKS,
+            input_hash=f"{n:064x}",
+            rows=1,
+        )
+        for n in range(2)
+    ]
+    cards = [CardIssued(uuid=uuid.uuid4(), suggestion="cad-risk", model_use=u) for u in uses]
+    cds_cards_record(service="medai-patient-view", client=ISSUER, cards=cards, uses=uses)
+    assert all(u.pk for u in uses)
+    linked = dict(CdsCard.objects.values_list("uuid", "model_use__input_hash"))
+    assert linked == {c.uuid: c.model_use.input_hash for c in cards}
