@@ -363,7 +363,8 @@ MEDAI_CACHE_URL = env.str("MEDAI_CACHE_URL", default=_CACHE_DEFAULT)
 if MEDAI_CACHE_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's Redis backend, one client per pool (medai_site/shared_cache.py).
+            "BACKEND": "medai_site.shared_cache.RedisCache",
             "LOCATION": MEDAI_CACHE_URL,
             # Celery's queues may share this Redis database: the prefix keeps the two apart
             # (and nothing in the app calls cache.clear(), which would empty the database).

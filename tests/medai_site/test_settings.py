@@ -183,9 +183,7 @@ def test_the_cache_is_shared_by_every_process_outside_tests():
     expression = "settings.CACHES['default']['BACKEND'], settings.CACHES['default'].get('LOCATION')"
     result = _settings_in_subprocess(production, expression)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == (
-        "django.core.cache.backends.redis.RedisCache redis://redis:6379/0"
-    )
+    assert result.stdout.strip() == ("medai_site.shared_cache.RedisCache redis://redis:6379/0")
     result = _settings_in_subprocess(
         {**production, "MEDAI_CACHE_URL": "redis://cache:6379/3"}, expression
     )
