@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from django.db import connection
+from django.db.models import F
 
 from medai_site.blob_encryption import decrypt_blob
 from medai_site.celery import app
@@ -346,3 +347,80 @@ def test_a_visit_without_an_inputs_version_is_featurised_on_every_run(trained):
     scores = scoring_run_scores(viewer=SYSTEM, run_id=run.pk)
     _, expected = serial_scores(trained.differential)
     assert np.array_equal(scores.to_numpy(), expected)
+
+
+def stored_block_of_first_chunk():
+    """The cached block of the first chunk after a run, with the chunk's id range."""
+    score_in_process()
+    first, last = chunk_ranges(CHUNK)[0]
+    key = feature_cache.featuriser_key(differential().active_version)
+    block = feature_cache._cached_block(key, first)
+    assert block is not None
+    return block, first, last
+
+
+def range_count_and_max(first: int, last: int) -> tuple[int, int]:
+    from predictions.models import VisitInputsVersion
+
+    versions = VisitInputsVersion.objects.filter(visit_id__gte=first, visit_id__lte=last)
+    return versions.count(), max(versions.values_list("version", flat=True))
+
+
+def test_a_block_is_current_as_a_whole_until_a_visit_of_its_range_changes(trained):
+    """The whole-block check says yes only while the range's (id, version) pairs are the
+    block's: an edit, a deletion, an insertion or a visit losing its version row each make it
+    say no (then the per-visit check finds which rows to compute again)."""
+    from predictions.models import VisitInputsVersion
+    from visits.models import Observation
+
+    block, first, last = stored_block_of_first_chunk()
+    assert feature_cache.block_still_current(block, first, last)
+    in_range = list(
+        Visit.objects.filter(pk__gte=first, pk__lte=last)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+    Visit.objects.filter(pk=in_range[3]).update(age_years=F("age_years") + 1)
+    assert not feature_cache.block_still_current(block, first, last)
+    block, first, last = stored_block_of_first_chunk()
+    Observation.objects.filter(visit_id=in_range[4]).update(value=1.0)
+    assert not feature_cache.block_still_current(block, first, last)
+
+    block, first, last = stored_block_of_first_chunk()
+    gone = Visit.objects.get(pk=in_range[5])
+    Visit.objects.filter(pk=gone.pk).delete()
+    assert not feature_cache.block_still_current(block, first, last)
+
+    block, first, last = stored_block_of_first_chunk()
+    gone.save(force_insert=True)  # a visit (again) inside the range: the id left free
+    assert VisitInputsVersion.objects.filter(visit_id=gone.pk).exists()
+    assert not feature_cache.block_still_current(block, first, last)
+
+
+def test_a_block_is_not_current_when_a_visit_lost_its_version_row(trained):
+    block, first, last = stored_block_of_first_chunk()
+    from predictions.models import VisitInputsVersion
+
+    VisitInputsVersion.objects.filter(visit_id=block.ids[0]).delete()
+    assert not feature_cache.block_still_current(block, first, last)
+
+
+def test_a_version_committed_out_of_order_makes_the_block_stale_though_count_and_max_stay(trained):
+    """Why the whole-block check digests every pair instead of comparing the range's count and
+    highest version: a transaction that took a lower value and commits after the block was
+    stored leaves both as they were."""
+    from predictions.models import VisitInputsVersion
+
+    block, first, last = stored_block_of_first_chunk()
+    before = range_count_and_max(first, last)
+    visit_id, highest = int(block.ids[0]), before[1]
+    # A value below the range's highest that no visit holds: as a slower transaction would
+    # commit it after the block was written.
+    used = set(VisitInputsVersion.objects.values_list("version", flat=True))
+    late = next(v for v in range(highest - 1, 0, -1) if v not in used)
+    VisitInputsVersion.objects.filter(visit_id=visit_id).update(version=late)
+    assert range_count_and_max(first, last) == before
+    assert not feature_cache.block_still_current(block, first, last)
+    run = score_in_process()
+    assert hits(run) == Visit.objects.count() - 1
