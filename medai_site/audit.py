@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "audit_record",
+    "audit_record_each",
     "audit_record_list",
     "audit_record_many",
     "audit_verify",
@@ -190,6 +191,34 @@ def audit_record_many(
             for patient_id, object_id in zip(patient_ids, objects, strict=True)
         ]
     )
+
+
+def audit_record_each(
+    *,
+    actor: object | None,
+    action: str,
+    records: Sequence[tuple[models.Model, int | None, str]],
+    interface: str | None = None,
+) -> list[AuditEvent]:
+    """One event per (object, patient id, request id), chained in one insert: work done for
+    several requests at once (an advice batch) is audited as if each were done alone, each event
+    with the id of the request it serves."""
+    if not records:
+        return []
+    events = []
+    for obj, patient_id, request_id in records:
+        event = _new_event(
+            actor=actor,
+            action=action,
+            interface=interface or current_interface.get(),
+            patient_id=patient_id,
+            object_type=obj._meta.label_lower,
+            object_id=str(obj.pk),
+        )
+        event.request_id = request_id
+        events.append(event)
+    _append(events)
+    return events
 
 
 def audit_record_list(

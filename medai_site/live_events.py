@@ -76,16 +76,30 @@ def _redis():  # -> redis.Redis, cached per URL (a connection pool shared by the
 
 def publish(topic: str) -> None:
     """Tell every listener of ``topic``; failures are logged, never raised."""
-    topic = _checked(topic)
+    publish_many([topic])
+
+
+def publish_many(topics: list[str]) -> None:
+    """:func:`publish` for several topics: one round trip to Redis (a pipeline) for all."""
+    topics = [_checked(topic) for topic in topics]
+    if not topics:
+        return
     try:
         if transport() == "redis":
-            _redis().publish(f"medai:{topic}", "1")
+            if len(topics) == 1:
+                _redis().publish(f"medai:{topics[0]}", "1")
+                return
+            pipe = _redis().pipeline(transaction=False)
+            for topic in topics:
+                pipe.publish(f"medai:{topic}", "1")
+            pipe.execute()
         else:
             folder = _file_dir()
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / topic).write_text(str(time.time_ns()))
+            for topic in topics:
+                (folder / topic).write_text(str(time.time_ns()))
     except Exception:  # the notification is best effort; pages fall back to polling
-        logger.warning("live event %s not published", topic, exc_info=True)
+        logger.warning("live events %s not published", ", ".join(topics), exc_info=True)
 
 
 class _RedisListener:

@@ -59,13 +59,30 @@ def visit_for_advice_orm(visit_id: int) -> Visit:
 
 def visit_for_advice(visit_id: int) -> Visit:
     """The visit with its patient, observations (with definitions) and allergies."""
-    if connection.vendor != "postgresql":
-        return visit_for_advice_orm(visit_id)
-    with connection.cursor() as cursor:
-        cursor.execute(_sql(), [visit_id])
-        row = cursor.fetchone()
-    if row is None:
+    visit = visits_for_advice([visit_id]).get(visit_id)
+    if visit is None:
         raise Visit.DoesNotExist(f"visit {visit_id} does not exist")
+    return visit
+
+
+def visits_for_advice(visit_ids: list[int]) -> dict[int, Visit]:
+    """Several visits as :func:`visit_for_advice` reads one, by id, in the same one statement
+    (an advice batch, predictions/services/advice.py); a missing visit is left out."""
+    if connection.vendor != "postgresql":
+        found = {}
+        for visit_id in dict.fromkeys(visit_ids):
+            try:
+                found[visit_id] = visit_for_advice_orm(visit_id)
+            except Visit.DoesNotExist:
+                continue
+        return found
+    with connection.cursor() as cursor:
+        cursor.execute(_sql(), [list(visit_ids)])
+        rows = cursor.fetchall()
+    return {visit.pk: visit for visit in map(_visit_from_row, rows)}
+
+
+def _visit_from_row(row: tuple) -> Visit:
     n = len(VISIT_FIELDS)
     visit_values, (sex, observations, allergies) = row[:n], row[n:]
     converted = [_from_db(Visit, n, v) for n, v in zip(VISIT_FIELDS, visit_values, strict=True)]
@@ -168,5 +185,5 @@ def _sql() -> str:
         f"FROM {q(a.db_table)} a WHERE a.{col(a, 'patient')} = v.{col(v, 'patient')}) "
         f"FROM {q(v.db_table)} v JOIN {q(p.db_table)} p "
         f"ON p.{q(p.pk.column)} = v.{col(v, 'patient')} "
-        f"WHERE v.{q(v.pk.column)} = %s"
+        f"WHERE v.{q(v.pk.column)} = ANY(%s)"
     )

@@ -46,6 +46,24 @@ def similar_index(path: str, sha256: str) -> dict[str, Any]:
 def similar_cases(version: Any, vector: np.ndarray, *, exclude_patient: str) -> list[SimilarCase]:
     """Up to three past visits of other patients that the model sees most alike, nearest first,
     each reduced to what the panel shows (:class:`SimilarCase`: no identifier)."""
+    return similar_cases_many([(version, vector, exclude_patient)])[0]
+
+
+def similar_cases_many(
+    searches: list[tuple[Any, np.ndarray, str]],
+) -> list[list[SimilarCase]]:
+    """:func:`similar_cases` for several visits (version, probability vector, patient to leave
+    out), in order: the candidates' diagnoses in one statement for all (an advice batch)."""
+    nearest_each = [_nearest(version, vector, exclude) for version, vector, exclude in searches]
+    confirmed = _confirmed_diagnoses(
+        list(dict.fromkeys(v for nearest in nearest_each for v in nearest))
+    )
+    return [_cases(nearest, confirmed) for nearest in nearest_each]
+
+
+def _nearest(version: Any, vector: np.ndarray, exclude_patient: str) -> list[int]:
+    """The candidates' visit ids, nearest first (three times as many as shown: some have no
+    confirmed diagnosis)."""
     meta = version.report.get("similar_cases_index")
     if not meta:
         return []
@@ -53,11 +71,13 @@ def similar_cases(version: Any, vector: np.ndarray, *, exclude_patient: str) -> 
     distances = np.abs(index["vectors"] - vector).sum(axis=1)  # L1 between probability vectors
     distances[index["patient_ids"] == exclude_patient] = np.inf
     nearest = np.argsort(distances, kind="stable")[: SIMILAR_CASES * 3]
-    visit_ids = [int(index["visit_ids"][i]) for i in nearest if np.isfinite(distances[i])]
-    confirmed = _confirmed_diagnoses(visit_ids)
+    return [int(index["visit_ids"][i]) for i in nearest if np.isfinite(distances[i])]
+
+
+def _cases(nearest: list[int], confirmed: dict[int, _Candidate]) -> list[SimilarCase]:
     cases = []
-    for i in nearest:
-        found = confirmed.get(int(index["visit_ids"][i]))
+    for visit_id in nearest:
+        found = confirmed.get(visit_id)
         if not found:
             continue
         # Nothing that identifies the other patient or their visit (possibly outside the

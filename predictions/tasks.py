@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import Task, shared_task
+from django.conf import settings
 from django.db import OperationalError
 
 from medai_site.audit import current_interface, current_request_id
@@ -40,6 +41,9 @@ def advice_compute(self: Task, request_id: int) -> None:
         request_id=request_id,
         claimant=claimant(self.request.hostname or "inline"),
         takeover=takeover,
+        # With requests already waiting, this message's computes up to a batch of them in one
+        # go (their own messages then find them done): services/advice.py.
+        batch=settings.MEDAI_ADVICE_BATCH,
     )
 
 

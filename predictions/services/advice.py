@@ -9,9 +9,12 @@ superseded. The request's own state is written by the outbox service.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -20,11 +23,11 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from medai_site.audit import audit_record, current_request_id
+from medai_site.audit import audit_record, audit_record_each, current_request_id
 from medai_site.errors import AdviceFailed
 from medai_site.models import AuditEvent
 from predictions import why
-from predictions.advice_inputs import visit_for_advice
+from predictions.advice_inputs import visit_for_advice, visits_for_advice
 from predictions.medication_safety import (
     conflict_alerts,
     plan_drugs,
@@ -46,7 +49,7 @@ from predictions.payload import (
     payload_dumps,
 )
 from predictions.rules import SEVERITY_ORDER, ObservationFact, evaluate_rules
-from predictions.similar_cases import similar_cases
+from predictions.similar_cases import similar_cases_many
 from predictions.visit_records import OTHER_CLASS, input_hash, visit_record
 from predictions.wording import category_display
 from visits.models import Visit
@@ -124,25 +127,67 @@ def versions_forget() -> None:
         _versions.clear()
 
 
+# Requests this process completed as the others of a batch, whose own messages are still to come:
+# request id -> the advice it was completed with. Their message then finds it here and is done
+# without a statement: a done request stays done (nothing reopens it) with that advice, exactly
+# what the claim would have found. An entry leaves when its message comes; the bound only
+# matters for messages that never come (a purged queue).
+_finished: OrderedDict[int, Advice] = OrderedDict()
+_finished_lock = threading.Lock()
+FINISHED_KEPT = 1024
+
+
+def _finished_add(done: dict[int, Advice]) -> None:
+    with _finished_lock:
+        _finished.update(done)
+        while len(_finished) > FINISHED_KEPT:
+            _finished.popitem(last=False)
+
+
+def _finished_pop(request_id: int) -> Advice | None:
+    with _finished_lock:
+        return _finished.pop(request_id, None)
+
+
+def finished_forget() -> None:
+    """Tests drop what earlier ones completed in batches (their databases are gone)."""
+    with _finished_lock:
+        _finished.clear()
+
+
 class _ClaimLost(Exception):
     """The request's claim was released or taken over while this process computed it."""
 
 
 def advice_compute(
-    *, request_id: int, claimant: str = "inline", takeover: bool = False
+    *, request_id: int, claimant: str = "inline", takeover: bool = False, batch: int = 1
 ) -> Advice | None:
     """Compute (or find) the advice for one request; the request ends done or failed.
 
     ``claimant`` names the computing process; of several deliveries of one request only the one
     holding the claim stores, completes and audits it (outbox.advice_request_start).
+
+    ``batch`` > 1 (the advice task): up to ``batch - 1`` other requests already waiting are
+    claimed with this one and computed in the same go, with one read, one store and one audit
+    insert for all (:func:`_compute_batch`); their own messages then find them done.
     """
-    request = outbox.advice_request_start(
-        request_id=request_id, claimant=claimant, takeover=takeover
+    if batch > 1 and (done := _finished_pop(request_id)) is not None:
+        return done  # completed by an earlier batch of this process: the message is a no-op
+    request, others = outbox.advice_requests_start(
+        request_id=request_id, claimant=claimant, takeover=takeover, more=batch - 1
     )
+    if others:
+        return _compute_batch(request, others, claimant=claimant)
     if request is None:
         return None
     if request.status in (AdviceRequest.Status.DONE, AdviceRequest.Status.FAILED):
         return request.advice  # a redelivered message for finished work
+    return _compute_claimed(request, claimant=claimant)
+
+
+def _compute_claimed(request: AdviceRequest, *, claimant: str) -> Advice | None:
+    """The advice of one request this process holds the claim of, computed alone."""
+    request_id = request.pk
     if request.request_id:
         # Continue the id of the page/API request that saved the visit: logs and the ADVICE
         # audit record join up with it (the claim returned the row: no extra read).
@@ -232,6 +277,290 @@ def advice_compute(
             continue
         return stored
     raise AssertionError("unreachable")  # the loop returns or raises
+
+
+@dataclass
+class _Item:
+    """One request of a batch on its way to stored advice."""
+
+    request: AdviceRequest
+    visit: Visit
+    record: dict = field(default_factory=dict)
+    digest: str = ""
+    allergies: list[str] = field(default_factory=list)
+    others_current: bool = False
+    payload: AdvicePayload | None = None
+    search: _Search | None = None
+    compute_ms: float = 0.0
+    advice: Advice | None = None
+
+    @property
+    def request_id(self) -> str:
+        """The id its logs and audit record carry: the saving page/API request's, else its own."""
+        return self.request.request_id or f"advice-request-{self.request.pk}"
+
+
+def _compute_batch(
+    own: AdviceRequest | None, others: list[AdviceRequest], *, claimant: str
+) -> Advice | None:
+    """The message's own request (if claimed here) and ``others`` claimed with it, computed in
+    one go; the own request's advice is returned as :func:`advice_compute` returns it.
+
+    If the batch fails (an unexpected error, the database gone), the others this process still
+    holds are handed back (dispatched again: their own messages, or the relay, compute them) and
+    the error is raised for the own request as a failed computation of it alone is.
+    """
+    own_id = own.pk if own is not None and own.status == AdviceRequest.Status.COMPUTING else None
+    requests = ([own] if own is not None and own_id is not None else []) + others
+    try:
+        results = _compute_many(requests, claimant=claimant, own_id=own_id)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the database may be what failed: claims expire
+            outbox.advice_requests_release(request_ids=[r.pk for r in others], claimant=claimant)
+        raise
+    if own is None:
+        return None
+    if own_id is None:
+        return own.advice  # a redelivered message for finished work
+    return results.get(own_id)
+
+
+def _compute_many(
+    requests: list[AdviceRequest], *, claimant: str, own_id: int | None
+) -> dict[int, Advice | None]:
+    """Advice for several claimed requests: one read of their visits, one look for advice
+    already stored, one similar-case statement, and one transaction that stores every new advice
+    and completes its request (one statement) and audits them (one insert), as many statements
+    as one advice takes alone (tests/predictions/test_advice_queries.py).
+
+    What the batch does not store as new advice (a visit with too little recorded, advice found
+    already stored, a second request of one visit, a batch whose store clashed or lost a claim)
+    is computed alone by the one-request path, which handles each of those cases."""
+    results: dict[int, Advice | None] = {}
+    visits = visits_for_advice(list(dict.fromkeys(r.visit_id for r in requests)))
+    alone: list[AdviceRequest] = []
+    items: list[_Item] = []
+    for request in requests:
+        visit = visits.pop(request.visit_id, None)  # a visit's first request only
+        if visit is None or missing_for_advice(visit):
+            alone.append(request)
+        else:
+            items.append(_Item(request=request, visit=visit))
+    tasks = _active_tasks()
+    models_key = ",".join(f"{t.slug}:{_active(t).number}" for t in tasks) or "rules-only"
+    for item in items:
+        started = time.perf_counter()
+        visit = item.visit
+        item.record = visit_record(visit)
+        item.allergies = sorted(a.substance for a in visit.patient.allergies.all())
+        item.digest = input_hash(
+            item.record,
+            extra={
+                "allergies": [(a.substance, a.severity) for a in visit_allergies(visit)],
+                "plan_drugs": plan_drugs(visit),
+                "rules": RULES_VERSION,
+            },
+        )
+        item.compute_ms = (time.perf_counter() - started) * 1000
+    found = _existing_many(items, models_key)
+    fresh: list[_Item] = []
+    for item in items:
+        same, item.others_current = found[item.visit.pk]
+        if same is not None:
+            alone.append(item.request)  # link to it: the one-request path makes it current
+            continue
+        current_request_id.set(item.request_id)
+        started = time.perf_counter()
+        try:
+            item.payload, item.search = _payload_parts(
+                item.visit, item.record, tasks, item.allergies
+            )
+        except AdviceFailed as exc:
+            outbox.advice_request_fail(request_id=item.request.pk, reason=exc.message)
+            results[item.request.pk] = None
+            continue
+        item.compute_ms += (time.perf_counter() - started) * 1000
+        fresh.append(item)
+    searched = [item for item in fresh if item.search is not None]
+    started = time.perf_counter()
+    cases = similar_cases_many([item.search for item in searched if item.search is not None])
+    share = (time.perf_counter() - started) * 1000 / max(len(searched), 1)
+    for item, similar in zip(searched, cases, strict=True):
+        if item.payload is not None:
+            item.payload = replace(item.payload, similar_cases=similar)
+        item.compute_ms += share
+    if fresh:
+        if _store_batch(fresh, tasks, models_key, claimant=claimant):
+            results.update((item.request.pk, item.advice) for item in fresh)
+        else:
+            alone.extend(item.request for item in fresh)
+    failure: BaseException | None = None
+    for request in sorted(alone, key=lambda r: r.pk):
+        try:
+            results[request.pk] = _compute_claimed(request, claimant=claimant)
+        except Exception as exc:
+            if request.pk == own_id:
+                failure = exc  # raised for the message's own request once the others are done
+                continue
+            logger.warning(
+                "advice request %s failed in a batch (%s); handed back",
+                request.pk,
+                type(exc).__name__,
+            )
+            outbox.advice_requests_release(request_ids=[request.pk], claimant=claimant)
+    _finished_add(
+        {pk: advice for pk, advice in results.items() if pk != own_id and advice is not None}
+    )
+    if failure is not None:
+        raise failure
+    return results
+
+
+def _existing_many(items: list[_Item], models_key: str) -> dict[int, tuple[Advice | None, bool]]:
+    """:func:`_existing` for every visit of a batch, in one query: by visit id, the advice
+    already stored for its inputs and models, and whether it has another current advice."""
+    rows: dict[int, list[Advice]] = {item.visit.pk: [] for item in items}
+    if items:
+        for advice in (
+            Advice.objects.filter(visit_id__in=list(rows))
+            .filter(
+                Q(superseded=False)
+                | Q(input_hash__in={item.digest for item in items}, models_key=models_key)
+            )
+            .only("id", "visit_id", "input_hash", "models_key", "superseded")
+        ):
+            rows[advice.visit_id].append(advice)
+    found: dict[int, tuple[Advice | None, bool]] = {}
+    for item in items:
+        stored = rows[item.visit.pk]
+        same = next(
+            (a for a in stored if a.input_hash == item.digest and a.models_key == models_key),
+            None,
+        )
+        found[item.visit.pk] = (same, any(a is not same and not a.superseded for a in stored))
+    return found
+
+
+def _store_batch(
+    items: list[_Item], tasks: list[PredictionTask], models_key: str, *, claimant: str
+) -> bool:
+    """Store every item's new advice, complete its request and audit it, in one transaction;
+    False (nothing stored) when that cannot be done for all of them at once: advice stored by
+    another worker meanwhile (a constraint clash) or a claim taken over since. Each request is
+    then computed alone, which handles either case."""
+    try:
+        with transaction.atomic():
+            superseding = [item.visit.pk for item in items if item.others_current]
+            if superseding:
+                Advice.objects.filter(visit_id__in=superseding, superseded=False).update(
+                    superseded=True
+                )
+            if _store_many(items, tasks, models_key, claimant=claimant) != len(items):
+                raise _ClaimLost
+            audit_record_each(
+                actor=None,
+                action=AuditEvent.Action.ADVICE,
+                records=[
+                    (item.advice, item.visit.patient_id, item.request_id)
+                    for item in items
+                    if item.advice is not None
+                ],
+                interface=AuditEvent.Interface.WORKER,
+            )
+    except (_ClaimLost, IntegrityError) as exc:
+        logger.info(
+            "advice batch of %d not stored as one (%s); each computed alone",
+            len(items),
+            type(exc).__name__,
+        )
+        for item in items:
+            item.advice = None
+        return False
+    outbox.advice_requests_announce(visit_ids=[item.visit.pk for item in items])
+    return True
+
+
+def _store_many(
+    items: list[_Item], tasks: list[PredictionTask], models_key: str, *, claimant: str
+) -> int:
+    """Insert the items' advice with their versions and complete their requests (if
+    ``claimant`` still holds them): one statement for the whole batch (PostgreSQL: batches are
+    claimed there only). How many requests were completed; each item gets its advice."""
+    fields = [f for f in Advice._meta.concrete_fields if not f.primary_key]
+    values: list[Any] = []
+    for item in items:
+        payload = item.payload
+        if payload is None:  # fresh items carry their payload; for the type checker
+            raise AssertionError("an item without payload in a batch's store")
+        item.advice = Advice(
+            visit=item.visit,
+            input_hash=item.digest,
+            models_key=models_key,
+            payload=payload_dumps(payload),
+            abstained=payload.abstained,
+            alert_count=len(payload.alerts),
+            critical_alert_count=len(payload.critical_alerts),
+            compute_ms=item.compute_ms,
+        )
+        values += [f.get_db_prep_save(f.pre_save(item.advice, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _store_many_sql(len(items)),
+            [
+                *values,
+                [_active(t).pk for t in tasks],
+                AdviceRequest.Status.DONE,
+                timezone.now(),
+                [item.request.pk for item in items],
+                [item.visit.pk for item in items],
+                AdviceRequest.Status.COMPUTING,
+                claimant,
+            ],
+        )
+        rows = cursor.fetchall()
+    ids = {visit_id: advice_id for advice_id, visit_id, _completed in rows}
+    for item in items:
+        advice = item.advice
+        if advice is not None:
+            advice.pk = ids[item.visit.pk]
+            advice._state.adding = False
+            advice._state.db = connection.alias
+    return int(rows[0][2]) if rows else 0
+
+
+@lru_cache(maxsize=64)
+def _store_many_sql(count: int) -> str:
+    """:func:`_store_sql` for ``count`` advice of distinct visits, written once per process and
+    batch size: INSERT them, INSERT their versions, UPDATE their requests (each joined to its
+    visit's new advice)."""
+    q = connection.ops.quote_name
+    meta, request = Advice._meta, AdviceRequest._meta
+    through = Advice.model_versions.through._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(q(f.column) for f in fields)
+    rows = ", ".join([f"({', '.join(['%s'] * len(fields))})"] * count)
+    pk, visit = q(meta.pk.column), q(meta.get_field("visit").column)
+    table = q(request.db_table)
+
+    def col(m: Any, name: str) -> str:
+        return q(m.get_field(name).column)
+
+    return (
+        f"WITH a AS (INSERT INTO {q(meta.db_table)} ({columns}) "  # noqa: S608  # nosec B608  # names only
+        f"VALUES {rows} RETURNING {pk}, {visit}), "
+        f"v AS (INSERT INTO {q(through.db_table)} "
+        f"({col(through, 'advice')}, {col(through, 'modelversion')}) "
+        f"SELECT a.{pk}, version FROM a, unnest(%s::bigint[]) "
+        f"WITH ORDINALITY AS versions (version, position) ORDER BY a.{pk}, position), "
+        f"r AS (UPDATE {table} SET {col(request, 'status')} = %s, "
+        f"{col(request, 'advice')} = a.{pk}, "
+        f"{col(request, 'finished_at')} = %s, {col(request, 'error')} = '' "
+        "FROM a, unnest(%s::bigint[], %s::bigint[]) AS m (request, visit) "
+        f"WHERE {table}.{q(request.pk.column)} = m.request AND a.{visit} = m.visit "
+        f"AND {table}.{col(request, 'status')} = %s "
+        f"AND {table}.{col(request, 'claimed_by')} = %s RETURNING 1) "
+        f"SELECT a.{pk}, a.{visit}, (SELECT count(*) FROM r) FROM a"
+    )
 
 
 def _make_current(advice: Advice) -> None:
@@ -385,6 +714,20 @@ def _load(version: ModelVersion, task: PredictionTask):
 def _payload(
     visit: Visit, record: dict, tasks: list[PredictionTask], allergies: list[str]
 ) -> AdvicePayload:
+    payload, search = _payload_parts(visit, record, tasks, allergies)
+    if search is None:
+        return payload
+    return replace(payload, similar_cases=similar_cases_many([search])[0])
+
+
+_Search = tuple[ModelVersion, np.ndarray, str]
+
+
+def _payload_parts(
+    visit: Visit, record: dict, tasks: list[PredictionTask], allergies: list[str]
+) -> tuple[AdvicePayload, _Search | None]:
+    """The payload without its similar past cases, and the search that finds them (a batch
+    runs the searches of all its visits in one statement: similar_cases_many)."""
     diagnoses: list[RankedDiagnosis] = []
     risks: list[Risk] = []
     models: list[ModelUsed] = []
@@ -472,14 +815,12 @@ def _payload(
         alerts + conflict_alerts(visit_drug_conflicts(visit)),
         key=lambda a: (SEVERITY_ORDER[a["severity"]], a["rule"]),
     )
-    similar = (
-        similar_cases(
-            differential_version, differential_vector, exclude_patient=str(visit.patient_id)
-        )
+    search = (
+        (differential_version, differential_vector, str(visit.patient_id))
         if differential_version is not None and differential_vector is not None
-        else []
+        else None
     )
-    return AdvicePayload(
+    payload = AdvicePayload(
         visit_id=visit.pk,
         computed_at=timezone.now().isoformat(),
         diagnoses=diagnoses,
@@ -489,7 +830,7 @@ def _payload(
         abstain_reasons=abstain_reasons,
         alerts=[Alert(**a) for a in alerts],
         not_measured=why.would_help(leaned_on, [a["rule"] for a in alerts], entered),
-        similar_cases=similar,
         models=models,
         rules_version=RULES_VERSION,
     )
+    return payload, search

@@ -13,6 +13,7 @@ request id travels on the broker.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -248,30 +249,94 @@ def advice_request_start(
     outlived the task's hard time limit. A finished request is returned as it is; one started
     :data:`MAX_COMPUTE_ATTEMPTS` times is failed with a reason and None returned.
     """
+    own, _ = advice_requests_start(request_id=request_id, claimant=claimant, takeover=takeover)
+    return own
+
+
+def advice_requests_start(
+    *, request_id: int, claimant: str = "inline", takeover: bool = False, more: int = 0
+) -> tuple[AdviceRequest | None, list[AdviceRequest]]:
+    """Claim the request as :func:`advice_request_start` does and, in the same statement, up to
+    ``more`` other requests already waiting (dispatched, unclaimed), oldest first: what one
+    advice task computes in one go (predictions/services/advice.py).
+
+    Only what waits now is taken (no wait to fill a batch), and rows another worker is claiming
+    are skipped (``FOR UPDATE SKIP LOCKED``), never waited for. A request claimed here keeps its
+    own message on the broker: when that message arrives the request is done (or computing)
+    and the delivery is a no-op, as any duplicate is. If this process dies mid-batch, its
+    claims are released as any claim of a lost worker is (the relay, claim expiry); a pool
+    process of the same worker, or this one, takes over what a dead sibling or a failed batch
+    of its own left claimed when the request's message comes (:func:`claim_abandoned`).
+    """
     now = timezone.now()
-    claimed = _claim(request_id=request_id, claimant=claimant, takeover=takeover, now=now)
-    if claimed is not None:
-        return claimed
-    # Not claimable: say why (finished, held elsewhere, or out of attempts).
-    request = AdviceRequest.objects.filter(pk=request_id).first()
-    if request is None:
+    own, claimed, extras = _claim(
+        request_id=request_id, claimant=claimant, takeover=takeover, now=now, more=more
+    )
+    if own is None:
         raise AdviceRequest.DoesNotExist(f"advice request {request_id} does not exist")
-    if request.status in (AdviceRequest.Status.DONE, AdviceRequest.Status.FAILED):
-        return request
-    if request.compute_attempts < MAX_COMPUTE_ATTEMPTS or (
-        request.status == AdviceRequest.Status.COMPUTING and not takeover and _claim_live(request)
+    if claimed:
+        return own, extras
+    # Not claimed here: the row as it was (the same statement read it). Say why.
+    if own.status in (AdviceRequest.Status.DONE, AdviceRequest.Status.FAILED):
+        return own, extras
+    if (
+        not takeover
+        and own.status == AdviceRequest.Status.COMPUTING
+        and claim_abandoned(own.claimed_by, claimant)
+    ):
+        again, claimed, _ = _claim(request_id=request_id, claimant=claimant, takeover=True, now=now)
+        if again is not None and claimed:
+            return again, extras
+        if again is not None:
+            own = again
+    if own.compute_attempts < MAX_COMPUTE_ATTEMPTS or (
+        own.status == AdviceRequest.Status.COMPUTING and not takeover and _claim_live(own)
     ):
         logger.info("advice request %s is being computed elsewhere; skipped", request_id)
-        return None
+        return None, extras
     advice_request_fail(
         request_id=request_id,
         reason=(
-            f"Advice computation started {request.compute_attempts} times without "
+            f"Advice computation started {own.compute_attempts} times without "
             "finishing (worker stopped or unexpected error each time); given up. "
             "See the worker log."
         ),
     )
-    return None
+    return None, extras
+
+
+def claim_abandoned(holder: str, claimant: str) -> bool:
+    """Whether ``holder``'s claim can no longer be computing, seen from ``claimant``: it is
+    ``claimant``'s own (a pool process computes one task at a time, so a claim of its own that
+    a message meets is left over from a batch that failed), or another pool process's of the
+    same worker whose process is gone (killed mid-batch; the worker replaced it). Claimants are
+    ``<worker row name>:<pid>`` (predictions/worker_heartbeat.py); pool processes of one worker
+    share its process namespace."""
+    if not holder:
+        return False
+    if holder == claimant:
+        return True
+    worker, _, pid = holder.rpartition(":")
+    mine, _, _ = claimant.rpartition(":")
+    if not worker or worker != mine or not pid.isdigit() or int(pid) <= 0:
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, but not ours to signal
+        return False
+    return False
+
+
+def advice_requests_release(*, request_ids: list[int], claimant: str) -> int:
+    """Hand back requests ``claimant`` claimed but will not compute (its batch failed): they are
+    dispatched again, for their own messages (or the relay) to compute."""
+    if not request_ids:
+        return 0
+    return AdviceRequest.objects.filter(
+        pk__in=request_ids, status=AdviceRequest.Status.COMPUTING, claimed_by=claimant
+    ).update(status=AdviceRequest.Status.DISPATCHED, claimed_by="", claimed_at=None)
 
 
 def _claim_live(request: AdviceRequest) -> bool:
@@ -289,27 +354,64 @@ _CLAIM_SQL = (
     "({status} = %s AND (%s OR {claimed_at} IS NULL OR {claimed_at} < %s))) "
     "RETURNING {returning}"
 )
+# PostgreSQL: the same claim, and the request as it stands when it is not claimable (the caller
+# says why without a second read). batch_role: 0 the request claimed here, 2 the request as it is.
+_CLAIM_PG_SQL = (
+    "WITH own AS (UPDATE {table} SET {status} = %s, {claimed_by} = %s, {claimed_at} = %s, "
+    "{compute_attempts} = {compute_attempts} + 1 "
+    "WHERE {id} = %s AND {compute_attempts} < %s AND ({status} IN (%s, %s) OR "
+    "({status} = %s AND (%s OR {claimed_at} IS NULL OR {claimed_at} < %s))) "
+    "RETURNING {returning}) "
+    "SELECT 0 AS batch_role, {returning} FROM own "
+    "UNION ALL SELECT 2, {returning} FROM {table} "
+    "WHERE {id} = %s AND NOT EXISTS (SELECT 1 FROM own)"
+)
+# ... and the batch's other requests (``more``): dispatched, unclaimed, oldest first, rows another
+# worker is claiming skipped, never waited for. A second data-modifying CTE of the same
+# statement, never on the same row as ``own`` (excluded by id). batch_role 1: another request
+# claimed here.
+_CLAIM_BATCH_SQL = (
+    "WITH own AS (UPDATE {table} SET {status} = %s, {claimed_by} = %s, {claimed_at} = %s, "
+    "{compute_attempts} = {compute_attempts} + 1 "
+    "WHERE {id} = %s AND {compute_attempts} < %s AND ({status} IN (%s, %s) OR "
+    "({status} = %s AND (%s OR {claimed_at} IS NULL OR {claimed_at} < %s))) "
+    "RETURNING {returning}), "
+    "more AS (UPDATE {table} SET {status} = %s, {claimed_by} = %s, {claimed_at} = %s, "
+    "{compute_attempts} = {compute_attempts} + 1 "
+    "WHERE {id} IN (SELECT {id} FROM {table} WHERE {status} = %s AND {id} <> %s "
+    "AND {compute_attempts} < %s ORDER BY {id} LIMIT %s FOR UPDATE SKIP LOCKED) "
+    "RETURNING {returning}) "
+    "SELECT 0 AS batch_role, {returning} FROM own "
+    "UNION ALL SELECT 2, {returning} FROM {table} "
+    "WHERE {id} = %s AND NOT EXISTS (SELECT 1 FROM own) "
+    "UNION ALL SELECT 1, {returning} FROM more"
+)
 
 
 def _claim(
-    *, request_id: int, claimant: str, takeover: bool, now: datetime
-) -> AdviceRequest | None:
+    *, request_id: int, claimant: str, takeover: bool, now: datetime, more: int = 0
+) -> tuple[AdviceRequest | None, bool, list[AdviceRequest]]:
     """The claim itself: one statement that also returns the claimed row (no second read).
+
+    Returns the request (None if it does not exist), whether it was claimed here, and the other
+    requests claimed with it (up to ``more``; PostgreSQL only, where the statement also returns
+    the request as it is when it was not claimable: one round trip in every case).
 
     Claimable: pending or dispatched; or computing when ``takeover`` or its claim is missing or
     older than :data:`CLAIM_SECONDS`; and started fewer than :data:`MAX_COMPUTE_ATTEMPTS` times.
     """
     ops = connection.ops
     column = {f.name: ops.quote_name(f.column) for f in AdviceRequest._meta.concrete_fields}
-    sql = _CLAIM_SQL.format(
+    postgres = connection.vendor == "postgresql"
+    batched = postgres and more > 0
+    sql = (_CLAIM_BATCH_SQL if batched else _CLAIM_PG_SQL if postgres else _CLAIM_SQL).format(
         table=ops.quote_name(AdviceRequest._meta.db_table),
         returning=", ".join(column.values()),
         **column,
     )
-    params = [
-        AdviceRequest.Status.COMPUTING,
-        claimant,
-        ops.adapt_datetimefield_value(now),
+    claim = [AdviceRequest.Status.COMPUTING, claimant, ops.adapt_datetimefield_value(now)]
+    params: list[Any] = [
+        *claim,
         request_id,
         MAX_COMPUTE_ATTEMPTS,
         AdviceRequest.Status.PENDING,
@@ -318,9 +420,20 @@ def _claim(
         takeover,
         ops.adapt_datetimefield_value(now - timedelta(seconds=CLAIM_SECONDS)),
     ]
-    # Identifiers come from the model's own metadata; every value is a parameter.
+    if not postgres:
+        # Identifiers come from the model's own metadata; every value is a parameter.
+        claimed = list(AdviceRequest.objects.raw(sql, params))
+        if claimed:
+            return claimed[0], True, []
+        return AdviceRequest.objects.filter(pk=request_id).first(), False, []
+    if batched:
+        params += [*claim, AdviceRequest.Status.DISPATCHED, request_id, MAX_COMPUTE_ATTEMPTS, more]
+    params.append(request_id)
     rows = list(AdviceRequest.objects.raw(sql, params))
-    return rows[0] if rows else None
+    roles = [getattr(r, "batch_role", 0) for r in rows]
+    own = next((r for r, role in zip(rows, roles, strict=True) if role in (0, 2)), None)
+    own_claimed = 0 in roles
+    return own, own_claimed, [r for r, role in zip(rows, roles, strict=True) if role == 1]
 
 
 def advice_topic(visit_id: int) -> str:
@@ -337,6 +450,13 @@ def advice_request_announce(*, visit_id: int) -> None:
     """A request of ``visit_id`` was completed in the caller's statement (the advice service
     stores advice and completes its request in one, predictions/services/advice.py)."""
     _announce(visit_id)
+
+
+def advice_requests_announce(*, visit_ids: list[int]) -> None:
+    """Requests of ``visit_ids`` were completed in the caller's statement (an advice batch):
+    after commit, their pages are woken with one round trip to Redis."""
+    topics = [advice_topic(visit_id) for visit_id in visit_ids]
+    transaction.on_commit(lambda: live_events.publish_many(topics))
 
 
 def advice_request_fail(*, request_id: int, reason: str) -> None:

@@ -28,13 +28,14 @@ N_VISITS = 400  # enough for seven frequent categories at min_class_visits=30
 def clear_all_caches() -> None:
     """Loaded models and similar-case indexes are cached per process; tests start cold."""
     from predictions.ml.artifacts import clear_cache
-    from predictions.services.advice import versions_forget
+    from predictions.services.advice import finished_forget, versions_forget
     from predictions.similar_cases import similar_index
 
     clear_cache()
     similar_index.cache_clear()
     versions_forget()
     serving_tasks_forget()
+    finished_forget()
 
 
 def train(slug: str, *, actor=None) -> TrainingJob:
