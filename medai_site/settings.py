@@ -604,6 +604,11 @@ MEDAI_TRAINING_ALGORITHMS = env.list(
 MEDAI_TRAINING_CV_FOLDS = env.int("MEDAI_TRAINING_CV_FOLDS", default=5)
 # Visits per chunk of a batch re-scoring run (predictions/services/batch_scoring.py).
 MEDAI_SCORING_CHUNK_VISITS = env.int("MEDAI_SCORING_CHUNK_VISITS", default=10_000)
+# Feature-row blocks a scoring worker process keeps in memory between runs, still encrypted, in
+# MB (predictions/services/feature_cache.py): a re-run whose chunk did not change then reads a
+# 32-byte digest from PostgreSQL instead of the block (about 1.9 KB a visit with sparse text
+# rows: 256 MB holds some 130,000 visits). 0 turns it off.
+MEDAI_FEATURE_CACHE_PROCESS_MB = env.int("MEDAI_FEATURE_CACHE_PROCESS_MB", default=256)
 # Forecast tasks (patient timelines): algorithms and folds come from each task's config; these
 # override them for every forecast task when set (e.g. a count baseline only on a small server).
 MEDAI_FORECAST_ALGORITHMS = env.list("MEDAI_FORECAST_ALGORITHMS", default=[])

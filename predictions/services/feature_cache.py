@@ -21,12 +21,16 @@ the pairs read to find which visits changed.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db import connection
 from scipy import sparse
 
@@ -115,6 +119,7 @@ def visit_input_stamps(first_visit_id: int, last_visit_id: int) -> tuple[np.ndar
 
 def _fingerprint_sql() -> str:
     visit, versions = Visit._meta.db_table, VisitInputsVersion._meta.db_table
+    blocks = FeatureRowBlock._meta.db_table
     # The pairs as 16 bytes each (int8send: 8 big-endian bytes per value, as block_fingerprint
     # packs them), digested in the order the ordered subquery gives: PostgreSQL 15 sorts again
     # for an aggregate's own ORDER BY (half the query's time), and another order can only make
@@ -122,7 +127,9 @@ def _fingerprint_sql() -> str:
     # without a version row has a NULL pair, which string_agg skips: it is counted apart. The
     # range is on both tables so each is read by its primary key's index, merged in id order.
     return f"""
-        SELECT count(*), count(pair), sha256(string_agg(pair, ''::bytea))
+        SELECT count(*), count(pair), sha256(string_agg(pair, ''::bytea)),
+               (SELECT updated_at FROM {blocks}
+                 WHERE featuriser_key = %(key)s AND first_visit_id = %(first)s)
           FROM (SELECT int8send(v.id) || int8send(s.version) AS pair
                   FROM {visit} v
                   LEFT JOIN {versions} s
@@ -142,11 +149,36 @@ def block_fingerprint(ids: np.ndarray, digests: np.ndarray) -> bytes:
     return hashlib.sha256(pairs.tobytes()).digest()
 
 
-def block_still_current(
-    block: feature_rows.RowBlock, first_visit_id: int, last_visit_id: int
-) -> bool:
-    """Whether every row of ``block`` is valid for the visits with ids in the range now, decided
-    in the database without moving the range's 10,000 (id, version) pairs to Python.
+@dataclass(frozen=True)
+class RangeFingerprint:
+    """What the database says of a range of visit ids now: how many visits, how many of them
+    have an inputs version, and the SHA-256 of their (id, version) pairs in id order."""
+
+    visits: int
+    versioned: int
+    digest: bytes | None
+    # When the range's block under the featuriser key asked for was written (None: no block).
+    stored_at: dt.datetime | None = None
+
+
+def range_fingerprint(
+    first_visit_id: int, last_visit_id: int, key: str = ""
+) -> RangeFingerprint | None:
+    """The range's fingerprint (one aggregate query, 32 bytes back) and when its block under
+    ``key`` was written; None off PostgreSQL (the digest uses its sha256 and int8send: there
+    the per-visit check decides alone)."""
+    if connection.vendor != "postgresql":
+        return None
+    found = _fetch(_fingerprint_sql(), {"first": first_visit_id, "last": last_visit_id, "key": key})
+    visits, versioned, digest, stored_at = found[0]
+    return RangeFingerprint(
+        int(visits), int(versioned), None if digest is None else bytes(digest), stored_at
+    )
+
+
+def block_matches(block: feature_rows.RowBlock, now: RangeFingerprint | None) -> bool:
+    """Whether every row of ``block`` is valid for the range whose fingerprint is ``now``,
+    without moving the range's 10,000 (id, version) pairs to Python.
 
     Why it is exact: the block is valid as a whole iff the range's visits now are exactly its
     ids, each with the inputs version its row was stamped with (``reuse`` checks the same
@@ -164,32 +196,105 @@ def block_still_current(
     after another committed 101 leaves the range's count and maximum as a block stored in
     between saw them, and X's stale row would be served on every run until the next edit.
     """
-    if connection.vendor != "postgresql":
-        return False  # the digest is PostgreSQL's (sha256, int8send); the per-visit check is not
-    if not len(block.ids) or bool((block.digests == _UNVERSIONED_STAMP).any()):
+    if now is None or now.digest is None or not len(block.ids):
         return False
-    found = _fetch(_fingerprint_sql(), {"first": first_visit_id, "last": last_visit_id})
-    visits, versioned, digest = found[0]
-    return (
-        visits == versioned == len(block.ids)
-        and digest is not None
-        and bytes(digest) == block_fingerprint(block.ids, block.digests)
+    if bool((block.digests == _UNVERSIONED_STAMP).any()):
+        return False
+    return now.visits == now.versioned == len(block.ids) and now.digest == block_fingerprint(
+        block.ids, block.digests
     )
+
+
+def block_still_current(
+    block: feature_rows.RowBlock, first_visit_id: int, last_visit_id: int
+) -> bool:
+    """Whether every row of ``block`` is valid for the visits with ids in the range now."""
+    return block_matches(block, range_fingerprint(first_visit_id, last_visit_id))
+
+
+class _RecentBlocks:
+    """The blocks this process read or wrote lately, as stored (encrypted: no clinical value
+    is kept in clear between tasks), least recently used dropped first beyond
+    ``MEDAI_FEATURE_CACHE_PROCESS_MB``.
+
+    Reading a block from PostgreSQL is most of a cached chunk's time (about 19 MB per 10,000
+    visits of sparse text rows, out of TOAST, over the socket), decrypting it a tenth of that.
+    A kept block stands for the stored one only while both hold: the table's block was written
+    at the same instant as the kept copy (``updated_at``: so it is that very write, not one a
+    restored database or a rolled-back test no longer has), and the block's own (id, version)
+    pairs give the digest the database gives for the range now (``block_matches``, checked on
+    the decrypted block as for a stored one). Any other case reads the table as before."""
+
+    def __init__(self) -> None:
+        # (key, first visit id) -> (digest of its pairs, when the stored copy was written, payload)
+        self._blocks: OrderedDict[tuple[str, int], tuple[bytes, dt.datetime, bytes]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str, first_visit_id: int, now: RangeFingerprint | None) -> bytes | None:
+        """The kept payload of the range's block if the database says it is the stored one and
+        its pairs are the range's now (by their digest), else None."""
+        if now is None or now.digest is None or now.stored_at is None:
+            return None
+        with self._lock:
+            kept = self._blocks.get((key, first_visit_id))
+            if kept is None or kept[0] != now.digest or kept[1] != now.stored_at:
+                return None
+            self._blocks.move_to_end((key, first_visit_id))
+            return kept[2]
+
+    def put(
+        self,
+        key: str,
+        first_visit_id: int,
+        *,
+        digest: bytes,
+        stored_at: dt.datetime,
+        payload: bytes,
+    ) -> None:
+        budget = settings.MEDAI_FEATURE_CACHE_PROCESS_MB * 1_000_000
+        with self._lock:
+            self._drop((key, first_visit_id))
+            if len(payload) > budget:
+                return
+            self._blocks[(key, first_visit_id)] = (digest, stored_at, payload)
+            self._bytes += len(payload)
+            while self._bytes > budget:
+                self._drop(next(iter(self._blocks)))
+
+    def forget(self, key: str, first_visit_id: int) -> None:
+        with self._lock:
+            self._drop((key, first_visit_id))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._blocks.clear()
+            self._bytes = 0
+
+    def _drop(self, name: tuple[str, int]) -> None:
+        kept = self._blocks.pop(name, None)
+        if kept is not None:
+            self._bytes -= len(kept[2])
+
+
+RECENT_BLOCKS = _RecentBlocks()
 
 
 def _context(key: str, first_visit_id: int) -> bytes:
     return f"{FeatureRowBlock._meta.db_table}:{key}:{first_visit_id}".encode()
 
 
-def _cached_block(key: str, first_visit_id: int) -> feature_rows.RowBlock | None:
+def _stored_payload(key: str, first_visit_id: int) -> tuple[bytes, dt.datetime] | None:
+    """(payload, when it was written) of the range's stored block."""
     table = FeatureRowBlock._meta.db_table
     found = _fetch(
-        f"SELECT payload FROM {table} WHERE featuriser_key = %(key)s AND first_visit_id = %(first)s",  # noqa: S608  # nosec B608  # table name from model metadata; values are parameters
+        f"SELECT payload, updated_at FROM {table} WHERE featuriser_key = %(key)s AND first_visit_id = %(first)s",  # noqa: S608  # nosec B608  # table name from model metadata; values are parameters
         {"key": key, "first": first_visit_id},
     )
-    if not found:
-        return None
-    payload = found[0][0]
+    return (bytes(found[0][0]), found[0][1]) if found else None
+
+
+def _unpacked(key: str, first_visit_id: int, payload: bytes) -> feature_rows.RowBlock | None:
     try:
         return feature_rows.unpack(decrypt_blob(payload, context=_context(key, first_visit_id)))
     except (DecryptionFailed, feature_rows.RowBlockFormatError) as exc:
@@ -201,6 +306,11 @@ def _cached_block(key: str, first_visit_id: int) -> feature_rows.RowBlock | None
             type(exc).__name__,
         )
         return None
+
+
+def _cached_block(key: str, first_visit_id: int) -> feature_rows.RowBlock | None:
+    stored = _stored_payload(key, first_visit_id)
+    return None if stored is None else _unpacked(key, first_visit_id, stored[0])
 
 
 def _featurise(
@@ -230,8 +340,24 @@ def feature_rows_for_range(
         found, matrix = _featurise(model, None, (first_visit_id, last_visit_id))
         return FeatureRows(found, matrix, 0, len(found))
     key = featuriser_key(version)
-    cached = _cached_block(key, first_visit_id)
-    if cached is not None and block_still_current(cached, first_visit_id, last_visit_id):
+    now = range_fingerprint(first_visit_id, last_visit_id, key)
+    cached, current = None, False
+    kept = RECENT_BLOCKS.get(key, first_visit_id, now)
+    if kept is not None:
+        cached = _unpacked(key, first_visit_id, kept)
+        current = cached is not None and block_matches(cached, now)
+        if not current:
+            RECENT_BLOCKS.forget(key, first_visit_id)
+    if not current:
+        stored = _stored_payload(key, first_visit_id)
+        cached = None if stored is None else _unpacked(key, first_visit_id, stored[0])
+        current = cached is not None and block_matches(cached, now)
+        if current and stored is not None and now is not None and now.digest is not None:
+            payload, stored_at = stored
+            RECENT_BLOCKS.put(
+                key, first_visit_id, digest=now.digest, stored_at=stored_at, payload=payload
+            )
+    if current and cached is not None:
         # The usual re-run: nothing in the range changed, one aggregate query said so.
         rows = cached.rows if featurizer.is_sparse else cached.rows.toarray()
         return FeatureRows(cached.ids, rows, len(cached.ids), 0)
@@ -254,17 +380,29 @@ def feature_rows_for_range(
             fresh = feature_rows.as_rows(matrix)
     block = feature_rows.assemble(cached, positions, ids, digests, fresh)
     if block is not cached and len(block.ids):
-        _store(key, first_visit_id, last_visit_id, block)
+        payload, stored_at = _store(key, first_visit_id, last_visit_id, block)
+        # Kept under its own pairs' digest: the next run finds it if nothing changes meanwhile.
+        RECENT_BLOCKS.put(
+            key,
+            first_visit_id,
+            digest=block_fingerprint(block.ids, block.digests),
+            stored_at=stored_at,
+            payload=payload,
+        )
     rows = block.rows if featurizer.is_sparse else block.rows.toarray()
     hits = int((positions >= 0).sum())
     return FeatureRows(block.ids, rows, hits, len(block.ids) - hits)
 
 
-def _store(key: str, first_visit_id: int, last_visit_id: int, block: feature_rows.RowBlock) -> None:
+def _store(
+    key: str, first_visit_id: int, last_visit_id: int, block: feature_rows.RowBlock
+) -> tuple[bytes, dt.datetime]:
+    """Writes the block (replacing the range's); returns (the payload, its ``updated_at``) as
+    stored."""
     payload = encrypt_blob(feature_rows.pack(block), context=_context(key, first_visit_id))
     # One statement, safe against a concurrent run writing the same block (last writer wins;
     # both wrote valid rows for the versions they read).
-    FeatureRowBlock.objects.bulk_create(
+    (written,) = FeatureRowBlock.objects.bulk_create(
         [
             FeatureRowBlock(
                 featuriser_key=key,
@@ -278,6 +416,8 @@ def _store(key: str, first_visit_id: int, last_visit_id: int, block: feature_row
         unique_fields=["featuriser_key", "first_visit_id"],
         update_fields=["last_visit_id", "visits", "payload", "updated_at"],
     )
+    # auto_now set it before the insert, and the update on conflict writes that same value.
+    return payload, written.updated_at
 
 
 def feature_cache_prune(*, keep: list[str]) -> int:

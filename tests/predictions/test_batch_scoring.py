@@ -424,3 +424,61 @@ def test_a_version_committed_out_of_order_makes_the_block_stale_though_count_and
     assert not feature_cache.block_still_current(block, first, last)
     run = score_in_process()
     assert hits(run) == Visit.objects.count() - 1
+
+
+def test_a_rerun_uses_the_block_this_process_kept_and_scores_the_same(trained, monkeypatch):
+    """The process keeps the blocks it wrote (encrypted): a re-run reads only the range's digest
+    from the database, not the blocks, and scores bit for bit as the run that computed them."""
+    feature_cache.RECENT_BLOCKS.clear()
+    first = score_in_process()
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("the stored block was read")
+
+    monkeypatch.setattr(feature_cache, "_stored_payload", no_read)
+    second = score_in_process()
+    assert hits(second) == Visit.objects.count()
+    assert np.array_equal(
+        scoring_run_scores(viewer=SYSTEM, run_id=second.pk).to_numpy(),
+        scoring_run_scores(viewer=SYSTEM, run_id=first.pk).to_numpy(),
+    )
+    assert all(kept[2][:4] == b"MEB1" for kept in feature_cache.RECENT_BLOCKS._blocks.values())
+
+
+def test_a_kept_block_is_not_used_once_the_stored_one_is_gone_or_rewritten(trained):
+    """The kept copy stands for one write of the table's block: deleted (a cache may drop any
+    block) or written again, the table decides."""
+    feature_cache.RECENT_BLOCKS.clear()
+    score_in_process()
+    total = Visit.objects.count()
+    FeatureRowBlock.objects.all().delete()
+    assert hits(score_in_process()) == 0  # recomputed, not served from memory
+    assert len(feature_cache.RECENT_BLOCKS._blocks) == len(chunk_ranges(CHUNK))
+    first, last = chunk_ranges(CHUNK)[0]
+    key = feature_cache.featuriser_key(differential().active_version)
+    block = feature_cache._cached_block(key, first)
+    feature_cache._store(key, first, last, block)  # the same rows, written again
+    now = feature_cache.range_fingerprint(first, last, key)
+    assert feature_cache.RECENT_BLOCKS.get(key, first, now) is None
+    run = score_in_process()
+    assert hits(run) == total
+    assert feature_cache.RECENT_BLOCKS.get(key, first, now) is not None  # kept again, read once
+
+
+def test_the_kept_blocks_stay_within_their_budget(trained, settings):
+    feature_cache.RECENT_BLOCKS.clear()
+    settings.MEDAI_FEATURE_CACHE_PROCESS_MB = 0
+    score_in_process()
+    assert not feature_cache.RECENT_BLOCKS._blocks
+    sizes = list(
+        FeatureRowBlock.objects.order_by("first_visit_id").values_list("payload", flat=True)
+    )
+    # Room for the two largest blocks but not three: the least recently used go first.
+    settings.MEDAI_FEATURE_CACHE_PROCESS_MB = sum(sorted(len(p) for p in sizes)[-2:]) / 1_000_000
+    score_in_process()
+    kept = feature_cache.RECENT_BLOCKS._blocks
+    assert len(kept) <= 2
+    assert feature_cache.RECENT_BLOCKS._bytes == sum(len(k[2]) for k in kept.values())
+    assert feature_cache.RECENT_BLOCKS._bytes <= settings.MEDAI_FEATURE_CACHE_PROCESS_MB * 1e6
+    last_first = chunk_ranges(CHUNK)[-1][0]
+    assert any(first == last_first for _, first in kept)
