@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from medai_site.api_auth import PredictRateThrottle, Scope
 from medai_site.api_fields import StrictCharField
+from medai_site.api_input import validate_input
 from medai_site.errors import Conflict, InvalidInput, NotFound
 from predictions.models import CdsCard, Feedback
 from predictions.services.feedback import cds_card_feedback_record
@@ -79,9 +80,7 @@ class HookRequestSerializer(serializers.Serializer):
 class CdsServiceApi(_CdsApi):
     def post(self, request: Request, service_id: str) -> Response:
         service = _service(service_id)
-        serializer = HookRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        body = serializer.validated_data
+        body = validate_input(HookRequestSerializer, request.data)
         if body["hook"] != service.hook:
             raise InvalidInput(
                 f"This service answers the '{service.hook}' hook.",
