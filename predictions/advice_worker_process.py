@@ -9,6 +9,8 @@ advice worker (``MEDAI_ADVICE_WORKER``, set by the Procfile's and docker-compose
   machine shared with the web tier and PostgreSQL, spend more time waking and spinning those
   threads than multiplying (measured: 2.5x the CPU per advice, tests/bench/
   bench_advice_throughput.py). The trainer worker keeps every thread: training is matrix work.
+* **Memory shared with the pool** (``predictions/advice_messages.py``): the requests its
+  batches completed, whose messages the main process then acknowledges without the pool.
 * **Models loaded before the first visit.** Each enabled task's active artifact (sha256 and
   library versions checked, as always) and its similar-case index are read into the process's
   caches (``predictions.ml.artifacts.load_model``, ``predictions.similar_cases.similar_index``),
@@ -65,6 +67,11 @@ def load_active_models() -> int:
 def on_worker_init(**_kwargs: Any) -> None:
     if settings.MEDAI_ADVICE_WORKER:
         one_blas_thread()
+        # Before the pool forks: its processes note what their batches completed there, and
+        # this main process acknowledges those requests' messages itself (advice_messages.py).
+        from .advice_messages import share
+
+        share()
 
 
 def on_worker_process_init(**_kwargs: Any) -> None:

@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
     max_retries=5,
     soft_time_limit=60,
     time_limit=90,
+    # The message of a request a batch already completed is acknowledged by the worker's main
+    # process, without the pool (advice_messages.py); every other goes Celery's default way.
+    Strategy="predictions.advice_messages:strategy",
 )
 def advice_compute(self: Task, request_id: int) -> None:
     from .services.advice import advice_compute as compute

@@ -26,7 +26,7 @@ from django.utils import timezone
 from medai_site.audit import audit_record, audit_record_each, current_request_id
 from medai_site.errors import AdviceFailed
 from medai_site.models import AuditEvent
-from predictions import why
+from predictions import advice_messages, why
 from predictions.advice_inputs import visit_for_advice, visits_for_advice
 from predictions.medication_safety import (
     conflict_alerts,
@@ -142,6 +142,8 @@ def _finished_add(done: dict[int, Advice]) -> None:
         _finished.update(done)
         while len(_finished) > FINISHED_KEPT:
             _finished.popitem(last=False)
+    # The worker's main process then acknowledges their messages without this process.
+    advice_messages.note(done)
 
 
 def _finished_pop(request_id: int) -> Advice | None:

@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from medai_site.models import AuditEvent
+from predictions import advice_messages
 from predictions.models import Advice, AdviceRequest, AdviceWorker
 from predictions.services import advice as advice_service
 from predictions.services import outbox
@@ -285,3 +286,68 @@ def test_the_task_computes_a_batch(trained, team_a, doctor_a, settings):
     advice_task(requests[0].pk)
     for request in requests:
         assert state(request)[0] == DONE
+
+
+@pytest.fixture
+def shared_ring():
+    advice_messages.share()
+    yield
+    advice_messages.unshare()
+
+
+def test_a_batch_notes_the_others_it_completed_for_the_worker_s_main_process(
+    trained, team_a, doctor_a, shared_ring
+):
+    own, other = waiting(team_a, doctor_a), waiting(team_a, doctor_a, complaint="fever")
+    later = waiting(team_a, doctor_a, complaint="chest pain")
+    advice_service.advice_compute(request_id=own.pk, claimant=ME, batch=2)  # own + one other
+    assert state(other)[0] == DONE
+    assert advice_messages.noted(other.pk)
+    assert not advice_messages.noted(own.pk)  # its message is the one being handled
+    assert not advice_messages.noted(later.pk)  # still waiting: its message must compute it
+
+
+class _Message:
+    def __init__(self, args):
+        self.payload = [args, {}, {}]
+
+
+def test_the_main_process_acknowledges_a_noted_request_s_message_and_passes_the_others_on(
+    monkeypatch, shared_ring
+):
+    from celery.worker import strategy as celery_strategy
+
+    handled, acked = [], []
+    monkeypatch.setattr(
+        celery_strategy,
+        "default",
+        lambda *a, **k: lambda message, *rest, **kw: handled.append(message.payload[0]),
+    )
+    consumer = type("Consumer", (), {"connection_errors": ()})()
+    on_message = advice_messages.strategy(None, None, consumer)
+    advice_messages.note([41, 42])
+
+    def ack(*args):
+        acked.append(args)
+
+    on_message(_Message([42]), None, ack, None, [])
+    assert (handled, len(acked)) == ([], 1)
+    on_message(_Message([43]), None, ack, None, [])  # not noted: Celery's way
+    on_message(_Message(["x", 2]), None, ack, None, [])  # not an advice message's shape
+    assert handled == [[43], ["x", 2]]
+    assert len(acked) == 1
+    advice_messages.unshare()  # the web, tests, the trainer: nothing is noted
+    on_message(_Message([42]), None, ack, None, [])
+    assert handled[-1] == [42]
+
+
+def test_the_ring_forgets_the_oldest_notes_first():
+    advice_messages.share()
+    try:
+        advice_messages.note(range(1, advice_messages.SLOTS + 11))
+        assert not advice_messages.noted(10)
+        assert advice_messages.noted(11)
+        assert advice_messages.noted(advice_messages.SLOTS + 10)
+        assert not advice_messages.noted(0)
+    finally:
+        advice_messages.unshare()
