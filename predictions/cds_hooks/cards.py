@@ -14,12 +14,13 @@ and its results to cards (CDS Hooks 2.0 card format).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 
 from medai_site.compiled_query import CompiledQuery
@@ -137,11 +138,19 @@ def _absolute(path: str) -> str:
     return f"{base}{path}" if base else path
 
 
+@functools.lru_cache(maxsize=256)
+def _report_path(script_prefix: str, version_id: int) -> str:
+    """A version's report page: resolving the URL pattern costs more than the rest of its
+    card's source; the URLconf does not change while the process runs (keyed by the script
+    prefix, which reverse() prepends)."""
+    return reverse("version_report", kwargs={"version_id": version_id})
+
+
 def _source(result: PredictionResult) -> dict[str, Any]:
     version = result.version
     return {
         "label": f"MedAI {result.task.name} v{version.number}",
-        "url": _absolute(reverse("version_report", kwargs={"version_id": version.pk})),
+        "url": _absolute(_report_path(get_script_prefix(), version.pk)),
         "topic": {
             "system": "https://medai.example/fhir/CodeSystem/model-version",
             "code": f"{result.task.slug}:{version.number}:{version.artifact_sha256[:12]}",

@@ -687,3 +687,22 @@ def test_uses_of_one_version_are_written_before_their_cards_apart(db, trained):
     assert all(u.pk for u in uses)
     linked = dict(CdsCard.objects.values_list("uuid", "model_use__input_hash"))
     assert linked == {c.uuid: c.model_use.input_hash for c in cards}
+
+
+def test_a_cards_report_link_is_resolved_once_per_version(configured, ec_key, trained, monkeypatch):
+    from django.urls import reverse
+
+    from predictions.cds_hooks import cards
+
+    cards._report_path.cache_clear()
+    resolved = []
+    monkeypatch.setattr(cards, "reverse", lambda *a, **kw: resolved.append(kw) or reverse(*a, **kw))
+    for _ in range(2):
+        response = call(ec_key, "medai-patient-view", patient_view_request())
+        assert response.status_code == 200, response.content
+    urls = {c["source"]["url"] for c in response.json()["cards"] if "url" in c["source"]}
+    assert urls == {
+        f"http://testserver{reverse('version_report', kwargs={'version_id': v.pk})}"
+        for v in (trained.differential, trained.risk)
+    }
+    assert len(resolved) == 2  # one per version, not one per card
