@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from medai_site.audit import audit_record, audit_record_each, current_request_id
+from medai_site.compiled_query import CompiledQuery
 from medai_site.errors import AdviceFailed
 from medai_site.models import AuditEvent
 from predictions import advice_messages, why
@@ -82,8 +83,8 @@ _versions: dict[int, ModelVersion] = {}
 _versions_lock = threading.Lock()
 
 
-def _active_tasks() -> list[PredictionTask]:
-    rows = (
+def _active_tasks_query() -> QuerySet[PredictionTask]:
+    return (
         PredictionTask.objects.filter(enabled=True, active_version__isnull=False)
         # Forecasts read a patient's whole course; the chart's "Course and outlook" panel shows
         # them (predictions/forecasting.py). Visit advice uses the per-visit models only.
@@ -97,6 +98,15 @@ def _active_tasks() -> list[PredictionTask]:
         )
         .order_by("slug")
     )
+
+
+# Compiled once per process (the same statement on every advice; only the SQL text is kept:
+# every call reads the tasks afresh).
+_ACTIVE_TASKS = CompiledQuery(_active_tasks_query, parameters=0)
+
+
+def _active_tasks() -> list[PredictionTask]:
+    rows: list[Any] = _ACTIVE_TASKS.many()  # tasks with the annotations above
     tasks: list[PredictionTask] = []
     stale: set[int] = set()
     for task in rows:
@@ -422,14 +432,27 @@ def _existing_many(items: list[_Item], models_key: str) -> dict[int, tuple[Advic
     """:func:`_existing` for every visit of a batch, in one query: by visit id, the advice
     already stored for its inputs and models, and whether it has another current advice."""
     rows: dict[int, list[Advice]] = {item.visit.pk: [] for item in items}
-    if items:
+    if items and connection.vendor == "postgresql":
+        # A statement written once per process (building this filter with the ORM cost more
+        # CPU than the database's answer); instances built as only() builds them.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _existing_many_sql(),
+                [list(rows), False, sorted({item.digest for item in items}), models_key],
+            )
+            found_rows = cursor.fetchall()
+        names = [f.attname for f in Advice._meta.concrete_fields if f.attname in _EXISTING_FIELDS]
+        for values in found_rows:
+            advice = Advice.from_db(connection.alias, names, values)
+            rows[advice.visit_id].append(advice)
+    elif items:
         for advice in (
             Advice.objects.filter(visit_id__in=list(rows))
             .filter(
                 Q(superseded=False)
                 | Q(input_hash__in={item.digest for item in items}, models_key=models_key)
             )
-            .only("id", "visit_id", "input_hash", "models_key", "superseded")
+            .only(*_EXISTING_FIELDS)
         ):
             rows[advice.visit_id].append(advice)
     found: dict[int, tuple[Advice | None, bool]] = {}
@@ -441,6 +464,24 @@ def _existing_many(items: list[_Item], models_key: str) -> dict[int, tuple[Advic
         )
         found[item.visit.pk] = (same, any(a is not same and not a.superseded for a in stored))
     return found
+
+
+_EXISTING_FIELDS = ("id", "visit_id", "input_hash", "models_key", "superseded")
+
+
+@lru_cache(maxsize=1)
+def _existing_many_sql() -> str:
+    """Advice of the visits (``= ANY``) that is current or has one of the inputs' hashes with
+    these models; its columns in the model's field order (as Model.from_db takes them)."""
+    q = connection.ops.quote_name
+    meta = Advice._meta
+    fields = [f for f in meta.concrete_fields if f.attname in _EXISTING_FIELDS]
+    column = {f.attname: q(f.column) for f in fields}
+    return (
+        f"SELECT {', '.join(column.values())} FROM {q(meta.db_table)} "  # noqa: S608  # nosec B608  # names only
+        f"WHERE {column['visit_id']} = ANY(%s) AND ({column['superseded']} = %s "
+        f"OR ({column['input_hash']} = ANY(%s) AND {column['models_key']} = %s))"
+    )
 
 
 def _store_batch(

@@ -351,3 +351,32 @@ def test_the_ring_forgets_the_oldest_notes_first():
         assert not advice_messages.noted(0)
     finally:
         advice_messages.unshare()
+
+
+def test_a_batch_supersedes_the_current_advice_of_a_changed_visit_and_links_unchanged_inputs(
+    trained, team_a, doctor_a, caplog
+):
+    from visits.services import visit_record
+
+    changed, unchanged = waiting(team_a, doctor_a), waiting(team_a, doctor_a, complaint="fever")
+    before = {
+        r.pk: advice_service.advice_compute(request_id=r.pk, claimant=ME)
+        for r in (changed, unchanged)
+    }
+    visit_record(actor=doctor_a, visit=changed.visit, chief_complaint="chest pain since noon")
+    edited = changed.visit.advice_requests.exclude(pk=changed.pk).get()
+    again = outbox.advice_request_create(visit=unchanged.visit, actor=None)  # the same inputs
+    AdviceRequest.objects.filter(pk__in=[edited.pk, again.pk]).update(
+        status=AdviceRequest.Status.DISPATCHED
+    )
+    caplog.set_level("INFO", logger=advice_service.__name__)
+    advice_service.advice_compute(request_id=edited.pk, claimant=ME, batch=8)
+    assert "not stored as one" not in caplog.text  # stored by the batch, not one by one
+    edited.refresh_from_db()
+    again.refresh_from_db()
+    assert edited.status == again.status == DONE
+    assert again.advice_id == before[unchanged.pk].pk  # linked: computed once
+    assert edited.advice_id != before[changed.pk].pk
+    current = Advice.objects.filter(visit_id=changed.visit_id, superseded=False).get()
+    assert current.pk == edited.advice_id
+    assert Advice.objects.filter(visit_id=unchanged.visit_id).count() == 1
