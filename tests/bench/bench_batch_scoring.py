@@ -308,6 +308,7 @@ def run(args: argparse.Namespace, spawn, worker_pids, redis_pid: int) -> dict[st
     )
 
     encryption = measure_encryption(args.fernet_sample, n)
+    stages = chunk_stages(task, version, model, args.chunk)
     cold_summary = {
         "seconds": round(cold["seconds"], 3),
         "visits_per_s": round(n / cold["seconds"]),
@@ -347,6 +348,7 @@ def run(args: argparse.Namespace, spawn, worker_pids, redis_pid: int) -> dict[st
         },
         "group_scores_identical_to_serial": identical,
         "encryption": encryption,
+        "chunk_stages_ms": stages,
     }
 
 
@@ -452,6 +454,64 @@ def measure_encryption(sample: int, n: int) -> dict[str, Any]:
     }
 
 
+def chunk_stages(task: Any, version: Any, model: Any, chunk: int) -> dict[str, float]:
+    """Milliseconds of each stage of one cached chunk (the first), computed in this process
+    (median of 5), as a worker computes it: where a chunk's time goes."""
+    from django.db import transaction
+
+    from medai_site.blob_encryption import encrypt_blob
+    from predictions.models import ScoringRun
+    from predictions.services import batch_scoring, feature_cache
+
+    first, last = batch_scoring.chunk_ranges(chunk)[0]
+    key = feature_cache.featuriser_key(version)
+    rows = feature_cache.feature_rows_for_range(
+        version=version, model=model, first_visit_id=first, last_visit_id=last
+    )  # the block is now kept by this process
+    proba = model.model.predict_proba(rows.matrix)
+    steps = {
+        "fingerprint query (count, digest)": lambda: feature_cache.range_fingerprint(
+            first, last, key
+        ),
+        "block read from the table": lambda: feature_cache._stored_payload(key, first),
+        "decrypt + unpack": lambda: feature_cache._unpacked(
+            key, first, feature_cache.RECENT_BLOCKS._blocks[(key, first)][2]
+        ),
+        "feature rows, kept block (all of it)": lambda: feature_cache.feature_rows_for_range(
+            version=version, model=model, first_visit_id=first, last_visit_id=last
+        ),
+        "predict_proba": lambda: model.model.predict_proba(rows.matrix),
+        "pack + encrypt scores": lambda: encrypt_blob(
+            batch_scoring.pack_scores(rows.ids, proba), context=b"bench"
+        ),
+    }
+    out: dict[str, float] = {}
+    for name, step in steps.items():
+        samples = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            step()
+            samples.append((time.perf_counter() - t0) * 1000)
+        out[name] = round(statistics.median(samples), 2)
+    samples = []
+    for _ in range(5):
+        # A run of its own each time (never done: a million chunks expected), deleted after.
+        run = ScoringRun.objects.create(
+            task=task,
+            version=version,
+            chunk_visits=chunk,
+            chunks_total=1_000_000,
+            visits_total=0,
+        )
+        t0 = time.perf_counter()
+        batch_scoring.scoring_chunk_compute(run_id=run.pk, first_visit_id=first, last_visit_id=last)
+        samples.append((time.perf_counter() - t0) * 1000)
+        with transaction.atomic():
+            run.delete()
+    out["whole chunk (scoring_chunk_compute)"] = round(statistics.median(samples), 2)
+    return out
+
+
 def report(r: dict[str, Any]) -> None:
     s, n = r["setup"], r["setup"]["visits"]
     print(
@@ -501,6 +561,9 @@ def report(r: dict[str, Any]) -> None:
         f"{e['fernet_per_row_all_visits_s']:.2f} s (one Fernet token per row, scaled from "
         f"{e['fernet_sample_rows']:,} rows)"
     )
+    print("one cached chunk in this process, by stage (ms, median of 5):")
+    for name, ms in r["chunk_stages_ms"].items():
+        print(f"  {name:<44}{ms:>8.1f}")
     print("CPU seconds in the median cached run (cores busy = CPU s / wall s):")
     print(f"{'':<28}{'1 worker':>12}{'2 workers':>12}")
     one, two = r["one_worker_cached"], r["two_workers_cached"]
