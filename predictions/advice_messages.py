@@ -46,18 +46,20 @@ def unshare() -> None:
     _ring = None
 
 
-def note(request_ids: Iterable[int]) -> None:
+def note(request_ids: Iterable[int]) -> bool:
     """Requests completed (committed) by this process's batch: their messages are no-ops.
+    False where nothing is shared (not an advice worker).
 
     Several pool processes may note at once and overwrite one another's slot: a lost note only
     sends that message the usual way."""
     if _ring is None:
-        return
+        return False
     ids, head = _ring
     for request_id in request_ids:
         slot = head.value
         ids[slot % SLOTS] = request_id
         head.value = slot + 1
+    return True
 
 
 def noted(request_id: int) -> bool:

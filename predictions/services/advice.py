@@ -141,19 +141,22 @@ def versions_forget() -> None:
 # request id -> the advice it was completed with. Their message then finds it here and is done
 # without a statement: a done request stays done (nothing reopens it) with that advice, exactly
 # what the claim would have found. An entry leaves when its message comes; the bound only
-# matters for messages that never come (a purged queue).
+# matters for messages that never come (a purged queue). Kept only outside an advice worker
+# (eager tasks, tests): there the worker's main process acknowledges those messages itself.
 _finished: OrderedDict[int, Advice] = OrderedDict()
 _finished_lock = threading.Lock()
 FINISHED_KEPT = 1024
 
 
 def _finished_add(done: dict[int, Advice]) -> None:
+    # In an advice worker the main process acknowledges their messages without this process
+    # (advice_messages.py): nothing to keep here.
+    if advice_messages.note(done):
+        return
     with _finished_lock:
         _finished.update(done)
         while len(_finished) > FINISHED_KEPT:
             _finished.popitem(last=False)
-    # The worker's main process then acknowledges their messages without this process.
-    advice_messages.note(done)
 
 
 def _finished_pop(request_id: int) -> Advice | None:

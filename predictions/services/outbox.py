@@ -273,6 +273,7 @@ def advice_requests_start(
         request_id=request_id, claimant=claimant, takeover=takeover, now=now, more=more
     )
     if own is None:
+        advice_requests_release(request_ids=[r.pk for r in extras], claimant=claimant)
         raise AdviceRequest.DoesNotExist(f"advice request {request_id} does not exist")
     if claimed:
         return own, extras

@@ -380,3 +380,10 @@ def test_a_batch_supersedes_the_current_advice_of_a_changed_visit_and_links_unch
     current = Advice.objects.filter(visit_id=changed.visit_id, superseded=False).get()
     assert current.pk == edited.advice_id
     assert Advice.objects.filter(visit_id=unchanged.visit_id).count() == 1
+
+
+def test_a_message_for_a_request_that_does_not_exist_claims_nothing_else(trained, team_a, doctor_a):
+    other = waiting(team_a, doctor_a)
+    with pytest.raises(AdviceRequest.DoesNotExist):
+        advice_service.advice_compute(request_id=10**12, claimant=ME, batch=8)
+    assert state(other) == (AdviceRequest.Status.DISPATCHED, "")
