@@ -618,9 +618,9 @@ MEDAI_FORECAST_CV_FOLDS = env.int("MEDAI_FORECAST_CV_FOLDS", default=0)
 MEDAI_ADVICE_REDISPATCH_SECONDS = env.int("MEDAI_ADVICE_REDISPATCH_SECONDS", default=120)
 # An advice task that finds other requests already waiting computes up to this many requests in
 # one go (one read, one store, one audit insert for all: predictions/services/advice.py); 1 turns
-# batching off. Only what waits is taken: at a low rate every batch is one request. 8 keeps a
-# batch's last advice within ~40 ms of its first on one core (tests/bench/
-# bench_advice_throughput.py).
+# batching off. Only what waits is taken: at a low rate every batch is one request. 8: a full
+# batch took ~60 ms on the shared 2-core bench machine at load 4-5; 4 and 16 measured within that
+# machine's noise of it (tests/bench/bench_advice_throughput.py, MEDAI_ADVICE_BATCH=4/8/16).
 MEDAI_ADVICE_BATCH = env.int("MEDAI_ADVICE_BATCH", default=8)
 # Advice workers write a heartbeat row every BEAT seconds; one silent for LOST seconds is presumed
 # dead and the relay (every second) re-sends what it held or may have fetched: a message lost

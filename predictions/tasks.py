@@ -44,8 +44,8 @@ def advice_compute(self: Task, request_id: int) -> None:
         request_id=request_id,
         claimant=claimant(self.request.hostname or "inline"),
         takeover=takeover,
-        # With requests already waiting, this message's computes up to a batch of them in one
-        # go (their own messages then find them done): services/advice.py.
+        # With requests already waiting, this task computes up to a batch of them with its own
+        # in one go (their own messages then find them done): services/advice.py.
         batch=settings.MEDAI_ADVICE_BATCH,
     )
 
