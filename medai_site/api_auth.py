@@ -355,7 +355,9 @@ class ClientRateThrottle(BaseThrottle):
             ident = f"user:{request.user.pk}"
         else:
             ident = f"ip:{self.get_ident(request)}"
-        return f"throttle_{self.scope}_{ident}"
+        # Not DRF's "throttle_..." keys: during a rolling deploy, workers still on DRF's sliding
+        # log keep a pickled list there, which a counter must neither read nor overwrite.
+        return f"budget:{self.scope}:{ident}"
 
 
 class PredictRateThrottle(ClientRateThrottle):

@@ -357,7 +357,9 @@ _SERVING_TASK = CompiledQuery(lambda slug: servable_tasks().filter(slug=slug))
 # write, not at this read: the model-use row is written only while the task is still enabled
 # with that active version (predictions.services.serving.predictions_make), otherwise the view
 # reads fresh and scores again. A switch-off, promotion or rollback therefore counts from the
-# next request as before; only a renamed task's name may lag by up to the TTL.
+# next request as before. Only a task that can answer is kept, so a switch back on or a first
+# promotion is seen at once too; what may lag by up to the TTL is a renamed task's name and the
+# risk label of its config (wording in the answer, never which model answers).
 SERVING_TASK_TTL_SECONDS = 60.0
 _serving_tasks: dict[str, tuple[float, PredictionTask]] = {}
 
@@ -382,7 +384,10 @@ def task_for_serving(*, viewer: object, slug: str, fresh: bool = False) -> Predi
     if task is None:
         _serving_tasks.pop(slug, None)
         raise NotFound("Prediction task not found.")
-    _serving_tasks[slug] = (now, task)
+    if task.enabled and task.active_version_id is not None:
+        _serving_tasks[slug] = (now, task)
+    else:  # not kept: the next request reads it again (a switch back on counts at once)
+        _serving_tasks.pop(slug, None)
     return task
 
 

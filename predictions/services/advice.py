@@ -203,10 +203,10 @@ def advice_compute(
 def _compute_claimed(request: AdviceRequest, *, claimant: str) -> Advice | None:
     """The advice of one request this process holds the claim of, computed alone."""
     request_id = request.pk
-    if request.request_id:
-        # Continue the id of the page/API request that saved the visit: logs and the ADVICE
-        # audit record join up with it (the claim returned the row: no extra read).
-        current_request_id.set(request.request_id)
+    # Continue the id of the page/API request that saved the visit, else the request's own: logs
+    # and the ADVICE audit record join up with it (the claim returned the row: no extra read).
+    # Set for every request, since a batch computes several here one after another.
+    current_request_id.set(_log_request_id(request))
     # One statement (predictions/advice_inputs.py): the visit, its patient's sex, observations
     # and allergies; only the texts advice reads are decrypted.
     visit = visit_for_advice(request.visit_id)
@@ -311,8 +311,13 @@ class _Item:
 
     @property
     def request_id(self) -> str:
-        """The id its logs and audit record carry: the saving page/API request's, else its own."""
-        return self.request.request_id or f"advice-request-{self.request.pk}"
+        return _log_request_id(self.request)
+
+
+def _log_request_id(request: AdviceRequest) -> str:
+    """The id an advice's logs and audit record carry: the saving page/API request's, else the
+    advice request's own."""
+    return request.request_id or f"advice-request-{request.pk}"
 
 
 def _compute_batch(

@@ -312,7 +312,13 @@ def claim_abandoned(holder: str, claimant: str) -> bool:
     a message meets is left over from a batch that failed), or another pool process's of the
     same worker whose process is gone (killed mid-batch; the worker replaced it). Claimants are
     ``<worker row name>:<pid>`` (predictions/worker_heartbeat.py); pool processes of one worker
-    share its process namespace."""
+    share its process namespace.
+
+    Two deployment assumptions (README "Advice pipeline"): the advice worker runs a prefork (or
+    solo) pool, one task at a time per process (``-P threads`` would make a live claim look
+    left over), and a worker row name is unique per process namespace (two containers with
+    one hostname would take over each other's live claims). Either mistake costs a second
+    computation whose store then finds the advice stored, never a second advice."""
     if not holder:
         return False
     if holder == claimant:

@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connections
@@ -338,8 +338,8 @@ def predictions_make(
 
     Nothing is written when an input is invalid or the model is unavailable. ``record=False``
     leaves the model-use row unwritten in ``result.pending_use``: the caller scoring several
-    models for one call writes them all in one statement (:func:`model_uses_record`) before
-    anything is answered. An input already through :func:`prepare_row` is not prepared again
+    models for one call writes them all in one statement (:func:`cds_cards_record`, with the
+    cards that name them) before anything is answered. An input already through :func:`prepare_row` is not prepared again
     (a caller scoring one row with several models validates it once).
     """
     if not inputs:
@@ -414,19 +414,6 @@ def _model_use(
 def model_use_record(**kwargs: Any) -> ModelUse:
     """Write one model-use row (one compiled INSERT: medai_site.compiled_query)."""
     return insert_returning_pk(_model_use(**kwargs))
-
-
-def model_uses_record(results: Sequence[PredictionResult]) -> list[PredictionResult]:
-    """Write the pending model-use rows of ``results`` (``predictions_make(record=False)``) in
-    one INSERT; returns the results with their ``model_use_id``."""
-    pending = [r.pending_use for r in results if r.pending_use is not None]
-    insert_returning_pks(pending)
-    return [
-        replace(r, model_use_id=r.pending_use.pk, pending_use=None)
-        if r.pending_use is not None
-        else r
-        for r in results
-    ]
 
 
 @dataclass(frozen=True)

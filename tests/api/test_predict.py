@@ -233,6 +233,14 @@ def test_a_model_switched_off_after_answering_is_refused_from_the_next_request(a
     assert ModelUse.objects.count() == 1  # the refused answer is not recorded
 
 
+def test_a_model_switched_back_on_answers_from_the_next_request(api, trained):
+    assert api.post(URL.format("differential"), row(), format="json").status_code == 200
+    PredictionTask.objects.filter(slug="differential").update(enabled=False)
+    assert api.post(URL.format("differential"), row(), format="json").status_code == 409
+    PredictionTask.objects.filter(slug="differential").update(enabled=True)
+    assert api.post(URL.format("differential"), row(), format="json").status_code == 200
+
+
 def test_a_promotion_answers_from_the_next_request(api, trained):
     from predictions.models import ModelVersion
 

@@ -107,3 +107,15 @@ def test_the_generic_path_opens_a_new_window_when_the_old_one_ends():
     assert [budget_spend(key, budget).allowed for _ in range(3)] == [True, True, False]
     time.sleep(1.1)
     assert budget_spend(key, budget).allowed
+
+
+def test_budgets_do_not_share_drf_s_throttle_keys():
+    """During a rolling deploy, workers still on DRF's throttle keep a pickled list of timestamps
+    under "throttle_<scope>_<ident>": a counter there would fail (INCR) or be misread."""
+    from types import SimpleNamespace
+
+    from medai_site.api_auth import ApiToken, ClientRateThrottle, PredictRateThrottle
+
+    request = SimpleNamespace(auth=ApiToken(pk=5), user=None)
+    keys = {t().get_cache_key(request, None) for t in (ClientRateThrottle, PredictRateThrottle)}
+    assert keys == {"budget:client:token:5", "budget:predict:token:5"}

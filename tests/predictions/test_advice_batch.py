@@ -387,3 +387,21 @@ def test_a_message_for_a_request_that_does_not_exist_claims_nothing_else(trained
     with pytest.raises(AdviceRequest.DoesNotExist):
         advice_service.advice_compute(request_id=10**12, claimant=ME, batch=8)
     assert state(other) == (AdviceRequest.Status.DISPATCHED, "")
+
+
+def test_a_request_a_batch_computes_alone_is_audited_under_its_own_id(trained, team_a, doctor_a):
+    """A request without a saving request's id carries its own, even when the batch computes it
+    alone after another (here: its visit already has advice)."""
+    first = waiting(team_a, doctor_a)
+    advice_service.advice_compute(request_id=first.pk, claimant=ME, batch=1)
+    again = outbox.advice_request_create(visit=first.visit, actor=None)
+    AdviceRequest.objects.filter(pk=again.pk).update(
+        status=AdviceRequest.Status.DISPATCHED, request_id=""
+    )
+    own = waiting(team_a, doctor_a, complaint="fever")
+    advice_service.advice_compute(request_id=own.pk, claimant=ME, batch=8)
+    assert state(again)[0] == DONE
+    ids = [e.request_id for e in audits(again)]  # the visit's two: first's, then again's
+    assert len(ids) == 2
+    assert f"advice-request-{again.pk}" in ids
+    assert f"advice-request-{own.pk}" not in ids
