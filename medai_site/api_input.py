@@ -14,26 +14,19 @@ by side). The counterpart of :mod:`medai_site.api_output`.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from rest_framework import serializers
 
-_local = threading.local()
+from .api_output import thread_serializer
 
 
 def validate_input(serializer_class: type[serializers.Serializer], data: Any) -> Any:
     """``serializer_class(data=data)``'s ``validated_data`` after ``is_valid(raise_exception=True)``
     (the same ``ValidationError`` when the data is invalid), with the fields built once per
     thread."""
-    cache: dict[type, serializers.Serializer] | None = getattr(_local, "serializers", None)
-    if cache is None:
-        cache = _local.serializers = {}
-    serializer = cache.get(serializer_class)
-    if serializer is None:
-        serializer = cache[serializer_class] = serializer_class()
     try:
-        return serializer.run_validation(data)
+        return thread_serializer(serializer_class).run_validation(data)
     except serializers.ValidationError:
         pass
     # Invalid data (rare): a serializer of its own reports it exactly as DRF does (is_valid

@@ -22,12 +22,18 @@ from rest_framework import serializers
 _local = threading.local()
 
 
-def represent(serializer_class: type[serializers.Serializer], instance: Any) -> dict[str, Any]:
-    """``serializer_class(instance).data``, with the serializer's fields built once per thread."""
+def thread_serializer(serializer_class: type[serializers.Serializer]) -> serializers.Serializer:
+    """This thread's one instance of ``serializer_class`` (its fields built once), for calls
+    that keep no state on the instance (``to_representation``, ``run_validation``)."""
     cache: dict[type, serializers.Serializer] | None = getattr(_local, "serializers", None)
     if cache is None:
         cache = _local.serializers = {}
     serializer = cache.get(serializer_class)
     if serializer is None:
         serializer = cache[serializer_class] = serializer_class()
-    return serializer.to_representation(instance)
+    return serializer
+
+
+def represent(serializer_class: type[serializers.Serializer], instance: Any) -> dict[str, Any]:
+    """``serializer_class(instance).data``, with the serializer's fields built once per thread."""
+    return thread_serializer(serializer_class).to_representation(instance)

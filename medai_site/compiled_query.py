@@ -202,7 +202,9 @@ def _insert_parts(model: type[Model], connection: Any) -> tuple[str, str, str, l
     return quote(meta.db_table), columns, quote(meta.pk.column), fields
 
 
-def _mark_saved(obj: M, pk_value: Any, using: str) -> None:
+def mark_saved(obj: M, pk_value: Any, using: str = "default") -> None:
+    """``obj`` as ``save()`` leaves it: its key set, no longer adding, bound to ``using`` (for
+    rows written by a statement of our own)."""
     obj.pk = pk_value
     obj._state.adding = False
     obj._state.db = using
@@ -237,7 +239,7 @@ def insert_returning_pks(objs: Sequence[M], *, using: str = "default") -> list[M
         cursor.execute(head + ", ".join([row] * len(objs)) + tail, values)
         keys = [r[0] for r in cursor.fetchall()]
     for obj, pk_value in zip(objs, keys, strict=True):
-        _mark_saved(obj, pk_value, using)
+        mark_saved(obj, pk_value, using)
     return list(objs)
 
 
@@ -273,7 +275,7 @@ def insert_returning_pk_where(
         row = cursor.fetchone()
     if row is None:
         return None
-    _mark_saved(obj, row[0], using)
+    mark_saved(obj, row[0], using)
     return obj
 
 

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from medai_site.audit import audit_record
 from medai_site.blob_encryption import decrypt_blob, encrypt_blob
+from medai_site.compiled_query import mark_saved
 from medai_site.errors import InvalidInput, ModelUnavailable
 from medai_site.models import AuditEvent
 from predictions.ml.artifacts import load_model
@@ -228,18 +229,15 @@ def _chunk_insert(
     if connection.vendor != "postgresql":
         return ScoringChunk.objects.create(run=run, **fields)
     created_at = timezone.now()
+    values = {"run": run.pk, "created_at": created_at, **fields}
+    meta = ScoringChunk._meta
+    column = {f.name: f.column for f in meta.concrete_fields}
+    columns = ", ".join(column[name] for name in values)
+    placeholders = ", ".join(f"%({name})s" for name in values)
     ((pk,),) = binary_query(
-        f"""
-        INSERT INTO {ScoringChunk._meta.db_table}
-               (run_id, first_visit_id, last_visit_id, visits, cache_hits, compute_ms, payload,
-                created_at)
-        VALUES (%(run)s, %(first_visit_id)s, %(last_visit_id)s, %(visits)s, %(cache_hits)s,
-                %(compute_ms)s, %(payload)s, %(created_at)s)
-        RETURNING id
-        """,  # noqa: S608  # nosec B608  # table name from model metadata; values are parameters
-        {"run": run.pk, "created_at": created_at, **fields},
+        f"INSERT INTO {meta.db_table} ({columns}) VALUES ({placeholders}) RETURNING id",  # noqa: S608  # nosec B608  # names from model metadata; values are parameters
+        values,
     )
-    chunk = ScoringChunk(pk=pk, run=run, created_at=created_at, **fields)
-    chunk._state.adding = False
-    chunk._state.db = connection.alias
+    chunk = ScoringChunk(run=run, created_at=created_at, **fields)
+    mark_saved(chunk, pk, connection.alias)
     return chunk

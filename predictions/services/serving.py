@@ -30,6 +30,7 @@ from medai_site.compiled_query import (
     insert_returning_pk,
     insert_returning_pk_where,
     insert_returning_pks,
+    mark_saved,
 )
 from medai_site.errors import InvalidInput, ModelUnavailable
 from medai_site.request_context import current_request_id
@@ -510,9 +511,7 @@ def _uses_and_cards_insert(
         cursor.execute(sql, values)
         keys = {version: pk for pk, version in cursor.fetchall()}
     for use in uses:
-        use.pk = keys[use.version_id]
-        use._state.adding = False
-        use._state.db = "default"
+        mark_saved(use, keys[use.version_id])
 
 
 @functools.cache
