@@ -88,7 +88,7 @@ def test_one_serializer_per_class_and_thread(monkeypatch):
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(HookRequestSerializer, "__init__", counting)
-    monkeypatch.setattr("medai_site.api_input._local", threading.local())
+    monkeypatch.setattr("medai_site.api_output._local", threading.local())
     for _ in range(3):
         validate_input(HookRequestSerializer, HOOK)
     thread = threading.Thread(target=lambda: validate_input(HookRequestSerializer, HOOK))
