@@ -111,8 +111,8 @@ def test_a_role_removed_after_use_counts_on_the_next_request(doctor_a):
     assert client.get(PATIENTS).status_code == 403
 
 
-def test_insert_returning_pk_writes_the_row_save_would(doctor_a):
-    version = ModelVersion.objects.create(
+def _version() -> ModelVersion:
+    return ModelVersion.objects.create(
         task=PredictionTask.objects.first(),
         number=1,
         algorithm="logistic_regression",
@@ -121,6 +121,10 @@ def test_insert_returning_pk_writes_the_row_save_would(doctor_a):
         artifact_size=1,
         data_hash="1" * 64,
     )
+
+
+def test_insert_returning_pk_writes_the_row_save_would(doctor_a):
+    version = _version()
     now = timezone.now()
     use = insert_returning_pk(
         ModelUse(
@@ -148,18 +152,6 @@ def test_insert_returning_pk_writes_the_row_save_would(doctor_a):
         "api",
         "req-1",
         None,
-    )
-
-
-def _version() -> ModelVersion:
-    return ModelVersion.objects.create(
-        task=PredictionTask.objects.first(),
-        number=1,
-        algorithm="logistic_regression",
-        artifact_path="/nonexistent/v1.joblib",
-        artifact_sha256="0" * 64,
-        artifact_size=1,
-        data_hash="1" * 64,
     )
 
 

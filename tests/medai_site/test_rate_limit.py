@@ -1,8 +1,7 @@
 """Request budgets (medai_site.rate_limit): fixed windows counted in the shared cache.
 
-Production's cache is Redis, so the Redis path runs against the real server (a database of its
-own, a fresh key prefix per test); the other backends' generic path runs on the tests' memory
-cache.
+Production's cache is Redis, so the Redis path runs against the real server (the ``live_cache``
+fixture); the other backends' generic path runs on the tests' memory cache.
 """
 
 from __future__ import annotations
@@ -11,32 +10,9 @@ import time
 import uuid
 
 import pytest
-from django.core.cache import caches
-from django.test import override_settings
 
 from medai_site.checks import rate_limits_parse
 from medai_site.rate_limit import Budget, budget_spend
-
-LIVE_REDIS = "redis://127.0.0.1:6379/6"
-
-
-@pytest.fixture
-def redis_cache():
-    """The default cache on the live Redis, under a prefix no other test shares."""
-    prefix = f"rate-test-{uuid.uuid4().hex}"
-    live = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": LIVE_REDIS,
-            "KEY_PREFIX": prefix,
-        }
-    }
-    with override_settings(CACHES=live):
-        cache = caches["default"]
-        yield cache
-        client = cache._cache.get_client(write=True)
-        for key in client.scan_iter(f"{prefix}:*"):
-            client.delete(key)
 
 
 def _redis_key(cache, key: str) -> tuple[object, str]:
@@ -65,18 +41,18 @@ def test_the_system_check_names_a_mistyped_rate_setting(settings):
     assert "MEDAI_PREDICT_RATE" in errors[0].msg
 
 
-def test_redis_counts_a_budget_per_key_and_refuses_the_excess(redis_cache):
+def test_redis_counts_a_budget_per_key_and_refuses_the_excess(live_cache):
     budget = Budget(requests=3, seconds=60)
     spends = [budget_spend("client-a", budget) for _ in range(4)]
     assert [s.allowed for s in spends] == [True, True, True, False]
     assert 1 <= spends[-1].retry_after <= 60
     assert budget_spend("client-b", budget).allowed  # another client: its own budget
-    client, full = _redis_key(redis_cache, "client-a")
+    client, full = _redis_key(live_cache, "client-a")
     assert int(client.get(full)) == 4
     assert 0 < client.ttl(full) <= 60  # the window ends: a counter never lives forever
 
 
-def test_redis_spends_a_request_in_one_round_trip(redis_cache, monkeypatch):
+def test_redis_spends_a_request_in_one_round_trip(live_cache, monkeypatch):
     from redis.connection import AbstractConnection
 
     budget_spend("warm", Budget(requests=5, seconds=60))  # connect first
@@ -92,9 +68,9 @@ def test_redis_spends_a_request_in_one_round_trip(redis_cache, monkeypatch):
     assert len(sent) == 1
 
 
-def test_redis_gives_a_counter_left_without_expiry_its_window(redis_cache):
+def test_redis_gives_a_counter_left_without_expiry_its_window(live_cache):
     """A key that expired between SET NX and INCR is recreated by INCR without a TTL."""
-    client, full = _redis_key(redis_cache, "orphan")
+    client, full = _redis_key(live_cache, "orphan")
     client.set(full, 7)  # no expiry, as INCR would leave it
     spend = budget_spend("orphan", Budget(requests=10, seconds=30))
     assert spend.allowed

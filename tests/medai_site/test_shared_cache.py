@@ -1,47 +1,25 @@
 """The shared cache's Redis backend (medai_site.shared_cache): Django's, one client per pool.
 
-Against the real Redis (a database of its own, a fresh key prefix per test), as production's.
+Against the real Redis (the ``live_cache`` fixture, tests/medai_site/conftest.py), as production's.
 """
 
 from __future__ import annotations
 
 import threading
-import uuid
 
 import pytest
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.test import override_settings
 
-LIVE_REDIS = "redis://127.0.0.1:6379/6"
 
-
-@pytest.fixture
-def shared_cache():
-    prefix = f"shared-cache-test-{uuid.uuid4().hex}"
-    live = {
-        "default": {
-            "BACKEND": "medai_site.shared_cache.RedisCache",
-            "LOCATION": LIVE_REDIS,
-            "KEY_PREFIX": prefix,
-            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-        }
-    }
-    with override_settings(CACHES=live):
-        cache = caches["default"]
-        yield cache
-        client = cache._cache.get_client(write=True)
-        for key in client.scan_iter(f"{prefix}:*"):
-            client.delete(key)
-
-
-def test_one_redis_client_serves_every_call_and_thread(shared_cache):
+def test_one_redis_client_serves_every_call_and_thread(live_cache):
     """Django's client built a redis.Redis per call; this one keeps one per pool."""
-    first = shared_cache._cache.get_client(write=True)
-    assert shared_cache._cache.get_client("any-key") is first
+    first = live_cache._cache.get_client(write=True)
+    assert live_cache._cache.get_client("any-key") is first
     seen = []
     threads = [
-        threading.Thread(target=lambda: seen.append(shared_cache._cache.get_client(write=True)))
+        threading.Thread(target=lambda: seen.append(live_cache._cache.get_client(write=True)))
         for _ in range(4)
     ]
     for thread in threads:
@@ -51,18 +29,18 @@ def test_one_redis_client_serves_every_call_and_thread(shared_cache):
     assert all(client is first for client in seen)
 
 
-def test_the_cache_answers_as_djangos_redis_cache(shared_cache):
+def test_the_cache_answers_as_djangos_redis_cache(live_cache):
     """What the app relies on: add() is good once (a CDS Hooks jti), values round-trip with
     their timeout, and it is still Django's RedisCache (the rate limits' Redis path)."""
-    assert isinstance(shared_cache, DjangoRedisCache)
-    assert shared_cache.add("jti:abc", 1, timeout=30) is True
-    assert shared_cache.add("jti:abc", 1, timeout=30) is False
-    shared_cache.set("value", {"a": [1, 2]}, timeout=30)
-    assert shared_cache.get("value") == {"a": [1, 2]}
-    client = shared_cache._cache.get_client(write=True)
-    assert 0 < client.ttl(shared_cache.make_and_validate_key("jti:abc")) <= 30
-    shared_cache.delete("value")
-    assert shared_cache.get("value") is None
+    assert isinstance(live_cache, DjangoRedisCache)
+    assert live_cache.add("jti:abc", 1, timeout=30) is True
+    assert live_cache.add("jti:abc", 1, timeout=30) is False
+    live_cache.set("value", {"a": [1, 2]}, timeout=30)
+    assert live_cache.get("value") == {"a": [1, 2]}
+    client = live_cache._cache.get_client(write=True)
+    assert 0 < client.ttl(live_cache.make_and_validate_key("jti:abc")) <= 30
+    live_cache.delete("value")
+    assert live_cache.get("value") is None
 
 
 def test_a_redis_that_does_not_answer_still_raises(socket_free_port):
