@@ -170,6 +170,30 @@ def finished_forget() -> None:
         _finished.clear()
 
 
+def _models_key(tasks: list[PredictionTask]) -> str:
+    """The models an advice is computed with, as stored in Advice.models_key: with the inputs'
+    digest, what makes advice the same advice (one row per visit, digest and models)."""
+    return ",".join(f"{t.slug}:{_active(t).number}" for t in tasks) or "rules-only"
+
+
+def _inputs_digest(visit: Visit, record: dict) -> str:
+    """The digest of everything advice reads from the visit: its record, the patient's
+    allergies, the doctor's plan, and the rules' version (a change to any is new advice)."""
+    return input_hash(
+        record,
+        extra={
+            "allergies": [(a.substance, a.severity) for a in visit_allergies(visit)],
+            "plan_drugs": plan_drugs(visit),
+            "rules": RULES_VERSION,
+        },
+    )
+
+
+def _allergy_names(visit: Visit) -> list[str]:
+    """The substances the rules check the suggestions against."""
+    return sorted(a.substance for a in visit.patient.allergies.all())
+
+
 class _ClaimLost(Exception):
     """The request's claim was released or taken over while this process computed it."""
 
@@ -223,16 +247,9 @@ def _compute_claimed(request: AdviceRequest, *, claimant: str) -> Advice | None:
     started = time.perf_counter()
     record = visit_record(visit)
     tasks = _active_tasks()
-    models_key = ",".join(f"{t.slug}:{_active(t).number}" for t in tasks) or "rules-only"
-    allergies = sorted(a.substance for a in visit.patient.allergies.all())
-    digest = input_hash(
-        record,
-        extra={
-            "allergies": [(a.substance, a.severity) for a in visit_allergies(visit)],
-            "plan_drugs": plan_drugs(visit),
-            "rules": RULES_VERSION,
-        },
-    )
+    models_key = _models_key(tasks)
+    allergies = _allergy_names(visit)
+    digest = _inputs_digest(visit, record)
 
     advice, others_current = _existing(visit, digest, models_key)
     if advice is None:
@@ -367,20 +384,12 @@ def _compute_many(
         else:
             items.append(_Item(request=request, visit=visit))
     tasks = _active_tasks()
-    models_key = ",".join(f"{t.slug}:{_active(t).number}" for t in tasks) or "rules-only"
+    models_key = _models_key(tasks)
     for item in items:
         started = time.perf_counter()
-        visit = item.visit
-        item.record = visit_record(visit)
-        item.allergies = sorted(a.substance for a in visit.patient.allergies.all())
-        item.digest = input_hash(
-            item.record,
-            extra={
-                "allergies": [(a.substance, a.severity) for a in visit_allergies(visit)],
-                "plan_drugs": plan_drugs(visit),
-                "rules": RULES_VERSION,
-            },
-        )
+        item.record = visit_record(item.visit)
+        item.allergies = _allergy_names(item.visit)
+        item.digest = _inputs_digest(item.visit, item.record)
         item.compute_ms = (time.perf_counter() - started) * 1000
     found = _existing_many(items, models_key)
     fresh: list[_Item] = []
@@ -437,40 +446,46 @@ def _compute_many(
 
 
 def _existing_many(items: list[_Item], models_key: str) -> dict[int, tuple[Advice | None, bool]]:
-    """:func:`_existing` for every visit of a batch, in one query: by visit id, the advice
-    already stored for its inputs and models, and whether it has another current advice."""
-    rows: dict[int, list[Advice]] = {item.visit.pk: [] for item in items}
-    if items and connection.vendor == "postgresql":
+    """:func:`_existing` for every visit of a batch (distinct visits), in one query."""
+    return _existing_by_visit({item.visit.pk: item.digest for item in items}, models_key)
+
+
+def _existing_by_visit(
+    digests: dict[int, str], models_key: str
+) -> dict[int, tuple[Advice | None, bool]]:
+    """By visit id (``digests``: visit id -> its inputs' digest), the advice already stored for
+    those inputs and models, if any, and whether the visit has another current advice (to
+    supersede): one query, without reading the payloads. The one place both paths look."""
+    rows: dict[int, list[Advice]] = {visit_id: [] for visit_id in digests}
+    if digests and connection.vendor == "postgresql":
         # A statement written once per process (building this filter with the ORM cost more
         # CPU than the database's answer); instances built as only() builds them.
         with connection.cursor() as cursor:
             cursor.execute(
-                _existing_many_sql(),
-                [list(rows), False, sorted({item.digest for item in items}), models_key],
+                _existing_sql(),
+                [list(rows), False, sorted(set(digests.values())), models_key],
             )
             found_rows = cursor.fetchall()
         names = [f.attname for f in Advice._meta.concrete_fields if f.attname in _EXISTING_FIELDS]
         for values in found_rows:
             advice = Advice.from_db(connection.alias, names, values)
             rows[advice.visit_id].append(advice)
-    elif items:
+    elif digests:
         for advice in (
             Advice.objects.filter(visit_id__in=list(rows))
             .filter(
-                Q(superseded=False)
-                | Q(input_hash__in={item.digest for item in items}, models_key=models_key)
+                Q(superseded=False) | Q(input_hash__in=set(digests.values()), models_key=models_key)
             )
             .only(*_EXISTING_FIELDS)
         ):
             rows[advice.visit_id].append(advice)
     found: dict[int, tuple[Advice | None, bool]] = {}
-    for item in items:
-        stored = rows[item.visit.pk]
+    for visit_id, digest in digests.items():
+        stored = rows[visit_id]
         same = next(
-            (a for a in stored if a.input_hash == item.digest and a.models_key == models_key),
-            None,
+            (a for a in stored if a.input_hash == digest and a.models_key == models_key), None
         )
-        found[item.visit.pk] = (same, any(a is not same and not a.superseded for a in stored))
+        found[visit_id] = (same, any(a is not same and not a.superseded for a in stored))
     return found
 
 
@@ -478,7 +493,7 @@ _EXISTING_FIELDS = ("id", "visit_id", "input_hash", "models_key", "superseded")
 
 
 @lru_cache(maxsize=1)
-def _existing_many_sql() -> str:
+def _existing_sql() -> str:
     """Advice of the visits (``= ANY``) that is current or has one of the inputs' hashes with
     these models; its columns in the model's field order (as Model.from_db takes them)."""
     q = connection.ops.quote_name
@@ -537,53 +552,74 @@ def _store_many(
     """Insert the items' advice with their versions and complete their requests (if
     ``claimant`` still holds them): one statement for the whole batch (PostgreSQL: batches are
     claimed there only). How many requests were completed; each item gets its advice."""
+    for item in items:
+        if item.payload is None:  # fresh items carry their payload; for the type checker
+            raise AssertionError("an item without payload in a batch's store")
+        item.advice = _new_advice(
+            item.visit, item.digest, models_key, item.payload, item.compute_ms
+        )
+    return _insert_completing(
+        [(item.advice, item.request.pk) for item in items if item.advice is not None],
+        [_active(t).pk for t in tasks],
+        claimant=claimant,
+    )
+
+
+def _new_advice(
+    visit: Visit, digest: str, models_key: str, payload: AdvicePayload, compute_ms: float
+) -> Advice:
+    """The unsaved Advice row of a payload (both paths store what this builds)."""
+    return Advice(
+        visit=visit,
+        input_hash=digest,
+        models_key=models_key,
+        payload=payload_dumps(payload),
+        abstained=payload.abstained,
+        alert_count=len(payload.alerts),
+        critical_alert_count=len(payload.critical_alerts),
+        compute_ms=compute_ms,
+    )
+
+
+def _insert_completing(
+    advices: list[tuple[Advice, int]], version_ids: list[int], *, claimant: str
+) -> int:
+    """Insert each (advice, request id)'s advice (distinct visits) with ``version_ids`` and
+    complete its request if ``claimant`` still holds it: one statement (PostgreSQL) whatever the
+    count, for one advice or a batch. How many requests were completed; each advice gets its
+    primary key."""
     fields = [f for f in Advice._meta.concrete_fields if not f.primary_key]
     values: list[Any] = []
-    for item in items:
-        payload = item.payload
-        if payload is None:  # fresh items carry their payload; for the type checker
-            raise AssertionError("an item without payload in a batch's store")
-        item.advice = Advice(
-            visit=item.visit,
-            input_hash=item.digest,
-            models_key=models_key,
-            payload=payload_dumps(payload),
-            abstained=payload.abstained,
-            alert_count=len(payload.alerts),
-            critical_alert_count=len(payload.critical_alerts),
-            compute_ms=item.compute_ms,
-        )
-        values += [f.get_db_prep_save(f.pre_save(item.advice, True), connection) for f in fields]
+    for advice, _request_id in advices:
+        values += [f.get_db_prep_save(f.pre_save(advice, True), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(
-            _store_many_sql(len(items)),
+            _store_many_sql(len(advices)),
             [
                 *values,
-                [_active(t).pk for t in tasks],
+                version_ids,
                 AdviceRequest.Status.DONE,
                 timezone.now(),
-                [item.request.pk for item in items],
-                [item.visit.pk for item in items],
+                [request_id for _advice, request_id in advices],
+                [advice.visit_id for advice, _request_id in advices],
                 AdviceRequest.Status.COMPUTING,
                 claimant,
             ],
         )
         rows = cursor.fetchall()
     ids = {visit_id: advice_id for advice_id, visit_id, _completed in rows}
-    for item in items:
-        advice = item.advice
-        if advice is not None:
-            advice.pk = ids[item.visit.pk]
-            advice._state.adding = False
-            advice._state.db = connection.alias
+    for advice, _request_id in advices:
+        advice.pk = ids[advice.visit_id]
+        advice._state.adding = False
+        advice._state.db = connection.alias
     return int(rows[0][2]) if rows else 0
 
 
 @lru_cache(maxsize=64)
 def _store_many_sql(count: int) -> str:
-    """:func:`_store_sql` for ``count`` advice of distinct visits, written once per process and
-    batch size: INSERT them, INSERT their versions, UPDATE their requests (each joined to its
-    visit's new advice)."""
+    """The statement storing ``count`` advice of distinct visits, written once per process and
+    count from the models' tables and columns (values are parameters): INSERT them, INSERT their
+    versions, UPDATE their requests (each joined to its visit's new advice)."""
     q = connection.ops.quote_name
     meta, request = Advice._meta, AdviceRequest._meta
     through = Advice.model_versions.through._meta
@@ -623,14 +659,8 @@ def _make_current(advice: Advice) -> None:
 
 def _existing(visit: Visit, digest: str, models_key: str) -> tuple[Advice | None, bool]:
     """The advice already stored for these inputs and models, if any, and whether the visit has
-    another current advice (to supersede): one query, without reading the payloads."""
-    rows = list(
-        Advice.objects.filter(visit=visit)
-        .filter(Q(superseded=False) | Q(input_hash=digest, models_key=models_key))
-        .only("id", "visit_id", "input_hash", "models_key", "superseded")
-    )
-    same = next((a for a in rows if a.input_hash == digest and a.models_key == models_key), None)
-    return same, any(a is not same and not a.superseded for a in rows)
+    another current advice (to supersede): the batch's look, for one visit."""
+    return _existing_by_visit({visit.pk: digest}, models_key)[visit.pk]
 
 
 def _store(
@@ -651,16 +681,7 @@ def _store(
     aborts that transaction, and the caller looks again (advice_compute)."""
     if others_current:
         Advice.objects.filter(visit=visit, superseded=False).update(superseded=True)
-    advice = Advice(
-        visit=visit,
-        input_hash=digest,
-        models_key=models_key,
-        payload=payload_dumps(payload),
-        abstained=payload.abstained,
-        alert_count=len(payload.alerts),
-        critical_alert_count=len(payload.critical_alerts),
-        compute_ms=compute_ms,
-    )
+    advice = _new_advice(visit, digest, models_key, payload, compute_ms)
     version_ids = [_active(t).pk for t in tasks]
     if connection.vendor != "postgresql":  # the local profile's SQLite: three statements
         advice.save(force_insert=True)
@@ -675,61 +696,11 @@ def _store(
         return advice, completed
     # One round trip instead of three: on a loaded machine each costs a wait for the database
     # process to be scheduled, more than the statement itself (tests/bench/
-    # bench_advice_throughput.py). The request's update is outbox.advice_request_complete's.
-    fields = [f for f in Advice._meta.concrete_fields if not f.primary_key]
-    values = [f.get_db_prep_save(f.pre_save(advice, True), connection) for f in fields]
-    now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _store_sql(),
-            [
-                *values,
-                version_ids,
-                AdviceRequest.Status.DONE,
-                now,
-                request_id,
-                AdviceRequest.Status.COMPUTING,
-                claimant,
-            ],
-        )
-        advice_id, completed_count = cursor.fetchone()
-    advice.pk = advice_id
-    advice._state.adding = False
-    advice._state.db = connection.alias
-    completed = bool(completed_count)
+    # bench_advice_throughput.py). The batch's statement, with one row.
+    completed = bool(_insert_completing([(advice, request_id)], version_ids, claimant=claimant))
     if completed:
         outbox.advice_request_announce(visit_id=visit.pk)
     return advice, completed
-
-
-@lru_cache(maxsize=1)
-def _store_sql() -> str:
-    """INSERT the advice, INSERT its versions, UPDATE the request: one statement, written once
-    per process from the models' tables and columns (values are parameters)."""
-    q = connection.ops.quote_name
-    meta, request = Advice._meta, AdviceRequest._meta
-    through = Advice.model_versions.through._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    columns = ", ".join(q(f.column) for f in fields)
-    slots = ", ".join(["%s"] * len(fields))
-
-    def col(m: Any, name: str) -> str:
-        return q(m.get_field(name).column)
-
-    return (
-        f"WITH a AS (INSERT INTO {q(meta.db_table)} ({columns}) "  # noqa: S608  # nosec B608  # names only
-        f"VALUES ({slots}) RETURNING {q(meta.pk.column)}), "
-        f"v AS (INSERT INTO {q(through.db_table)} "
-        f"({col(through, 'advice')}, {col(through, 'modelversion')}) "
-        f"SELECT a.{q(meta.pk.column)}, version FROM a, unnest(%s::bigint[]) "
-        "WITH ORDINALITY AS versions (version, position) ORDER BY position), "
-        f"r AS (UPDATE {q(request.db_table)} SET {col(request, 'status')} = %s, "
-        f"{col(request, 'advice')} = (SELECT {q(meta.pk.column)} FROM a), "
-        f"{col(request, 'finished_at')} = %s, {col(request, 'error')} = '' "
-        f"WHERE {q(request.pk.column)} = %s AND {col(request, 'status')} = %s "
-        f"AND {col(request, 'claimed_by')} = %s RETURNING 1) "
-        f"SELECT (SELECT {q(meta.pk.column)} FROM a), (SELECT count(*) FROM r)"
-    )
 
 
 def _text_evidence(text: dict | None) -> dict:
