@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from django.db.models import Count
 
+from medai_site.models import AuditEvent
 from predictions.models import Advice, AdviceRequest, PredictionTask, TrainingJob
 from predictions.services.outbox import advice_requests_relay
 from predictions.services.registry import task_set_enabled
@@ -101,6 +102,45 @@ def test_saving_a_visit_gets_advice_stored_by_the_worker(workers, doctor):
     advice = request.advice
     assert advice.models_key == "rules-only"  # no model trained in this test
     assert advice.alert_count >= 1  # SpO2 91 %: hypoxaemia
+
+
+def test_requests_queued_before_the_advice_worker_starts_are_batched_each_done_once(
+    workers, broker, doctor
+):
+    """An advice worker (the Procfile's worker line) started on a full queue: its batches
+    complete the requests queued behind their own, the main process acknowledges those
+    requests' messages without running them (advice_messages.strategy), and every request ends
+    done with one advice and one ADVICE audit record, nothing left queued or unacknowledged."""
+    queued = 12  # more than one batch (MEDAI_ADVICE_BATCH=8)
+    requests = [request_of(save_visit(doctor)) for _ in range(queued)]
+    client = broker.client()
+    assert client.llen("advice") == queued  # no worker yet: every message waits in Redis
+
+    worker = workers(queues="advice", MEDAI_ADVICE_WORKER="1")
+    wait_for(lambda: all(status_of(r) in ALL_DONE for r in requests), "every queued request")
+    assert_exactly_one_advice_per_request(requests)
+    for request in requests:
+        (audit,) = AuditEvent.objects.filter(
+            action=AuditEvent.Action.ADVICE, patient_id=request.visit.patient_id
+        )
+        assert audit.object_id == str(request.advice_id)
+
+    # Every message acknowledged: the ones run by the pool after their task, the others (their
+    # requests done by a batch) by the main process as they arrive.
+    wait_for(
+        lambda: (
+            client.llen("advice") == 0
+            and client.hlen("advice_unacked") == 0
+            and client.zcard("advice_unacked_index") == 0
+        ),
+        "the queue and the unacknowledged set to empty",
+    )
+    # Batches ran: fewer tasks reached the pool than requests were queued (each task that ran
+    # logs one "succeeded" line; a message acknowledged by the main process logs none).
+    output = worker.output()
+    ran = output.count(" succeeded in ")
+    assert 0 < ran < queued, output[-3000:]
+    assert worker.alive()
 
 
 # --- (b) a worker killed mid-task --------------------------------------------------------------
