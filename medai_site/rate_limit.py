@@ -36,11 +36,12 @@ class Budget:
         """``"3000/min"`` → 3,000 requests per 60 s (DRF's notation: s, m, h, d prefixes)."""
         count, _, period = rate.partition("/")
         try:
-            return cls(requests=int(count), seconds=PERIODS[period.strip()[:1].lower()])
+            budget = cls(requests=int(count), seconds=PERIODS[period.strip()[:1].lower()])
         except (KeyError, ValueError):
-            raise ValueError(
-                f"Invalid rate {rate!r}: write requests/period, e.g. '600/min'."
-            ) from None
+            budget = None
+        if budget is None or budget.requests < 1:  # 0 or less would refuse every request
+            raise ValueError(f"Invalid rate {rate!r}: write requests/period, e.g. '600/min'.")
+        return budget
 
 
 @dataclass(frozen=True)

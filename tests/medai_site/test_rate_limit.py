@@ -28,7 +28,7 @@ def test_rates_parse_in_drf_notation(rate, requests, seconds):
     assert Budget.parse(rate) == Budget(requests=requests, seconds=seconds)
 
 
-@pytest.mark.parametrize("rate", ["600", "many/min", "600/fortnight", ""])
+@pytest.mark.parametrize("rate", ["600", "many/min", "600/fortnight", "", "0/min", "-5/min"])
 def test_a_mistyped_rate_is_refused_with_its_value_named(rate):
     with pytest.raises(ValueError, match="Invalid rate"):
         Budget.parse(rate)
