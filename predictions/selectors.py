@@ -347,8 +347,9 @@ def servable_tasks() -> QuerySet[PredictionTask]:
     return PredictionTask.objects.select_related("active_version").defer(*SERVING_DEFERRED)
 
 
-# Compiled once per process (medai_site.compiled_query): every prediction request reads it, and
-# building the select_related + defer statement cost more than PostgreSQL takes to answer it.
+# Compiled once per process (medai_site.compiled_query): read whenever serving has no kept copy
+# of the task (below), and building the select_related + defer statement cost more than
+# PostgreSQL takes to answer it.
 _SERVING_TASK = CompiledQuery(lambda slug: servable_tasks().filter(slug=slug))
 
 
